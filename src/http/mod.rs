@@ -1,0 +1,35 @@
+//! The HTTP side: the viewer page, the MJPEG stream, snapshots and status.
+//!
+//! It is built on `tiny_http`, which parses requests on its own connection threads; this
+//! module answers them. Short answers are written by a few worker threads; every stream
+//! gets a thread of its own. The HTTP side reads frames from the [`FrameSlot`] and counters
+//! from [`SourceStats`]; it knows nothing about cameras.
+//!
+//! [`FrameSlot`]: crate::slot::FrameSlot
+//! [`SourceStats`]: crate::stats::SourceStats
+
+pub mod routes;
+pub mod server;
+pub mod status;
+pub mod stream;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::slot::FrameSlot;
+use crate::source::Settings;
+use crate::stats::{ClientCounter, SourceStats};
+
+/// What the HTTP side shares between its threads.
+pub struct AppState {
+    pub slot: Arc<FrameSlot>,
+    pub source: Arc<SourceStats>,
+    pub clients: Arc<ClientCounter>,
+    pub settings: Settings,
+    pub started: Instant,
+    pub stopping: Arc<AtomicBool>,
+}
+
+/// The viewer page, embedded in the binary.
+pub const PAGE: &str = include_str!("../../web/index.html");

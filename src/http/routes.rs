@@ -1,0 +1,131 @@
+//! Maps a request's method and URL to what the server does with it.
+//!
+//! Pure functions of the request line, so that every path and query the server accepts
+//! is listed, and tested, in one place. No path ever reaches the file system.
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/`: redirect to the page, as the classic script does.
+    RedirectToPage,
+    /// `/index.html`: the viewer page.
+    Page,
+    /// `/stream.mjpg` and aliases. `advance`: the browser-friendly wire format.
+    Stream { advance: bool },
+    /// `/snapshot.jpg` and aliases: the newest frame.
+    Snapshot,
+    /// `/status`: JSON.
+    Status,
+    /// `/favicon.ico`: an empty answer rather than a logged 404 on every page load.
+    Favicon,
+    /// Anything else.
+    NotFound,
+    /// `/?action=` with an action this server does not know.
+    UnknownAction,
+}
+
+/// The request methods the server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    /// Anything else: answered 405.
+    Other,
+}
+
+/// Splits `url` into path and query, and finds the route.
+pub fn route(url: &str) -> Route {
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (url, ""),
+    };
+    match path {
+        "/" => match query_value(query, "action") {
+            None => Route::RedirectToPage,
+            Some("stream") => Route::Stream {
+                advance: wants_advance(query),
+            },
+            Some("snapshot") => Route::Snapshot,
+            Some(_) => Route::UnknownAction,
+        },
+        "/index.html" => Route::Page,
+        "/stream.mjpg" | "/stream" => Route::Stream {
+            advance: wants_advance(query),
+        },
+        "/snapshot.jpg" | "/snapshot" => Route::Snapshot,
+        "/status" | "/status.json" => Route::Status,
+        "/favicon.ico" => Route::Favicon,
+        _ => Route::NotFound,
+    }
+}
+
+/// True when the query asks for the advance-header stream format:
+/// `advance_headers=1` (or `true`, `yes`, or the bare key).
+fn wants_advance(query: &str) -> bool {
+    matches!(
+        query_value(query, "advance_headers"),
+        Some("1" | "true" | "yes" | "")
+    )
+}
+
+/// The value of `key` in an `a=b&c=d` query; a bare `key` yields `""`.
+pub fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// Reads a method name as sent in the request line.
+pub fn method(name: &str) -> Method {
+    match name {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        _ => Method::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/"), Route::RedirectToPage);
+        assert_eq!(route("/index.html"), Route::Page);
+        assert_eq!(route("/stream.mjpg"), Route::Stream { advance: false });
+        assert_eq!(
+            route("/stream.mjpg?advance_headers=1"),
+            Route::Stream { advance: true }
+        );
+        assert_eq!(
+            route("/stream?x=1&advance_headers"),
+            Route::Stream { advance: true }
+        );
+        assert_eq!(
+            route("/stream.mjpg?advance_headers=0"),
+            Route::Stream { advance: false }
+        );
+        assert_eq!(route("/?action=stream"), Route::Stream { advance: false });
+        assert_eq!(route("/?action=snapshot"), Route::Snapshot);
+        assert_eq!(route("/?action=reboot"), Route::UnknownAction);
+        assert_eq!(route("/snapshot.jpg"), Route::Snapshot);
+        assert_eq!(route("/snapshot?t=123"), Route::Snapshot);
+        assert_eq!(route("/status"), Route::Status);
+        assert_eq!(route("/../etc/passwd"), Route::NotFound);
+        assert_eq!(route("/index.html/"), Route::NotFound);
+        assert_eq!(route(""), Route::NotFound);
+    }
+
+    #[test]
+    fn methods_and_queries() {
+        assert_eq!(method("GET"), Method::Get);
+        assert_eq!(method("HEAD"), Method::Head);
+        assert_eq!(method("POST"), Method::Other);
+        assert_eq!(method("get"), Method::Other);
+        assert_eq!(query_value("a=1&b=2", "b"), Some("2"));
+        assert_eq!(query_value("a=1&b", "b"), Some(""));
+        assert_eq!(query_value("", "b"), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! The `/status` document: what the server is streaming and how it is going, as JSON.
+
+use std::fmt::Write as _;
+
+use super::AppState;
+
+/// Renders the status document.
+pub fn render(state: &AppState) -> String {
+    let source = &state.source;
+    let latest = state.slot.latest();
+    let (width, height) = match &latest {
+        Some(f) => (f.width(), f.height()),
+        None => (state.settings.width, state.settings.height),
+    };
+    let mut j = String::with_capacity(512);
+    j.push('{');
+    field_str(&mut j, "version", env!("CARGO_PKG_VERSION"));
+    field_str(&mut j, "source", source.description());
+    field_raw(&mut j, "width", width);
+    field_raw(&mut j, "height", height);
+    field_raw(&mut j, "fps_configured", state.settings.fps);
+    field_raw(&mut j, "fps_measured", format!("{:.2}", source.fps()));
+    field_raw(&mut j, "frames_captured", state.slot.published());
+    field_raw(&mut j, "frames_dropped", source.dropped());
+    match source.since_last_frame() {
+        Some(age) => field_raw(&mut j, "last_frame_age_ms", age.as_millis()),
+        None => field_raw(&mut j, "last_frame_age_ms", "null"),
+    }
+    match latest {
+        Some(f) => field_raw(&mut j, "last_frame_bytes", f.jpeg().len()),
+        None => field_raw(&mut j, "last_frame_bytes", "null"),
+    }
+    match source.error() {
+        Some(e) => field_str(&mut j, "source_error", &e),
+        None => field_raw(&mut j, "source_error", "null"),
+    }
+    field_raw(&mut j, "clients", state.clients.current());
+    match state.clients.max() {
+        Some(m) => field_raw(&mut j, "max_clients", m),
+        None => field_raw(&mut j, "max_clients", "null"),
+    }
+    field_raw(&mut j, "streams_served", state.clients.total());
+    field_raw(&mut j, "uptime_seconds", state.started.elapsed().as_secs());
+    j.pop(); // the last comma
+    j.push_str("}\n");
+    j
+}
+
+fn field_raw(j: &mut String, key: &str, value: impl std::fmt::Display) {
+    let _ = write!(j, "\"{key}\":{value},");
+}
+
+fn field_str(j: &mut String, key: &str, value: &str) {
+    let _ = write!(j, "\"{key}\":\"");
+    escape_into(j, value);
+    j.push_str("\",");
+}
+
+/// Appends `s` as the inside of a JSON string.
+fn escape_into(j: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => j.push_str("\\\""),
+            '\\' => j.push_str("\\\\"),
+            '\n' => j.push_str("\\n"),
+            '\r' => j.push_str("\\r"),
+            '\t' => j.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(j, "\\u{:04x}", c as u32);
+            }
+            c => j.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_json_strings() {
+        let mut j = String::new();
+        escape_into(&mut j, "a\"b\\c\nd\u{1}é");
+        assert_eq!(j, "a\\\"b\\\\c\\nd\\u0001é");
+    }
+}

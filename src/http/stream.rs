@@ -1,0 +1,105 @@
+//! Writes the MJPEG stream to one client, on that client's own thread.
+//!
+//! The loop asks the frame slot for the first frame newer than the last one sent and
+//! writes it with a single write call (the frame's bytes already hold the part headers).
+//! Nothing is queued per client: while a slow client's socket drains, newer frames replace
+//! older ones in the slot and the client simply gets the newest when it is ready.
+//! How much may wait in the kernel, and how long a write may block, are socket options
+//! set on the listening socket (see [`crate::net`]).
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use crate::frame::{ADVANCE_PART_HEAD, BOUNDARY};
+use crate::slot::{FrameSlot, Next};
+
+/// How long the stream may go without a new frame before the newest one is sent again,
+/// so that proxies and browsers keep the connection open.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// How a stream ended.
+#[derive(Debug)]
+pub enum EndReason {
+    /// Writing failed: the client left, or stopped reading past the write timeout.
+    Client(io::Error),
+    /// The server is stopping.
+    ServerStopping,
+}
+
+/// Counts for one client's stream.
+#[derive(Debug)]
+pub struct StreamOutcome {
+    /// Frames written (repeats of a stalled source's newest frame included).
+    pub sent: u64,
+    /// Newer frames the client never got because it was still busy with an older one.
+    pub skipped: u64,
+    pub end: EndReason,
+}
+
+/// Response head of a stream; the advance format opens the first part right away.
+pub fn response_head(advance: bool) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\n\
+         Server: picam-stream/{}\r\n\
+         Content-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n\
+         Cache-Control: no-cache, private\r\n\
+         Pragma: no-cache\r\n\
+         Age: 0\r\n\
+         Connection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes();
+    if advance {
+        head.extend_from_slice(ADVANCE_PART_HEAD);
+    }
+    head
+}
+
+/// Streams frames from `slot` to `out` until the client goes or the slot closes.
+pub fn run(out: &mut dyn Write, slot: &FrameSlot, advance: bool) -> StreamOutcome {
+    let mut sent = 0;
+    let mut skipped = 0;
+    let end = match write_loop(out, slot, advance, &mut sent, &mut skipped) {
+        Ok(()) => EndReason::ServerStopping,
+        Err(e) => EndReason::Client(e),
+    };
+    StreamOutcome { sent, skipped, end }
+}
+
+fn write_loop(
+    out: &mut dyn Write,
+    slot: &FrameSlot,
+    advance: bool,
+    sent: &mut u64,
+    skipped: &mut u64,
+) -> io::Result<()> {
+    out.write_all(&response_head(advance))?;
+    out.flush()?;
+    let mut last = None;
+    let mut seen = 0;
+    loop {
+        let frame = match slot.next_after(seen, KEEPALIVE) {
+            Next::Frame(frame) => {
+                if seen > 0 {
+                    *skipped += frame.seq() - seen - 1;
+                }
+                seen = frame.seq();
+                last = Some(frame.clone());
+                frame
+            }
+            Next::TimedOut => match &last {
+                Some(frame) => frame.clone(),
+                None => continue,
+            },
+            Next::Closed => return Ok(()),
+        };
+        let part = if advance {
+            frame.advance_part()
+        } else {
+            frame.classic_part()
+        };
+        out.write_all(part)?;
+        out.flush()?;
+        *sent += 1;
+    }
+}

@@ -1,0 +1,33 @@
+//! picam-stream: a live MJPEG stream of a camera for every browser on the network.
+//!
+//! Data flows one way through small modules, each owning one job:
+//!
+//! ```text
+//!  source ──▶ encoder ──▶ FrameSlot ──▶ http clients
+//! (pattern,    (software    (newest      (one thread per
+//!  pipe, exec)   JPEG)       frame only)   stream, tiny_http)
+//! ```
+//!
+//! * [`source`] produces JPEG frames: the built-in test pattern, or an MJPEG byte stream
+//!   from standard input, a file or a child process, cut into frames by [`splitter`].
+//! * [`encoder`] turns raw pictures into JPEG in software.
+//! * [`slot`] holds the newest frame. Publishing never locks or waits; each client asks
+//!   for "the first frame newer than the one I sent", so a slow client skips frames
+//!   instead of queueing them.
+//! * [`http`] serves the page, the stream, snapshots and status. It knows frames, not
+//!   cameras.
+//! * [`config`] reads the command line and the environment.
+
+pub mod clock;
+pub mod config;
+pub mod encoder;
+pub mod frame;
+pub mod http;
+pub mod jpeg;
+pub mod logging;
+pub mod net;
+pub mod shutdown;
+pub mod slot;
+pub mod source;
+pub mod splitter;
+pub mod stats;

@@ -1,0 +1,21 @@
+//! Log set-up: `env_logger` at `info` unless `RUST_LOG` says otherwise, one line per event
+//! with a UTC timestamp, on standard error.
+
+use std::io::Write;
+
+use crate::clock::Utc;
+
+/// Installs the logger. `RUST_LOG` (e.g. `debug`, `picam_stream=debug`) overrides the level.
+pub fn init() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|buf, record| {
+            writeln!(
+                buf,
+                "{} {:<5} {}",
+                Utc::now().rfc3339(),
+                record.level(),
+                record.args()
+            )
+        })
+        .init();
+}

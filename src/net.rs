@@ -1,0 +1,134 @@
+//! The listening socket and the addresses people can open.
+//!
+//! Per-connection limits are set once on the listening socket: Linux copies these options
+//! to every connection it accepts, so they apply to the connections `tiny_http` accepts
+//! without reaching into it:
+//!
+//! * `TCP_NODELAY`: a frame goes out as soon as it is written.
+//! * `TCP_NOTSENT_LOWAT`: a write blocks while more than a small amount is still unsent,
+//!   so at most about one frame waits in the kernel for a slow client, whose latency
+//!   therefore stays near one frame's transfer time instead of growing.
+//! * `SO_SNDTIMEO`: a client that stops reading is dropped after [`WRITE_TIMEOUT`].
+//! * `TCP_USER_TIMEOUT` and keep-alive probes: a vanished peer is noticed.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use nix::sys::socket::{setsockopt, sockopt, SockaddrLike};
+use nix::sys::time::TimeVal;
+
+/// A write to a client may block this long before the client is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Unsent bytes above which a write to a client waits (`TCP_NOTSENT_LOWAT`).
+pub const UNSENT_LIMIT: u32 = 16 * 1024;
+
+/// Binds `addr` and sets the per-connection options described in the module docs.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    setsockopt(&listener, sockopt::TcpNoDelay, &true)?;
+    let timeout = TimeVal::new(WRITE_TIMEOUT.as_secs() as _, 0);
+    setsockopt(&listener, sockopt::SendTimeout, &timeout)?;
+    setsockopt(&listener, sockopt::KeepAlive, &true)?;
+    setsockopt(&listener, sockopt::TcpKeepIdle, &30)?;
+    setsockopt(&listener, sockopt::TcpKeepInterval, &10)?;
+    setsockopt(&listener, sockopt::TcpKeepCount, &3)?;
+    setsockopt(&listener, sockopt::TcpUserTimeout, &30_000)?;
+    set_notsent_lowat(&listener, UNSENT_LIMIT)?;
+    Ok(listener)
+}
+
+fn set_notsent_lowat(listener: &TcpListener, bytes: u32) -> io::Result<()> {
+    let value = bytes as nix::libc::c_int;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `value`, which lives on
+    // our stack for the call; the descriptor belongs to `listener`, borrowed for the call.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            listener.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_NOTSENT_LOWAT,
+            &value as *const nix::libc::c_int as *const nix::libc::c_void,
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The URLs at which this machine serves `bound`: one per address of an interface that
+/// is up when bound to all addresses, otherwise the bound address itself.
+pub fn urls(bound: SocketAddr) -> Vec<String> {
+    let port = bound.port();
+    if !bound.ip().is_unspecified() {
+        return vec![url(bound.ip(), port)];
+    }
+    let want_v6 = bound.is_ipv6();
+    let mut ips: Vec<IpAddr> = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            if !ifa.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP) {
+                continue;
+            }
+            let Some(addr) = ifa.address else { continue };
+            let ip = match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (_, Some(v6)) if want_v6 => IpAddr::V6(v6.ip()),
+                _ => continue,
+            };
+            if let IpAddr::V6(v6) = ip {
+                // Link-local addresses need a zone id no browser bar takes.
+                if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                    continue;
+                }
+            }
+            if !ips.contains(&ip) && addr.family().is_some() {
+                ips.push(ip);
+            }
+        }
+    }
+    // Addresses people type first: private LAN ones, then others, loopback last.
+    ips.sort_by_key(|ip| (ip.is_loopback(), ip.is_ipv6()));
+    ips.into_iter().map(|ip| url(ip, port)).collect()
+}
+
+fn url(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("http://{v4}:{port}/"),
+        IpAddr::V6(v6) => format!("http://[{v6}]:{port}/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_for_specific_and_wildcard_addresses() {
+        assert_eq!(
+            urls("127.0.0.1:8000".parse().unwrap()),
+            vec!["http://127.0.0.1:8000/"]
+        );
+        assert_eq!(urls("[::1]:81".parse().unwrap()), vec!["http://[::1]:81/"]);
+        let all = urls("0.0.0.0:8000".parse().unwrap());
+        assert!(
+            all.contains(&"http://127.0.0.1:8000/".to_string()),
+            "{all:?}"
+        );
+        assert!(all.iter().all(|u| !u.contains('[')), "{all:?}");
+    }
+
+    #[test]
+    fn accepted_connections_inherit_the_options() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        assert!(conn.nodelay().unwrap());
+        assert_eq!(conn.write_timeout().unwrap(), Some(WRITE_TIMEOUT));
+        drop(client);
+    }
+}

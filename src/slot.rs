@@ -1,0 +1,233 @@
+//! `FrameSlot`: the newest frame, handed from one producer to any number of readers.
+//!
+//! The slot keeps exactly one frame: the newest. Publishing swaps it in without taking a
+//! lock and without waiting for any reader, then wakes the readers that sleep on the
+//! slot. A reader asks for "the first frame newer than sequence number N" and gets the
+//! newest one, so a reader that falls behind skips frames and never builds a backlog.
+//! Frames are shared through `Arc`; their bytes are never copied per reader.
+//!
+//! Sleeping and waking use the Linux futex on a 32-bit publication counter, which has no
+//! lost wake-ups: a reader only sleeps while the counter still holds the value it read.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use crate::frame::Frame;
+
+/// What a reader gets from [`FrameSlot::next_after`].
+#[derive(Debug)]
+pub enum Next {
+    /// A frame newer than the one asked about (the newest one).
+    Frame(Arc<Frame>),
+    /// Nothing newer arrived within the timeout.
+    TimedOut,
+    /// The slot was closed: the server is stopping.
+    Closed,
+}
+
+/// Holds the newest frame; see the module documentation.
+#[derive(Default)]
+pub struct FrameSlot {
+    latest: ArcSwapOption<Frame>,
+    /// Bumped on every publication and on close; readers sleep on it.
+    wake_word: AtomicU32,
+    /// Readers currently asleep (or about to be), so a publication with none skips the wake.
+    sleepers: AtomicU32,
+    last_seq: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl FrameSlot {
+    pub fn new() -> FrameSlot {
+        FrameSlot::default()
+    }
+
+    /// Makes `jpeg` the newest frame and wakes waiting readers. Never blocks.
+    ///
+    /// Only one thread may publish into a slot.
+    pub fn publish(&self, jpeg: &[u8], width: u16, height: u16, captured: Instant) -> Arc<Frame> {
+        let seq = self.last_seq.load(Ordering::Relaxed) + 1;
+        let frame = Arc::new(Frame::new(seq, jpeg, width, height, captured));
+        self.latest.store(Some(frame.clone()));
+        self.last_seq.store(seq, Ordering::Release);
+        self.wake_all();
+        frame
+    }
+
+    /// The newest frame, if any was published.
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        self.latest.load_full()
+    }
+
+    /// Number of frames published so far.
+    pub fn published(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `timeout` for a frame with a sequence number above `seen` (0: any).
+    pub fn next_after(&self, seen: u64, timeout: Duration) -> Next {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let word = self.wake_word.load(Ordering::SeqCst);
+            if self.closed.load(Ordering::SeqCst) {
+                return Next::Closed;
+            }
+            if let Some(frame) = self.latest.load_full() {
+                if frame.seq() > seen {
+                    return Next::Frame(frame);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Next::TimedOut;
+            }
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            futex::wait(&self.wake_word, word, deadline - now);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wakes every reader for good: they all get [`Next::Closed`] from now on.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn wake_all(&self) {
+        self.wake_word.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            futex::wake_all(&self.wake_word);
+        }
+    }
+}
+
+/// The two futex operations the slot needs, on a process-private word.
+mod futex {
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    use nix::libc;
+
+    /// The layout `SYS_futex` takes for its timeout on every Linux architecture: two
+    /// `long`s (on 32-bit ARM the kernel reads the old 32-bit timespec through this call).
+    #[repr(C)]
+    struct KernelTimespec {
+        tv_sec: libc::c_long,
+        tv_nsec: libc::c_long,
+    }
+
+    /// Sleeps while `*word == expected`, at most `timeout`. Spurious returns are fine:
+    /// the caller re-checks its condition.
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+        let secs = timeout.as_secs().min(libc::c_long::MAX as u64) as libc::c_long;
+        let ts = KernelTimespec {
+            tv_sec: secs,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: FUTEX_WAIT reads the aligned u32 behind `word`, which lives as long as
+        // this call, and the timespec on our stack; the remaining arguments are unused.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                &ts as *const KernelTimespec,
+                std::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+    }
+
+    /// Wakes every thread sleeping on `word`.
+    pub fn wake_all(word: &AtomicU32) {
+        // SAFETY: FUTEX_WAKE only uses the address of `word` as a key; it reads nothing
+        // else and writes nothing.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                libc::c_int::MAX,
+                std::ptr::null::<KernelTimespec>(),
+                std::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    fn jpeg() -> Vec<u8> {
+        vec![0xFF, 0xD8, 0xFF, 0xD9]
+    }
+
+    #[test]
+    fn reader_gets_newest_and_skips_older() {
+        let slot = FrameSlot::new();
+        assert!(slot.latest().is_none());
+        for _ in 0..5 {
+            slot.publish(&jpeg(), 1, 1, Instant::now());
+        }
+        match slot.next_after(0, Duration::from_millis(10)) {
+            Next::Frame(f) => assert_eq!(f.seq(), 5),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+        assert!(matches!(
+            slot.next_after(5, Duration::from_millis(20)),
+            Next::TimedOut
+        ));
+    }
+
+    #[test]
+    fn sleeping_readers_wake_on_publish_and_close() {
+        let slot = Arc::new(FrameSlot::new());
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let slot = slot.clone();
+                thread::spawn(move || {
+                    let mut seen = 0;
+                    let mut got = 0;
+                    loop {
+                        match slot.next_after(seen, Duration::from_secs(10)) {
+                            Next::Frame(f) => {
+                                assert!(f.seq() > seen);
+                                seen = f.seq();
+                                got += 1;
+                            }
+                            Next::TimedOut => panic!("reader was not woken"),
+                            Next::Closed => return (seen, got),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            slot.publish(&jpeg(), 1, 1, Instant::now());
+            thread::sleep(Duration::from_micros(200));
+        }
+        // Let the readers catch up with the last frame before closing.
+        thread::sleep(Duration::from_millis(100));
+        slot.close();
+        for r in readers {
+            let (seen, got) = r.join().unwrap();
+            assert_eq!(seen, 200);
+            assert!(got > 0);
+        }
+        assert!(matches!(
+            slot.next_after(0, Duration::from_secs(1)),
+            Next::Closed
+        ));
+    }
+}

@@ -1,0 +1,269 @@
+//! Sources of pictures: what `--source` names, and the thread that feeds the frame slot.
+//!
+//! A source runs on its own thread and hands finished JPEG pictures to a [`FrameSink`],
+//! which checks them, measures the frame rate and publishes them into the
+//! [`FrameSlot`]. Sources know nothing about HTTP.
+//!
+//! * `test`: the built-in animated test pattern ([`pattern`]).
+//! * `stdin`, `file:PATH`, `exec:COMMAND`: MJPEG byte streams ([`pipe`]).
+//! * `libcamera[:INDEX|:ID]`, `v4l2:/dev/videoN`: cameras, in binaries built with them.
+//! * `auto`: a camera when one is found, otherwise the test pattern.
+
+pub mod font;
+pub mod pattern;
+pub mod pipe;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::slot::FrameSlot;
+use crate::stats::{RateMeter, SourceStats};
+
+/// A source as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Auto,
+    Test,
+    Stdin,
+    File(PathBuf),
+    Exec(String),
+    Libcamera(Option<String>),
+    V4l2(PathBuf),
+}
+
+/// The accepted forms of `--source`, for error messages and help.
+pub const SOURCE_FORMS: &str =
+    "auto, test, stdin, file:PATH, exec:COMMAND, libcamera[:INDEX|:ID] or v4l2:/dev/videoN";
+
+impl FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<SourceSpec, String> {
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        let need_arg = |what: &str| match arg {
+            Some(a) if !a.trim().is_empty() => Ok(a.to_string()),
+            _ => Err(format!("'{kind}:' needs {what} after the colon")),
+        };
+        match (kind, arg) {
+            ("auto", None) => Ok(SourceSpec::Auto),
+            ("test", None) => Ok(SourceSpec::Test),
+            ("stdin" | "-", None) => Ok(SourceSpec::Stdin),
+            ("file", _) => Ok(SourceSpec::File(PathBuf::from(need_arg("a path")?))),
+            ("exec", _) => Ok(SourceSpec::Exec(need_arg("a command")?)),
+            ("libcamera", None) => Ok(SourceSpec::Libcamera(None)),
+            ("libcamera", Some(_)) => Ok(SourceSpec::Libcamera(Some(need_arg("an index or id")?))),
+            ("v4l2", _) => Ok(SourceSpec::V4l2(PathBuf::from(need_arg("a device path")?))),
+            _ => Err(format!("expected {SOURCE_FORMS}")),
+        }
+    }
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Auto => f.write_str("auto"),
+            SourceSpec::Test => f.write_str("test"),
+            SourceSpec::Stdin => f.write_str("stdin"),
+            SourceSpec::File(p) => write!(f, "file:{}", p.display()),
+            SourceSpec::Exec(c) => write!(f, "exec:{c}"),
+            SourceSpec::Libcamera(None) => f.write_str("libcamera"),
+            SourceSpec::Libcamera(Some(id)) => write!(f, "libcamera:{id}"),
+            SourceSpec::V4l2(p) => write!(f, "v4l2:{}", p.display()),
+        }
+    }
+}
+
+/// Picture settings for sources that produce or encode pictures themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub width: u16,
+    pub height: u16,
+    pub fps: u32,
+    pub quality: u8,
+}
+
+/// Where a source delivers its pictures.
+pub struct FrameSink {
+    slot: Arc<FrameSlot>,
+    stats: Arc<SourceStats>,
+    stop: Arc<AtomicBool>,
+    rate: RateMeter,
+}
+
+impl FrameSink {
+    pub fn new(slot: Arc<FrameSlot>, stats: Arc<SourceStats>, stop: Arc<AtomicBool>) -> FrameSink {
+        FrameSink {
+            slot,
+            stats,
+            stop,
+            rate: RateMeter::default(),
+        }
+    }
+
+    /// Checks `jpeg` and publishes it; a picture that is not a valid JPEG is dropped,
+    /// counted and logged.
+    pub fn offer_jpeg(&mut self, jpeg: &[u8]) -> bool {
+        match crate::jpeg::inspect(jpeg) {
+            Ok(dims) => {
+                self.publish_checked(jpeg, dims.width, dims.height);
+                true
+            }
+            Err(e) => {
+                log::warn!("dropped a {} byte frame: {e}", jpeg.len());
+                self.stats.count_dropped();
+                false
+            }
+        }
+    }
+
+    /// Publishes a JPEG the caller made itself and knows to be valid.
+    pub fn publish_checked(&mut self, jpeg: &[u8], width: u16, height: u16) {
+        let now = Instant::now();
+        self.slot.publish(jpeg, width, height, now);
+        self.stats.mark_published(now);
+        if let Some(fps) = self.rate.tick(now) {
+            self.stats.set_fps(fps);
+        }
+    }
+
+    pub fn stats(&self) -> &SourceStats {
+        &self.stats
+    }
+
+    /// True once the server is stopping: the source should return.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A running source thread.
+pub struct RunningSource {
+    pub stats: Arc<SourceStats>,
+    pub thread: JoinHandle<()>,
+}
+
+/// Why a source could not be started.
+#[derive(Debug)]
+pub struct SourceError(pub String);
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Resolves `auto`, opens the source and starts its thread.
+pub fn start(
+    spec: &SourceSpec,
+    settings: Settings,
+    slot: Arc<FrameSlot>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunningSource, SourceError> {
+    let spec = match spec {
+        SourceSpec::Auto => {
+            log::info!("no camera support is built into this binary; streaming the test pattern");
+            SourceSpec::Test
+        }
+        other => other.clone(),
+    };
+    let (description, body): (String, Box<dyn FnOnce(FrameSink) + Send>) = match &spec {
+        SourceSpec::Test => (
+            format!(
+                "test pattern {}x{} at {} fps",
+                settings.width, settings.height, settings.fps
+            ),
+            Box::new(move |sink| pattern::run(settings, sink)),
+        ),
+        SourceSpec::Stdin => (
+            "MJPEG from standard input".to_string(),
+            Box::new(pipe::run_stdin),
+        ),
+        SourceSpec::File(path) => {
+            let file = pipe::open_file(path).map_err(SourceError)?;
+            let path = path.clone();
+            (
+                format!(
+                    "MJPEG file {} looped at {} fps",
+                    path.display(),
+                    settings.fps
+                ),
+                Box::new(move |sink| pipe::run_file(file, path, settings.fps, sink)),
+            )
+        }
+        SourceSpec::Exec(command) => {
+            let command = command.clone();
+            (
+                format!("MJPEG from command `{command}`"),
+                Box::new(move |sink| pipe::run_exec(&command, sink)),
+            )
+        }
+        SourceSpec::Libcamera(_) | SourceSpec::V4l2(_) => {
+            return Err(SourceError(format!(
+                "source '{spec}' is not built into this binary (camera support comes with the \
+                 libcamera and V4L2 sources); use {SOURCE_FORMS} that this binary supports: \
+                 test, stdin, file:PATH or exec:COMMAND"
+            )))
+        }
+        SourceSpec::Auto => unreachable!("auto was resolved above"),
+    };
+    let stats = Arc::new(SourceStats::new(description));
+    let sink = FrameSink::new(slot, stats.clone(), stop);
+    let thread = std::thread::Builder::new()
+        .name("source".into())
+        .spawn(move || body(sink))
+        .map_err(|e| SourceError(format!("cannot start the source thread: {e}")))?;
+    Ok(RunningSource { stats, thread })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let p = |s: &str| s.parse::<SourceSpec>();
+        assert_eq!(p("auto"), Ok(SourceSpec::Auto));
+        assert_eq!(p("test"), Ok(SourceSpec::Test));
+        assert_eq!(p("stdin"), Ok(SourceSpec::Stdin));
+        assert_eq!(
+            p("file:/a/b.mjpg"),
+            Ok(SourceSpec::File("/a/b.mjpg".into()))
+        );
+        assert_eq!(
+            p("exec:rpicam-vid -t 0 --codec mjpeg -o -"),
+            Ok(SourceSpec::Exec(
+                "rpicam-vid -t 0 --codec mjpeg -o -".into()
+            ))
+        );
+        assert_eq!(p("libcamera"), Ok(SourceSpec::Libcamera(None)));
+        assert_eq!(
+            p("libcamera:1"),
+            Ok(SourceSpec::Libcamera(Some("1".into())))
+        );
+        assert_eq!(
+            p("v4l2:/dev/video0"),
+            Ok(SourceSpec::V4l2("/dev/video0".into()))
+        );
+        assert!(p("file:").is_err());
+        assert!(p("exec:  ").is_err());
+        assert!(p("camera").is_err());
+        assert!(p("test:1").is_err());
+        for s in [
+            "test",
+            "file:/x",
+            "exec:cat",
+            "libcamera:0",
+            "v4l2:/dev/video2",
+        ] {
+            assert_eq!(p(s).unwrap().to_string(), s);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Counters shared between the source thread and the HTTP side, read by `/status`.
+//!
+//! Everything here is a plain atomic, written by one side and read by the other, except
+//! the source's last error, which changes rarely and sits behind a mutex.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the source reports about itself.
+#[derive(Debug)]
+pub struct SourceStats {
+    description: String,
+    /// Frames the source dropped: corrupt, truncated or oversized input, failed encodes.
+    dropped: AtomicU64,
+    /// Frame rate over the last measuring window, in hundredths of a frame per second.
+    fps_centi: AtomicU32,
+    /// Milliseconds since `started` at the last publication (0: none yet).
+    last_publish_ms: AtomicU64,
+    started: Instant,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SourceStats {
+    pub fn new(description: String) -> SourceStats {
+        SourceStats {
+            description,
+            dropped: AtomicU64::new(0),
+            fps_centi: AtomicU32::new(0),
+            last_publish_ms: AtomicU64::new(0),
+            started: Instant::now(),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_fps(&self, fps: f64) {
+        self.fps_centi.store(
+            (fps * 100.0).round().clamp(0.0, u32::MAX as f64) as u32,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn mark_published(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.started).as_millis() as u64;
+        self.last_publish_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Measured frame rate; 0 once the source has been silent for two seconds.
+    pub fn fps(&self) -> f64 {
+        match self.since_last_frame() {
+            Some(age) if age < Duration::from_secs(2) => {
+                self.fps_centi.load(Ordering::Relaxed) as f64 / 100.0
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Time since the last published frame, if there was one.
+    pub fn since_last_frame(&self) -> Option<Duration> {
+        let ms = self.last_publish_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| {
+            self.started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(ms))
+        })
+    }
+
+    /// Records (or clears, with `None`) the source's current problem.
+    pub fn set_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Counts streaming clients against an optional limit.
+#[derive(Debug)]
+pub struct ClientCounter {
+    current: AtomicUsize,
+    total: AtomicU64,
+    max: usize,
+}
+
+/// A place taken in the [`ClientCounter`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct ClientPlace {
+    counter: Arc<ClientCounter>,
+}
+
+impl ClientCounter {
+    /// `max` = 0 means no limit.
+    pub fn new(max: usize) -> ClientCounter {
+        ClientCounter {
+            current: AtomicUsize::new(0),
+            total: AtomicU64::new(0),
+            max: if max == 0 { usize::MAX } else { max },
+        }
+    }
+
+    /// Takes a place, or `None` when the limit is reached.
+    pub fn try_enter(self: &Arc<Self>) -> Option<ClientPlace> {
+        self.current
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(ClientPlace {
+            counter: self.clone(),
+        })
+    }
+
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Streams served since start.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> Option<usize> {
+        (self.max != usize::MAX).then_some(self.max)
+    }
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        self.counter.current.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Frame rate over windows of about one second, kept by the publishing thread.
+#[derive(Debug)]
+pub struct RateMeter {
+    window_start: Instant,
+    count: u32,
+}
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter {
+            window_start: Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl RateMeter {
+    /// Counts one event at `now`; returns the rate when a window closes.
+    pub fn tick(&mut self, now: Instant) -> Option<f64> {
+        self.count += 1;
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed < Duration::from_secs(1) {
+            return None;
+        }
+        let rate = self.count as f64 / elapsed.as_secs_f64();
+        self.count = 0;
+        self.window_start = now;
+        Some(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_limit_and_release() {
+        let c = Arc::new(ClientCounter::new(2));
+        let a = c.try_enter().unwrap();
+        let _b = c.try_enter().unwrap();
+        assert!(c.try_enter().is_none());
+        drop(a);
+        assert_eq!(c.current(), 1);
+        assert!(c.try_enter().is_some());
+        assert_eq!(c.total(), 3);
+        assert_eq!(ClientCounter::new(0).max(), None);
+    }
+
+    #[test]
+    fn rate_meter_measures_windows() {
+        let mut m = RateMeter::default();
+        let t0 = m.window_start;
+        for i in 1..10 {
+            assert!(m.tick(t0 + Duration::from_millis(i * 100)).is_none());
+        }
+        let r = m.tick(t0 + Duration::from_millis(1000)).unwrap();
+        assert!((r - 10.0).abs() < 1e-9);
+    }
+}
