@@ -197,11 +197,16 @@ impl MjpegSplitter {
         self.state = State::Marker;
     }
 
-    /// Drops the frame begun at `start`; scanning resumes at `pos` for the next SOI, and
-    /// the bytes skipped on the way belong to the drop, not to garbage.
+    /// Drops the frame begun at `start`. The search for the next SOI starts right after
+    /// this one's: a frame cut short inside a header segment has its successor's start
+    /// somewhere in what looked like that segment. Bytes skipped on the way belong to the
+    /// drop, not to garbage.
     fn drop_frame(&mut self, reason: DropReason, each: &mut impl FnMut(Piece<'_>)) {
-        let resume = self.pos.max(self.start + 1).min(self.buf.len());
-        each(Piece::Dropped(reason, resume - self.start));
+        each(Piece::Dropped(
+            reason,
+            self.pos.min(self.buf.len()) - self.start,
+        ));
+        let resume = (self.start + 2).min(self.buf.len());
         self.start = resume;
         self.pos = resume;
         self.state = State::Seek;
@@ -397,6 +402,18 @@ mod tests {
                 Got::D(DropReason::Truncated),
             ]
         );
+    }
+
+    #[test]
+    fn frame_cut_inside_a_header_segment_does_not_hide_the_next() {
+        let a = jpeg(1, 100);
+        // Cut inside the APP0 segment: its length swallows the start of the next frame.
+        let mut input = a[..7].to_vec();
+        input.extend_from_slice(&a);
+        input.extend_from_slice(&a);
+        let got = run(&[&input], 1 << 20);
+        assert_eq!(got.first(), Some(&Got::D(DropReason::Corrupt)), "{got:?}");
+        assert_eq!(got[1..], [Got::F(a.clone()), Got::F(a)]);
     }
 
     #[test]

@@ -1,0 +1,316 @@
+//! Shared helpers for the tests that run the real server binary over real TCP.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Slack for slow machines: tests under CPU emulation set PICAM_TEST_EXEC_WRAPPER.
+pub fn slow_factor() -> u32 {
+    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
+        4
+    } else {
+        1
+    }
+}
+
+/// The server binary as a command, behind the emulator given in PICAM_TEST_EXEC_WRAPPER
+/// (e.g. "qemu-arm-static -cpu arm1176") when the tests run for another CPU.
+pub fn server_command() -> Command {
+    let bin = env!("CARGO_BIN_EXE_picam-stream");
+    match std::env::var("PICAM_TEST_EXEC_WRAPPER") {
+        Ok(w) if !w.trim().is_empty() => {
+            let mut words = w.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        _ => Command::new(bin),
+    }
+}
+
+/// A running server on an ephemeral loopback port; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub stdin: Option<ChildStdin>,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_with(args, false)
+    }
+
+    /// Starts the server; `pipe_stdin` gives the test the server's standard input.
+    pub fn start_with(args: &[&str], pipe_stdin: bool) -> Server {
+        let mut cmd = server_command();
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(if pipe_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the server binary");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let log_w = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+                log_w.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start; log: {:?}", log.lock().unwrap());
+            }
+        };
+        let stdin = child.stdin.take();
+        Server {
+            child,
+            addr,
+            log,
+            stdin,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let r = get(self.addr, "/status");
+        assert_eq!(r.status, 200, "status: {}", r.text());
+        serde_json::from_slice(&r.body).expect("status is JSON")
+    }
+
+    /// Polls /status until `pred` holds, or panics after `timeout`.
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout * slow_factor();
+        loop {
+            let s = self.status();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last status {s}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10) * slow_factor()))
+        .unwrap();
+    s
+}
+
+/// Reads a response head from `r`: status code and lower-cased headers.
+pub fn read_head(r: &mut impl BufRead) -> (u16, HashMap<String, String>) {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    (status, read_headers(r))
+}
+
+pub fn read_headers(r: &mut impl BufRead) -> HashMap<String, String> {
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            return headers;
+        }
+        let (k, v) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("bad header {line:?}"));
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+}
+
+/// One request with `Connection: close`, the whole response read.
+pub fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    let mut body = Vec::new();
+    if method != "HEAD" {
+        match headers.get("content-length") {
+            Some(n) => {
+                body.resize(n.parse().unwrap(), 0);
+                r.read_exact(&mut body).unwrap();
+            }
+            None => {
+                r.read_to_end(&mut body).unwrap();
+            }
+        }
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path)
+}
+
+/// Reads parts of a `multipart/x-mixed-replace; boundary=FRAME` stream.
+pub struct MjpegClient {
+    pub reader: BufReader<TcpStream>,
+    pub headers: HashMap<String, String>,
+    advance: bool,
+}
+
+impl MjpegClient {
+    pub fn open(addr: SocketAddr, path: &str) -> MjpegClient {
+        let mut s = connect(addr);
+        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        let mut reader = BufReader::new(s);
+        let (status, headers) = read_head(&mut reader);
+        assert_eq!(status, 200, "stream answered {status}");
+        let advance = path.contains("advance_headers=1");
+        let mut c = MjpegClient {
+            reader,
+            headers,
+            advance,
+        };
+        if advance {
+            c.expect_boundary();
+        }
+        c
+    }
+
+    fn expect_boundary(&mut self) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "--FRAME\r\n", "expected a boundary line");
+    }
+
+    /// The next JPEG and its part headers.
+    pub fn next_part(&mut self) -> (HashMap<String, String>, Vec<u8>) {
+        if self.advance {
+            let headers = read_headers(&mut self.reader);
+            assert_eq!(
+                headers.get("content-type").map(String::as_str),
+                Some("image/jpeg")
+            );
+            assert!(!headers.contains_key("content-length"));
+            // The JPEG runs up to CRLF followed by the next boundary.
+            let mut body = Vec::new();
+            let end = b"\r\n--FRAME\r\n";
+            loop {
+                let mut byte = [0u8; 1];
+                self.reader.read_exact(&mut byte).expect("stream byte");
+                body.push(byte[0]);
+                if body.ends_with(end) {
+                    body.truncate(body.len() - end.len());
+                    return (headers, body);
+                }
+            }
+        }
+        self.expect_boundary();
+        let headers = read_headers(&mut self.reader);
+        let len: usize = headers["content-length"].parse().unwrap();
+        let mut body = vec![0u8; len];
+        self.reader.read_exact(&mut body).unwrap();
+        let mut crlf = [0u8; 2];
+        self.reader.read_exact(&mut crlf).unwrap();
+        assert_eq!(&crlf, b"\r\n", "each part ends with CRLF");
+        (headers, body)
+    }
+
+    pub fn next_jpeg(&mut self) -> Vec<u8> {
+        self.next_part().1
+    }
+}
+
+/// Decodes a JPEG fully and returns (width, height, pixels).
+pub fn decode(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+    let mut d = zune_jpeg::JpegDecoder::new(jpeg);
+    let pixels = d.decode().expect("frame decodes as JPEG");
+    let info = d.info().unwrap();
+    (info.width as usize, info.height as usize, pixels)
+}
+
+/// A real JPEG of `w`x`h` filled with a gradient seeded by `seed`.
+pub fn make_jpeg(w: u16, h: u16, seed: u8) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            rgb.extend_from_slice(&[
+                (x as u8).wrapping_add(seed),
+                (y as u8).wrapping_mul(3),
+                seed,
+            ]);
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 85)
+        .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}

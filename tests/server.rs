@@ -1,0 +1,488 @@
+//! The server binary, started on an ephemeral loopback port and spoken to over real TCP.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SMALL: &[&str] = &["--source", "test", "--size", "320x240", "--fps", "20"];
+
+#[test]
+fn page_redirect_and_head() {
+    let server = Server::start(SMALL);
+    let r = get(server.addr, "/");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/index.html"));
+
+    let page = get(server.addr, "/index.html");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text();
+    assert!(
+        html.contains("stream.mjpg?advance_headers=1"),
+        "page uses the browser format"
+    );
+    assert!(html.contains("alt="), "the picture has alt text");
+
+    let head = request(server.addr, "HEAD", "/index.html");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), page.header("content-length"));
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn not_found_and_method_not_allowed() {
+    let server = Server::start(SMALL);
+    let r = get(server.addr, "/../../etc/passwd");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("not found"), "{}", r.text());
+    assert_eq!(get(server.addr, "/?action=reboot").status, 404);
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let r = request(server.addr, method, "/stream.mjpg");
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    }
+    let head = request(server.addr, "HEAD", "/stream.mjpg");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-type"),
+        Some("multipart/x-mixed-replace; boundary=FRAME")
+    );
+    assert!(head.body.is_empty());
+    assert_eq!(
+        server.status()["clients"],
+        0,
+        "HEAD does not count as a viewer"
+    );
+}
+
+#[test]
+fn classic_stream_parts_decode_with_the_right_size() {
+    let server = Server::start(SMALL);
+    let mut c = MjpegClient::open(server.addr, "/stream.mjpg");
+    assert_eq!(
+        c.headers.get("content-type").map(String::as_str),
+        Some("multipart/x-mixed-replace; boundary=FRAME")
+    );
+    assert_eq!(
+        c.headers.get("cache-control").map(String::as_str),
+        Some("no-cache, private")
+    );
+    assert_eq!(
+        c.headers.get("pragma").map(String::as_str),
+        Some("no-cache")
+    );
+    assert_eq!(c.headers.get("age").map(String::as_str), Some("0"));
+    let mut pictures = Vec::new();
+    for _ in 0..5 {
+        let (headers, jpeg) = c.next_part();
+        assert_eq!(headers["content-type"], "image/jpeg");
+        assert_eq!(headers["content-length"], jpeg.len().to_string());
+        let (w, h, pixels) = decode(&jpeg);
+        assert_eq!((w, h), (320, 240));
+        pictures.push(pixels);
+    }
+    assert!(
+        pictures.windows(2).all(|p| p[0] != p[1]),
+        "the test pattern moves"
+    );
+}
+
+#[test]
+fn advance_header_stream_and_aliases() {
+    let server = Server::start(SMALL);
+    let mut c = MjpegClient::open(server.addr, "/stream.mjpg?advance_headers=1");
+    for _ in 0..3 {
+        let (w, h, _) = decode(&c.next_jpeg());
+        assert_eq!((w, h), (320, 240));
+    }
+    for path in ["/?action=stream", "/stream"] {
+        let mut c = MjpegClient::open(server.addr, path);
+        assert_eq!(decode(&c.next_jpeg()).0, 320, "{path}");
+    }
+    for path in ["/snapshot.jpg", "/?action=snapshot", "/snapshot"] {
+        let r = get(server.addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+        assert_eq!(
+            r.header("content-length"),
+            Some(r.body.len().to_string().as_str())
+        );
+        assert_eq!(decode(&r.body).0, 320);
+    }
+}
+
+#[test]
+fn status_reports_source_size_rates_and_clients() {
+    let server = Server::start(SMALL);
+    let s = server.wait_status(Duration::from_secs(5), "frames", |s| {
+        s["frames_captured"].as_u64().unwrap() >= 25
+    });
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert!(s["source"].as_str().unwrap().contains("test pattern"));
+    assert_eq!(s["width"], 320);
+    assert_eq!(s["height"], 240);
+    assert_eq!(s["fps_configured"], 20);
+    let fps = s["fps_measured"].as_f64().unwrap();
+    assert!(fps > 0.0, "measured fps {fps}");
+    assert_eq!(s["frames_dropped"], 0);
+    assert_eq!(s["clients"], 0);
+    assert!(s["uptime_seconds"].is_u64());
+
+    let mut c = MjpegClient::open(server.addr, "/stream.mjpg");
+    c.next_jpeg();
+    assert_eq!(server.status()["clients"], 1);
+}
+
+#[test]
+fn snapshot_without_a_frame_is_503() {
+    let server = Server::start_with(&["--source", "stdin"], true);
+    let r = get(server.addr, "/snapshot.jpg");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("no frame yet"), "{}", r.text());
+}
+
+#[test]
+fn max_clients_refuses_one_more_with_503() {
+    let server = Server::start(&[
+        "--source",
+        "test",
+        "--size",
+        "160x120",
+        "--fps",
+        "20",
+        "--max-clients",
+        "2",
+    ]);
+    let mut a = MjpegClient::open(server.addr, "/stream.mjpg");
+    let mut b = MjpegClient::open(server.addr, "/stream.mjpg");
+    a.next_jpeg();
+    b.next_jpeg();
+    let r = get(server.addr, "/stream.mjpg");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("too many clients"), "{}", r.text());
+    drop(a);
+    server.wait_status(Duration::from_secs(5), "a freed place", |s| {
+        s["clients"] == 1
+    });
+    let mut c = MjpegClient::open(server.addr, "/stream.mjpg");
+    c.next_jpeg();
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_delay_a_fast_one() {
+    let server = Server::start(&["--source", "test", "--size", "320x240", "--fps", "25"]);
+    // The stalled client asks for the stream and never reads a byte.
+    let mut stalled = connect(server.addr);
+    stalled
+        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut fast = MjpegClient::open(server.addr, "/stream.mjpg");
+    fast.next_jpeg();
+    let before = server.status()["frames_captured"].as_u64().unwrap();
+    let mut received = 0u64;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        fast.next_jpeg();
+        received += 1;
+    }
+    let published = server.status()["frames_captured"].as_u64().unwrap() - before;
+    assert!(
+        received * 10 >= published * 9,
+        "fast client got {received} of {published} frames"
+    );
+    // The stalled client is dropped after the write timeout; its place comes back.
+    server.wait_status(
+        Duration::from_secs(15),
+        "the stalled client to be dropped",
+        |s| s["clients"] == 1,
+    );
+    drop(stalled);
+}
+
+#[test]
+fn disconnects_free_every_client_thread() {
+    let server = Server::start(SMALL);
+    let mut clients: Vec<_> = (0..8)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/stream.mjpg"
+            } else {
+                "/stream.mjpg?advance_headers=1"
+            };
+            MjpegClient::open(server.addr, path)
+        })
+        .collect();
+    for c in &mut clients {
+        c.next_jpeg();
+    }
+    assert_eq!(server.status()["clients"], 8);
+    drop(clients);
+    server.wait_status(Duration::from_secs(5), "no clients", |s| s["clients"] == 0);
+    assert!(
+        server.log_text().contains("stopped watching"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// A frame with a valid marker structure and a scan of `len` bytes, too broken to decode
+/// headers (no frame header).
+fn structurally_valid_nonsense(len: usize) -> Vec<u8> {
+    let mut v = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+    v.resize(6 + len, 0x11);
+    v.extend_from_slice(&[0xFF, 0xD9]);
+    v
+}
+
+#[test]
+fn stdin_source_drops_bad_frames_and_streams_the_good_ones() {
+    let mut server = Server::start_with(&["--source", "stdin"], true);
+    let mut stdin = server.stdin.take().unwrap();
+    let mut client = None;
+    const DIMS: [(usize, usize); 3] = [(64, 48), (96, 64), (128, 96)];
+    let good = DIMS.map(|(w, h)| make_jpeg(w as u16, h as u16, w as u8));
+    let bad: [Vec<u8>; 4] = [
+        {
+            let mut truncated = make_jpeg(80, 60, 4);
+            // Cut inside the scan data: the next frame's start shows it is incomplete.
+            truncated.truncate(truncated.len() - 40);
+            truncated
+        },
+        structurally_valid_nonsense(9 * 1024 * 1024), // over the 8 MiB cap
+        structurally_valid_nonsense(100),             // not a decodable JPEG
+        {
+            let mut corrupt = make_jpeg(80, 60, 5);
+            corrupt[2] = 0x00; // where a marker must be
+            corrupt
+        },
+    ];
+    let mut seen_dims = Vec::new();
+    for (i, jpeg) in good.iter().enumerate() {
+        stdin.write_all(b"some garbage between frames\n").unwrap();
+        stdin.write_all(jpeg).unwrap();
+        if let Some(b) = bad.get(i) {
+            stdin.write_all(b).unwrap();
+        }
+        if i == 2 {
+            stdin.write_all(&bad[3]).unwrap();
+        }
+        stdin.flush().unwrap();
+        server.wait_status(Duration::from_secs(10), "the good frame", |s| {
+            s["frames_captured"] == i as u64 + 1
+        });
+        let c = client.get_or_insert_with(|| MjpegClient::open(server.addr, "/stream.mjpg"));
+        loop {
+            let (w, h, _) = decode(&c.next_jpeg());
+            if seen_dims.last() != Some(&(w, h)) {
+                seen_dims.push((w, h));
+            }
+            if (w, h) == DIMS[i] {
+                break;
+            }
+        }
+    }
+    // The truncated frame can only be known once the next frame starts; close the input
+    // so the last one is judged too.
+    drop(stdin);
+    let s = server.wait_status(Duration::from_secs(10), "all drops counted", |s| {
+        s["frames_dropped"] == 4
+    });
+    assert_eq!(s["frames_captured"], 3);
+    assert_eq!(seen_dims, DIMS.to_vec());
+    let log = server.log_text();
+    assert!(log.contains("truncated"), "{log}");
+    assert!(log.contains("over the size cap"), "{log}");
+    assert!(log.contains("corrupt"), "{log}");
+}
+
+#[test]
+fn file_source_loops_and_exec_source_restarts() {
+    let dir = std::env::temp_dir().join(format!("picam-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("three.mjpg");
+    let mut data = Vec::new();
+    for seed in 0..3 {
+        data.extend_from_slice(&make_jpeg(48, 32, seed));
+    }
+    std::fs::write(&path, &data).unwrap();
+
+    let file_source = format!("file:{}", path.display());
+    let server = Server::start(&["--source", &file_source, "--fps", "30"]);
+    server.wait_status(Duration::from_secs(10), "the file to loop", |s| {
+        s["frames_captured"].as_u64().unwrap() > 6
+    });
+    assert_eq!(decode(&get(server.addr, "/snapshot.jpg").body).0, 48);
+    drop(server);
+
+    // A command that prints the file once and exits: the source runs it again.
+    let exec_source = format!("exec:cat '{}'", path.display());
+    let server = Server::start(&["--source", &exec_source]);
+    let s = server.wait_status(Duration::from_secs(10), "a restart", |s| {
+        s["frames_captured"].as_u64().unwrap() >= 6
+    });
+    assert!(
+        s["source_error"].as_str().unwrap().contains("exited"),
+        "{s}"
+    );
+    assert!(
+        server.log_text().contains("restarting in"),
+        "{}",
+        server.log_text()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the binary with `args` and `env`, expecting it to refuse to start.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = server_command();
+    cmd.args(args).envs(env.iter().copied());
+    let out = cmd.output().expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn bad_option_values_exit_2_with_one_clear_line() {
+    for (args, env, needle) in [
+        (
+            vec!["--fps", "fast"],
+            vec![],
+            "invalid value 'fast' for --fps: expected a whole number from 1 to 120",
+        ),
+        (
+            vec!["--size", "640"],
+            vec![],
+            "invalid value '640' for --size",
+        ),
+        (
+            vec!["--listen", "somewhere"],
+            vec![],
+            "invalid value 'somewhere' for --listen",
+        ),
+        (
+            vec![],
+            vec![("PICAM_QUALITY", "0")],
+            "invalid value '0' for PICAM_QUALITY (--quality)",
+        ),
+        (
+            vec!["--source", "webcam"],
+            vec![],
+            "invalid value 'webcam' for --source",
+        ),
+        (
+            vec!["--source", "v4l2:/dev/video0"],
+            vec![],
+            "not built into this binary",
+        ),
+        (
+            vec!["--source", "libcamera"],
+            vec![],
+            "not built into this binary",
+        ),
+        (
+            vec!["--source", "file:/nonexistent/clip.mjpg"],
+            vec![],
+            "cannot open /nonexistent/clip.mjpg",
+        ),
+        (
+            vec!["--frobnicate"],
+            vec![],
+            "unknown option '--frobnicate'",
+        ),
+    ] {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend(args.iter());
+        let (code, stderr) = refused(&all, &env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with("picam-stream: "), "{stderr}");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let out = server_command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "--listen",
+        "--source",
+        "--size",
+        "--fps",
+        "--quality",
+        "--max-clients",
+        "PICAM_SOURCE",
+        "advance_headers",
+    ] {
+        assert!(help.contains(word), "help mentions {word}");
+    }
+    let out = server_command().arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("picam-stream {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_stop_within_a_second_with_clients_watching() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut server = Server::start(SMALL);
+        let mut a = MjpegClient::open(server.addr, "/stream.mjpg");
+        let mut b = MjpegClient::open(server.addr, "/stream.mjpg?advance_headers=1");
+        a.next_jpeg();
+        b.next_jpeg();
+        let sent = Instant::now();
+        kill(Pid::from_raw(server.child.id() as i32), signal).unwrap();
+        let limit = Duration::from_secs(1) * slow_factor();
+        let status = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < limit,
+                "still running {limit:?} after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.code(), Some(0), "{signal}: {}", server.log_text());
+        // The streams were ended, not cut off mid-part: reading reaches the end.
+        let mut rest = Vec::new();
+        let _ = a.reader.read_to_end(&mut rest);
+    }
+}
+
+#[test]
+fn serves_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    let mut cmd = server_command();
+    cmd.args([
+        "--listen", "[::1]:0", "--source", "test", "--size", "160x120",
+    ])
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let addr = loop {
+        let line = lines.next().expect("log line").unwrap();
+        if let Some(a) = line.split("listening on ").nth(1) {
+            break a.trim().parse().unwrap();
+        }
+    };
+    let r = get(addr, "/snapshot.jpg");
+    let _ = child.kill();
+    let _ = child.wait();
+    // The first frame may not be ready yet; both answers prove the server is there.
+    assert!(r.status == 200 || r.status == 503, "{}", r.status);
+}
