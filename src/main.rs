@@ -57,6 +57,9 @@ fn main() {
         settings,
         started: Instant::now(),
         stopping: stopping.clone(),
+        local_addr: listener
+            .local_addr()
+            .unwrap_or_else(|e| fail(1, &format!("cannot read the listening address: {e}"))),
     });
     let server = HttpServer::start(listener, state.clone())
         .unwrap_or_else(|e| fail(1, &format!("cannot start the HTTP server: {e}")));

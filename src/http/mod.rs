@@ -10,9 +10,11 @@
 
 pub mod routes;
 pub mod server;
+pub mod socket;
 pub mod status;
 pub mod stream;
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub settings: Settings,
     pub started: Instant,
     pub stopping: Arc<AtomicBool>,
+    /// The address the server listens on (its port identifies our connections).
+    pub local_addr: SocketAddr,
 }
 
 /// The viewer page, embedded in the binary.

@@ -1,7 +1,7 @@
 //! Starts `tiny_http` on a prepared listener, answers requests and spawns stream threads.
 
 use std::io::{self, Cursor};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -10,7 +10,7 @@ use std::time::Instant;
 use tiny_http::{Header, Request, Response, Server, StatusCode};
 
 use super::routes::{self, Method, Route};
-use super::{status, stream, AppState, PAGE};
+use super::{socket, status, stream, AppState, PAGE};
 use crate::frame::{JpegBytes, BOUNDARY};
 
 /// Threads that take requests from `tiny_http` and answer the short ones.
@@ -234,9 +234,30 @@ fn serve_stream(request: Request, state: &AppState, advance: bool) {
         "{peer} started watching {url} ({} watching)",
         state.clients.current()
     );
-    let mut out = request.into_writer();
-    let outcome = stream::run(&mut *out, &state.slot, advance);
-    drop(out);
+    let peer_addr = request.remote_addr().copied();
+    // The head goes through tiny_http's writer, which keeps responses on one connection
+    // in order; frames then go straight to the socket when it can be found.
+    let mut writer = request.into_writer();
+    let head = stream::response_head(advance);
+    let outcome = match writer.write_all(&head).and_then(|()| writer.flush()) {
+        Err(e) => stream::StreamOutcome {
+            sent: 0,
+            skipped: 0,
+            end: stream::EndReason::Client(e),
+        },
+        Ok(()) => match peer_addr.and_then(|p| socket::claim(p, state.local_addr)) {
+            Some(sock) => {
+                // A stream's client sends nothing more; shutting the read side also
+                // releases tiny_http's connection thread, which was waiting on it.
+                let _ = sock.shutdown(Shutdown::Read);
+                let outcome = stream::run(&mut &sock, &state.slot, advance);
+                let _ = sock.shutdown(Shutdown::Both);
+                outcome
+            }
+            None => stream::run(&mut *writer, &state.slot, advance),
+        },
+    };
+    drop(writer);
     let why = match &outcome.end {
         stream::EndReason::ServerStopping => "server stopping".to_string(),
         stream::EndReason::Client(e) => match e.kind() {

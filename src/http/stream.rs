@@ -55,26 +55,25 @@ pub fn response_head(advance: bool) -> Vec<u8> {
     head
 }
 
-/// Streams frames from `slot` to `out` until the client goes or the slot closes.
+/// Writes frames from `slot` to `out` (after the response head) until the client goes or
+/// the slot closes.
 pub fn run(out: &mut dyn Write, slot: &FrameSlot, advance: bool) -> StreamOutcome {
     let mut sent = 0;
     let mut skipped = 0;
-    let end = match write_loop(out, slot, advance, &mut sent, &mut skipped) {
+    let end = match write_frames(out, slot, advance, &mut sent, &mut skipped) {
         Ok(()) => EndReason::ServerStopping,
         Err(e) => EndReason::Client(e),
     };
     StreamOutcome { sent, skipped, end }
 }
 
-fn write_loop(
+fn write_frames(
     out: &mut dyn Write,
     slot: &FrameSlot,
     advance: bool,
     sent: &mut u64,
     skipped: &mut u64,
 ) -> io::Result<()> {
-    out.write_all(&response_head(advance))?;
-    out.flush()?;
     let mut last = None;
     let mut seen = 0;
     loop {
@@ -99,7 +98,6 @@ fn write_loop(
             frame.classic_part()
         };
         out.write_all(part)?;
-        out.flush()?;
         *sent += 1;
     }
 }
