@@ -35,6 +35,10 @@ fn main() {
         Err(e) => fail(2, &e.0),
     };
     logging::init();
+    match net::raise_open_file_limit() {
+        Ok(limit) => log::debug!("open file limit: {limit}"),
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
 
     let listener = net::listen(config.listen)
         .unwrap_or_else(|e| fail(1, &format!("cannot listen on {}: {e}", config.listen)));

@@ -486,3 +486,72 @@ fn serves_ipv6_loopback() {
     // The first frame may not be ready yet; both answers prove the server is there.
     assert!(r.status == 200 || r.status == 503, "{}", r.status);
 }
+
+#[test]
+fn recovers_when_the_descriptor_table_fills_up() {
+    // A hard limit of 64 open files: idle connections fill the table, accept fails,
+    // and the server must take connections again once they are gone.
+    let bin = server_command();
+    let mut words: Vec<String> = vec![bin.get_program().to_string_lossy().into_owned()];
+    words.extend(bin.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let script = format!(
+        "ulimit -n 64 && exec {} --listen 127.0.0.1:0 --source test --size 160x120 --fps 5",
+        words.join(" ")
+    );
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr: std::net::SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server starts");
+        log.push(line.clone());
+        if let Some(a) = line.split("listening on ").nth(1) {
+            break a.trim().parse().unwrap();
+        }
+    };
+    assert_eq!(get(addr, "/status").status, 200);
+    let idle: Vec<_> = (0..60).map(|_| connect(addr)).collect();
+    // Wait until the server says accepting failed.
+    let deadline = Instant::now() + Duration::from_secs(10) * slow_factor();
+    while !log.iter().any(|l| l.contains("Too many open files")) {
+        assert!(
+            Instant::now() < deadline,
+            "no accept failure seen; log: {log:?}"
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+    }
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10) * slow_factor();
+    loop {
+        let ok = std::panic::catch_unwind(|| get(addr, "/status").status == 200).unwrap_or(false);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not recover; log: {log:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    while let Ok(line) = rx.try_recv() {
+        log.push(line);
+    }
+    assert!(log.iter().any(|l| l.contains("restarting it")), "{log:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -2,10 +2,10 @@
 
 use std::io::{self, Cursor};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Request, Response, Server, StatusCode};
 
@@ -19,30 +19,101 @@ const WORKERS: usize = 4;
 /// Stack of a stream thread: the loop needs little, and there may be hundreds.
 const STREAM_STACK: usize = 256 * 1024;
 
+/// Longest wait for a request before a worker looks again at which server is current.
+const RECV_SLICE: Duration = Duration::from_secs(1);
+
+/// Connections waiting this long, without a break, in the accept queue mean that nothing
+/// accepts them any more.
+const STUCK_QUEUE: Duration = Duration::from_secs(2);
+
 /// The running HTTP side.
 pub struct HttpServer {
-    server: Arc<Server>,
+    shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
+}
+
+/// What the workers share: the listening socket and the `tiny_http` server on it.
+///
+/// `tiny_http` stops accepting for good after any error from `accept`, and its accept
+/// thread dies outright when it cannot duplicate a new connection's descriptor (a full
+/// descriptor table). Either way a new `tiny_http` server is started on another handle of
+/// the same listening socket, so the port never stops answering: on the error, by the
+/// worker that receives it; on the silent death, by a watchdog that sees connections
+/// wait in the accept queue for [`STUCK_QUEUE`].
+struct Shared {
+    listener: TcpListener,
+    current: Mutex<Arc<Server>>,
+}
+
+impl Shared {
+    fn server(&self) -> Arc<Server> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces `failed` by a new server unless another worker already did.
+    fn replace(&self, failed: &Arc<Server>, stopping: &AtomicBool) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&current, failed) {
+            return;
+        }
+        // At most one restart a second: while the cause lasts (a full descriptor table),
+        // a new server fails at once too.
+        let mut pause = Duration::from_secs(1);
+        while !stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(pause);
+            match self
+                .listener
+                .try_clone()
+                .map_err(|e| e.to_string())
+                .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
+            {
+                Ok(server) => {
+                    log::warn!("the HTTP server is taking connections again");
+                    *current = Arc::new(server);
+                    return;
+                }
+                Err(e) => {
+                    log::error!("cannot restart the HTTP server yet: {e}");
+                    pause = (pause * 2).min(Duration::from_secs(4));
+                }
+            }
+        }
+    }
 }
 
 impl HttpServer {
     /// Serves on `listener` (already bound and configured) until [`HttpServer::stop`].
     pub fn start(listener: TcpListener, state: Arc<AppState>) -> io::Result<HttpServer> {
         let local_addr = listener.local_addr()?;
-        let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
-        let server = Arc::new(server);
+        let server =
+            Server::from_listener(listener.try_clone()?, None).map_err(io::Error::other)?;
+        let shared = Arc::new(Shared {
+            listener,
+            current: Mutex::new(Arc::new(server)),
+        });
+        {
+            let shared = shared.clone();
+            let stopping = state.stopping.clone();
+            thread::Builder::new()
+                .name("http-watchdog".into())
+                .stack_size(64 * 1024)
+                .spawn(move || watchdog(&shared, &stopping))?;
+        }
         let workers = (0..WORKERS)
             .map(|i| {
-                let server = server.clone();
+                let shared = shared.clone();
                 let state = state.clone();
                 thread::Builder::new()
                     .name(format!("http-{i}"))
-                    .spawn(move || worker(&server, &state))
+                    .spawn(move || worker(&shared, &state))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(HttpServer {
-            server,
+            shared,
             workers,
             local_addr,
         })
@@ -52,26 +123,51 @@ impl HttpServer {
         self.local_addr
     }
 
-    /// Stops taking requests; streams end when the frame slot closes.
-    pub fn stop(self) {
+    /// Stops taking requests (the caller has set `stopping`). Workers finish the answer
+    /// they are writing, if any, on their own; streams end when the frame slot closes.
+    pub fn stop(&self) {
+        let server = self.shared.server();
         for _ in &self.workers {
-            self.server.unblock();
-        }
-        for w in self.workers {
-            let _ = w.join();
+            server.unblock();
         }
     }
 }
 
-fn worker(server: &Server, state: &Arc<AppState>) {
-    loop {
-        match server.recv() {
-            Ok(request) => handle(request, state),
-            Err(e) => {
-                if !state.stopping.load(Ordering::SeqCst) {
-                    log::error!("the HTTP server stopped taking connections: {e}");
+/// Restarts the server when connections stop being accepted; see [`Shared`].
+fn watchdog(shared: &Shared, stopping: &AtomicBool) {
+    let tick = Duration::from_millis(250);
+    let mut waiting_since: Option<Instant> = None;
+    while !stopping.load(Ordering::SeqCst) {
+        thread::sleep(tick);
+        match crate::net::accept_queue_len(&shared.listener) {
+            Ok(0) | Err(_) => waiting_since = None,
+            Ok(n) => {
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= STUCK_QUEUE {
+                    log::error!(
+                        "the HTTP server stopped accepting connections ({n} waiting); restarting it"
+                    );
+                    let stuck = shared.server();
+                    shared.replace(&stuck, stopping);
+                    waiting_since = None;
                 }
-                return;
+            }
+        }
+    }
+}
+
+fn worker(shared: &Shared, state: &Arc<AppState>) {
+    while !state.stopping.load(Ordering::SeqCst) {
+        let server = shared.server();
+        match server.recv_timeout(RECV_SLICE) {
+            Ok(Some(request)) => handle(request, state),
+            Ok(None) => {}
+            Err(e) => {
+                if state.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                log::error!("the HTTP server stopped taking connections: {e}; restarting it");
+                shared.replace(&server, &state.stopping);
             }
         }
     }
