@@ -555,3 +555,25 @@ fn recovers_when_the_descriptor_table_fills_up() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_stalled_source_has_its_newest_frame_sent_again() {
+    let mut server = Server::start_with(&["--source", "stdin"], true);
+    let mut stdin = server.stdin.take().unwrap();
+    let jpeg = make_jpeg(64, 48, 7);
+    stdin.write_all(&jpeg).unwrap();
+    stdin.flush().unwrap();
+    server.wait_status(Duration::from_secs(10), "the frame", |s| {
+        s["frames_captured"] == 1
+    });
+    for path in ["/stream.mjpg", "/stream.mjpg?advance_headers=1"] {
+        let mut c = MjpegClient::open(server.addr, path);
+        let started = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(c.next_jpeg(), jpeg, "{path}: whole frames, the same one");
+        }
+        // Two repeats at about one a second.
+        assert!(started.elapsed() >= Duration::from_millis(1500), "{path}");
+    }
+    drop(stdin);
+}
