@@ -43,6 +43,8 @@ pub enum Action {
     Run(Config),
     Help,
     Version,
+    /// Print the V4L2 capture devices and what they offer.
+    ListDevices,
 }
 
 /// A command-line or environment mistake, as one line for the user.
@@ -125,15 +127,18 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --listen ADDR:PORT   Address to serve on [PICAM_LISTEN] (default 0.0.0.0:8000;
                        [::]:8000 serves IPv6 and IPv4; a bare PORT means 0.0.0.0:PORT)
   --source SPEC        Where pictures come from [PICAM_SOURCE] (default auto):
-                         auto          a camera if one is found, else the test pattern
+                         auto          the first camera found, else the test pattern
                          test          built-in animated test pattern
                          stdin         MJPEG (concatenated JPEGs) on standard input
                          file:PATH     an MJPEG file, looped, paced at --fps
                          exec:COMMAND  run COMMAND with sh, read MJPEG from its output,
                                        restart it (1 s to 30 s pauses) when it exits, e.g.
                                        exec:rpicam-vid -t 0 --codec mjpeg -o -
-                         libcamera[:INDEX|:ID], v4l2:/dev/videoN
-                                       cameras, in binaries built with camera support
+                         v4l2:/dev/videoN
+                                       a V4L2 camera (USB webcam); MJPEG is passed
+                                       through, YUYV/UYVY/NV12 encoded at --quality
+                         libcamera[:INDEX|:ID]
+                                       a Pi camera module, in binaries built with libcamera
   --size WxH           Picture size for sources that make pictures [PICAM_SIZE]
                        (default 640x480; 16 to 4096 each)
   --fps N              Frames per second for such sources and for file: [PICAM_FPS]
@@ -142,6 +147,7 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        (default 80; 1 to 100)
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
+  --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
 
@@ -187,6 +193,7 @@ where
         match arg.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
+            "--list-devices" => return Ok(Action::ListDevices),
             _ => {}
         }
         let (flag, inline) = match arg.split_once('=') {

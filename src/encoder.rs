@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 
 /// Why a picture could not be encoded.
 #[derive(Debug)]
@@ -60,6 +60,160 @@ impl SoftwareEncoder {
     }
 }
 
+/// Raw picture layouts that cameras deliver and the encoder takes directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawLayout {
+    /// Packed 4:2:2, bytes Y0 U Y1 V.
+    Yuyv,
+    /// Packed 4:2:2, bytes U Y0 V Y1.
+    Uyvy,
+    /// Planar 4:2:0: a Y plane, then one plane of interleaved U V at half size.
+    Nv12,
+}
+
+impl RawLayout {
+    /// Bytes a picture needs with `stride` bytes per row of the first plane.
+    pub fn frame_len(self, stride: usize, height: usize) -> usize {
+        match self {
+            RawLayout::Yuyv | RawLayout::Uyvy => stride * height,
+            RawLayout::Nv12 => stride * height + stride * height.div_ceil(2),
+        }
+    }
+}
+
+/// Video-range luma (16-235) to the full range JPEG uses (0-255).
+fn full_range_luma(y: u8) -> u8 {
+    ((y.saturating_sub(16) as u32 * 255 + 109) / 219).min(255) as u8
+}
+
+/// Video-range chroma (16-240, centred on 128) to full range.
+fn full_range_chroma(c: u8) -> u8 {
+    ((c as f32 - 128.0) * 255.0 / 224.0 + 128.0)
+        .round()
+        .clamp(0.0, 255.0) as u8
+}
+
+/// Lookup tables for the range conversions, built once.
+struct RangeTables {
+    luma: [u8; 256],
+    chroma: [u8; 256],
+}
+
+fn range_tables() -> &'static RangeTables {
+    static TABLES: std::sync::OnceLock<RangeTables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut t = RangeTables {
+            luma: [0; 256],
+            chroma: [0; 256],
+        };
+        for v in 0..=255u8 {
+            t.luma[v as usize] = full_range_luma(v);
+            t.chroma[v as usize] = full_range_chroma(v);
+        }
+        t
+    })
+}
+
+/// A camera picture in one of the [`RawLayout`]s, read row by row by the encoder.
+struct RawPicture<'a> {
+    data: &'a [u8],
+    layout: RawLayout,
+    width: u16,
+    height: u16,
+    stride: usize,
+    tables: &'static RangeTables,
+}
+
+impl ImageBuffer for RawPicture<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.width
+    }
+
+    fn height(&self) -> u16 {
+        self.height
+    }
+
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let (t, w, y) = (self.tables, self.width as usize, y as usize);
+        let [luma, cb, cr, _] = buffers;
+        match self.layout {
+            RawLayout::Yuyv | RawLayout::Uyvy => {
+                let (yo, uo, vo) = if self.layout == RawLayout::Yuyv {
+                    (0, 1, 3)
+                } else {
+                    (1, 0, 2)
+                };
+                let row = &self.data[y * self.stride..][..w.div_ceil(2) * 4];
+                for (x, quad) in row.chunks_exact(4).enumerate() {
+                    let (u, v) = (t.chroma[quad[uo] as usize], t.chroma[quad[vo] as usize]);
+                    for half in 0..2 {
+                        if x * 2 + half < w {
+                            luma.push(t.luma[quad[yo + 2 * half] as usize]);
+                            cb.push(u);
+                            cr.push(v);
+                        }
+                    }
+                }
+            }
+            RawLayout::Nv12 => {
+                let row = &self.data[y * self.stride..][..w];
+                let chroma_base = self.stride * self.height as usize;
+                let uv = &self.data[chroma_base + (y / 2) * self.stride..][..w.div_ceil(2) * 2];
+                for (x, &l) in row.iter().enumerate() {
+                    luma.push(t.luma[l as usize]);
+                    cb.push(t.chroma[uv[(x / 2) * 2] as usize]);
+                    cr.push(t.chroma[uv[(x / 2) * 2 + 1] as usize]);
+                }
+            }
+        }
+    }
+}
+
+impl SoftwareEncoder {
+    /// Encodes a raw camera picture (video-range YCbCr, as V4L2 devices deliver it) and
+    /// returns the JPEG bytes, valid until the next call.
+    pub fn encode_raw(
+        &mut self,
+        data: &[u8],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+    ) -> Result<&[u8], EncodeError> {
+        let min_stride = match layout {
+            RawLayout::Yuyv | RawLayout::Uyvy => (width as usize).div_ceil(2) * 4,
+            RawLayout::Nv12 => (width as usize).div_ceil(2) * 2,
+        };
+        let stride = stride.max(min_stride);
+        let needed = layout.frame_len(stride, height as usize);
+        if data.len() < needed || width == 0 || height == 0 {
+            return Err(EncodeError(format!(
+                "{width}x{height} {layout:?} needs {needed} bytes, got {}",
+                data.len()
+            )));
+        }
+        self.out.clear();
+        let mut encoder = Encoder::new(&mut self.out, self.quality);
+        encoder.set_sampling_factor(SamplingFactor::F_2_2);
+        let picture = RawPicture {
+            data,
+            layout,
+            width,
+            height,
+            stride,
+            tables: range_tables(),
+        };
+        encoder
+            .encode_image(picture)
+            .map_err(|e| EncodeError(e.to_string()))?;
+        Ok(&self.out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +238,55 @@ mod tests {
         let mean = g / (w as u64 * h as u64);
         assert!((190..=210).contains(&mean), "mean green {mean}");
         assert!(enc.encode_rgb(&rgb[1..], w, h).is_err());
+    }
+
+    /// Mean of each decoded RGB channel.
+    fn means(jpeg: &[u8]) -> [u64; 3] {
+        let px = zune_jpeg::JpegDecoder::new(jpeg).decode().unwrap();
+        let n = (px.len() / 3) as u64;
+        let mut m = [0u64; 3];
+        for p in px.chunks(3) {
+            for c in 0..3 {
+                m[c] += p[c] as u64;
+            }
+        }
+        m.map(|v| v / n)
+    }
+
+    #[test]
+    fn raw_layouts_encode_to_the_same_colour() {
+        // Video-range YCbCr for a strong red: Y 81, Cb 90, Cr 240.
+        let (w, h) = (32usize, 16usize);
+        let yuyv: Vec<u8> = (0..w * h / 2).flat_map(|_| [81, 90, 81, 240]).collect();
+        let uyvy: Vec<u8> = (0..w * h / 2).flat_map(|_| [90, 81, 240, 81]).collect();
+        let mut nv12 = vec![81u8; w * h];
+        nv12.extend((0..w * h / 4).flat_map(|_| [90u8, 240]));
+        let mut enc = SoftwareEncoder::new(95);
+        for (data, layout, stride) in [
+            (&yuyv, RawLayout::Yuyv, w * 2),
+            (&uyvy, RawLayout::Uyvy, w * 2),
+            (&nv12, RawLayout::Nv12, w),
+        ] {
+            let jpeg = enc
+                .encode_raw(data, layout, w as u16, h as u16, stride)
+                .unwrap()
+                .to_vec();
+            let [r, g, b] = means(&jpeg);
+            assert!(r > 230 && g < 30 && b < 30, "{layout:?}: {r} {g} {b}");
+        }
+        assert!(enc
+            .encode_raw(&yuyv[..10], RawLayout::Yuyv, 32, 16, 64)
+            .is_err());
+    }
+
+    #[test]
+    fn range_conversion_endpoints() {
+        assert_eq!(full_range_luma(16), 0);
+        assert_eq!(full_range_luma(235), 255);
+        assert_eq!(full_range_luma(0), 0);
+        assert_eq!(full_range_chroma(128), 128);
+        assert!(full_range_chroma(16) <= 1);
+        assert_eq!(full_range_chroma(240), 255);
+        assert_eq!(full_range_chroma(0), 0);
     }
 }

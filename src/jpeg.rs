@@ -55,6 +55,78 @@ pub fn inspect(data: &[u8]) -> Result<Dimensions, JpegError> {
     })
 }
 
+/// `data` up to and including its last end-of-image marker: drivers often hand over
+/// buffers with padding after the picture.
+pub fn trim_after_eoi(data: &[u8]) -> &[u8] {
+    match data.windows(2).rposition(|w| w == [0xFF, 0xD9]) {
+        Some(i) => &data[..i + 2],
+        None => data,
+    }
+}
+
+/// Position of the start-of-scan marker, and whether a Huffman table segment comes before
+/// it. `None` when the header segments do not lead to a scan.
+fn scan_start(data: &[u8]) -> Option<(usize, bool)> {
+    let mut at = 2;
+    let mut dht = false;
+    while at + 4 <= data.len() {
+        if data[at] != 0xFF {
+            return None;
+        }
+        match data[at + 1] {
+            0xFF => at += 1,
+            0xDA => return Some((at, dht)),
+            0xD0..=0xD7 | 0x01 => at += 2,
+            code => {
+                dht |= code == 0xC4;
+                at += 2 + u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize;
+            }
+        }
+    }
+    None
+}
+
+/// The standard Huffman tables of the JPEG specification (Annex K.3), as DHT segments.
+///
+/// Many UVC webcams send MJPEG frames without tables, relying on these defaults (as the
+/// Motion-JPEG convention allows); browsers, Safari above all, show nothing for such a
+/// frame. They are taken once from the software encoder, which writes exactly these
+/// tables unless asked to optimise them.
+fn standard_huffman_segments() -> &'static [u8] {
+    static SEGMENTS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SEGMENTS.get_or_init(|| {
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
+            .expect("encoding a 16x16 picture cannot fail");
+        let mut segments = Vec::new();
+        let mut at = 2;
+        while at + 4 <= out.len() && out[at + 1] != 0xDA {
+            let len = u16::from_be_bytes([out[at + 2], out[at + 3]]) as usize;
+            if out[at + 1] == 0xC4 {
+                segments.extend_from_slice(&out[at..at + 2 + len]);
+            }
+            at += 2 + len;
+        }
+        segments
+    })
+}
+
+/// `data` with the standard Huffman tables added when it has none of its own.
+pub fn with_huffman_tables(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match scan_start(data) {
+        Some((sos, false)) => {
+            let tables = standard_huffman_segments();
+            let mut out = Vec::with_capacity(data.len() + tables.len());
+            out.extend_from_slice(&data[..sos]);
+            out.extend_from_slice(tables);
+            out.extend_from_slice(&data[sos..]);
+            std::borrow::Cow::Owned(out)
+        }
+        _ => std::borrow::Cow::Borrowed(data),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +152,70 @@ mod tests {
         broken[sof + 1] = 0x01;
         assert!(inspect(&broken).is_err());
         assert!(inspect(&out[..out.len() - 2]).is_err());
+    }
+
+    /// Removes every DHT segment, as table-less webcams send their frames.
+    fn strip_tables(jpeg: &[u8]) -> Vec<u8> {
+        let (sos, _) = scan_start(jpeg).unwrap();
+        let mut out = jpeg[..2].to_vec();
+        let mut at = 2;
+        while at < sos {
+            let len = u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]) as usize;
+            if jpeg[at + 1] != 0xC4 {
+                out.extend_from_slice(&jpeg[at..at + 2 + len]);
+            }
+            at += 2 + len;
+        }
+        out.extend_from_slice(&jpeg[sos..]);
+        out
+    }
+
+    #[test]
+    fn standard_tables_are_the_specification_ones() {
+        let seg = standard_huffman_segments();
+        // First table: DC luminance, class 0 id 0, code counts of Annex K.3 table K.3.
+        let first = &seg[..4 + 1 + 16];
+        assert_eq!(&first[..2], &[0xFF, 0xC4]);
+        assert_eq!(first[4], 0x00);
+        assert_eq!(
+            &first[5..],
+            &[0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+        );
+        // All four tables: 2 DC (12 values each) and 2 AC (162 values each).
+        let mut total_values = 0;
+        let mut at = 0;
+        while at < seg.len() {
+            let len = u16::from_be_bytes([seg[at + 2], seg[at + 3]]) as usize;
+            let mut t = at + 4;
+            while t < at + 2 + len {
+                let n: usize = seg[t + 1..t + 17].iter().map(|&c| c as usize).sum();
+                total_values += n;
+                t += 17 + n;
+            }
+            at += 2 + len;
+        }
+        assert_eq!(total_values, 12 + 12 + 162 + 162);
+    }
+
+    #[test]
+    fn tables_are_added_only_where_missing_and_make_frames_decodable() {
+        let pixels: Vec<u8> = (0..64 * 48 * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let mut full = Vec::new();
+        jpeg_encoder::Encoder::new(&mut full, 80)
+            .encode(&pixels, 64, 48, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        assert!(matches!(
+            with_huffman_tables(&full),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let bare = strip_tables(&full);
+        assert!(bare.len() < full.len());
+        let fixed = with_huffman_tables(&bare).into_owned();
+        let a = zune_jpeg::JpegDecoder::new(&full).decode().unwrap();
+        let b = zune_jpeg::JpegDecoder::new(&fixed).decode().unwrap();
+        assert_eq!(a, b, "the added tables are the ones the encoder used");
+        let mut padded = full.clone();
+        padded.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(trim_after_eoi(&padded), &full[..]);
     }
 }

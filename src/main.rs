@@ -28,6 +28,10 @@ fn main() {
             print!("{}", config::HELP);
             return;
         }
+        Ok(Action::ListDevices) => {
+            print!("{}", source::v4l2::device::describe_all());
+            return;
+        }
         Ok(Action::Version) => {
             println!("picam-stream {}", env!("CARGO_PKG_VERSION"));
             return;

@@ -77,11 +77,18 @@ pub fn accept_queue_len(listener: &TcpListener) -> io::Result<u32> {
             &mut len,
         )
     };
-    if rc == 0 {
-        Ok(info.tcpi_unacked)
-    } else {
-        Err(io::Error::last_os_error())
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
+    // Some environments (CPU emulators) answer with a plain int rather than the structure.
+    let needed = std::mem::offset_of!(nix::libc::tcp_info, tcpi_unacked) + 4;
+    if (len as usize) < needed {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("TCP_INFO returned {len} bytes, fewer than the {needed} needed"),
+        ));
+    }
+    Ok(info.tcpi_unacked)
 }
 
 /// Raises the soft limit on open files to the hard limit: every viewer holds a few
@@ -164,7 +171,13 @@ mod tests {
     #[test]
     fn accept_queue_length_counts_waiting_connections() {
         let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        assert_eq!(accept_queue_len(&listener).unwrap(), 0);
+        match accept_queue_len(&listener) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                eprintln!("skipped: the accept queue cannot be read here: {e}");
+                return;
+            }
+            other => assert_eq!(other.unwrap(), 0),
+        }
         let addr = listener.local_addr().unwrap();
         let _a = std::net::TcpStream::connect(addr).unwrap();
         let _b = std::net::TcpStream::connect(addr).unwrap();

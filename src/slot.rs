@@ -29,7 +29,9 @@ pub enum Next {
 }
 
 /// Holds the newest frame; see the module documentation.
-#[derive(Default)]
+///
+/// It also carries demand back to the source: how many streams are reading, and when a
+/// snapshot last asked for a frame, so a camera can stop capturing when nobody looks.
 pub struct FrameSlot {
     latest: ArcSwapOption<Frame>,
     /// Bumped on every publication and on close; readers sleep on it.
@@ -38,11 +40,62 @@ pub struct FrameSlot {
     sleepers: AtomicU32,
     last_seq: AtomicU64,
     closed: AtomicBool,
+    /// Streams reading now.
+    watchers: AtomicU64,
+    /// Milliseconds after `epoch` of the last one-off request for a frame (0: never).
+    wanted_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for FrameSlot {
+    fn default() -> Self {
+        FrameSlot {
+            latest: ArcSwapOption::empty(),
+            wake_word: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            last_seq: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            watchers: AtomicU64::new(0),
+            wanted_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// A stream's standing interest in frames; dropping it ends the interest.
+pub struct Watch<'a>(&'a FrameSlot);
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::AcqRel);
+        self.0.want();
+    }
 }
 
 impl FrameSlot {
     pub fn new() -> FrameSlot {
         FrameSlot::default()
+    }
+
+    /// Registers a stream that wants every new frame while the returned guard lives.
+    pub fn watch(&self) -> Watch<'_> {
+        self.watchers.fetch_add(1, Ordering::AcqRel);
+        Watch(self)
+    }
+
+    /// Registers a one-off request for a fresh frame (a snapshot).
+    pub fn want(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.wanted_ms.store(ms.max(1), Ordering::Release);
+    }
+
+    /// True while a stream watches, or within `linger` of the last request or stream end.
+    pub fn wanted(&self, linger: Duration) -> bool {
+        if self.watchers.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        let at = self.wanted_ms.load(Ordering::Acquire);
+        at > 0 && self.epoch.elapsed() < Duration::from_millis(at) + linger
     }
 
     /// Makes `jpeg` the newest frame and wakes waiting readers. Never blocks.
@@ -188,6 +241,21 @@ mod tests {
             slot.next_after(5, Duration::from_millis(20)),
             Next::TimedOut
         ));
+    }
+
+    #[test]
+    fn demand_follows_watchers_and_requests() {
+        let slot = FrameSlot::new();
+        let linger = Duration::from_millis(50);
+        assert!(!slot.wanted(linger));
+        let w = slot.watch();
+        assert!(slot.wanted(Duration::ZERO));
+        drop(w);
+        assert!(slot.wanted(linger), "lingers after the last stream");
+        thread::sleep(Duration::from_millis(80));
+        assert!(!slot.wanted(linger));
+        slot.want();
+        assert!(slot.wanted(linger));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Everything here is a plain atomic, written by one side and read by the other, except
 //! the source's last error, which changes rarely and sits behind a mutex.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ pub struct SourceStats {
     last_publish_ms: AtomicU64,
     started: Instant,
     last_error: Mutex<Option<String>>,
+    /// False while a camera is idle because nobody watches.
+    capturing: AtomicBool,
 }
 
 impl SourceStats {
@@ -30,7 +32,17 @@ impl SourceStats {
             last_publish_ms: AtomicU64::new(0),
             started: Instant::now(),
             last_error: Mutex::new(None),
+            capturing: AtomicBool::new(true),
         }
+    }
+
+    pub fn set_capturing(&self, on: bool) {
+        self.capturing.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the source is producing frames now (sources that never idle: always).
+    pub fn capturing(&self) -> bool {
+        self.capturing.load(Ordering::Relaxed)
     }
 
     pub fn description(&self) -> &str {

@@ -376,11 +376,6 @@ fn bad_option_values_exit_2_with_one_clear_line() {
             "invalid value 'webcam' for --source",
         ),
         (
-            vec!["--source", "v4l2:/dev/video0"],
-            vec![],
-            "not built into this binary",
-        ),
-        (
             vec!["--source", "libcamera"],
             vec![],
             "not built into this binary",
@@ -506,6 +501,7 @@ fn recovers_when_the_descriptor_table_fills_up() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let child = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
@@ -523,6 +519,17 @@ fn recovers_when_the_descriptor_table_fills_up() {
         }
     };
     assert_eq!(get(addr, "/status").status, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    while let Ok(line) = rx.try_recv() {
+        log.push(line);
+    }
+    if log
+        .iter()
+        .any(|l| l.contains("cannot watch the accept queue"))
+    {
+        eprintln!("skipped: this environment cannot read the accept queue: {log:?}");
+        return;
+    }
     let idle: Vec<_> = (0..60).map(|_| connect(addr)).collect();
     // Wait until the server says accepting failed.
     let deadline = Instant::now() + Duration::from_secs(10) * slow_factor();
@@ -552,8 +559,17 @@ fn recovers_when_the_descriptor_table_fills_up() {
         log.push(line);
     }
     assert!(log.iter().any(|l| l.contains("restarting it")), "{log:?}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
+}
+
+/// Ends a child process however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

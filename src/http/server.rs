@@ -140,7 +140,13 @@ fn watchdog(shared: &Shared, stopping: &AtomicBool) {
     while !stopping.load(Ordering::SeqCst) {
         thread::sleep(tick);
         match crate::net::accept_queue_len(&shared.listener) {
-            Ok(0) | Err(_) => waiting_since = None,
+            Err(e) => {
+                log::warn!(
+                    "cannot watch the accept queue here ({e}): a stuck accept loop will not be restarted"
+                );
+                return;
+            }
+            Ok(0) => waiting_since = None,
             Ok(n) => {
                 let since = *waiting_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= STUCK_QUEUE {
@@ -227,7 +233,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
             );
             send(request, response)
         }
-        Route::Snapshot => match state.slot.latest() {
+        Route::Snapshot => match fresh_frame(state) {
             Some(frame) => {
                 let len = frame.jpeg().len();
                 let response = Response::new(
@@ -275,6 +281,21 @@ fn handle(request: Request, state: &Arc<AppState>) {
             send(request, text(404, body))
         }
         Route::Stream { advance } => start_stream(request, state, advance, method),
+    }
+}
+
+/// The newest frame for a snapshot. A source idle for lack of viewers is asked for a
+/// frame, and the answer waits for it (up to a few seconds) rather than sending an old one.
+fn fresh_frame(state: &AppState) -> Option<Arc<crate::frame::Frame>> {
+    state.slot.want();
+    let latest = state.slot.latest();
+    if state.source.capturing() {
+        return latest;
+    }
+    let seen = latest.as_ref().map_or(0, |f| f.seq());
+    match state.slot.next_after(seen, Duration::from_secs(5)) {
+        crate::slot::Next::Frame(f) => Some(f),
+        _ => latest,
     }
 }
 
@@ -326,6 +347,7 @@ fn serve_stream(request: Request, state: &AppState, advance: bool) {
     let peer = peer_name(&request);
     let url = request.url().to_string();
     let started = Instant::now();
+    let _watch = state.slot.watch();
     log::info!(
         "{peer} started watching {url} ({} watching)",
         state.clients.current()

@@ -20,6 +20,7 @@ pub fn render(state: &AppState) -> String {
     field_raw(&mut j, "height", height);
     field_raw(&mut j, "fps_configured", state.settings.fps);
     field_raw(&mut j, "fps_measured", format!("{:.2}", source.fps()));
+    field_raw(&mut j, "capturing", source.capturing());
     field_raw(&mut j, "frames_captured", state.slot.published());
     field_raw(&mut j, "frames_dropped", source.dropped());
     match source.since_last_frame() {

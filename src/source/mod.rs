@@ -6,12 +6,14 @@
 //!
 //! * `test`: the built-in animated test pattern ([`pattern`]).
 //! * `stdin`, `file:PATH`, `exec:COMMAND`: MJPEG byte streams ([`pipe`]).
-//! * `libcamera[:INDEX|:ID]`, `v4l2:/dev/videoN`: cameras, in binaries built with them.
+//! * `v4l2:/dev/videoN`: a V4L2 capture device such as a USB webcam ([`v4l2`]).
+//! * `libcamera[:INDEX|:ID]`: Pi camera modules, in binaries built with libcamera.
 //! * `auto`: a camera when one is found, otherwise the test pattern.
 
 pub mod font;
 pub mod pattern;
 pub mod pipe;
+pub mod v4l2;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -138,6 +140,11 @@ impl FrameSink {
         &self.stats
     }
 
+    /// True while somebody wants frames (see [`FrameSlot::wanted`]).
+    pub fn wanted(&self, linger: std::time::Duration) -> bool {
+        self.slot.wanted(linger)
+    }
+
     /// True once the server is stopping: the source should return.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
@@ -168,10 +175,16 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<RunningSource, SourceError> {
     let spec = match spec {
-        SourceSpec::Auto => {
-            log::info!("no camera support is built into this binary; streaming the test pattern");
-            SourceSpec::Test
-        }
+        SourceSpec::Auto => match v4l2::find_camera() {
+            Some(path) => {
+                log::info!("found a camera: {}", path.display());
+                SourceSpec::V4l2(path)
+            }
+            None => {
+                log::info!("no camera found; streaming the test pattern");
+                SourceSpec::Test
+            }
+        },
         other => other.clone(),
     };
     let (description, body): (String, Box<dyn FnOnce(FrameSink) + Send>) = match &spec {
@@ -205,11 +218,18 @@ pub fn start(
                 Box::new(move |sink| pipe::run_exec(&command, sink)),
             )
         }
-        SourceSpec::Libcamera(_) | SourceSpec::V4l2(_) => {
+        SourceSpec::V4l2(path) => {
+            let path = path.clone();
+            (
+                format!("V4L2 device {}", path.display()),
+                Box::new(move |sink| v4l2::run(path, settings, sink)),
+            )
+        }
+        SourceSpec::Libcamera(_) => {
             return Err(SourceError(format!(
-                "source '{spec}' is not built into this binary (camera support comes with the \
-                 libcamera and V4L2 sources); use {SOURCE_FORMS} that this binary supports: \
-                 test, stdin, file:PATH or exec:COMMAND"
+                "source '{spec}' is not built into this binary: it needs a build with the \
+                 libcamera feature; this one takes test, stdin, file:PATH, exec:COMMAND \
+                 and v4l2:/dev/videoN"
             )))
         }
         SourceSpec::Auto => unreachable!("auto was resolved above"),

@@ -1,0 +1,470 @@
+//! A V4L2 capture device: what it can do, setting a format and rate, and streaming
+//! through memory-mapped buffers.
+//!
+//! Every ioctl goes through one small `call` helper; everything above it is safe code.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+
+use super::sys::{self, fourcc_name, zeroed};
+
+/// Runs one ioctl, again when a signal interrupts it.
+fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Result<()> {
+    loop {
+        match f() {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// Text from a fixed-size, NUL-padded kernel field.
+fn text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// What `VIDIOC_QUERYCAP` says about a device node.
+#[derive(Debug, Clone)]
+pub struct Capability {
+    pub driver: String,
+    pub card: String,
+    pub bus_info: String,
+    /// Capabilities of this node (not of the whole physical device).
+    pub caps: u32,
+}
+
+impl Capability {
+    /// A node that captures single-planar video by streaming, and is not a codec.
+    pub fn is_capture(&self) -> bool {
+        let m2m = sys::V4L2_CAP_VIDEO_M2M | sys::V4L2_CAP_VIDEO_M2M_MPLANE;
+        self.caps & sys::V4L2_CAP_VIDEO_CAPTURE != 0
+            && self.caps & sys::V4L2_CAP_STREAMING != 0
+            && self.caps & m2m == 0
+    }
+}
+
+/// A pixel format the device offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatDesc {
+    pub fourcc: u32,
+    pub description: String,
+}
+
+/// Frame sizes for one format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizes {
+    Discrete(u32, u32),
+    Range {
+        min: (u32, u32),
+        max: (u32, u32),
+        step: (u32, u32),
+    },
+}
+
+/// The format the driver actually set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixFormat {
+    pub fourcc: u32,
+    pub width: u32,
+    pub height: u32,
+    pub bytes_per_line: u32,
+    pub size_image: u32,
+}
+
+/// An open V4L2 device node.
+pub struct Device {
+    file: File,
+    path: PathBuf,
+    capability: Capability,
+}
+
+impl Device {
+    /// Opens `path` (non-blocking: frames are waited for with `poll`).
+    pub fn open(path: &Path) -> io::Result<Device> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let mut cap: sys::v4l2_capability = zeroed();
+        // SAFETY: the descriptor is open; `cap` is a v4l2_capability the kernel fills.
+        call(|| unsafe { sys::vidioc_querycap(file.as_raw_fd(), &mut cap) })?;
+        let caps = if cap.capabilities & sys::V4L2_CAP_DEVICE_CAPS != 0 {
+            cap.device_caps
+        } else {
+            cap.capabilities
+        };
+        Ok(Device {
+            file,
+            path: path.to_path_buf(),
+            capability: Capability {
+                driver: text(&cap.driver),
+                card: text(&cap.card),
+                bus_info: text(&cap.bus_info),
+                caps,
+            },
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn capability(&self) -> &Capability {
+        &self.capability
+    }
+
+    fn fd(&self) -> libc::c_int {
+        self.file.as_raw_fd()
+    }
+
+    /// The pixel formats of the capture queue.
+    pub fn formats(&self) -> Vec<FormatDesc> {
+        let mut out = Vec::new();
+        for index in 0..64 {
+            let mut desc: sys::v4l2_fmtdesc = zeroed();
+            desc.index = index;
+            desc.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
+            // SAFETY: the descriptor is open; `desc` is a v4l2_fmtdesc with index and type set.
+            if call(|| unsafe { sys::vidioc_enum_fmt(self.fd(), &mut desc) }).is_err() {
+                break;
+            }
+            out.push(FormatDesc {
+                fourcc: desc.pixelformat,
+                description: text(&desc.description),
+            });
+        }
+        out
+    }
+
+    /// The frame sizes offered for `fourcc`.
+    pub fn sizes(&self, fourcc: u32) -> Vec<Sizes> {
+        let mut out = Vec::new();
+        for index in 0..256 {
+            let mut e: sys::v4l2_frmsizeenum = zeroed();
+            e.index = index;
+            e.pixel_format = fourcc;
+            // SAFETY: the descriptor is open; `e` is a v4l2_frmsizeenum with index and format set.
+            if call(|| unsafe { sys::vidioc_enum_framesizes(self.fd(), &mut e) }).is_err() {
+                break;
+            }
+            let s = e.size;
+            if e.type_ == sys::V4L2_FRMSIZE_TYPE_DISCRETE {
+                // The discrete form holds width and height in the first two fields.
+                out.push(Sizes::Discrete(s.min_width, s.max_width));
+            } else {
+                out.push(Sizes::Range {
+                    min: (s.min_width, s.min_height),
+                    max: (s.max_width, s.max_height),
+                    step: (s.step_width.max(1), s.step_height.max(1)),
+                });
+                break;
+            }
+        }
+        out
+    }
+
+    /// The frame rates offered for `fourcc` at `width`x`height`, as frames per second.
+    pub fn frame_rates(&self, fourcc: u32, width: u32, height: u32) -> Vec<f64> {
+        let mut out = Vec::new();
+        for index in 0..64 {
+            let mut e: sys::v4l2_frmivalenum = zeroed();
+            e.index = index;
+            e.pixel_format = fourcc;
+            e.width = width;
+            e.height = height;
+            // SAFETY: the descriptor is open; `e` is a v4l2_frmivalenum with its keys set.
+            if call(|| unsafe { sys::vidioc_enum_frameintervals(self.fd(), &mut e) }).is_err() {
+                break;
+            }
+            let rate = |f: sys::v4l2_fract| {
+                (f.numerator > 0).then(|| f.denominator as f64 / f.numerator as f64)
+            };
+            if e.type_ == sys::V4L2_FRMIVAL_TYPE_DISCRETE {
+                out.extend(rate(e.interval[0]));
+            } else {
+                // Stepwise or continuous: report the fastest and slowest.
+                out.extend(rate(e.interval[0]));
+                out.extend(rate(e.interval[1]));
+                break;
+            }
+        }
+        out
+    }
+
+    /// Asks for a format and size; returns what the driver chose.
+    pub fn set_format(&self, fourcc: u32, width: u32, height: u32) -> io::Result<PixFormat> {
+        let mut f: sys::v4l2_format = zeroed();
+        f.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        // SAFETY: `pix` is the member the capture type uses; every member is plain data.
+        let pix = unsafe { &mut f.fmt.pix };
+        pix.width = width;
+        pix.height = height;
+        pix.pixelformat = fourcc;
+        pix.field = sys::V4L2_FIELD_NONE;
+        // SAFETY: the descriptor is open; `f` is a v4l2_format for the capture queue.
+        call(|| unsafe { sys::vidioc_s_fmt(self.fd(), &mut f) })?;
+        // SAFETY: as above, the driver filled the `pix` member.
+        let pix = unsafe { f.fmt.pix };
+        Ok(PixFormat {
+            fourcc: pix.pixelformat,
+            width: pix.width,
+            height: pix.height,
+            bytes_per_line: pix.bytesperline,
+            size_image: pix.sizeimage,
+        })
+    }
+
+    /// Asks for `fps` frames per second; returns the rate the driver chose, if it says.
+    pub fn set_frame_rate(&self, fps: u32) -> io::Result<Option<f64>> {
+        let mut p: sys::v4l2_streamparm = zeroed();
+        p.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        p.parm.capture.timeperframe = sys::v4l2_fract {
+            numerator: 1,
+            denominator: fps.max(1),
+        };
+        // SAFETY: the descriptor is open; `p` is a v4l2_streamparm for the capture queue.
+        call(|| unsafe { sys::vidioc_s_parm(self.fd(), &mut p) })?;
+        // SAFETY: as above, the driver filled the `capture` member.
+        let t = unsafe { p.parm.capture.timeperframe };
+        Ok((t.numerator > 0 && t.denominator > 0)
+            .then(|| t.denominator as f64 / t.numerator as f64))
+    }
+
+    /// Allocates and maps `count` buffers and starts streaming.
+    pub fn stream(&self, count: u32) -> io::Result<Stream<'_>> {
+        let mut req: sys::v4l2_requestbuffers = zeroed();
+        req.count = count;
+        req.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        req.memory = sys::V4L2_MEMORY_MMAP;
+        // SAFETY: the descriptor is open; `req` is a v4l2_requestbuffers.
+        call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) })?;
+        if req.count == 0 {
+            return Err(io::Error::other("the driver gave no capture buffers"));
+        }
+        let mut stream = Stream {
+            device: self,
+            maps: Vec::with_capacity(req.count as usize),
+            streaming: false,
+        };
+        for index in 0..req.count {
+            let mut buf = stream.blank_buffer(index);
+            // SAFETY: the descriptor is open; `buf` is a v4l2_buffer naming buffer `index`.
+            call(|| unsafe { sys::vidioc_querybuf(self.fd(), &mut buf) })?;
+            let len = NonZeroUsize::new(buf.length as usize)
+                .ok_or_else(|| io::Error::other("the driver gave an empty buffer"))?;
+            // SAFETY: for MMAP buffers the driver sets `offset`; the union holds it.
+            let offset = unsafe { buf.m.offset };
+            // SAFETY: maps `len` bytes of the device's buffer at the driver's offset,
+            // shared and readable; the mapping is unmapped in Stream's Drop.
+            let ptr = unsafe {
+                mmap(
+                    None,
+                    len,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED,
+                    self.file.as_fd(),
+                    offset as libc::off_t,
+                )
+            }
+            .map_err(io::Error::from)?;
+            stream.maps.push(Mapping {
+                ptr,
+                len: len.get(),
+            });
+        }
+        for index in 0..req.count {
+            stream.queue(index)?;
+        }
+        let kind = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE as i32;
+        // SAFETY: the descriptor is open; STREAMON reads one int, the queue type.
+        call(|| unsafe { sys::vidioc_streamon(self.fd(), &kind) })?;
+        stream.streaming = true;
+        Ok(stream)
+    }
+
+    /// A one-line description for logs: path, card name and driver.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, driver {})",
+            self.path.display(),
+            self.capability.card,
+            self.capability.driver
+        )
+    }
+}
+
+struct Mapping {
+    ptr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+/// A streaming capture queue; stops streaming and unmaps its buffers when dropped.
+pub struct Stream<'d> {
+    device: &'d Device,
+    maps: Vec<Mapping>,
+    streaming: bool,
+}
+
+/// One captured frame, borrowed from its buffer until the next call.
+pub struct Captured<'s> {
+    pub data: &'s [u8],
+    pub sequence: u32,
+    /// The driver marked the frame as damaged.
+    pub damaged: bool,
+}
+
+impl Stream<'_> {
+    fn blank_buffer(&self, index: u32) -> sys::v4l2_buffer {
+        let mut buf: sys::v4l2_buffer = zeroed();
+        buf.index = index;
+        buf.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        buf.memory = sys::V4L2_MEMORY_MMAP;
+        buf
+    }
+
+    fn queue(&self, index: u32) -> io::Result<()> {
+        let mut buf = self.blank_buffer(index);
+        // SAFETY: the descriptor is open; `buf` names one of our mapped MMAP buffers.
+        call(|| unsafe { sys::vidioc_qbuf(self.device.fd(), &mut buf) })
+    }
+
+    /// Waits up to `timeout` for a frame, hands it to `use_frame`, then gives the buffer
+    /// back to the driver. `Ok(false)` means no frame came in time.
+    pub fn next(
+        &mut self,
+        timeout: Duration,
+        use_frame: impl FnOnce(Captured<'_>),
+    ) -> io::Result<bool> {
+        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.device.file.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(0) => return Ok(false),
+            Ok(_) => {}
+            Err(Errno::EINTR) => return Ok(false),
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+        if revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL)
+            && !revents.contains(PollFlags::POLLIN)
+        {
+            return Err(io::Error::other(
+                "the device reported an error (unplugged?)",
+            ));
+        }
+        let mut buf = self.blank_buffer(0);
+        // SAFETY: the descriptor is open; `buf` is a v4l2_buffer the driver fills in.
+        match call(|| unsafe { sys::vidioc_dqbuf(self.device.fd(), &mut buf) }) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let map = self
+            .maps
+            .get(buf.index as usize)
+            .ok_or_else(|| io::Error::other("the driver returned an unknown buffer"))?;
+        let used = (buf.bytesused as usize).min(map.len);
+        // SAFETY: the mapping is `map.len` bytes long and stays mapped while `self` lives;
+        // the driver does not write a dequeued buffer until it is queued again below.
+        let data = unsafe { std::slice::from_raw_parts(map.ptr.as_ptr() as *const u8, used) };
+        use_frame(Captured {
+            data,
+            sequence: buf.sequence,
+            damaged: buf.flags & sys::V4L2_BUF_FLAG_ERROR != 0,
+        });
+        self.queue(buf.index)?;
+        Ok(true)
+    }
+}
+
+impl Drop for Stream<'_> {
+    fn drop(&mut self) {
+        if self.streaming {
+            let kind = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE as i32;
+            // SAFETY: the descriptor is open; STREAMOFF reads one int, the queue type.
+            let _ = call(|| unsafe { sys::vidioc_streamoff(self.device.fd(), &kind) });
+        }
+        for map in self.maps.drain(..) {
+            // SAFETY: each mapping was made by `mmap` above with this length and no slice
+            // into it outlives the `next` call that made it.
+            let _ = unsafe { munmap(map.ptr, map.len) };
+        }
+        let mut req: sys::v4l2_requestbuffers = zeroed();
+        req.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        req.memory = sys::V4L2_MEMORY_MMAP;
+        // SAFETY: the descriptor is open; count 0 frees the driver's buffers.
+        let _ = call(|| unsafe { sys::vidioc_reqbufs(self.device.fd(), &mut req) });
+    }
+}
+
+/// Every V4L2 device node that exists, in name order (`/dev/video0`, `/dev/video1`, ...).
+pub fn nodes() -> Vec<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let n = name.strip_prefix("video")?.parse().ok()?;
+                    Some((n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Human-readable list of capture devices, their formats, sizes and rates.
+pub fn describe_all() -> String {
+    let mut out = String::new();
+    for path in nodes() {
+        let dev = match Device::open(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                out.push_str(&format!("{}: cannot open: {e}\n", path.display()));
+                continue;
+            }
+        };
+        if !dev.capability().is_capture() {
+            continue;
+        }
+        out.push_str(&format!("{}\n", dev.describe()));
+        for f in dev.formats() {
+            out.push_str(&format!(
+                "  {} ({})\n",
+                fourcc_name(f.fourcc),
+                f.description
+            ));
+            for s in dev.sizes(f.fourcc) {
+                match s {
+                    Sizes::Discrete(w, h) => {
+                        let rates = dev.frame_rates(f.fourcc, w, h);
+                        let rates: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+                        out.push_str(&format!("    {w}x{h} at {} fps\n", rates.join(", ")));
+                    }
+                    Sizes::Range { min, max, step } => out.push_str(&format!(
+                        "    {}x{} to {}x{} in steps of {}x{}\n",
+                        min.0, min.1, max.0, max.1, step.0, step.1
+                    )),
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no V4L2 capture devices found\n");
+    }
+    out
+}

@@ -1,0 +1,370 @@
+//! The V4L2 source (`--source v4l2:/dev/videoN`): USB webcams and other capture nodes.
+//!
+//! * Picks the offered format and size nearest to what was asked: MJPEG is passed
+//!   through untouched (with the standard Huffman tables added to frames that lack
+//!   them); YUYV, UYVY and NV12 go through the software encoder.
+//! * Captures only while somebody watches or a snapshot asks, plus a short linger; the
+//!   device is closed otherwise.
+//! * When the device vanishes or stops delivering, shows a "no signal" picture, says
+//!   why in `/status`, and opens the device again by itself when it is back.
+
+pub mod device;
+pub mod sys;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use self::device::{Device, PixFormat, Sizes};
+use self::sys::{fourcc, fourcc_name};
+use super::font::{text_width, Canvas};
+use super::{FrameSink, Settings};
+use crate::clock::Utc;
+use crate::encoder::{RawLayout, SoftwareEncoder};
+
+/// How long capture goes on after the last viewer leaves or snapshot asks.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// A wait this long without a frame means the device has stopped delivering.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
+const TIMEOUTS_BEFORE_LOST: u32 = 3;
+
+/// Buffers kept in flight so the driver never waits for us.
+const BUFFERS: u32 = 4;
+
+/// How a captured format is turned into JPEG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    PassJpeg,
+    Encode(RawLayout),
+}
+
+/// Formats this source takes, best first.
+fn handling(code: u32) -> Option<Handling> {
+    match code {
+        c if c == fourcc(b"MJPG") || c == fourcc(b"JPEG") => Some(Handling::PassJpeg),
+        c if c == fourcc(b"YUYV") => Some(Handling::Encode(RawLayout::Yuyv)),
+        c if c == fourcc(b"UYVY") => Some(Handling::Encode(RawLayout::Uyvy)),
+        c if c == fourcc(b"NV12") => Some(Handling::Encode(RawLayout::Nv12)),
+        _ => None,
+    }
+}
+
+fn preference(code: u32) -> usize {
+    [b"MJPG", b"JPEG", b"YUYV", b"UYVY", b"NV12"]
+        .iter()
+        .position(|f| fourcc(f) == code)
+        .unwrap_or(usize::MAX)
+}
+
+/// The size of `sizes` nearest to `want` (by the sum of width and height differences).
+fn nearest_size(sizes: &[Sizes], want: (u32, u32)) -> Option<(u32, u32)> {
+    let fit = |v: u32, min: u32, max: u32, step: u32| {
+        let v = v.clamp(min, max);
+        min + (v - min) / step * step
+    };
+    sizes
+        .iter()
+        .map(|s| match *s {
+            Sizes::Discrete(w, h) => (w, h),
+            Sizes::Range { min, max, step } => (
+                fit(want.0, min.0, max.0, step.0),
+                fit(want.1, min.1, max.1, step.1),
+            ),
+        })
+        .min_by_key(|&(w, h)| w.abs_diff(want.0) + h.abs_diff(want.1))
+}
+
+/// The format and size to ask for: nearest size first, then the preferred format.
+fn choose(device: &Device, want: (u32, u32)) -> Result<(u32, (u32, u32)), String> {
+    let formats = device.formats();
+    let mut best: Option<(u32, usize, u32, (u32, u32))> = None;
+    for f in &formats {
+        if handling(f.fourcc).is_none() {
+            continue;
+        }
+        let Some(size) = nearest_size(&device.sizes(f.fourcc), want) else {
+            continue;
+        };
+        let distance = size.0.abs_diff(want.0) + size.1.abs_diff(want.1);
+        let key = (distance, preference(f.fourcc));
+        if best.is_none_or(|b| key < (b.0, b.1)) {
+            best = Some((key.0, key.1, f.fourcc, size));
+        }
+    }
+    match best {
+        Some((_, _, code, size)) => Ok((code, size)),
+        None => {
+            let offered: Vec<String> = formats.iter().map(|f| fourcc_name(f.fourcc)).collect();
+            Err(format!(
+                "{} offers no format this source takes (it offers {}; MJPEG, YUYV, UYVY and NV12 are taken)",
+                device.describe(),
+                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+            ))
+        }
+    }
+}
+
+/// An opened and configured camera.
+struct Camera {
+    device: Device,
+    format: PixFormat,
+    handling: Handling,
+}
+
+fn open(path: &Path, settings: Settings) -> Result<Camera, String> {
+    let device = Device::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if !device.capability().is_capture() {
+        return Err(format!(
+            "{} is not a video capture device",
+            device.describe()
+        ));
+    }
+    let want = (settings.width as u32, settings.height as u32);
+    let (code, size) = choose(&device, want)?;
+    let format = device.set_format(code, size.0, size.1).map_err(|e| {
+        format!(
+            "{}: cannot set {}: {e}",
+            device.describe(),
+            fourcc_name(code)
+        )
+    })?;
+    let handling = handling(format.fourcc).ok_or_else(|| {
+        format!(
+            "{} switched to {}, which this source does not take",
+            device.describe(),
+            fourcc_name(format.fourcc)
+        )
+    })?;
+    let fps = device.set_frame_rate(settings.fps).ok().flatten();
+    let asked = if (format.width, format.height) == want {
+        String::new()
+    } else {
+        format!(" (asked for {}x{}; nearest offered)", want.0, want.1)
+    };
+    log::info!(
+        "{}: {} {}x{}{asked} at {}",
+        device.describe(),
+        fourcc_name(format.fourcc),
+        format.width,
+        format.height,
+        fps.map_or("the driver's frame rate".to_string(), |f| format!(
+            "{f:.1} fps (asked for {})",
+            settings.fps
+        ))
+    );
+    Ok(Camera {
+        device,
+        format,
+        handling,
+    })
+}
+
+/// Why capturing stopped.
+enum Stop {
+    Stopping,
+    Idle,
+    Lost(String),
+}
+
+fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink) -> Stop {
+    let mut stream = match camera.device.stream(BUFFERS) {
+        Ok(s) => s,
+        Err(e) => return Stop::Lost(format!("cannot start streaming: {e}")),
+    };
+    let (w, h) = (camera.format.width, camera.format.height);
+    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Stop::Lost(format!("frame size {w}x{h} is too large"));
+    };
+    let mut silent = 0;
+    loop {
+        if sink.stopping() {
+            return Stop::Stopping;
+        }
+        if !sink.wanted(LINGER) {
+            return Stop::Idle;
+        }
+        let got = stream.next(FRAME_TIMEOUT, |frame| {
+            if frame.damaged || frame.data.is_empty() {
+                sink.stats().count_dropped();
+                return;
+            }
+            match camera.handling {
+                Handling::PassJpeg => {
+                    let jpeg = crate::jpeg::trim_after_eoi(frame.data);
+                    let jpeg = crate::jpeg::with_huffman_tables(jpeg);
+                    sink.offer_jpeg(&jpeg);
+                }
+                Handling::Encode(layout) => {
+                    let stride = camera.format.bytes_per_line as usize;
+                    match encoder.encode_raw(frame.data, layout, w16, h16, stride) {
+                        Ok(jpeg) => sink.publish_checked(jpeg, w16, h16),
+                        Err(e) => {
+                            log::warn!("dropped frame {}: {e}", frame.sequence);
+                            sink.stats().count_dropped();
+                        }
+                    }
+                }
+            }
+        });
+        match got {
+            Ok(true) => silent = 0,
+            Ok(false) => {
+                silent += 1;
+                if silent >= TIMEOUTS_BEFORE_LOST {
+                    return Stop::Lost(format!(
+                        "no frame for {} s",
+                        (FRAME_TIMEOUT * TIMEOUTS_BEFORE_LOST).as_secs()
+                    ));
+                }
+            }
+            Err(e) => return Stop::Lost(e.to_string()),
+        }
+    }
+}
+
+/// Draws and encodes the picture shown while the camera is missing.
+fn no_signal(settings: Settings, why: &str, encoder: &mut SoftwareEncoder) -> Option<Vec<u8>> {
+    let (w, h) = (settings.width as usize, settings.height as usize);
+    let mut rgb = vec![24u8; w * h * 3];
+    let mut c = Canvas {
+        rgb: &mut rgb,
+        width: w,
+        height: h,
+    };
+    let scale = if w >= 640 { 4 } else { 2 };
+    let title = "NO SIGNAL";
+    c.text(
+        w.saturating_sub(text_width(title, scale)) / 2,
+        h / 3,
+        scale,
+        title,
+        [255, 80, 80],
+    );
+    let small = (scale / 2).max(1);
+    let max_chars = (w / (6 * small)).saturating_sub(2);
+    let reason: String = why.to_uppercase().chars().take(max_chars).collect();
+    c.text(small * 6, h / 2, small, &reason, [230, 230, 230]);
+    let clock = format!("{} UTC", Utc::now().time_of_day());
+    c.text(small * 6, h / 2 + 12 * small, small, &clock, [0, 255, 255]);
+    encoder
+        .encode_rgb(&rgb, settings.width, settings.height)
+        .ok()
+        .map(<[u8]>::to_vec)
+}
+
+/// Runs the source on `path` until the server stops.
+pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
+    let mut encoder = SoftwareEncoder::new(settings.quality);
+    let mut backoff = Duration::from_secs(1);
+    let mut last_problem = String::new();
+    sink.stats().set_capturing(false);
+    while !sink.stopping() {
+        if !sink.wanted(LINGER) {
+            sleep_unless_stopping(&sink, Duration::from_millis(100));
+            continue;
+        }
+        let problem = match open(&path, settings) {
+            Ok(camera) => {
+                if !last_problem.is_empty() {
+                    log::info!("{} is back", camera.device.describe());
+                    last_problem.clear();
+                }
+                sink.stats().set_error(None);
+                sink.stats().set_capturing(true);
+                backoff = Duration::from_secs(1);
+                let stop = capture(&camera, &mut encoder, &mut sink);
+                sink.stats().set_capturing(false);
+                match stop {
+                    Stop::Stopping => return,
+                    Stop::Idle => {
+                        log::info!("nobody watching: {} idle", path.display());
+                        continue;
+                    }
+                    Stop::Lost(why) => format!("{}: {why}", path.display()),
+                }
+            }
+            Err(e) => e,
+        };
+        if problem != last_problem {
+            log::warn!("{problem}; trying again");
+            last_problem = problem.clone();
+        }
+        sink.stats().set_error(Some(problem.clone()));
+        if let Some(jpeg) = no_signal(settings, &problem, &mut encoder) {
+            sink.publish_checked(&jpeg, settings.width, settings.height);
+        }
+        sleep_unless_stopping(&sink, backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(4));
+    }
+}
+
+fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
+    let end = Instant::now() + total;
+    while !sink.stopping() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+    }
+}
+
+/// The first capture device with a format this source takes, for `--source auto`.
+pub fn find_camera() -> Option<PathBuf> {
+    device::nodes().into_iter().find(|path| {
+        Device::open(path).is_ok_and(|d| {
+            d.capability().is_capture() && d.formats().iter().any(|f| handling(f.fourcc).is_some())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_sizes() {
+        let discrete = [
+            Sizes::Discrete(320, 240),
+            Sizes::Discrete(640, 480),
+            Sizes::Discrete(1280, 720),
+        ];
+        assert_eq!(nearest_size(&discrete, (640, 480)), Some((640, 480)));
+        assert_eq!(nearest_size(&discrete, (800, 600)), Some((640, 480)));
+        assert_eq!(nearest_size(&discrete, (1920, 1080)), Some((1280, 720)));
+        let range = [Sizes::Range {
+            min: (16, 16),
+            max: (1920, 1080),
+            step: (8, 2),
+        }];
+        assert_eq!(nearest_size(&range, (643, 481)), Some((640, 480)));
+        assert_eq!(nearest_size(&range, (4000, 4000)), Some((1920, 1080)));
+        assert_eq!(nearest_size(&[], (640, 480)), None);
+    }
+
+    #[test]
+    fn format_preferences() {
+        assert_eq!(handling(fourcc(b"MJPG")), Some(Handling::PassJpeg));
+        assert_eq!(
+            handling(fourcc(b"NV12")),
+            Some(Handling::Encode(RawLayout::Nv12))
+        );
+        assert_eq!(handling(fourcc(b"RGGB")), None);
+        assert!(preference(fourcc(b"MJPG")) < preference(fourcc(b"YUYV")));
+    }
+
+    #[test]
+    fn no_signal_picture_encodes() {
+        let settings = Settings {
+            width: 320,
+            height: 240,
+            fps: 30,
+            quality: 80,
+        };
+        let mut enc = SoftwareEncoder::new(80);
+        let jpeg = no_signal(
+            settings,
+            "/dev/video0: cannot open: no such device",
+            &mut enc,
+        )
+        .unwrap();
+        let d = crate::jpeg::inspect(&jpeg).unwrap();
+        assert_eq!((d.width, d.height), (320, 240));
+    }
+}
