@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Reject ARM ELF files that contain instructions an ARMv6 (+VFPv2) core cannot run.
 
-The Pi Zero, Zero W/WH and Pi 1 use an ARM1176JZF-S: ARMv6 (with the v6K/v6Z
-additions), ARM and Thumb-1 instruction sets, VFPv2 with 16 double registers,
-no NEON, no Thumb-2.  Rust's arm-unknown-linux-{gnu,musl}eabihf targets aim at
-plain ARMv6 + VFPv2, so by default this scanner holds binaries to that baseline.
+The Pi Zero, Zero W/WH and Pi 1 use an ARM1176JZF-S: ARMv6 with the v6K and
+v6Z additions (ARMv6KZ), ARM and Thumb-1 instruction sets, VFPv2 with 16 double
+registers, no NEON, no Thumb-2.  That core is the default baseline here.
+Rust's arm-unknown-linux-{gnu,musl}eabihf code uses ARMv6K instructions
+(ldrexb/strexb for AtomicBool, ldrexd/strexd for AtomicU64), which the ARM1176
+has; --strict-armv6 rejects them too, for the older ARM1136 (plain ARMv6).
 
 The file is disassembled with a binutils objdump for ARM.  objdump decides ARM
 versus Thumb state from the ELF mapping symbols ($a/$t/$d), so the file must
@@ -22,13 +24,15 @@ ARM state
   ARMv7VE: hvc, eret.
   ARMv8 (AArch32): lda*/stl* (acquire/release, incl. exclusive forms), hlt,
            sevl, crc32*, aes*/sha1*/sha256*.
-  ARMv6K (present on the ARM1176, absent from plain ARMv6; rejected unless
-           --allow-v6k): ldrexb/ldrexh/ldrexd, strexb/strexh/strexd, clrex,
+  ARMv6K/v6Z (the ARM1176 has them, plain ARMv6 does not; accepted unless
+           --strict-armv6): ldrexb/ldrexh/ldrexd, strexb/strexh/strexd, clrex,
            the yield/wfe/wfi/sev hints and the architected NOP hint encoding,
            smc (v6Z security extension), CP15 c13 thread-ID register access
            (mrc/mcr p15, 0, Rt, c13, c0, {2,3,4}).
-  Plain ldrex/strex (word) are ARMv6 and allowed.  udf is allowed: its
-  encoding is permanently undefined on every ARM, which is what a trap wants.
+  So of the exclusive-access family, plain ldrex/strex (ARMv6) and the
+  byte/halfword/doubleword forms (ARMv6K) pass, while the ARMv8
+  load-acquire/store-release exclusives (ldaex*, stlex*) fail.  udf is allowed:
+  its encoding is permanently undefined on every ARM, which is what a trap wants.
 
 Floating point / SIMD (everything starting with "v")
   Only the VFPv2 instruction set is allowed: vabs vadd vsub vmul vdiv vsqrt
@@ -51,12 +55,17 @@ Thumb state
   cbnz and the 0xbfxx hint space (nop/yield/wfe/... in Thumb) are ARMv6T2+ too.
 
 Runtime-dispatched code
-  Static musl carries a few helpers that are only called after the C library
-  checked the CPU at start-up (musl's arm atomics: __a_barrier_v7, __a_cas_v7
-  use dmb; __a_gettp_cp15 reads the v6K thread register only when the kernel
-  reports HWCAP_TLS).  Findings inside those functions are listed as allowed;
-  more names can be added with --allow-function.  qemu's -cpu arm1176 run of
-  the test suite is what proves the dispatch picks the v6 path.
+  A few library functions hold newer instructions behind a run-time check, and
+  findings inside them are listed as allowed (more with --allow-function):
+  - musl's arm atomics (static musl builds): __a_barrier_v7 and __a_cas_v7 use
+    dmb and are chosen at start-up only when the CPU is not ARMv6;
+    __a_gettp_cp15 reads the thread register only when the kernel reports
+    HWCAP_TLS.
+  - LLVM libunwind (linked by zig): Registers_arm::saveVFPv3/restoreVFPv3
+    touch d16-d31 and run only when unwind info names one of those registers,
+    which code built for VFPv2 (-d32) never does.
+  qemu's -cpu arm1176 run of the test suite is what proves the dispatch picks
+  the ARMv6 path.
 
 Exit status: 0 clean, 1 forbidden instructions found, 2 cannot scan.
 """
@@ -111,6 +120,8 @@ DEFAULT_ALLOWED_FUNCTIONS = {
     "__a_barrier_v7": "musl: chosen at start-up only on ARMv7+ CPUs",
     "__a_cas_v7": "musl: chosen at start-up only on ARMv7+ CPUs",
     "__a_gettp_cp15": "musl: chosen at start-up only if the kernel reports HWCAP_TLS",
+    "_ZN9libunwind13Registers_arm9saveVFPv3EPv": "libunwind: only for d16-d31 in unwind info",
+    "_ZN9libunwind13Registers_arm12restoreVFPv3EPv": "libunwind: only for d16-d31 in unwind info",
 }
 
 LINE = re.compile(r"^\s*([0-9a-f]+):\t([0-9a-f]{4}(?: [0-9a-f]{4})?|[0-9a-f]{8})\s*\t(\S+)(?:\t(.*))?$")
@@ -157,7 +168,7 @@ def check_vfp(mnem, ops):
 def classify(mode, raw, mnem, ops):
     """Return (category, reason) for a forbidden instruction, or None."""
     mnem = mnem.lower()
-    ops = ops or ""
+    ops = (ops or "").split("@")[0]      # drop objdump's comment (addresses, values)
     if mnem.startswith("."):          # .word/.short/.byte: literal data
         return None
     if mode == "thumb":
@@ -207,7 +218,7 @@ def has_mapping_symbols(objdump, path):
     return bool(re.search(r"\s\$[atd](?:\.\S*)?$", out.stdout, re.M)), ""
 
 
-def scan(path, objdump, allow_v6k, allowed_funcs, max_print):
+def scan(path, objdump, strict_v6, allowed_funcs, max_print):
     ok, err = has_mapping_symbols(objdump, path)
     if not ok:
         print("armv6-scan: %s: no symbol table with ARM mapping symbols (%s); "
@@ -245,7 +256,7 @@ def scan(path, objdump, allow_v6k, allowed_funcs, max_print):
         if fbase in allowed_funcs:
             allowed[cat].append(text)
             continue
-        if cat == V6K and allow_v6k:
+        if cat == V6K and not strict_v6:
             v6k_notes[why] += 1
             continue
         counts[cat] += 1
@@ -263,10 +274,10 @@ def scan(path, objdump, allow_v6k, allowed_funcs, max_print):
         print("armv6-scan: %s: %d %s instruction(s) in runtime-dispatched functions (allowed): %s"
               % (name, len(items), cat, ", ".join(sorted({t.split("<")[1].split(">")[0].split("+")[0] for t in items}))))
     for why, n in v6k_notes.items():
-        print("armv6-scan: %s: note: %d ARMv6K instruction(s) allowed (--allow-v6k): %s" % (name, n, why))
+        print("armv6-scan: %s: %d ARMv6K instruction(s), fine on the ARM1176: %s" % (name, n, why))
     if not findings:
-        print("armv6-scan: OK %s: %d ARM + %d Thumb instructions, all ARMv6/VFPv2"
-              % (name, mode_counts["arm"], mode_counts["thumb"]))
+        print("armv6-scan: OK %s: %d ARM + %d Thumb instructions, all within %s"
+              % (name, mode_counts["arm"], mode_counts["thumb"], "plain ARMv6 + VFPv2" if strict_v6 else "ARM1176 (ARMv6KZ + VFPv2)"))
         return 0
     print("armv6-scan: FAIL %s: %s" % (name, ", ".join("%d %s" % (n, c) for c, n in counts.most_common())))
     for cat, items in findings.items():
@@ -281,8 +292,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", help="ELF executables or objects to scan")
     ap.add_argument("--objdump", help="objdump for ARM (default: arm-linux-gnueabihf-objdump)")
-    ap.add_argument("--allow-v6k", action="store_true",
-                    help="accept ARMv6K additions the ARM1176 has (ldrexd, clrex, wfe, ...)")
+    ap.add_argument("--strict-armv6", action="store_true",
+                    help="also reject the ARMv6K/v6Z additions the ARM1176 has (ldrexd, clrex, wfe, ...)")
     ap.add_argument("--allow-function", action="append", default=[],
                     help="function whose instructions are runtime-dispatched (repeatable)")
     ap.add_argument("--no-default-allow", action="store_true",
@@ -303,7 +314,7 @@ def main():
             print("armv6-scan: %s: no such file" % f, file=sys.stderr)
             worst = max(worst, 2)
             continue
-        rc = scan(f, objdump, args.allow_v6k, allowed_funcs, args.max_print)
+        rc = scan(f, objdump, args.strict_armv6, allowed_funcs, args.max_print)
         worst = max(worst, rc)
     return worst
 

@@ -117,8 +117,9 @@ export ZIG_GLOBAL_CACHE_DIR="$CACHE/zig-cache"
 export CARGO_TERM_COLOR=never
 export CARGO_NET_RETRY=5
 # keep the symbol table in release builds: the ARMv6 scan needs the ARM/Thumb
-# mapping symbols; the binaries shipped are stripped copies (dist/).
-export CARGO_PROFILE_RELEASE_STRIP=debuginfo
+# mapping symbols, and zig's linker drops the whole symbol table when rustc asks
+# for --strip-debug; the binaries shipped are stripped copies (dist/).
+export CARGO_PROFILE_RELEASE_STRIP=none
 # rustup's proxies live next to the original CARGO_HOME
 export PATH="$CACHE/tools/bin:$CACHE/zig/bin:${HOME}/.cargo/bin:$PATH"
 
@@ -200,7 +201,7 @@ scanner_selftest() {
     local d="$CACHE/selftest" c="$REPO/ci/armv6-selftest.c"
     rm -rf "$d"; mkdir -p "$d"
     arm-linux-gnueabihf-gcc -O2 -c -march=armv7-a -marm -mfpu=vfpv3-d16 "$c" -o "$d/v7-arm.o"
-    arm-linux-gnueabihf-gcc -O2 -c -march=armv7-a -mthumb "$c" -o "$d/v7-thumb2.o"
+    arm-linux-gnueabihf-gcc -O2 -c -march=armv7-a -mthumb -mfpu=vfpv3-d16 "$c" -o "$d/v7-thumb2.o"
     arm-linux-gnueabihf-gcc -O2 -c -march=armv6 -marm -mfpu=vfp "$c" -o "$d/v6.o"
     # ARMv6 code linked with Debian's (ARMv7/Thumb-2) start files: the classic
     # "Illegal instruction" binary for a Pi Zero.
@@ -234,6 +235,12 @@ cargo_env_for() { # prints nothing; exports target-specific variables
         export "CC_${tu}=$(gcc_for "$t")-gcc"
         export "AR_${tu}=$(gcc_for "$t")-ar"
     fi
+    # std built from source has no self-contained musl start files: let zig
+    # supply crt1.o and libc instead.
+    case "$t" in
+        *-musl*) [ "${STD_OF[$t]}" != rustup ] && export "CARGO_TARGET_${T}_RUSTFLAGS=-Clink-self-contained=no" ;;
+    esac
+    return 0
 }
 
 # run_cargo TARGET LOG SUBCOMMAND ARGS...  (SUBCOMMAND: build | test)
@@ -319,7 +326,7 @@ do_target() {
                 cd "$SRC"
                 export "CARGO_TARGET_${T}_RUNNER=$wrapper"
                 export PICAM_TEST_EXEC_WRAPPER="$wrapper"
-                BUILD_TIMEOUT=$TEST_TIMEOUT run_cargo "$t" "$tl" test
+                BUILD_TIMEOUT=$TEST_TIMEOUT run_cargo "$t" "$tl" test --no-fail-fast
             ) >"$tl.out" 2>&1 || trc=$?
             cat "$tl.out" "$tl" >"$tl.all" 2>/dev/null || true
             # show the suite's own output (results, failures)

@@ -6,10 +6,14 @@
 #                                   qemu-user-static, python3-venv and, per
 #                                   FAMILY (aarch64 | armv7 | armv6), the cross
 #                                   gcc, libc and binutils.
+#   install-deps.sh pkgs PKG...     the named Debian packages, if missing.
 #   install-deps.sh zig PREFIX      zig from PyPI (package "ziglang") in a venv at
 #                                   PREFIX, with PREFIX/bin/zig on its path.
-#   install-deps.sh zigbuild ROOT   cargo-zigbuild from crates.io into ROOT/bin
+#   install-deps.sh zigbuild ROOT   cargo-zigbuild from the crate registry into ROOT/bin
 #                                   (needs a Rust toolchain with cargo).
+#   install-deps.sh zig-linker TARGET DIR
+#                                   DIR/zigcc-TARGET: rustc linker running zig
+#                                   through cargo-zigbuild (for cross/ images).
 #   install-deps.sh debian-rust     Debian's rustc-web/cargo-web/rust-web-src
 #                                   (fallback toolchain when rustup cannot
 #                                   provide rust-src).
@@ -124,6 +128,32 @@ cmd_zigbuild() {
         die "cargo install cargo-zigbuild@$ZIGBUILD_VERSION failed"
 }
 
+# zig-linker TARGET DIR: write DIR/zigcc-TARGET, a linker for rustc that runs
+# zig's clang through cargo-zigbuild (which smooths over rustc's linker flags),
+# with the CPU baseline of the Rust target.
+cmd_zig_linker() {
+    local target="${1:?usage: install-deps.sh zig-linker TARGET DIR}" dir="${2:?}"
+    local zt mcpu=""
+    case "$target" in
+        aarch64-unknown-linux-musl) zt=aarch64-linux-musl ;;
+        aarch64-unknown-linux-gnu) zt=aarch64-linux-gnu.2.31 ;;
+        armv7-unknown-linux-musleabihf) zt=arm-linux-musleabihf; mcpu=generic+v7a+vfp3d16+thumb2-neon ;;
+        armv7-unknown-linux-gnueabihf) zt=arm-linux-gnueabihf.2.31; mcpu=generic+v7a+vfp3d16+thumb2-neon ;;
+        arm-unknown-linux-musleabihf) zt=arm-linux-musleabihf; mcpu=generic+v6+strict_align+vfp2-d32 ;;
+        arm-unknown-linux-gnueabihf) zt="arm-linux-gnueabihf.${ARMV6_GLIBC:-2.31}"; mcpu=generic+v6+strict_align+vfp2-d32 ;;
+        *) die "zig-linker: unknown target $target" ;;
+    esac
+    mkdir -p "$dir"
+    {
+        echo '#!/bin/sh'
+        echo "# rustc linker for $target: zig cc via cargo-zigbuild"
+        printf 'exec cargo-zigbuild zig cc -- -g -fno-sanitize=all %s-target %s "$@"\n' \
+            "${mcpu:+-mcpu=$mcpu }" "$zt"
+    } >"$dir/zigcc-$target"
+    chmod 755 "$dir/zigcc-$target"
+    log "wrote $dir/zigcc-$target"
+}
+
 cmd_debian_rust() {
     apt_install rustc-web cargo-web rust-web-src
     [ -d /usr/lib/rustlib/src/rust/library ] || die "rust-web-src did not provide /usr/lib/rustlib/src/rust/library"
@@ -134,10 +164,12 @@ main() {
     [ $# -gt 0 ] && shift
     case "$cmd" in
         apt) cmd_apt "$@" ;;
+        pkgs) apt_install "$@" ;;
         zig) cmd_zig "$@" ;;
         zigbuild) cmd_zigbuild "$@" ;;
+        zig-linker) cmd_zig_linker "$@" ;;
         debian-rust) cmd_debian_rust ;;
-        *) die "usage: install-deps.sh {apt FAMILY...|zig PREFIX|zigbuild ROOT|debian-rust}" ;;
+        *) die "usage: install-deps.sh {apt FAMILY...|pkgs PKG...|zig PREFIX|zigbuild ROOT|zig-linker TARGET DIR|debian-rust}" ;;
     esac
 }
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Run the real `cross` (0.2.5) against this crate with podman as the container
+# engine, on a Debian 12 machine without a Docker engine or a container
+# registry:
+#   - installs podman (+ runc, uidmap, fuse-overlayfs, slirp4netns, netavark,
+#     iptables) and debootstrap from the machine's apt sources;
+#   - writes a containers.conf for podman (lower rlimits, runc) and uses it
+#     through CONTAINERS_CONF, leaving /etc alone;
+#   - makes the Dockerfiles' base image (debian:bookworm-slim) from debootstrap
+#     + `podman import`, so the very cross/*.Dockerfile users build are built;
+#   - installs cross with cargo, then runs `cross build --release` for each
+#     target and `cross test --release` for the targets in PICAM_CROSS_TEST_TARGETS.
+#
+#   ci/cross-podman.sh [TARGET...]   default: all six Pi targets
+#
+# Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci), PICAM_SRC,
+# PICAM_RUST_TOOLCHAIN, PICAM_CROSS_TEST_TARGETS (default: the aarch64 and
+# armv7 gnu targets).
+set -euo pipefail
+
+ALL_TARGETS=(
+    aarch64-unknown-linux-gnu
+    armv7-unknown-linux-gnueabihf
+    arm-unknown-linux-gnueabihf
+    aarch64-unknown-linux-musl
+    armv7-unknown-linux-musleabihf
+    arm-unknown-linux-musleabihf
+)
+CROSS_VERSION=0.2.5
+BASE_IMAGE=debian:bookworm-slim
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+SRC="${PICAM_SRC:-$REPO}"
+CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
+TEST_TARGETS="${PICAM_CROSS_TEST_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
+T0=$SECONDS
+
+log() { printf '[cross-podman] %s\n' "$*"; }
+die() { printf '[cross-podman] ERROR: %s\n' "$*" >&2; exit 1; }
+
+if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
+for t in "${TARGETS[@]}"; do
+    case " ${ALL_TARGETS[*]} " in *" $t "*) ;; *) die "unknown target '$t'" ;; esac
+done
+[ -f "$SRC/Cross.toml" ] || die "no Cross.toml in $SRC"
+
+mkdir -p "$CACHE"/{podman,logs,tools,cargo-home}
+export CARGO_HOME="$CACHE/cargo-home"
+export PATH="$CACHE/tools/bin:${HOME}/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+# ---------------------------------------------------------------- podman
+t_setup=$SECONDS
+bash "$REPO/cross/install-deps.sh" pkgs podman runc uidmap fuse-overlayfs slirp4netns \
+    netavark iptables debootstrap ca-certificates
+conf="$CACHE/podman/containers.conf"
+cat >"$conf" <<'EOF'
+# podman's default rlimits need CAP_SYS_RESOURCE and crun fails on hybrid
+# cgroups on this kind of machine: lower limits, runc.
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+EOF
+export CONTAINERS_CONF="$conf"
+export CROSS_CONTAINER_ENGINE=podman
+timeout 120 podman info >"$CACHE/logs/podman-info.log" 2>&1 || {
+    tail -n 20 "$CACHE/logs/podman-info.log"; die "podman does not work here"; }
+
+# ---------------------------------------------------------------- base image
+debian_mirror() { # first Debian archive URI of the machine's apt sources
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk 'BEGIN{IGNORECASE=1} /^URIs:/{u=$2} /^Suites:/{ if ($0 ~ /bookworm( |$)/ && u !~ /security/) {print u; exit} }' "$f"
+    done | head -n1
+    if [ -f /etc/apt/sources.list ]; then
+        awk '$1=="deb" && $0 !~ /security/ && $0 ~ / bookworm /{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list
+    fi
+}
+if timeout 60 podman image exists "$BASE_IMAGE"; then
+    log "base image $BASE_IMAGE present"
+else
+    mirror=$(debian_mirror | head -n1)
+    [ -n "$mirror" ] || die "no Debian bookworm archive in the machine's apt sources"
+    rootfs="$CACHE/podman/rootfs-bookworm"
+    tarball="$CACHE/podman/bookworm-minbase.tar"
+    if [ ! -s "$tarball" ]; then
+        log "debootstrap bookworm (minbase) from the machine's mirror"
+        rm -rf "$rootfs"
+        timeout 900 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" \
+            >"$CACHE/logs/debootstrap.log" 2>&1 || { tail -n 20 "$CACHE/logs/debootstrap.log"; die "debootstrap failed"; }
+        # the image gets the machine's Debian sources (bookworm, -updates,
+        # -security), as the published debian image has them
+        rm -f "$rootfs/etc/apt/sources.list"
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] && grep -qi 'debian' "$f" && grep -qi 'bookworm' "$f" && cp "$f" "$rootfs/etc/apt/sources.list.d/"
+        done
+        if ! ls "$rootfs"/etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+            grep -E '^deb .*bookworm' /etc/apt/sources.list >"$rootfs/etc/apt/sources.list" || true
+        fi
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+        rm -rf "$rootfs"
+    fi
+    log "importing $BASE_IMAGE"
+    timeout 300 podman import "$tarball" "docker.io/library/$BASE_IMAGE" >/dev/null
+    podman tag "docker.io/library/$BASE_IMAGE" "$BASE_IMAGE" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------- cross + rust
+if ! { command -v cross >/dev/null && [ "$(cross --version 2>/dev/null | awk 'NR==1{print $2}')" = "$CROSS_VERSION" ]; }; then
+    log "installing cross $CROSS_VERSION"
+    timeout 1200 cargo install --locked --quiet --root "$CACHE/tools" "cross@$CROSS_VERSION" ||
+        die "cargo install cross@$CROSS_VERSION failed"
+fi
+TOOLCHAIN="${PICAM_RUST_TOOLCHAIN:-$(cd "$SRC" && rustup show active-toolchain | awk 'NR==1{print $1}')}"
+# cross 0.2.5 misreads rustup 1.29's toolchain list unless the toolchain is pinned
+RUST_VERSION=$(RUSTUP_TOOLCHAIN="$TOOLCHAIN" rustc --version | awk '{print $2}')
+if rustup toolchain list | grep -q "^$RUST_VERSION-"; then
+    export RUSTUP_TOOLCHAIN="$RUST_VERSION"
+else
+    export RUSTUP_TOOLCHAIN="$TOOLCHAIN"
+fi
+log "cross $(cross --version 2>/dev/null | awk 'NR==1{print $2}'), toolchain $RUSTUP_TOOLCHAIN"
+t_setup=$((SECONDS - t_setup))
+
+# ---------------------------------------------------------------- builds
+export CARGO_TARGET_DIR="$CACHE/podman-target"
+declare -A RES
+FAILED=0
+for t in "${TARGETS[@]}"; do
+    ts=$SECONDS
+    envs=()
+    if timeout 600 rustup target add --toolchain "$RUSTUP_TOOLCHAIN" "$t" >"$CACHE/logs/podman-rustup-$t.log" 2>&1; then
+        how="rustup std"
+    else
+        # rustup has no std for this target here: build it from rust-src.  cross
+        # 0.2.5 only allows that on nightly, unless told the toolchain is custom.
+        timeout 600 rustup component add --toolchain "$RUSTUP_TOOLCHAIN" rust-src >/dev/null 2>&1 ||
+            die "$t: neither rust-std nor rust-src available from rustup"
+        envs=(CROSS_BUILD_STD=1 CROSS_CUSTOM_TOOLCHAIN=1 RUSTC_BOOTSTRAP=1)
+        how="std from source"
+    fi
+    log "=== $t ($how): cross build --release"
+    if (cd "$SRC" && env "${envs[@]}" timeout 2400 cross build --release --target "$t") \
+        >"$CACHE/logs/podman-$t-build.log" 2>&1; then
+        RES[$t]="build ok"
+    else
+        tail -n 30 "$CACHE/logs/podman-$t-build.log"
+        RES[$t]="build FAILED"; FAILED=1
+        continue
+    fi
+    case " $TEST_TARGETS " in
+        *" $t "*)
+            log "$t: cross test --release"
+            if (cd "$SRC" && env "${envs[@]}" timeout 2400 cross test --release --target "$t") \
+                >"$CACHE/logs/podman-$t-test.log" 2>&1; then
+                RES[$t]="${RES[$t]}, tests ok"
+            else
+                RES[$t]="${RES[$t]}, tests FAILED"; FAILED=1
+            fi
+            grep -E '^test result:|FAILED|panicked' "$CACHE/logs/podman-$t-test.log" || true
+            RES[$t]="${RES[$t]} ($(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' \
+                "$CACHE/logs/podman-$t-test.log" | awk '{p+=$4; f+=$6} END{printf "%d passed, %d failed", p, f}'))"
+            ;;
+    esac
+    RES[$t]="${RES[$t]} [$((SECONDS - ts))s]"
+done
+
+echo
+for t in "${TARGETS[@]}"; do printf '%-32s %s\n' "$t" "${RES[$t]:-not run}"; done
+log "setup ${t_setup}s, total $((SECONDS - T0))s; logs in $CACHE/logs/podman-*"
+[ "$FAILED" = 0 ] || die "cross failed for some targets"
+log "all cross builds OK"
