@@ -214,6 +214,27 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
     }
 }
 
+/// `GET path` that reports failure instead of panicking (for servers still starting).
+pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).ok()?;
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status = std::str::from_utf8(&all[..split])
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, all[split + 4..].to_vec()))
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path)
 }

@@ -1,0 +1,227 @@
+//! The V4L2 source against a real kernel: the release binary runs inside the VM rig
+//! (`tests/vm/rig.sh`) with the `vivid` virtual camera, and this test talks to it from the
+//! host through a forwarded loopback port.
+//!
+//! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
+//! --test vm_v4l2` (`.ci/run` does). Without the variable it says so and passes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The guest's side: start the server, then unplug and replug the camera when the host
+/// drops a file into the share, until the host says it is done.
+const GUEST_SCRIPT: &str = r#"#!/bin/sh
+/host/picam-stream --list-devices > /host/devices.txt 2>&1
+RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
+    --size 640x480 --fps 10 --quality 70 > /host/server.log 2>&1 &
+server=$!
+while [ ! -e /host/done ]; do
+    if [ -e /host/unplug ]; then
+        rm /host/unplug
+        # Unbinding the driver removes the device as a USB unplug does; the module
+        # itself stays in use by the open file and cannot be unloaded.
+        echo vivid.0 > /sys/bus/platform/drivers/vivid/unbind && touch /host/unplugged
+    fi
+    if [ -e /host/replug ]; then
+        rm /host/replug
+        echo vivid.0 > /sys/bus/platform/drivers/vivid/bind && rig-devlinks && touch /host/replugged
+    fi
+    sleep 0.2
+done
+kill -TERM $server
+wait $server
+echo "server exit $?" >> /host/server.log
+"#;
+
+struct Vm {
+    child: Child,
+    share: PathBuf,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.share.join("done"), b"");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `path` exists in the share.
+fn wait_file(path: &Path, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls /status until `pred` holds.
+fn wait_status(
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        if let Some((200, body)) = try_get(addr, "/status") {
+            last = serde_json::from_slice(&body).unwrap();
+            if pred(&last) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out waiting for {what}; last status {last}");
+}
+
+/// Mean brightness of a decoded picture (0-255).
+fn brightness(jpeg: &[u8]) -> u64 {
+    let (_, _, px) = decode(jpeg);
+    px.iter().map(|&v| v as u64).sum::<u64>() / px.len() as u64
+}
+
+#[test]
+fn v4l2_source_in_a_vm_with_vivid() {
+    if std::env::var_os("PICAM_VM_TESTS").is_none() {
+        eprintln!("skipped: set PICAM_VM_TESTS=1 to boot the VM rig");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let share = std::env::temp_dir().join(format!("picam-vm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&share);
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_picam-stream"),
+        share.join("picam-stream"),
+    )
+    .unwrap();
+    std::fs::write(share.join("guest.sh"), GUEST_SCRIPT).unwrap();
+    let port = free_port();
+    let child = Command::new(root.join("tests/vm/rig.sh"))
+        .args(["run", "--modules", "vivid n_devs=1", "--timeout", "600"])
+        .arg("--share")
+        .arg(&share)
+        .args([
+            "--forward",
+            &format!("{port}:8000"),
+            "--",
+            "sh /host/guest.sh",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the VM rig");
+    let vm = Vm {
+        child,
+        share: share.clone(),
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let minute = Duration::from_secs(60);
+
+    // Up, idle: nobody watches, so the camera is not capturing.
+    let s = wait_status(addr, 3 * minute, "the server in the VM", |s| {
+        s["capturing"] == false
+    });
+    assert!(s["source"].as_str().unwrap().contains("/dev/video0"), "{s}");
+    let devices = std::fs::read_to_string(share.join("devices.txt")).unwrap();
+    assert!(
+        devices.contains("/dev/video0") && devices.contains("YUYV"),
+        "{devices}"
+    );
+
+    // A viewer starts capture; frames are real 640x480 JPEGs of vivid's test picture.
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        let jpeg = client.next_jpeg();
+        assert_eq!(decode(&jpeg).0, 640);
+        live.push(brightness(&jpeg));
+    }
+    let s = wait_status(addr, minute, "capturing", |s| s["capturing"] == true);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("YUYV 640x480"), "{log}");
+
+    // Unplug: the stream goes on with a dark "no signal" picture and /status says why.
+    std::fs::write(share.join("unplug"), b"").unwrap();
+    wait_file(&share.join("unplugged"), minute);
+    let s = wait_status(addr, minute, "the camera to be missed", |s| {
+        !s["source_error"].is_null()
+    });
+    assert!(
+        s["source_error"].as_str().unwrap().contains("/dev/video0"),
+        "{s}"
+    );
+    let deadline = Instant::now() + minute;
+    loop {
+        let jpeg = client.next_jpeg();
+        let (w, h, _) = decode(&jpeg);
+        assert_eq!((w, h), (640, 480));
+        if brightness(&jpeg) < 40 {
+            break; // the no-signal picture
+        }
+        assert!(Instant::now() < deadline, "no 'no signal' picture arrived");
+    }
+
+    // Replug: capture resumes by itself, same client, same connection.
+    std::fs::write(share.join("replug"), b"").unwrap();
+    wait_file(&share.join("replugged"), minute);
+    wait_status(addr, minute, "recovery", |s| {
+        s["source_error"].is_null() && s["capturing"] == true
+    });
+    let deadline = Instant::now() + minute;
+    loop {
+        let jpeg = client.next_jpeg();
+        if brightness(&jpeg) > 60 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "live pictures did not come back");
+    }
+
+    // The last viewer leaves: after the linger the device idles; a snapshot wakes it.
+    drop(client);
+    wait_status(addr, minute, "idle after the viewer left", |s| {
+        s["capturing"] == false
+    });
+    let snap = get(addr, "/snapshot.jpg");
+    assert_eq!(snap.status, 200);
+    assert_eq!(decode(&snap.body).0, 640);
+    assert!(
+        brightness(&snap.body) > 60,
+        "the snapshot is a live picture"
+    );
+
+    drop(vm);
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("is back"), "{log}");
+    assert!(log.contains("server exit 0"), "{log}");
+    let _ = std::fs::remove_dir_all(&share);
+}
