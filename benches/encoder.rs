@@ -1,0 +1,171 @@
+//! Software JPEG encoder speed on one core, beside libjpeg-turbo on the same picture.
+//!
+//! ```text
+//! cargo bench --bench encoder                 # 640x480 and 1280x720, YUYV / NV12 / RGB
+//! cargo bench --bench encoder -- --seconds 5
+//! ```
+//!
+//! The pictures are a gradient with sensor-like noise. When Debian's `tjbench` (package
+//! `libjpeg-turbo-progs`) is installed, the same RGB picture is written as a PPM and
+//! libjpeg-turbo's own benchmark encodes it at the same quality with 4:2:0 subsampling,
+//! from RGB and (`-yuv`) from planar YUV, for comparison.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use picam_stream::encoder::{RawLayout, SoftwareEncoder};
+
+const QUALITY: u8 = 80;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2.0);
+    let budget = Duration::from_secs_f64(seconds);
+    println!("software JPEG encoder (jpeg-encoder), quality {QUALITY}, 4:2:0, one thread, {seconds} s per case");
+    for (w, h) in [(640usize, 480usize), (1280, 720)] {
+        let rgb = picture(w, h);
+        let (yuyv, nv12) = to_yuv(&rgb, w, h);
+        let mut enc = SoftwareEncoder::new(QUALITY);
+        let mut run = |name: &str, f: &mut dyn FnMut(&mut SoftwareEncoder) -> usize| {
+            let mut frames = 0u64;
+            let mut bytes = 0usize;
+            let start = Instant::now();
+            while start.elapsed() < budget || frames < 3 {
+                bytes = f(&mut enc);
+                frames += 1;
+            }
+            let fps = frames as f64 / start.elapsed().as_secs_f64();
+            println!(
+                "  {w}x{h} {name:<5} {fps:>7.1} fps  {:>6.1} Mpixel/s  ({bytes} bytes per frame)",
+                fps * (w * h) as f64 / 1e6
+            );
+            fps
+        };
+        let yuyv_fps = run("YUYV", &mut |e| {
+            e.encode_raw(&yuyv, RawLayout::Yuyv, w as u16, h as u16, w * 2)
+                .unwrap()
+                .len()
+        });
+        let nv12_fps = run("NV12", &mut |e| {
+            e.encode_raw(&nv12, RawLayout::Nv12, w as u16, h as u16, w)
+                .unwrap()
+                .len()
+        });
+        let rgb_fps = run("RGB", &mut |e| {
+            e.encode_rgb(&rgb, w as u16, h as u16).unwrap().len()
+        });
+        match turbo(&rgb, w, h, seconds) {
+            Some((from_rgb, from_yuv)) => {
+                let px = (w * h) as f64;
+                println!(
+                    "  {w}x{h} libjpeg-turbo (tjbench): {:.1} fps from RGB, {:.1} fps from planar YUV",
+                    from_rgb / px,
+                    from_yuv / px
+                );
+                println!(
+                    "  {w}x{h} libjpeg-turbo is {:.2}x faster from RGB, {:.2}x from YUV (vs our YUYV {:.2}x, NV12 {:.2}x)",
+                    from_rgb / px / rgb_fps,
+                    from_yuv / px / nv12_fps,
+                    from_yuv / px / yuyv_fps,
+                    from_yuv / px / nv12_fps,
+                );
+            }
+            None => println!("  (install libjpeg-turbo-progs for a comparison with tjbench)"),
+        }
+    }
+}
+
+/// A gradient with per-pixel noise, packed RGB.
+fn picture(w: usize, h: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let n = (state % 25) as i32 - 12;
+            for base in [x * 255 / w, y * 255 / h, 128] {
+                rgb.push((base as i32 + n).clamp(0, 255) as u8);
+            }
+        }
+    }
+    rgb
+}
+
+/// The picture as video-range YUYV and NV12, as a camera would deliver it.
+fn to_yuv(rgb: &[u8], w: usize, h: usize) -> (Vec<u8>, Vec<u8>) {
+    let ycc = |p: &[u8]| {
+        let (r, g, b) = (p[0] as f32, p[1] as f32, p[2] as f32);
+        let y = 16.0 + 0.257 * r + 0.504 * g + 0.098 * b;
+        let u = 128.0 - 0.148 * r - 0.291 * g + 0.439 * b;
+        let v = 128.0 + 0.439 * r - 0.368 * g - 0.071 * b;
+        [y as u8, u as u8, v as u8]
+    };
+    let mut yuyv = Vec::with_capacity(w * h * 2);
+    let mut luma = Vec::with_capacity(w * h);
+    let mut chroma = Vec::with_capacity(w * h / 2);
+    for y in 0..h {
+        for x in (0..w).step_by(2) {
+            let a = ycc(&rgb[(y * w + x) * 3..]);
+            let b = ycc(&rgb[(y * w + x + 1) * 3..]);
+            yuyv.extend_from_slice(&[a[0], a[1], b[0], a[2]]);
+            luma.extend_from_slice(&[a[0], b[0]]);
+            if y % 2 == 0 {
+                chroma.extend_from_slice(&[a[1], a[2]]);
+            }
+        }
+    }
+    luma.extend_from_slice(&chroma);
+    (yuyv, luma)
+}
+
+/// libjpeg-turbo's compression speed on the same picture, in pixels per second:
+/// (from RGB, from planar YUV), or `None` without `tjbench`.
+fn turbo(rgb: &[u8], w: usize, h: usize, seconds: f64) -> Option<(f64, f64)> {
+    let dir = std::env::temp_dir().join(format!("picam-encoder-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let ppm = dir.join("picture.ppm");
+    let mut data = format!("P6\n{w} {h}\n255\n").into_bytes();
+    data.extend_from_slice(rgb);
+    std::fs::write(&ppm, data).ok()?;
+    let perf = |extra: &[&str], column: usize| -> Option<f64> {
+        let out = Command::new("tjbench")
+            .arg(&ppm)
+            .arg(QUALITY.to_string())
+            .args([
+                "-subsamp",
+                "420",
+                "-quiet",
+                "-nowrite",
+                "-warmup",
+                "1",
+                "-benchtime",
+            ])
+            .arg(seconds.to_string())
+            .args(extra)
+            .current_dir(&dir)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().rev().find(|l| l.contains("4:2:0"))?;
+        // Columns after the picture height: performance figures in Mpixel/s.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let height_at = fields.iter().position(|f| *f == h.to_string())?;
+        fields
+            .get(height_at + column)?
+            .parse::<f64>()
+            .ok()
+            .map(|m| m * 1e6)
+    };
+    let from_rgb = perf(&[], 1)?;
+    // With -yuv the first figure is RGB to YUV, the second YUV to JPEG.
+    let from_yuv = perf(&["-yuv"], 2)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Some((from_rgb, from_yuv))
+}
