@@ -224,11 +224,7 @@ fn disconnects_free_every_client_thread() {
     assert_eq!(server.status()["clients"], 8);
     drop(clients);
     server.wait_status(Duration::from_secs(5), "no clients", |s| s["clients"] == 0);
-    assert!(
-        server.log_text().contains("stopped watching"),
-        "{}",
-        server.log_text()
-    );
+    server.wait_log("stopped watching", Duration::from_secs(5));
 }
 
 /// A frame with a valid marker structure and a scan of `len` bytes, too broken to decode
@@ -295,10 +291,9 @@ fn stdin_source_drops_bad_frames_and_streams_the_good_ones() {
     });
     assert_eq!(s["frames_captured"], 3);
     assert_eq!(seen_dims, DIMS.to_vec());
-    let log = server.log_text();
-    assert!(log.contains("truncated"), "{log}");
-    assert!(log.contains("over the size cap"), "{log}");
-    assert!(log.contains("corrupt"), "{log}");
+    for needle in ["truncated", "over the size cap", "corrupt"] {
+        server.wait_log(needle, Duration::from_secs(5));
+    }
 }
 
 #[test]
@@ -330,11 +325,7 @@ fn file_source_loops_and_exec_source_restarts() {
         s["source_error"].as_str().unwrap().contains("exited"),
         "{s}"
     );
-    assert!(
-        server.log_text().contains("restarting in"),
-        "{}",
-        server.log_text()
-    );
+    server.wait_log("restarting in", Duration::from_secs(5));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

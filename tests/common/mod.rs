@@ -93,6 +93,18 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits until the log has a line containing `needle` (log lines arrive through a
+    /// pipe, a little after what they describe).
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout * slow_factor();
+        while !self.log_text().contains(needle) {
+            if Instant::now() > deadline {
+                panic!("the log never said {needle:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let r = get(self.addr, "/status");
         assert_eq!(r.status, 200, "status: {}", r.text());
