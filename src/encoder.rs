@@ -50,13 +50,18 @@ impl SoftwareEncoder {
                 rgb.len()
             )));
         }
+        self.start()
+            .encode(rgb, width, height, ColorType::Rgb)
+            .map_err(|e| EncodeError(e.to_string()))?;
+        Ok(&self.out)
+    }
+
+    /// A baseline 4:2:0 encoder writing into the emptied output buffer.
+    fn start(&mut self) -> Encoder<&mut Vec<u8>> {
         self.out.clear();
         let mut encoder = Encoder::new(&mut self.out, self.quality);
         encoder.set_sampling_factor(SamplingFactor::F_2_2);
         encoder
-            .encode(rgb, width, height, ColorType::Rgb)
-            .map_err(|e| EncodeError(e.to_string()))?;
-        Ok(&self.out)
     }
 }
 
@@ -196,9 +201,6 @@ impl SoftwareEncoder {
                 data.len()
             )));
         }
-        self.out.clear();
-        let mut encoder = Encoder::new(&mut self.out, self.quality);
-        encoder.set_sampling_factor(SamplingFactor::F_2_2);
         let picture = RawPicture {
             data,
             layout,
@@ -207,7 +209,7 @@ impl SoftwareEncoder {
             stride,
             tables: range_tables(),
         };
-        encoder
+        self.start()
             .encode_image(picture)
             .map_err(|e| EncodeError(e.to_string()))?;
         Ok(&self.out)
