@@ -322,6 +322,7 @@ do_target() {
             [ -n "$sysroot" ] && wrapper="$wrapper -L $sysroot"
             log "$t: cargo test --release under '$wrapper'"
             local tl="$CACHE/logs/$t-test-$cpu.log" trc=0
+            : >"$tl"
             (
                 cd "$SRC"
                 export "CARGO_TARGET_${T}_RUNNER=$wrapper"
