@@ -53,6 +53,45 @@ test('the buttons are real buttons, reachable with Tab, with a visible focus rin
   assert.equal(await page.locator('#panel').isVisible(), false, 'Enter closes it again');
 });
 
+test('keyboard shortcuts, live region and text contrast', { timeout: 30000 }, async () => {
+  await page.locator('body').click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press('i');
+  assert.equal(await page.locator('#panel').isVisible(), true, '"i" opens the overlay');
+  await page.keyboard.press('i');
+  assert.equal(await page.locator('#panel').isVisible(), false, '"i" closes it');
+  assert.equal(await page.locator('#state').getAttribute('role'), 'status');
+  assert.equal(await page.locator('#state').getAttribute('aria-live'), 'polite');
+  // Contrast of every text, against its own background composed over the worst picture
+  // behind it (white, or black), by the WCAG formula; 4.5:1 is the AA minimum.
+  await page.click('#info');
+  const worst = await page.evaluate(() => {
+    const rgba = (c) => (c.match(/[\d.]+/g) || []).map(Number).concat([1]).slice(0, 4);
+    const lum = ([r, g, b]) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const over = (top, under) => top.slice(0, 3).map((v, i) => v * top[3] + under[i] * (1 - top[3]));
+    const results = [];
+    for (const el of document.querySelectorAll('#state, button, #panel dt, #panel dd, footer, footer a')) {
+      if (!el.getClientRects().length) continue;
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) layers.push(rgba(getComputedStyle(e).backgroundColor));
+      for (const behind of [[255, 255, 255], [0, 0, 0]]) {
+        let bg = behind;
+        for (const l of layers.reverse()) bg = over(l, bg);
+        layers.reverse();
+        const fg = over(rgba(getComputedStyle(el).color), bg);
+        const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+        results.push({ el: el.id || el.tagName.toLowerCase(), ratio: (a + 0.05) / (b + 0.05) });
+      }
+    }
+    return results.sort((x, y) => x.ratio - y.ratio)[0];
+  });
+  await page.click('#info');
+  console.log(`lowest text contrast: ${worst.ratio.toFixed(1)}:1 (${worst.el})`);
+  assert.ok(worst.ratio >= 4.5, `text contrast at least 4.5:1, lowest ${worst.ratio.toFixed(2)}:1 (${worst.el})`);
+});
+
 test('snapshot downloads the current frame as picam-<timestamp>.jpg', { timeout: 30000 }, async () => {
   const before = new Date();
   const [download] = await Promise.all([
@@ -81,12 +120,13 @@ test('full screen button toggles full screen', { timeout: 30000 }, async () => {
   await waitFor(() => page.evaluate(() => document.fullscreenElement === document.documentElement), {
     timeout: 5000, what: 'document.fullscreenElement',
   });
-  assert.equal(await fs.getAttribute('aria-pressed'), 'true');
+  // The button follows the fullscreenchange event, which comes a frame later.
+  await waitFor(async () => (await fs.getAttribute('aria-pressed')) === 'true', { timeout: 5000, what: 'aria-pressed=true' });
   await fs.click();
   await waitFor(() => page.evaluate(() => document.fullscreenElement === null), {
     timeout: 5000, what: 'full screen to end',
   });
-  assert.equal(await fs.getAttribute('aria-pressed'), 'false');
+  await waitFor(async () => (await fs.getAttribute('aria-pressed')) === 'false', { timeout: 5000, what: 'aria-pressed=false' });
 });
 
 test('the overlay shows resolution, fps, viewers and source from /status', { timeout: 30000 }, async () => {

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Tests of the viewer page in real browsers, against the release binary:
+#   - Debian's Chromium, driven headless by playwright-core (from npm, pinned in
+#     tests/browser/package-lock.json; it never downloads a browser of its own);
+#   - Debian's WebKitGTK (Safari's engine), driven by WebKitWebDriver under Xvfb.
+#
+#   ci/browser.sh [TEST_FILE...]     default: every tests/browser/*.test.mjs
+#
+# Installs what it needs on a Debian 12 machine that has the Rust toolchain, node 20+,
+# npm and apt (as root, or with sudo); a second run installs nothing. npm's cache and
+# the release build live under $PICAM_CI_CACHE, outside the checkout; playwright-core
+# is installed in tests/browser/node_modules (git-ignored).
+#
+# Environment:
+#   PICAM_CI_CACHE            cache directory (default /var/cache/picam-stream-ci)
+#   PICAM_BROWSER_TARGET      cargo target dir of the release build ($PICAM_CI_CACHE/browser-target)
+#   PICAM_BROWSER_ARTIFACTS   where screenshots go (default: target/browser-artifacts in the checkout)
+#   PICAM_BROWSER_NO_WEBKIT=1 neither install nor run WebKitGTK
+set -euo pipefail
+
+T0=$SECONDS
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
+TARGET_DIR="${PICAM_BROWSER_TARGET:-$CACHE/browser-target}"
+ARTIFACTS="${PICAM_BROWSER_ARTIFACTS:-$REPO/target/browser-artifacts}"
+TESTS="$REPO/tests/browser"
+
+log() { printf '[browser] %s (at %d s)\n' "$*" "$((SECONDS - T0))"; }
+
+# --- Debian packages ------------------------------------------------------------------
+packages=(chromium fonts-dejavu-core)
+if [ "${PICAM_BROWSER_NO_WEBKIT:-0}" != 1 ]; then
+    packages+=(webkit2gtk-driver xvfb xauth)
+fi
+missing=()
+for p in "${packages[@]}"; do
+    # (the answers are captured first: with pipefail, grep -q closing the pipe early fails it)
+    state="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+    if [ "$state" != "install ok installed" ]; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt_opts=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+    # Only refresh the package lists when one of the packages is unknown to them.
+    for p in "${missing[@]}"; do
+        policy="$(apt-cache policy "$p" 2>/dev/null || true)"
+        if ! grep -q 'Candidate: [^(]' <<<"$policy"; then
+            log "apt-get update ($p not in the package lists)"
+            "${SUDO[@]}" apt-get "${apt_opts[@]}" update -q
+            break
+        fi
+    done
+    "${SUDO[@]}" apt-get "${apt_opts[@]}" install -y -q --no-install-recommends "${missing[@]}"
+fi
+/usr/bin/chromium --version
+if [ "${PICAM_BROWSER_NO_WEBKIT:-0}" != 1 ]; then
+    dpkg-query -W -f='WebKitGTK ${Version}\n' webkit2gtk-driver
+fi
+
+# --- node and playwright-core ---------------------------------------------------------
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+    echo "node 20 or later is needed (found $(node --version))" >&2
+    exit 1
+fi
+export npm_config_cache="${npm_config_cache:-$CACHE/npm}"
+export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+lock_sum="$(sha256sum "$TESTS/package-lock.json" | cut -d' ' -f1)"
+stamp="$TESTS/node_modules/.installed-from-lock"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    log "npm ci (playwright-core)"
+    (cd "$TESTS" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$stamp"
+fi
+
+# --- the server -----------------------------------------------------------------------
+log "cargo build --release"
+(cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet)
+export PICAM_BIN="$TARGET_DIR/release/picam-stream"
+export PICAM_BROWSER_ARTIFACTS="$ARTIFACTS"
+if [ "${PICAM_BROWSER_NO_WEBKIT:-0}" != 1 ]; then
+    export PICAM_BROWSER_REQUIRE_WEBKIT=1   # installed above: a missing piece is a failure
+fi
+mkdir -p "$ARTIFACTS"
+
+# --- the tests ------------------------------------------------------------------------
+if [ $# -gt 0 ]; then
+    files=("$@")
+else
+    files=("$TESTS"/*.test.mjs)
+fi
+log "running ${#files[@]} test files"
+status=0
+node --test --test-concurrency=1 "${files[@]}" || status=$?
+log "screenshots in $ARTIFACTS"
+log "browser tests finished with status $status in $((SECONDS - T0)) s"
+exit $status
