@@ -18,19 +18,12 @@
 # armv7 gnu targets).
 set -euo pipefail
 
-ALL_TARGETS=(
-    aarch64-unknown-linux-gnu
-    armv7-unknown-linux-gnueabihf
-    arm-unknown-linux-gnueabihf
-    aarch64-unknown-linux-musl
-    armv7-unknown-linux-musleabihf
-    arm-unknown-linux-musleabihf
-)
 CROSS_VERSION=0.2.5
 BASE_IMAGE=debian:bookworm-slim
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
+mapfile -t ALL_TARGETS < <(grep -v '^#' "$REPO/cross/targets")
 SRC="${PICAM_SRC:-$REPO}"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
 TEST_TARGETS="${PICAM_CROSS_TEST_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"

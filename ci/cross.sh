@@ -3,7 +3,7 @@
 # suite of each under qemu-user, scan the ARMv6 binaries for ARMv7+
 # instructions and print the stripped size (and glibc need) per target.
 #
-#   ci/cross.sh [TARGET...]      default: all six targets below
+#   ci/cross.sh [TARGET...]      default: all six targets in cross/targets
 #
 # Installs what it needs on a Debian 12 machine that has rustup's toolchain,
 # gcc, python3 and apt (see cross/install-deps.sh); everything it downloads or
@@ -27,17 +27,10 @@
 # binary through the same command, which they read from PICAM_TEST_EXEC_WRAPPER.
 set -euo pipefail
 
-ALL_TARGETS=(
-    aarch64-unknown-linux-gnu
-    armv7-unknown-linux-gnueabihf
-    arm-unknown-linux-gnueabihf
-    aarch64-unknown-linux-musl
-    armv7-unknown-linux-musleabihf
-    arm-unknown-linux-musleabihf
-)
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
+mapfile -t ALL_TARGETS < <(grep -v '^#' "$REPO/cross/targets")
 SRC="${PICAM_SRC:-$REPO}"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
 STD_MODE="${PICAM_CROSS_STD:-auto}"
