@@ -94,6 +94,12 @@ else
         if ! ls "$rootfs"/etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
             grep -E '^deb .*bookworm' /etc/apt/sources.list >"$rootfs/etc/apt/sources.list" || true
         fi
+        # and the machine's local trust anchors (a TLS-inspecting proxy's CA, say):
+        # update-ca-certificates adds them when an image installs ca-certificates
+        if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+            mkdir -p "$rootfs/usr/local/share/ca-certificates"
+            cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+        fi
         rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
         tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
         rm -rf "$rootfs"

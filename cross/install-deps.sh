@@ -155,7 +155,7 @@ cmd_zig_linker() {
 }
 
 cmd_debian_rust() {
-    apt_install rustc-web cargo-web rust-web-src
+    apt_install ca-certificates rustc-web cargo-web rust-web-src
     [ -d /usr/lib/rustlib/src/rust/library ] || die "rust-web-src did not provide /usr/lib/rustlib/src/rust/library"
 }
 
