@@ -31,6 +31,11 @@ T0=$SECONDS
 
 log() { printf '[cross-podman] %s\n' "$*"; }
 die() { printf '[cross-podman] ERROR: %s\n' "$*" >&2; exit 1; }
+# "N passed, M failed" summed over a cargo test log's result lines
+passed_failed() {
+    grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" |
+        awk '{p+=$4; f+=$6} END{printf "%d passed, %d failed", p, f}'
+}
 
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 for t in "${TARGETS[@]}"; do
@@ -162,8 +167,18 @@ for t in "${TARGETS[@]}"; do
                 RES[$t]="${RES[$t]}, tests FAILED"; FAILED=1
             fi
             grep -E '^test result:|FAILED|panicked' "$CACHE/logs/podman-$t-test.log" || true
-            RES[$t]="${RES[$t]} ($(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' \
-                "$CACHE/logs/podman-$t-test.log" | awk '{p+=$4; f+=$6} END{printf "%d passed, %d failed", p, f}'))"
+            ours=$(passed_failed "$CACHE/logs/podman-$t-test.log")
+            RES[$t]="${RES[$t]} ($ours)"
+            # The same tests must pass as in ci/cross.sh's direct build of this target.
+            direct=$(ls "$CACHE/logs/$t-test-"*.log.out 2>/dev/null | head -n1 || true)
+            if [ -n "$direct" ]; then
+                theirs=$(passed_failed "$direct")
+                if [ "$ours" = "$theirs" ]; then
+                    RES[$t]="${RES[$t]}, same as the direct build"
+                else
+                    RES[$t]="${RES[$t]}, DIFFERS from the direct build ($theirs)"; FAILED=1
+                fi
+            fi
             ;;
     esac
     RES[$t]="${RES[$t]} [$((SECONDS - ts))s]"
