@@ -17,7 +17,6 @@
 //!   not announcing the next frame's length.
 
 use std::ops::Range;
-use std::time::Instant;
 
 /// The multipart boundary, as in the classic script (`boundary=FRAME`).
 pub const BOUNDARY: &str = "FRAME";
@@ -33,12 +32,11 @@ pub struct Frame {
     jpeg: Range<usize>,
     width: u16,
     height: u16,
-    captured: Instant,
 }
 
 impl Frame {
     /// Builds a frame from a JPEG picture. `seq` must grow by publication order.
-    pub fn new(seq: u64, jpeg: &[u8], width: u16, height: u16, captured: Instant) -> Frame {
+    pub fn new(seq: u64, jpeg: &[u8], width: u16, height: u16) -> Frame {
         let head = format!(
             "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
             jpeg.len()
@@ -55,7 +53,6 @@ impl Frame {
             jpeg: start..start + jpeg.len(),
             width,
             height,
-            captured,
         }
     }
 
@@ -86,11 +83,6 @@ impl Frame {
     pub fn height(&self) -> u16 {
         self.height
     }
-
-    /// When the source delivered this picture.
-    pub fn captured(&self) -> Instant {
-        self.captured
-    }
 }
 
 /// A shared frame that reads as its JPEG bytes, for responses that send the picture alone.
@@ -109,7 +101,7 @@ mod tests {
     #[test]
     fn parts_are_slices_of_one_buffer() {
         let jpeg = [0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
-        let f = Frame::new(7, &jpeg, 4, 2, Instant::now());
+        let f = Frame::new(7, &jpeg, 4, 2);
         assert_eq!(f.jpeg(), &jpeg);
         let classic = f.classic_part();
         assert!(classic

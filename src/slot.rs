@@ -101,9 +101,9 @@ impl FrameSlot {
     /// Makes `jpeg` the newest frame and wakes waiting readers. Never blocks.
     ///
     /// Only one thread may publish into a slot.
-    pub fn publish(&self, jpeg: &[u8], width: u16, height: u16, captured: Instant) -> Arc<Frame> {
+    pub fn publish(&self, jpeg: &[u8], width: u16, height: u16) -> Arc<Frame> {
         let seq = self.last_seq.load(Ordering::Relaxed) + 1;
-        let frame = Arc::new(Frame::new(seq, jpeg, width, height, captured));
+        let frame = Arc::new(Frame::new(seq, jpeg, width, height));
         self.latest.store(Some(frame.clone()));
         self.last_seq.store(seq, Ordering::Release);
         self.wake_all();
@@ -147,10 +147,6 @@ impl FrameSlot {
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.wake_all();
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
     }
 
     fn wake_all(&self) {
@@ -231,7 +227,7 @@ mod tests {
         let slot = FrameSlot::new();
         assert!(slot.latest().is_none());
         for _ in 0..5 {
-            slot.publish(&jpeg(), 1, 1, Instant::now());
+            slot.publish(&jpeg(), 1, 1);
         }
         match slot.next_after(0, Duration::from_millis(10)) {
             Next::Frame(f) => assert_eq!(f.seq(), 5),
@@ -282,7 +278,7 @@ mod tests {
             })
             .collect();
         for _ in 0..200 {
-            slot.publish(&jpeg(), 1, 1, Instant::now());
+            slot.publish(&jpeg(), 1, 1);
             thread::sleep(Duration::from_micros(200));
         }
         // Let the readers catch up with the last frame before closing.

@@ -129,7 +129,7 @@ impl FrameSink {
     /// Publishes a JPEG the caller made itself and knows to be valid.
     pub fn publish_checked(&mut self, jpeg: &[u8], width: u16, height: u16) {
         let now = Instant::now();
-        self.slot.publish(jpeg, width, height, now);
+        self.slot.publish(jpeg, width, height);
         self.stats.mark_published(now);
         if let Some(fps) = self.rate.tick(now) {
             self.stats.set_fps(fps);

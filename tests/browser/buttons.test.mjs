@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import {
   launchChromium, startServer, stateText, status, waitFor,
+  waitLive,
 } from './lib.mjs';
 
 let server;
@@ -18,7 +19,7 @@ before(async () => {
   context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   page = await context.newPage();
   await page.goto(server.url('/index.html'), { timeout: 15000 });
-  await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 10000, what: 'the "Live" status' });
+  await waitLive(page);
 });
 
 after(async () => {

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import {
   artifact, launchChromium, solidJpegs, startServer, stateText, waitFor,
+  waitLive,
 } from './lib.mjs';
 
 const PHONE = { deviceScaleFactor: 3, isMobile: true, hasTouch: true };
@@ -78,7 +79,7 @@ for (const [w, h] of [[640, 480], [1280, 720]]) {
       const page = await context.newPage();
       try {
         await page.goto(server.url('/index.html'), { timeout: 15000 });
-        await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 10000, what: 'the "Live" status' });
+        await waitLive(page);
         const path = artifact(`layout-${v.name}-${w}x${h}.png`);
         const png = await page.screenshot({ path });
         const box = await orangeBox(png, v.deviceScaleFactor);
@@ -118,7 +119,7 @@ test('screenshots of the live page with the overlay open', { timeout: 120000 }, 
     const page = await context.newPage();
     try {
       await page.goto(server.url('/index.html'), { timeout: 15000 });
-      await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 10000, what: 'the "Live" status' });
+      await waitLive(page);
       await page.click('#info');
       // The first answer may predate the page's own stream; wait for one that counts it.
       await waitFor(async () => (await page.locator('#p-cli').textContent()).startsWith('1 ') &&

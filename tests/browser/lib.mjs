@@ -173,6 +173,11 @@ export async function stateText(page) {
   return (await el.isVisible()) ? (await el.textContent()).trim() : '';
 }
 
+/** Waits until the page's status line says "Live". */
+export async function waitLive(page, { timeout = 10000, what = 'the "Live" status' } = {}) {
+  await waitFor(async () => (await stateText(page)) === 'Live', { timeout, what });
+}
+
 /** Solid-colour JPEGs of `width`x`height`, encoded by the browser's own canvas. */
 export async function solidJpegs(browser, colours, width, height) {
   const page = await browser.newPage();

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   countChanges, launchChromium, samplePicture, startServer, stateText, waitFor,
+  waitLive,
 } from './lib.mjs';
 
 let server;
@@ -35,7 +36,7 @@ test('the page shows live frames from the server', { timeout: 60000 }, async () 
     assert.deepEqual(await img.evaluate((el) => [el.naturalWidth, el.naturalHeight]), [640, 480]);
     assert.match(await img.evaluate((el) => el.currentSrc), /\/stream\.mjpg\?advance_headers=1/);
 
-    await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 10000, what: 'the "Live" status' });
+    await waitLive(page);
     const changes = await countChanges(() => samplePicture(page), 6, 400);
     console.log(`picture changed in ${changes} of 5 intervals of 400 ms`);
     assert.ok(changes >= 4, `the picture must keep changing (changed ${changes} of 5 times)`);

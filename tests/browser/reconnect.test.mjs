@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import {
   artifact, countChanges, launchChromium, samplePicture, sleep, solidJpegs, startServer,
   startServerOnPort, stateText, waitFor,
+  waitLive,
 } from './lib.mjs';
 
 const TEST_SOURCE = ['--source', 'test', '--size', '320x240', '--fps', '10'];
@@ -27,7 +28,7 @@ async function openPage(server) {
   let navigations = 0;
   page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations++; });
   await page.goto(server.url('/index.html'), { timeout: 15000 });
-  await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 10000, what: 'the "Live" status' });
+  await waitLive(page);
   await page.evaluate(() => {
     window.__sameDocument = true;
     // Every change of the status line, with its wall-clock time.
@@ -71,7 +72,7 @@ test('server stopped: the page says so; restarted on the same port: the stream r
     const second = await startServerOnPort(first.port, { args: TEST_SOURCE });
     servers.push(second);
     const restartedAt = Date.now();
-    await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 30000, what: 'the "Live" status after the restart' });
+    await waitLive(page, { timeout: 30000, what: 'the "Live" status after the restart' });
     console.log(`stream live again ${Date.now() - restartedAt} ms after the server restarted`);
     console.log(`status line after the stop: ${await timeline(page, stoppedAt)}`);
     await assertLive(page, 'after the restart');
@@ -100,7 +101,7 @@ test('a server restarted between two status polls: the stream resumes', { timeou
     });
     const reopened = Date.now() - stoppedAt;
     // … and show its pictures.
-    await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 10000, what: 'the "Live" status' });
+    await waitLive(page);
     await assertLive(page, 'after the restart');
     console.log(`stream reopened on the new server ${reopened} ms after the stop`);
     console.log(`status line after the stop: ${await timeline(page, stoppedAt)}`);
@@ -130,7 +131,7 @@ test('a camera that stops sending is reported, and live again when it resumes', 
       await page.screenshot({ path: artifact('reconnect-camera-stalled.png') });
 
       feeding = setInterval(() => server.stdin.write(frames[n++ % 2]), 200);
-      await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 15000, what: 'the "Live" status after the camera resumed' });
+      await waitLive(page, { timeout: 15000, what: 'the "Live" status after the camera resumed' });
     } finally {
       await page.close();
     }
@@ -192,7 +193,7 @@ test('a network drop-out that stalls the connections: the page says so and recov
     await sleep(3000);
     link.restore();
     const restoredAt = Date.now();
-    await waitFor(async () => (await stateText(page)) === 'Live', { timeout: 30000, what: 'the "Live" status after the drop-out' });
+    await waitLive(page, { timeout: 30000, what: 'the "Live" status after the drop-out' });
     await assertLive(page, 'after the drop-out');
     console.log(`live again ${Date.now() - restoredAt} ms after the link came back`);
     console.log(`status line after the drop-out: ${await timeline(page, droppedAt)}`);

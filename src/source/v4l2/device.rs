@@ -119,10 +119,6 @@ impl Device {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn capability(&self) -> &Capability {
         &self.capability
     }
