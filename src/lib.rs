@@ -24,6 +24,8 @@ pub mod encoder;
 pub mod frame;
 pub mod http;
 pub mod jpeg;
+#[cfg(feature = "turbojpeg")]
+pub mod jpeg_turbo;
 pub mod logging;
 pub mod net;
 pub mod shutdown;
