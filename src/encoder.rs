@@ -119,23 +119,22 @@ impl SoftwareEncoder {
             )));
         }
         #[cfg(feature = "turbojpeg")]
-        if self.turbo.is_some() {
-            let turbo = self.turbo.as_mut().expect("checked above");
+        if let Some(turbo) = &mut self.turbo {
             return turbo.encode_rgb(rgb, width as usize, height as usize);
         }
-        self.start()
+        start(&mut self.out, self.quality)
             .encode(rgb, width, height, ColorType::Rgb)
             .map_err(|e| EncodeError(e.to_string()))?;
         Ok(&self.out)
     }
+}
 
-    /// A baseline 4:2:0 encoder writing into the emptied output buffer.
-    fn start(&mut self) -> Encoder<&mut Vec<u8>> {
-        self.out.clear();
-        let mut encoder = Encoder::new(&mut self.out, self.quality);
-        encoder.set_sampling_factor(SamplingFactor::F_2_2);
-        encoder
-    }
+/// A baseline 4:2:0 `jpeg-encoder` writing into the emptied `out`.
+fn start(out: &mut Vec<u8>, quality: u8) -> Encoder<&mut Vec<u8>> {
+    out.clear();
+    let mut encoder = Encoder::new(out, quality);
+    encoder.set_sampling_factor(SamplingFactor::F_2_2);
+    encoder
 }
 
 /// Raw picture layouts that cameras deliver and the encoder takes directly.
@@ -275,8 +274,7 @@ impl SoftwareEncoder {
             )));
         }
         #[cfg(feature = "turbojpeg")]
-        if self.turbo.is_some() {
-            let turbo = self.turbo.as_mut().expect("checked above");
+        if let Some(turbo) = &mut self.turbo {
             let (w, h) = (width as usize, height as usize);
             return turbo.encode_raw(data, layout, w, h, stride, range_tables());
         }
@@ -288,7 +286,7 @@ impl SoftwareEncoder {
             stride,
             tables: range_tables(),
         };
-        self.start()
+        start(&mut self.out, self.quality)
             .encode_image(picture)
             .map_err(|e| EncodeError(e.to_string()))?;
         Ok(&self.out)
@@ -319,7 +317,10 @@ mod tests {
             // Green channel survives encoding closely.
             let g: u64 = pixels.chunks(3).map(|p| p[1] as u64).sum();
             let mean = g / (w as u64 * h as u64);
-            assert!((190..=210).contains(&mean), "{backend:?}: mean green {mean}");
+            assert!(
+                (190..=210).contains(&mean),
+                "{backend:?}: mean green {mean}"
+            );
             assert!(enc.encode_rgb(&rgb[1..], w, h).is_err());
         }
     }
@@ -366,7 +367,10 @@ mod tests {
                     .unwrap()
                     .to_vec();
                 let [r, g, b] = means(&jpeg);
-                assert!(r > 230 && g < 30 && b < 30, "{backend:?} {layout:?}: {r} {g} {b}");
+                assert!(
+                    r > 230 && g < 30 && b < 30,
+                    "{backend:?} {layout:?}: {r} {g} {b}"
+                );
             }
             assert!(enc
                 .encode_raw(&yuyv[..10], RawLayout::Yuyv, 32, 16, 64)
@@ -385,7 +389,12 @@ mod tests {
         for y in 0..h {
             for x in 0..w.div_ceil(2) {
                 let q = &mut yuyv[y * stride + 4 * x..][..4];
-                q.copy_from_slice(&[(16 + 5 * x) as u8, (60 + 7 * y) as u8, (30 + 5 * x) as u8, 200]);
+                q.copy_from_slice(&[
+                    (16 + 5 * x) as u8,
+                    (60 + 7 * y) as u8,
+                    (30 + 5 * x) as u8,
+                    200,
+                ]);
             }
         }
         let decoded: Vec<Vec<u8>> = backends()

@@ -15,7 +15,7 @@ use turbojpeg::{Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
 use crate::encoder::{EncodeError, RangeTables, RawLayout};
 
 /// A TurboJPEG compressor with its picture and output buffers, reused between frames.
-pub struct TurboEncoder {
+pub(crate) struct TurboEncoder {
     compressor: Compressor,
     y: Vec<u8>,
     u: Vec<u8>,
@@ -29,7 +29,7 @@ fn failed(e: turbojpeg::Error) -> EncodeError {
 
 impl TurboEncoder {
     /// A compressor producing baseline 4:2:0 JPEG at `quality` (1-100).
-    pub fn new(quality: u8) -> Result<TurboEncoder, EncodeError> {
+    pub(crate) fn new(quality: u8) -> Result<TurboEncoder, EncodeError> {
         let mut compressor = Compressor::new().map_err(failed)?;
         compressor.set_quality(quality as i32).map_err(failed)?;
         compressor.set_subsamp(Subsamp::Sub2x2).map_err(failed)?;
@@ -52,7 +52,7 @@ impl TurboEncoder {
     }
 
     /// Encodes packed RGB (already checked to be `width * height * 3` bytes).
-    pub fn encode_rgb(
+    pub(crate) fn encode_rgb(
         &mut self,
         rgb: &[u8],
         width: usize,
@@ -75,7 +75,7 @@ impl TurboEncoder {
 
     /// Encodes a raw picture whose size and stride the caller has checked against
     /// [`RawLayout::frame_len`].
-    pub fn encode_raw(
+    pub(crate) fn encode_raw(
         &mut self,
         data: &[u8],
         layout: RawLayout,
@@ -158,8 +158,8 @@ impl TurboEncoder {
             let u = &mut self.u[crow * cw..][..cw];
             let v = &mut self.v[crow * cw..][..cw];
             for (x, (a, b)) in top.chunks_exact(4).zip(bottom.chunks_exact(4)).enumerate() {
-                u[x] = t.chroma[(a[uo] as usize + b[uo] as usize + 1) / 2];
-                v[x] = t.chroma[(a[vo] as usize + b[vo] as usize + 1) / 2];
+                u[x] = t.chroma[(a[uo] as usize + b[uo] as usize).div_ceil(2)];
+                v[x] = t.chroma[(a[vo] as usize + b[vo] as usize).div_ceil(2)];
             }
         }
     }

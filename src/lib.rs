@@ -25,7 +25,7 @@ pub mod frame;
 pub mod http;
 pub mod jpeg;
 #[cfg(feature = "turbojpeg")]
-pub mod jpeg_turbo;
+pub(crate) mod jpeg_turbo;
 pub mod logging;
 pub mod net;
 pub mod shutdown;

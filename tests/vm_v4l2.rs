@@ -4,6 +4,8 @@
 //!
 //! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
 //! --test vm_v4l2` (`.ci/run` does). Without the variable it says so and passes.
+//! `PICAM_VM_ARCH=aarch64 PICAM_VM_BINARY=path/to/aarch64/picam-stream` runs an ARM
+//! build in the rig's aarch64 VM instead (`-M virt`, Debian's arm64 kernel).
 
 mod common;
 
@@ -116,15 +118,16 @@ fn v4l2_source_in_a_vm_with_vivid() {
     let share = std::env::temp_dir().join(format!("picam-vm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&share);
     std::fs::create_dir_all(&share).unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_picam-stream"),
-        share.join("picam-stream"),
-    )
-    .unwrap();
+    let binary = std::env::var("PICAM_VM_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_picam-stream").to_string());
+    let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
+    eprintln!("{arch} VM, binary {binary}");
+    std::fs::copy(&binary, share.join("picam-stream")).unwrap();
     std::fs::write(share.join("guest.sh"), GUEST_SCRIPT).unwrap();
     let port = free_port();
     let child = Command::new(root.join("tests/vm/rig.sh"))
-        .args(["run", "--modules", "vivid n_devs=1", "--timeout", "600"])
+        .args(["run", "--arch", &arch, "--modules", "vivid n_devs=1"])
+        .args(["--timeout", "600"])
         .arg("--share")
         .arg(&share)
         .args([
@@ -169,6 +172,24 @@ fn v4l2_source_in_a_vm_with_vivid() {
     );
     let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
     assert!(log.contains("YUYV 640x480"), "{log}");
+
+    // The page, and ten seconds of stream in which every frame decodes at 640x480.
+    let page = get(addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.body).contains("stream.mjpg"));
+    let start = Instant::now();
+    let mut frames = 0;
+    while start.elapsed() < Duration::from_secs(10) {
+        let (w, h, _) = decode(&client.next_jpeg());
+        assert_eq!((w, h), (640, 480));
+        frames += 1;
+    }
+    eprintln!(
+        "{arch} VM: {frames} frames in {:.1} s ({:.1} fps, asked 10), all decoded at 640x480",
+        start.elapsed().as_secs_f64(),
+        frames as f64 / start.elapsed().as_secs_f64()
+    );
+    assert!(frames > 0);
 
     // Unplug: the stream goes on with a dark "no signal" picture and /status says why.
     std::fs::write(share.join("unplug"), b"").unwrap();
