@@ -174,7 +174,8 @@ fn v4l2_source_in_a_vm_with_vivid() {
     assert!(log.contains("YUYV 640x480"), "{log}");
 
     // The page, and ten seconds of stream in which every frame decodes at 640x480.
-    let page = get(addr, "/");
+    assert_eq!(get(addr, "/").status, 301, "/ redirects to the page");
+    let page = get(addr, "/index.html");
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("stream.mjpg"));
     let start = Instant::now();
