@@ -322,7 +322,10 @@ fn file_source_loops_and_exec_source_restarts() {
         s["frames_captured"].as_u64().unwrap() >= 6
     });
     assert!(s["source_restarts"].as_u64().unwrap() >= 1, "{s}");
-    server.wait_log("exited (exit status: 0) after 3 frames; restarting in", Duration::from_secs(5));
+    server.wait_log(
+        "exited (exit status: 0) after 3 frames; restarting in",
+        Duration::from_secs(5),
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

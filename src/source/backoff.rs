@@ -46,9 +46,7 @@ mod tests {
     fn doubles_to_the_ceiling_and_resets_after_a_healthy_run() {
         let s = Duration::from_secs;
         let mut b = Backoff::new(s(1), s(30));
-        let pauses: Vec<u64> = (0..7)
-            .map(|_| b.after_failure(s(2)).as_secs())
-            .collect();
+        let pauses: Vec<u64> = (0..7).map(|_| b.after_failure(s(2)).as_secs()).collect();
         assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(b.after_failure(HEALTHY), s(1));
         assert_eq!(b.after_failure(Duration::ZERO), s(2));

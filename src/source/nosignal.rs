@@ -110,7 +110,8 @@ mod tests {
     #[test]
     fn picture_encodes_at_the_asked_size_with_a_long_reason() {
         let mut enc = SoftwareEncoder::new(80);
-        let long = "`a-command --with many --arguments` sent no frame for 5 s; stopped it".repeat(3);
+        let long =
+            "`a-command --with many --arguments` sent no frame for 5 s; stopped it".repeat(3);
         for (w, h) in [(320, 240), (640, 480), (16, 16)] {
             let jpeg = picture(w, h, &long, &mut enc).unwrap();
             let d = crate::jpeg::inspect(&jpeg).unwrap();

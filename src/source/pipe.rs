@@ -225,7 +225,8 @@ impl Pump {
     /// Judges what is left at the end of the input (a frame cut short is dropped).
     pub fn finish(&mut self, sink: &mut FrameSink) {
         let tally = &mut self.tally;
-        self.splitter.finish(|p| tally.handle(p, sink, &mut || None));
+        self.splitter
+            .finish(|p| tally.handle(p, sink, &mut || None));
         tally.abandoned = None;
     }
 }
