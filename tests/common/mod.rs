@@ -63,8 +63,13 @@ impl Server {
         let mut cmd = server_command();
         cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(stdin)
+            .stdin(stdin);
+        Server::start_command(cmd)
+    }
+
+    /// Starts the server through `cmd`, which holds the program and all its arguments.
+    pub fn start_command(mut cmd: Command) -> Server {
+        cmd.env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the server binary");
