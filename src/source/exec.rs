@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::pipe::{report, End, Pump};
+use super::pipe::{End, Pump};
 use super::{FrameSink, Settings};
 
 /// Process group of the running child (0: none), so that shutdown can stop it.
@@ -93,7 +93,7 @@ pub fn run(command: &str, settings: Settings, mut sink: FrameSink) {
         }
         let pause = backoff.after_failure(healthy_for);
         let why = format!("{problem}; restarting in {} s", pause.as_secs());
-        report(&mut sink, &mut nosignal, &why);
+        nosignal.report(&mut sink, &why);
         nosignal.wait(&mut sink, &why, pause);
     }
 }
@@ -145,7 +145,7 @@ fn stop(child: &mut Child, grace: Duration) -> String {
     // the command started is stopped with it.
     let _ = killpg(pid, Signal::SIGTERM);
     if !wait_exit(pid, TERM_GRACE) {
-        log::warn!("`{pid}` ignored SIGTERM; killing it");
+        log::warn!("pid {pid} ignored SIGTERM; killing its process group");
     }
     let _ = killpg(pid, Signal::SIGKILL);
     let status = child.wait();

@@ -85,6 +85,17 @@ impl NoSignal {
         self.shown_at = Some(Instant::now());
     }
 
+    /// Logs a new problem, records it for `/status` and shows the picture; a problem
+    /// already reported (same text, no good frame since) is left alone.
+    pub fn report(&mut self, sink: &mut FrameSink, why: &str) {
+        if sink.stats().error().as_deref() == Some(why) {
+            return;
+        }
+        log::warn!("{why}");
+        sink.stats().set_error(Some(why.to_string()));
+        self.show(sink, why);
+    }
+
     /// Waits `total` (less if the server stops), drawing the picture again about once a
     /// second while somebody watches.
     pub fn wait(&mut self, sink: &mut FrameSink, why: &str, total: Duration) {

@@ -231,17 +231,6 @@ impl Pump {
     }
 }
 
-/// Logs a new problem, records it for `/status` and shows the no-signal picture; a
-/// problem already reported (same text, no good frame since) is left alone.
-pub fn report(sink: &mut FrameSink, nosignal: &mut NoSignal, why: &str) {
-    if sink.stats().error().as_deref() == Some(why) {
-        return;
-    }
-    log::warn!("{why}");
-    sink.stats().set_error(Some(why.to_string()));
-    nosignal.show(sink, why);
-}
-
 /// `stdin`: reads standard input; when it ends, reads it again every second.
 pub fn run_stdin(settings: Settings, mut sink: FrameSink) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
@@ -250,7 +239,7 @@ pub fn run_stdin(settings: Settings, mut sink: FrameSink) {
         Ok(fd) => File::from(fd),
         Err(e) => {
             let why = format!("cannot use standard input: {e}");
-            report(&mut sink, &mut nosignal, &why);
+            nosignal.report(&mut sink, &why);
             return;
         }
     };
@@ -284,7 +273,7 @@ pub fn run_stdin(settings: Settings, mut sink: FrameSink) {
             ),
             End::Abandoned(why) => (why, Duration::from_secs(1)),
         };
-        report(&mut sink, &mut nosignal, &why);
+        nosignal.report(&mut sink, &why);
         nosignal.wait(&mut sink, &why, pause);
     }
 }
@@ -367,7 +356,7 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
         let healthy_for = good_since.take().map_or(Duration::ZERO, |t| t.elapsed());
         let pause = backoff.after_failure(healthy_for);
         let why = format!("{problem}; trying again in {} s", pause.as_secs());
-        report(&mut sink, &mut nosignal, &why);
+        nosignal.report(&mut sink, &why);
         failing = true;
         nosignal.wait(&mut sink, &why, pause);
     }
