@@ -21,6 +21,8 @@ pub struct Config {
     pub quality: u8,
     /// 0: no limit.
     pub max_clients: usize,
+    /// Seconds a byte-stream source may go without a good frame before it counts as broken.
+    pub source_timeout: u32,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
             fps: 30,
             quality: 80,
             max_clients: 100,
+            source_timeout: 5,
         }
     }
 }
@@ -113,6 +116,14 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
+    Opt {
+        flag: "--source-timeout",
+        var: "PICAM_SOURCE_TIMEOUT",
+        apply: |c, v| {
+            c.source_timeout = parse_number(v, 1, 3600)? as u32;
+            Ok(())
+        },
+    },
 ];
 
 /// The `--help` text.
@@ -132,7 +143,8 @@ Options (each can also be set by the environment variable shown; the flag wins):
                          stdin         MJPEG (concatenated JPEGs) on standard input
                          file:PATH     an MJPEG file, looped, paced at --fps
                          exec:COMMAND  run COMMAND with sh, read MJPEG from its output,
-                                       restart it (1 s to 30 s pauses) when it exits, e.g.
+                                       restart it (1 s to 30 s pauses) when it exits or
+                                       hangs, e.g.
                                        exec:rpicam-vid -t 0 --codec mjpeg -o -
                          v4l2:/dev/videoN
                                        a V4L2 camera (USB webcam); MJPEG is passed
@@ -147,6 +159,10 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        (default 80; 1 to 100)
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
+  --source-timeout S   Seconds without a good frame after which stdin and exec:
+                       sources count as broken: viewers see a no-signal picture
+                       and an exec: command is stopped and started again
+                       [PICAM_SOURCE_TIMEOUT] (default 5; 1 to 3600)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
@@ -156,7 +172,8 @@ Endpoints:
   /stream.mjpg                     MJPEG stream, classic parts with Content-Length
   /stream.mjpg?advance_headers=1   MJPEG stream that browsers show without a frame's delay
   /snapshot.jpg                    newest frame as a JPEG
-  /status                          JSON: source, size, fps, frames, clients, uptime
+  /status                          JSON: source, size, fps, frames, clients, uptime,
+                                   the source's problem, since when, and its restarts
   /?action=stream, /?action=snapshot, /stream, /snapshot   aliases for other tools
 
 Logging: RUST_LOG=debug (or warn, error) changes the level; logs go to standard error.
@@ -295,6 +312,14 @@ mod tests {
         assert_eq!(c.listen, "[::]:9000".parse().unwrap());
         assert_eq!(c.source, SourceSpec::Stdin);
         assert_eq!(config(&["--listen", "8080"], &[]).listen.port(), 8080);
+        assert_eq!(
+            config(&["--source-timeout", "2"], &[("PICAM_SOURCE_TIMEOUT", "9")]).source_timeout,
+            2
+        );
+        assert_eq!(
+            config(&[], &[("PICAM_SOURCE_TIMEOUT", "9")]).source_timeout,
+            9
+        );
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
     }
@@ -327,5 +352,9 @@ mod tests {
             .contains("unexpected argument"));
         assert!(run(&["--listen", "nowhere"], &[]).is_err());
         assert!(run(&["--size", "8x8"], &[]).is_err());
+        assert_eq!(
+            run(&["--source-timeout", "0"], &[]).unwrap_err().0,
+            "invalid value '0' for --source-timeout: expected a whole number from 1 to 3600"
+        );
     }
 }

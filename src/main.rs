@@ -51,6 +51,7 @@ fn main() {
         height: config.height,
         fps: config.fps,
         quality: config.quality,
+        source_timeout: Duration::from_secs(config.source_timeout.into()),
     };
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));
@@ -80,7 +81,7 @@ fn main() {
     log::info!("{signal} received: stopping");
     stopping.store(true, Ordering::SeqCst);
     slot.close();
-    source::pipe::terminate_child();
+    source::exec::terminate_child();
     server.stop();
     let deadline = Instant::now() + STOP_GRACE;
     while state.clients.current() > 0 && Instant::now() < deadline {

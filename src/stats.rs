@@ -1,7 +1,8 @@
 //! Counters shared between the source thread and the HTTP side, read by `/status`.
 //!
 //! Everything here is a plain atomic, written by one side and read by the other, except
-//! the source's last error, which changes rarely and sits behind a mutex.
+//! the source's current problem (its text and since when), which changes rarely and sits
+//! behind a mutex.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct SourceStats {
     description: String,
+    /// Good frames the source published (stand-in pictures such as no-signal not counted).
+    frames: AtomicU64,
     /// Frames the source dropped: corrupt, truncated or oversized input, failed encodes.
     dropped: AtomicU64,
     /// Frame rate over the last measuring window, in hundredths of a frame per second.
@@ -18,7 +21,12 @@ pub struct SourceStats {
     /// Milliseconds since `started` at the last publication (0: none yet).
     last_publish_ms: AtomicU64,
     started: Instant,
-    last_error: Mutex<Option<String>>,
+    /// The current problem and when it began (it keeps its start while the text changes).
+    problem: Mutex<Option<(String, Instant)>>,
+    /// Whether `problem` is set, so that the per-frame path needs no lock.
+    has_problem: AtomicBool,
+    /// Times the source was opened or started again after a failure.
+    restarts: AtomicU64,
     /// False while a camera is idle because nobody watches.
     capturing: AtomicBool,
 }
@@ -27,11 +35,14 @@ impl SourceStats {
     pub fn new(description: String) -> SourceStats {
         SourceStats {
             description,
+            frames: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             fps_centi: AtomicU32::new(0),
             last_publish_ms: AtomicU64::new(0),
             started: Instant::now(),
-            last_error: Mutex::new(None),
+            problem: Mutex::new(None),
+            has_problem: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
             capturing: AtomicBool::new(true),
         }
     }
@@ -64,7 +75,13 @@ impl SourceStats {
         );
     }
 
+    /// Good frames published so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn mark_published(&self, at: Instant) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
         let ms = at.saturating_duration_since(self.started).as_millis() as u64;
         self.last_publish_ms.store(ms.max(1), Ordering::Relaxed);
     }
@@ -89,16 +106,49 @@ impl SourceStats {
         })
     }
 
-    /// Records (or clears, with `None`) the source's current problem.
+    /// Records (or clears, with `None`) the source's current problem. A problem that
+    /// follows another keeps the first one's start time.
     pub fn set_error(&self, error: Option<String>) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
+        *problem = match (error, problem.take()) {
+            (Some(text), Some((_, since))) => Some((text, since)),
+            (Some(text), None) => Some((text, Instant::now())),
+            (None, _) => None,
+        };
+        self.has_problem.store(problem.is_some(), Ordering::Release);
+    }
+
+    /// Clears the current problem, if any (a good frame arrived), and returns what it was
+    /// and how long it lasted.
+    pub(crate) fn clear_error(&self) -> Option<(String, Duration)> {
+        if !self.has_problem.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_problem.store(false, Ordering::Release);
+        problem.take().map(|(text, since)| (text, since.elapsed()))
     }
 
     pub fn error(&self) -> Option<String> {
-        self.last_error
+        self.error_and_age().map(|(text, _)| text)
+    }
+
+    /// The current problem and how long it has lasted.
+    pub fn error_and_age(&self) -> Option<(String, Duration)> {
+        self.problem
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(text, since)| (text.clone(), since.elapsed()))
+    }
+
+    /// Counts one restart of the source after a failure.
+    pub fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 }
 
@@ -205,6 +255,24 @@ mod tests {
         assert!(c.try_enter().is_some());
         assert_eq!(c.total(), 3);
         assert_eq!(ClientCounter::new(0).max(), None);
+    }
+
+    #[test]
+    fn a_problem_keeps_its_start_until_cleared() {
+        let s = SourceStats::new("x".into());
+        assert_eq!(s.error(), None);
+        s.set_error(Some("first".into()));
+        std::thread::sleep(Duration::from_millis(30));
+        s.set_error(Some("second".into()));
+        let (text, age) = s.error_and_age().unwrap();
+        assert_eq!(text, "second");
+        assert!(age >= Duration::from_millis(30), "{age:?}");
+        s.clear_error();
+        assert_eq!(s.error_and_age(), None);
+        s.set_error(Some("again".into()));
+        assert!(s.error_and_age().unwrap().1 < Duration::from_millis(30));
+        s.count_restart();
+        assert_eq!(s.restarts(), 1);
     }
 
     #[test]

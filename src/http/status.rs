@@ -21,7 +21,7 @@ pub fn render(state: &AppState) -> String {
     field_raw(&mut j, "fps_configured", state.settings.fps);
     field_raw(&mut j, "fps_measured", format!("{:.2}", source.fps()));
     field_raw(&mut j, "capturing", source.capturing());
-    field_raw(&mut j, "frames_captured", state.slot.published());
+    field_raw(&mut j, "frames_captured", source.frames());
     field_raw(&mut j, "frames_dropped", source.dropped());
     match source.since_last_frame() {
         Some(age) => field_raw(&mut j, "last_frame_age_ms", age.as_millis()),
@@ -31,10 +31,17 @@ pub fn render(state: &AppState) -> String {
         Some(f) => field_raw(&mut j, "last_frame_bytes", f.jpeg().len()),
         None => field_raw(&mut j, "last_frame_bytes", "null"),
     }
-    match source.error() {
-        Some(e) => field_str(&mut j, "source_error", &e),
-        None => field_raw(&mut j, "source_error", "null"),
+    match source.error_and_age() {
+        Some((e, age)) => {
+            field_str(&mut j, "source_error", &e);
+            field_raw(&mut j, "source_error_seconds", age.as_secs());
+        }
+        None => {
+            field_raw(&mut j, "source_error", "null");
+            field_raw(&mut j, "source_error_seconds", "null");
+        }
     }
+    field_raw(&mut j, "source_restarts", source.restarts());
     field_raw(&mut j, "clients", state.clients.current());
     match state.clients.max() {
         Some(m) => field_raw(&mut j, "max_clients", m),

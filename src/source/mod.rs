@@ -5,12 +5,16 @@
 //! [`FrameSlot`]. Sources know nothing about HTTP.
 //!
 //! * `test`: the built-in animated test pattern ([`pattern`]).
-//! * `stdin`, `file:PATH`, `exec:COMMAND`: MJPEG byte streams ([`pipe`]).
+//! * `stdin`, `file:PATH`: MJPEG byte streams ([`pipe`]).
+//! * `exec:COMMAND`: MJPEG from a supervised child process ([`exec`]).
 //! * `v4l2:/dev/videoN`: a V4L2 capture device such as a USB webcam ([`v4l2`]).
 //! * `libcamera[:INDEX|:ID]`: Pi camera modules, in binaries built with libcamera.
 //! * `auto`: a camera when one is found, otherwise the test pattern.
 
+pub mod backoff;
+pub mod exec;
 pub mod font;
+pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
 pub mod v4l2;
@@ -21,7 +25,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
@@ -83,13 +87,15 @@ impl fmt::Display for SourceSpec {
     }
 }
 
-/// Picture settings for sources that produce or encode pictures themselves.
+/// Picture settings for sources that produce or encode pictures themselves, and how
+/// long a byte-stream source may go without a good frame before it counts as broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub width: u16,
     pub height: u16,
     pub fps: u32,
     pub quality: u8,
+    pub source_timeout: Duration,
 }
 
 /// Where a source delivers its pictures.
@@ -98,6 +104,8 @@ pub struct FrameSink {
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
     rate: RateMeter,
+    /// Size of the last good frame, for the no-signal picture.
+    last_size: Option<(u16, u16)>,
 }
 
 impl FrameSink {
@@ -107,6 +115,7 @@ impl FrameSink {
             stats,
             stop,
             rate: RateMeter::default(),
+            last_size: None,
         }
     }
 
@@ -126,7 +135,8 @@ impl FrameSink {
         }
     }
 
-    /// Publishes a JPEG the caller made itself and knows to be valid.
+    /// Publishes a JPEG the caller made itself and knows to be valid. A good frame ends
+    /// the source's current problem, if it had one.
     pub fn publish_checked(&mut self, jpeg: &[u8], width: u16, height: u16) {
         let now = Instant::now();
         self.slot.publish(jpeg, width, height);
@@ -134,6 +144,24 @@ impl FrameSink {
         if let Some(fps) = self.rate.tick(now) {
             self.stats.set_fps(fps);
         }
+        self.last_size = Some((width, height));
+        if let Some((why, age)) = self.stats.clear_error() {
+            log::info!(
+                "the source is back after {:.1} s without a good frame ({why})",
+                age.as_secs_f64()
+            );
+        }
+    }
+
+    /// Publishes a stand-in picture (the no-signal frame): viewers see it, but it does
+    /// not count as a frame from the source in the frame rate or the last frame's age.
+    pub fn publish_placeholder(&mut self, jpeg: &[u8], width: u16, height: u16) {
+        self.slot.publish(jpeg, width, height);
+    }
+
+    /// Size of the last good frame, if there was one.
+    pub fn last_size(&self) -> Option<(u16, u16)> {
+        self.last_size
     }
 
     pub fn stats(&self) -> &SourceStats {
@@ -197,7 +225,7 @@ pub fn start(
         ),
         SourceSpec::Stdin => (
             "MJPEG from standard input".to_string(),
-            Box::new(pipe::run_stdin),
+            Box::new(move |sink| pipe::run_stdin(settings, sink)),
         ),
         SourceSpec::File(path) => {
             let file = pipe::open_file(path).map_err(SourceError)?;
@@ -208,14 +236,14 @@ pub fn start(
                     path.display(),
                     settings.fps
                 ),
-                Box::new(move |sink| pipe::run_file(file, path, settings.fps, sink)),
+                Box::new(move |sink| pipe::run_file(file, path, settings, sink)),
             )
         }
         SourceSpec::Exec(command) => {
             let command = command.clone();
             (
                 format!("MJPEG from command `{command}`"),
-                Box::new(move |sink| pipe::run_exec(&command, sink)),
+                Box::new(move |sink| exec::run(&command, settings, sink)),
             )
         }
         SourceSpec::V4l2(path) => {

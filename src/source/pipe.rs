@@ -1,104 +1,280 @@
-//! MJPEG byte streams as sources: standard input, a file played in a loop, or the
-//! standard output of a command that is restarted when it exits.
+//! MJPEG byte streams as sources: standard input, and a file played in a loop. The
+//! [`Pump`] here also reads the output of `exec:` commands (see [`super::exec`]).
 //!
-//! All three read raw bytes, cut them into pictures with the [`MjpegSplitter`] and hand
-//! each picture to the sink, which checks it before publishing. Bad input is dropped
-//! with a warning and never stops the stream.
+//! Bytes are cut into pictures by the [`MjpegSplitter`] and each picture is checked by
+//! the sink before it is published; bad input is dropped with a warning and never stops
+//! the stream. When the input breaks, viewers get the no-signal picture, `/status` says
+//! why, and the source tries again by itself:
+//!
+//! * standard input that ends is read again every second, so a FIFO that gets a new
+//!   writer, or a file that grows, resumes; input that sends no good frame for
+//!   `--source-timeout` shows no-signal until frames come back;
+//! * a file that vanishes or cannot be read is opened again with growing pauses; one
+//!   replaced by a new file is played from the new one at once.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::FrameSink;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::backoff::Backoff;
+use super::nosignal::NoSignal;
+use super::{FrameSink, Settings};
 use crate::splitter::{MjpegSplitter, Piece};
 
 /// Read size for pipes and files.
 const CHUNK: usize = 64 * 1024;
 
-/// Process id of the running `exec:` child (0: none), so that shutdown can stop it.
-static CHILD_PID: AtomicI32 = AtomicI32::new(0);
+/// Longest single wait for input, so that a stopping server is noticed.
+const POLL_SLICE: Duration = Duration::from_millis(250);
 
-/// Counters for one run of [`pump`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PumpReport {
-    pub frames: u64,
-    pub dropped: u64,
-    pub garbage_bytes: u64,
+/// How often [`Pump::run`] asks its caller whether to give up on the input.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Why [`Pump::run`] returned.
+#[derive(Debug)]
+pub enum End {
+    /// The input ended.
+    Eof,
+    /// No good frame for this long (at least the bound that was given).
+    Stalled(Duration),
+    /// The server is stopping.
+    Stopping,
+    /// Reading failed.
+    Failed(io::Error),
+    /// The caller's check asked to give up on this input, for the reason given.
+    Abandoned(String),
 }
 
-/// Reads `input` to its end, publishing every good picture. `pace`, when set, is the
-/// time between published pictures (for files, which would otherwise play instantly).
-pub fn pump(
-    input: &mut dyn Read,
-    sink: &mut FrameSink,
+/// What the splitter's pieces did, and the pacing between published frames.
+struct Tally {
     pace: Option<Duration>,
-) -> io::Result<PumpReport> {
-    let mut splitter = MjpegSplitter::default();
-    let mut buf = vec![0u8; CHUNK];
-    let mut report = PumpReport::default();
-    let mut next = Instant::now();
-    let mut handle = |piece: Piece<'_>, sink: &mut FrameSink, report: &mut PumpReport| match piece {
-        Piece::Frame(jpeg) => {
-            if let Some(period) = pace {
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
+    next: Instant,
+    frames: u64,
+    dropped: u64,
+    garbage_bytes: u64,
+    first_good: Option<Instant>,
+    last_good: Option<Instant>,
+    checked_at: Instant,
+    abandoned: Option<String>,
+}
+
+impl Tally {
+    fn handle(
+        &mut self,
+        piece: Piece<'_>,
+        sink: &mut FrameSink,
+        check: &mut dyn FnMut() -> Option<String>,
+    ) {
+        if self.abandoned.is_some() {
+            return;
+        }
+        match piece {
+            Piece::Frame(jpeg) => {
+                if let Some(period) = self.pace {
+                    let now = Instant::now();
+                    if now >= self.checked_at + CHECK_EVERY {
+                        self.checked_at = now;
+                        if let Some(why) = check() {
+                            self.abandoned = Some(why);
+                            return;
+                        }
+                    }
+                    if self.next > now {
+                        std::thread::sleep(self.next - now);
+                    }
+                    self.next = self.next.max(now) + period;
                 }
-                next = next.max(now) + period;
+                if sink.offer_jpeg(jpeg) {
+                    self.frames += 1;
+                    let now = Instant::now();
+                    self.first_good.get_or_insert(now);
+                    self.last_good = Some(now);
+                } else {
+                    self.dropped += 1;
+                }
             }
-            if sink.offer_jpeg(jpeg) {
-                report.frames += 1;
-            } else {
-                report.dropped += 1;
+            Piece::Dropped(reason, bytes) => {
+                log::warn!("dropped a {} frame ({bytes} bytes)", reason.as_str());
+                sink.stats().count_dropped();
+                self.dropped += 1;
+            }
+            Piece::Garbage(bytes) => {
+                log::debug!("skipped {bytes} bytes between frames");
+                self.garbage_bytes += bytes as u64;
             }
         }
-        Piece::Dropped(reason, bytes) => {
-            log::warn!("dropped a {} frame ({bytes} bytes)", reason.as_str());
-            sink.stats().count_dropped();
-            report.dropped += 1;
+    }
+}
+
+/// Reads an MJPEG byte stream and publishes every good picture; see [`Pump::run`].
+pub struct Pump {
+    splitter: MjpegSplitter,
+    buf: Vec<u8>,
+    tally: Tally,
+}
+
+impl Pump {
+    /// `pace`, when set, is the time between published pictures (for files, which would
+    /// otherwise play at once).
+    pub fn new(pace: Option<Duration>) -> Pump {
+        let now = Instant::now();
+        Pump {
+            splitter: MjpegSplitter::default(),
+            buf: vec![0u8; CHUNK],
+            tally: Tally {
+                pace,
+                next: now,
+                frames: 0,
+                dropped: 0,
+                garbage_bytes: 0,
+                first_good: None,
+                last_good: None,
+                checked_at: now,
+                abandoned: None,
+            },
         }
-        Piece::Garbage(bytes) => {
-            log::debug!("skipped {bytes} bytes between frames");
-            report.garbage_bytes += bytes as u64;
+    }
+
+    /// Good frames published so far.
+    pub fn frames(&self) -> u64 {
+        self.tally.frames
+    }
+
+    /// Frames dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.tally.dropped
+    }
+
+    /// Time from the first to the last good frame.
+    pub fn healthy_for(&self) -> Duration {
+        match (self.tally.first_good, self.tally.last_good) {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Reads `input` until it ends, fails, goes `bound` without a good frame (counted
+    /// from the later of this call and the last good frame), the server stops, or
+    /// `check` (asked about once a second) gives a reason to give up. Can be called
+    /// again to go on reading.
+    pub fn run<R: Read + AsFd>(
+        &mut self,
+        input: &mut R,
+        sink: &mut FrameSink,
+        bound: Option<Duration>,
+        check: &mut dyn FnMut() -> Option<String>,
+    ) -> End {
+        let started = Instant::now();
+        loop {
+            if sink.stopping() {
+                return End::Stopping;
+            }
+            if let Some(why) = self.tally.abandoned.take() {
+                self.splitter.finish(|_| {});
+                return End::Abandoned(why);
+            }
+            let now = Instant::now();
+            let mut wait = POLL_SLICE;
+            if let Some(bound) = bound {
+                let since = self.tally.last_good.map_or(started, |t| t.max(started));
+                let quiet = now - since;
+                if quiet >= bound {
+                    return End::Stalled(quiet);
+                }
+                wait = wait.min(bound - quiet);
+            }
+            if now >= self.tally.checked_at + CHECK_EVERY {
+                self.tally.checked_at = now;
+                if let Some(why) = check() {
+                    return End::Abandoned(why);
+                }
+            }
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(input.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return End::Failed(e.into()),
+            }
+            let n = match input.read(&mut self.buf) {
+                Ok(0) => return End::Eof,
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return End::Failed(e),
+            };
+            let tally = &mut self.tally;
+            self.splitter
+                .feed(&self.buf[..n], |p| tally.handle(p, sink, check));
+        }
+    }
+
+    /// Judges what is left at the end of the input (a frame cut short is dropped).
+    pub fn finish(&mut self, sink: &mut FrameSink) {
+        let tally = &mut self.tally;
+        self.splitter
+            .finish(|p| tally.handle(p, sink, &mut || None));
+        tally.abandoned = None;
+    }
+}
+
+/// `stdin`: reads standard input; when it ends, reads it again every second.
+pub fn run_stdin(settings: Settings, mut sink: FrameSink) {
+    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
+    // An unbuffered handle of its own, so that waiting on the descriptor sees all input.
+    let mut input = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            let why = format!("cannot use standard input: {e}");
+            nosignal.report(&mut sink, &why);
+            return;
         }
     };
+    let bound = settings.source_timeout;
+    let mut pump = Pump::new(None);
     loop {
-        if sink.stopping() {
-            return Ok(report);
-        }
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let end = pump.run(&mut input, &mut sink, Some(bound), &mut || None);
+        let (why, pause) = match end {
+            End::Stopping => return,
+            End::Eof => {
+                pump.finish(&mut sink);
+                (
+                    format!(
+                        "standard input ended after {} frames ({} dropped); waiting for more",
+                        pump.frames(),
+                        pump.dropped()
+                    ),
+                    Duration::from_secs(1),
+                )
+            }
+            End::Stalled(quiet) => (
+                format!(
+                    "no frame on standard input for {:.0} s",
+                    quiet.as_secs_f64()
+                ),
+                Duration::ZERO,
+            ),
+            End::Failed(e) => (
+                format!("reading standard input failed: {e}"),
+                Duration::from_secs(1),
+            ),
+            End::Abandoned(why) => (why, Duration::from_secs(1)),
         };
-        splitter.feed(&buf[..n], |p| handle(p, sink, &mut report));
-    }
-    splitter.finish(|p| handle(p, sink, &mut report));
-    Ok(report)
-}
-
-/// `stdin`: reads standard input until it ends; the last picture stays on show.
-pub fn run_stdin(mut sink: FrameSink) {
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
-    match pump(&mut input, &mut sink, None) {
-        Ok(r) => {
-            let msg = format!(
-                "standard input ended after {} frames ({} dropped); the last frame stays on show",
-                r.frames, r.dropped
-            );
-            log::warn!("{msg}");
-            sink.stats().set_error(Some("standard input ended".into()));
-        }
-        Err(e) => {
-            log::error!("reading standard input failed: {e}");
-            sink.stats()
-                .set_error(Some(format!("reading standard input failed: {e}")));
-        }
+        nosignal.report(&mut sink, &why);
+        nosignal.wait(&mut sink, &why, pause);
     }
 }
 
@@ -115,139 +291,73 @@ pub fn open_file(path: &Path) -> Result<File, String> {
     }
 }
 
-/// `file:PATH`: plays the file at `fps`, from the start again at its end.
-pub fn run_file(mut file: File, path: PathBuf, fps: u32, mut sink: FrameSink) {
-    let period = Duration::from_secs(1) / fps.max(1);
-    let mut rounds: u64 = 0;
-    while !sink.stopping() {
-        let result = pump(&mut file, &mut sink, Some(period));
-        rounds += 1;
-        let retry = match result {
-            Ok(r) if r.frames > 0 => {
-                if rounds == 1 {
-                    log::info!("{}: {} frames per loop", path.display(), r.frames);
-                }
-                sink.stats().set_error(None);
-                false
-            }
-            Ok(_) => {
-                let msg = format!("{} holds no valid JPEG frame", path.display());
-                log::error!("{msg}; trying again in 5 s");
-                sink.stats().set_error(Some(msg));
-                true
-            }
-            Err(e) => {
-                let msg = format!("reading {} failed: {e}", path.display());
-                log::error!("{msg}; trying again in 5 s");
-                sink.stats().set_error(Some(msg));
-                true
-            }
-        };
-        if retry {
-            sleep_unless_stopping(&sink, Duration::from_secs(5));
-        }
-        file = match open_file(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                log::error!("{e}; trying again in 5 s");
-                sink.stats().set_error(Some(e));
-                sleep_unless_stopping(&sink, Duration::from_secs(5));
-                continue;
-            }
-        };
-    }
+/// Which file a path names now: device and inode.
+fn identity(path: &Path) -> io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
-/// `exec:COMMAND`: runs `sh -c COMMAND`, reads MJPEG from its standard output, and
-/// starts it again with growing pauses (1 s doubling to 30 s) whenever it exits.
-pub fn run_exec(command: &str, mut sink: FrameSink) {
-    let mut backoff = Duration::from_secs(1);
+/// `file:PATH`: plays the file at `--fps`, from the start again at its end. A file that
+/// vanishes, is replaced or cannot be read is noticed within about a second.
+pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSink) {
+    let period = Duration::from_secs(1) / settings.fps.max(1);
+    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+    let mut opened = Some(file);
+    let mut loops: u64 = 0;
+    // Since when the file has played without a problem, for the back-off.
+    let mut good_since: Option<Instant> = None;
+    let mut failing = false;
     while !sink.stopping() {
-        let started = Instant::now();
-        let outcome = match spawn(command) {
-            Ok(mut child) => {
-                log::info!("started `{command}` (pid {})", child.id());
-                let result = match child.stdout.take() {
-                    Some(mut out) => pump(&mut out, &mut sink, None),
-                    None => Err(io::Error::other("child has no standard output")),
+        let problem = match opened.take().map_or_else(|| open_file(&path), Ok) {
+            Err(e) => e,
+            Ok(mut file) => {
+                if failing {
+                    sink.stats().count_restart();
+                    failing = false;
+                }
+                let id = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+                let mut check = || match identity(&path) {
+                    Err(e) => Some(format!("{} vanished: {e}", path.display())),
+                    Ok(now) if Some(now) != id => Some(format!("{} was replaced", path.display())),
+                    Ok(_) => None,
                 };
-                let status = stop_child(&mut child);
-                match (result, status) {
-                    (Ok(r), status) => {
-                        if r.frames > 0 {
-                            backoff = Duration::from_secs(1);
+                let mut pump = Pump::new(Some(period));
+                let end = pump.run(&mut file, &mut sink, None, &mut check);
+                if pump.frames() > 0 {
+                    good_since.get_or_insert_with(Instant::now);
+                }
+                match end {
+                    End::Stopping => return,
+                    End::Eof => {
+                        pump.finish(&mut sink);
+                        if pump.frames() > 0 {
+                            if loops == 0 {
+                                log::info!("{}: {} frames per loop", path.display(), pump.frames());
+                            }
+                            loops += 1;
+                            continue;
                         }
-                        format!("`{command}` exited ({status}) after {} frames", r.frames)
+                        format!("{} holds no valid JPEG frame", path.display())
                     }
-                    (Err(e), status) => format!("reading from `{command}` failed: {e} ({status})"),
+                    End::Abandoned(why) => {
+                        // Open the path again at once: the new file, or the reason it is gone.
+                        log::info!("{why}; opening it again");
+                        continue;
+                    }
+                    End::Failed(e) => format!("reading {} failed: {e}", path.display()),
+                    End::Stalled(quiet) => format!(
+                        "no frame from {} for {:.0} s",
+                        path.display(),
+                        quiet.as_secs_f64()
+                    ),
                 }
             }
-            Err(e) => format!("cannot start `{command}`: {e}"),
         };
-        if sink.stopping() {
-            return;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            backoff = Duration::from_secs(1);
-        }
-        log::warn!("{outcome}; restarting in {} s", backoff.as_secs());
-        sink.stats().set_error(Some(outcome));
-        sleep_unless_stopping(&sink, backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
-}
-
-fn spawn(command: &str) -> io::Result<Child> {
-    let child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    CHILD_PID.store(child.id() as i32, Ordering::SeqCst);
-    Ok(child)
-}
-
-/// Ends the child (it may still run if only its output was closed) and describes how.
-fn stop_child(child: &mut Child) -> String {
-    // A child whose output ended is usually exiting: give it a moment before killing it.
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                break child.wait();
-            }
-        }
-    };
-    CHILD_PID.store(0, Ordering::SeqCst);
-    match status {
-        Ok(s) => s.to_string(),
-        Err(e) => format!("status unknown: {e}"),
-    }
-}
-
-/// Asks a running `exec:` child to stop; used when the server shuts down.
-pub fn terminate_child() {
-    let pid = CHILD_PID.swap(0, Ordering::SeqCst);
-    if pid > 0 {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-}
-
-fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
-    let end = Instant::now() + total;
-    while !sink.stopping() {
-        let now = Instant::now();
-        if now >= end {
-            return;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(100)));
+        let healthy_for = good_since.take().map_or(Duration::ZERO, |t| t.elapsed());
+        let pause = backoff.after_failure(healthy_for);
+        let why = format!("{problem}; trying again in {} s", pause.as_secs());
+        nosignal.report(&mut sink, &why);
+        failing = true;
+        nosignal.wait(&mut sink, &why, pause);
     }
 }

@@ -48,15 +48,28 @@ impl Server {
 
     /// Starts the server; `pipe_stdin` gives the test the server's standard input.
     pub fn start_with(args: &[&str], pipe_stdin: bool) -> Server {
-        let mut cmd = server_command();
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(if pipe_stdin {
+        Server::start_stdio(
+            args,
+            if pipe_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
-            })
+            },
+        )
+    }
+
+    /// Starts the server with `stdin` as its standard input.
+    pub fn start_stdio(args: &[&str], stdin: Stdio) -> Server {
+        let mut cmd = server_command();
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(stdin);
+        Server::start_command(cmd)
+    }
+
+    /// Starts the server through `cmd`, which holds the program and all its arguments.
+    pub fn start_command(mut cmd: Command) -> Server {
+        cmd.env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the server binary");

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use self::device::{Device, PixFormat, Sizes};
 use self::sys::{fourcc, fourcc_name};
-use super::font::{text_width, Canvas};
+use super::nosignal::NoSignal;
 use super::{FrameSink, Settings};
-use crate::clock::Utc;
 use crate::encoder::{RawLayout, SoftwareEncoder};
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
@@ -222,39 +221,10 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
     }
 }
 
-/// Draws and encodes the picture shown while the camera is missing.
-fn no_signal(settings: Settings, why: &str, encoder: &mut SoftwareEncoder) -> Option<Vec<u8>> {
-    let (w, h) = (settings.width as usize, settings.height as usize);
-    let mut rgb = vec![24u8; w * h * 3];
-    let mut c = Canvas {
-        rgb: &mut rgb,
-        width: w,
-        height: h,
-    };
-    let scale = if w >= 640 { 4 } else { 2 };
-    let title = "NO SIGNAL";
-    c.text(
-        w.saturating_sub(text_width(title, scale)) / 2,
-        h / 3,
-        scale,
-        title,
-        [255, 80, 80],
-    );
-    let small = (scale / 2).max(1);
-    let max_chars = (w / (6 * small)).saturating_sub(2);
-    let reason: String = why.to_uppercase().chars().take(max_chars).collect();
-    c.text(small * 6, h / 2, small, &reason, [230, 230, 230]);
-    let clock = format!("{} UTC", Utc::now().time_of_day());
-    c.text(small * 6, h / 2 + 12 * small, small, &clock, [0, 255, 255]);
-    encoder
-        .encode_rgb(&rgb, settings.width, settings.height)
-        .ok()
-        .map(<[u8]>::to_vec)
-}
-
 /// Runs the source on `path` until the server stops.
 pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
     let mut encoder = SoftwareEncoder::new(settings.quality);
+    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Duration::from_secs(1);
     let mut last_problem = String::new();
     sink.stats().set_capturing(false);
@@ -267,6 +237,7 @@ pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
             Ok(camera) => {
                 if !last_problem.is_empty() {
                     log::info!("{} is back", camera.device.describe());
+                    sink.stats().count_restart();
                     last_problem.clear();
                 }
                 sink.stats().set_error(None);
@@ -290,9 +261,7 @@ pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
             last_problem = problem.clone();
         }
         sink.stats().set_error(Some(problem.clone()));
-        if let Some(jpeg) = no_signal(settings, &problem, &mut encoder) {
-            sink.publish_checked(&jpeg, settings.width, settings.height);
-        }
+        nosignal.show(&mut sink, &problem);
         sleep_unless_stopping(&sink, backoff);
         backoff = (backoff * 2).min(Duration::from_secs(4));
     }
@@ -347,24 +316,5 @@ mod tests {
         );
         assert_eq!(handling(fourcc(b"RGGB")), None);
         assert!(preference(fourcc(b"MJPG")) < preference(fourcc(b"YUYV")));
-    }
-
-    #[test]
-    fn no_signal_picture_encodes() {
-        let settings = Settings {
-            width: 320,
-            height: 240,
-            fps: 30,
-            quality: 80,
-        };
-        let mut enc = SoftwareEncoder::new(80);
-        let jpeg = no_signal(
-            settings,
-            "/dev/video0: cannot open: no such device",
-            &mut enc,
-        )
-        .unwrap();
-        let d = crate::jpeg::inspect(&jpeg).unwrap();
-        assert_eq!((d.width, d.height), (320, 240));
     }
 }

@@ -1,0 +1,482 @@
+//! Broken sources against the real binary: an `exec:` command that crashes, hangs or
+//! prints garbage, standard input that ends, a file that vanishes. In each case a real
+//! client on `/stream.mjpg` must see the no-signal picture, `/status` must say why, and
+//! the stream must come back by itself. Each test prints the measured times, from the
+//! fault to the first good frame at the client:
+//!
+//! ```text
+//! cargo test --test faults -- --nocapture
+//! ```
+
+mod common;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Size of the good frames; the no-signal picture must have it too.
+const W: u16 = 160;
+const H: u16 = 120;
+
+/// Upper bound on every wait for something the server should do by itself.
+fn patience() -> Duration {
+    Duration::from_secs(20) * slow_factor()
+}
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("picam-faults-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `text` as an executable shell script and returns its path.
+    fn script(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Distinct good frames, each a real JPEG; the stream must carry them byte for byte.
+fn good_frames(n: u8) -> Vec<Vec<u8>> {
+    (0..n).map(|i| make_jpeg(W, H, 100 + i * 25)).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Good,
+    NoSignal,
+}
+
+/// Tells a good frame (one of `goods`, byte for byte) from the no-signal picture: a
+/// dark frame of the same size with bright red "NO SIGNAL" lettering.
+fn classify(jpeg: &[u8], goods: &[Vec<u8>]) -> Seen {
+    if goods.iter().any(|g| g == jpeg) {
+        return Seen::Good;
+    }
+    let (w, h, px) = decode(jpeg);
+    assert_eq!(
+        (w, h),
+        (W as usize, H as usize),
+        "the no-signal picture has the size of the last good frame"
+    );
+    let mean = px.iter().map(|&v| v as u64).sum::<u64>() / px.len() as u64;
+    let red = px
+        .chunks(3)
+        .filter(|p| p[0] > 200 && p[1] < 140 && p[2] < 140)
+        .count();
+    assert!(
+        mean < 60 && red > 20,
+        "a frame that is neither a good one nor the no-signal picture (mean {mean}, {red} red pixels)"
+    );
+    Seen::NoSignal
+}
+
+/// The next JPEG of a classic stream, `None` once it ends or breaks off.
+fn next_classic_part(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    if line != "--FRAME\r\n" {
+        return None;
+    }
+    let mut len = None;
+    loop {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("Content-Length:") {
+            len = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0u8; len?];
+    r.read_exact(&mut body).ok()?;
+    let mut crlf = [0u8; 2];
+    r.read_exact(&mut crlf).ok()?;
+    Some(body)
+}
+
+/// A client on `/stream.mjpg` that reports what each frame was and when it arrived.
+struct Watcher {
+    events: mpsc::Receiver<(Instant, Seen)>,
+}
+
+impl Watcher {
+    fn start(server: &Server, goods: Vec<Vec<u8>>) -> Watcher {
+        let client = MjpegClient::open(server.addr, "/stream.mjpg");
+        let mut reader = client.reader;
+        let (tx, events) = mpsc::channel();
+        // Reads classic parts until the stream ends (the server is stopped with the test).
+        std::thread::spawn(move || {
+            while let Some(jpeg) = next_classic_part(&mut reader) {
+                if tx.send((Instant::now(), classify(&jpeg, &goods))).is_err() {
+                    return;
+                }
+            }
+        });
+        Watcher { events }
+    }
+
+    /// Time at which the first frame of `kind` arrived at or after `after`.
+    fn wait_for(&self, kind: Seen, after: Instant, what: &str) -> Instant {
+        let deadline = Instant::now() + patience();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok((t, seen)) if seen == kind && t >= after => return t,
+                Ok(_) => {}
+                Err(e) => panic!("no {kind:?} frame ({what}): {e}"),
+            }
+        }
+    }
+}
+
+fn alive(server: &mut Server) -> bool {
+    server.child.try_wait().unwrap().is_none()
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// The part common to the three `exec:` faults: a script that streams `good.jpg` at
+/// about 20 fps, and does `on_fault` once the file `fault` appears (removing it, so the
+/// restarted script streams again). Returns the recovery time.
+fn exec_fault(name: &str, on_fault: &str, between_frames: &str, expect_error: &str) {
+    let dir = Scratch::new(name);
+    let goods = good_frames(1);
+    std::fs::write(dir.path("good.jpg"), &goods[0]).unwrap();
+    let script = dir.script(
+        "child.sh",
+        &format!(
+            "cd '{}'\n\
+             echo $$ > child.pid\n\
+             while :; do\n\
+               if [ -e fault ]; then rm -f fault; {on_fault}; fi\n\
+               {between_frames}\n\
+               cat good.jpg\n\
+               sleep 0.05\n\
+             done\n",
+            dir.0.display()
+        ),
+    );
+    let source = format!("exec:sh '{}'", script.display());
+    let mut server = Server::start(&["--source", &source, "--source-timeout", "2"]);
+    let watcher = Watcher::start(&server, goods);
+    watcher.wait_for(Seen::Good, Instant::now(), "before the fault");
+    // Healthy for longer than the timeout: garbage between frames is no fault.
+    std::thread::sleep(Duration::from_secs(3));
+    let s = server.status();
+    assert_eq!(
+        s["source_restarts"], 0,
+        "a healthy command was restarted: {s}"
+    );
+    assert!(s["source_error"].is_null(), "{s}");
+
+    let first_pid = std::fs::read_to_string(dir.path("child.pid")).unwrap();
+    let fault_at = Instant::now();
+    std::fs::write(dir.path("fault"), b"").unwrap();
+    let no_signal_at = watcher.wait_for(Seen::NoSignal, fault_at, "after the fault");
+    let s = server.wait_status(patience(), "the reason", |s| {
+        s["source_error"].as_str().is_some()
+    });
+    let why = s["source_error"].as_str().unwrap();
+    assert!(why.contains(expect_error), "source_error {why:?}");
+    assert!(why.contains("restarting in"), "source_error {why:?}");
+    let good_at = watcher.wait_for(Seen::Good, no_signal_at, "after the restart");
+    let s = server.wait_status(patience(), "the error to clear", |s| {
+        s["source_error"].is_null()
+    });
+    assert_eq!(s["source_restarts"], 1, "{s}");
+    assert!(alive(&mut server));
+    let pid = std::fs::read_to_string(dir.path("child.pid")).unwrap();
+    assert_ne!(pid, first_pid, "the command runs again, as a new process");
+    println!(
+        "exec {name}: no-signal after {}, first good frame after {} (status said: {why})",
+        secs(no_signal_at - fault_at),
+        secs(good_at - fault_at)
+    );
+}
+
+#[test]
+fn exec_command_that_crashes() {
+    exec_fault("crash", "kill -SEGV $$", ":", "exited");
+}
+
+#[test]
+fn exec_command_that_hangs_is_stopped_with_what_it_started() {
+    // The hung script waits on a child of its own, which must be stopped too.
+    exec_fault(
+        "hang",
+        "sleep 600 & echo $! > grandchild.pid; wait",
+        ":",
+        "hung or sending garbage; stopped it",
+    );
+}
+
+#[test]
+fn exec_command_that_prints_garbage() {
+    // Noise between good frames is skipped; noise alone is a fault.
+    exec_fault(
+        "garbage",
+        "while :; do head -c 32768 /dev/urandom; sleep 0.05; done",
+        "printf 'noise between frames'",
+        "hung or sending garbage; stopped it",
+    );
+}
+
+#[test]
+fn a_hung_commands_children_are_stopped_too() {
+    let dir = Scratch::new("group");
+    let script = dir.script(
+        "child.sh",
+        &format!(
+            "cd '{}'\nsleep 600 & echo $! > grandchild.pid\nwait\n",
+            dir.0.display()
+        ),
+    );
+    let source = format!("exec:sh '{}'", script.display());
+    let server = Server::start(&["--source", &source, "--source-timeout", "1"]);
+    let deadline = Instant::now() + patience();
+    let grandchild = loop {
+        if let Ok(pid) = std::fs::read_to_string(dir.path("grandchild.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                break pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "the script never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    server.wait_log(
+        "hung or sending garbage; stopped it",
+        Duration::from_secs(10),
+    );
+    let gone = |pid: i32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie waiting for its new parent is stopped too.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('Z'),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(grandchild) {
+        assert!(
+            Instant::now() < deadline,
+            "the hung command's child {grandchild} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // With no good frame ever, the pauses grow.
+    server.wait_log("restarting in 2 s", Duration::from_secs(15));
+    let s = server.status();
+    assert!(s["source_restarts"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["source_error_seconds"].as_u64().is_some(), "{s}");
+}
+
+#[test]
+fn a_command_that_cannot_start_is_retried_with_growing_pauses() {
+    let server = Server::start(&["--source", "exec:/nonexistent/camera-tool -o -"]);
+    server.wait_log("restarting in 1 s", Duration::from_secs(10));
+    server.wait_log("restarting in 2 s", Duration::from_secs(10));
+    let s = server.status();
+    assert!(
+        s["source_error"]
+            .as_str()
+            .unwrap()
+            .contains("exited (exit status: 127)"),
+        "{s}"
+    );
+    // The no-signal picture at the configured size, since no good frame ever came.
+    let r = get(server.addr, "/snapshot.jpg");
+    assert_eq!(r.status, 200);
+    let (w, h, _) = decode(&r.body);
+    assert_eq!((w, h), (640, 480));
+}
+
+/// Opens a FIFO's two ends; each open waits for the other, so one runs on a thread.
+fn open_fifo(path: &Path) -> (std::fs::File, std::fs::File) {
+    let p = path.to_path_buf();
+    let writer =
+        std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(p).unwrap());
+    let reader = std::fs::File::open(path).unwrap();
+    (reader, writer.join().unwrap())
+}
+
+/// Writes `frames` in turn at about 20 fps until `stop` says so.
+fn feed(mut out: std::fs::File, frames: Vec<Vec<u8>>, stop: mpsc::Receiver<()>) {
+    for jpeg in frames.iter().cycle() {
+        if out.write_all(jpeg).is_err() || stop.recv_timeout(Duration::from_millis(50)).is_ok() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn stdin_that_ends_shows_no_signal_and_resumes_from_a_new_writer() {
+    let dir = Scratch::new("stdin");
+    let fifo = dir.path("input");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (reader, writer) = open_fifo(&fifo);
+    let goods = good_frames(3);
+    let mut server = Server::start_stdio(&["--source", "stdin"], reader.into());
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let feeder = {
+        let goods = goods.clone();
+        std::thread::spawn(move || feed(writer, goods, stop_rx))
+    };
+    let watcher = Watcher::start(&server, goods.clone());
+    watcher.wait_for(Seen::Good, Instant::now(), "from the first writer");
+
+    let end_at = Instant::now();
+    stop_tx.send(()).unwrap();
+    feeder.join().unwrap(); // closes the only writer: the server reads the end of input
+    let no_signal_at = watcher.wait_for(Seen::NoSignal, end_at, "after the input ended");
+    let s = server.wait_status(patience(), "the reason", |s| {
+        s["source_error"].as_str().is_some()
+    });
+    let why = s["source_error"].as_str().unwrap().to_string();
+    assert!(why.contains("standard input ended"), "{why}");
+    // The server stays up and keeps serving the no-signal picture.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(alive(&mut server));
+    let snap = get(server.addr, "/snapshot.jpg");
+    assert_eq!(snap.status, 200);
+    assert_eq!(classify(&snap.body, &goods), Seen::NoSignal);
+    let s = server.status();
+    assert!(s["source_error_seconds"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["fps_measured"].as_f64(), Some(0.0), "{s}");
+
+    // Somebody opens the FIFO again and writes.
+    let resume_at = Instant::now();
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let feeder = {
+        let goods = goods.clone();
+        std::thread::spawn(move || feed(writer, goods, stop_rx))
+    };
+    let good_at = watcher.wait_for(Seen::Good, resume_at, "from the second writer");
+    server.wait_status(patience(), "the error to clear", |s| {
+        s["source_error"].is_null()
+    });
+    stop_tx.send(()).unwrap();
+    feeder.join().unwrap();
+    println!(
+        "stdin end: no-signal after {}; new writer's first good frame after {} (status said: {why})",
+        secs(no_signal_at - end_at),
+        secs(good_at - resume_at)
+    );
+}
+
+#[test]
+fn stdin_that_goes_quiet_shows_no_signal_until_frames_come_back() {
+    let mut server = Server::start_with(&["--source", "stdin", "--source-timeout", "1"], true);
+    let mut stdin = server.stdin.take().unwrap();
+    let goods = good_frames(1);
+    stdin.write_all(&goods[0]).unwrap();
+    stdin.flush().unwrap();
+    let watcher = Watcher::start(&server, goods.clone());
+    let good_at = watcher.wait_for(Seen::Good, Instant::now(), "the first frame");
+    let no_signal_at = watcher.wait_for(Seen::NoSignal, good_at, "after a quiet second");
+    let s = server.status();
+    assert!(
+        s["source_error"]
+            .as_str()
+            .unwrap()
+            .contains("no frame on standard input"),
+        "{s}"
+    );
+    let resume_at = Instant::now();
+    stdin.write_all(&goods[0]).unwrap();
+    stdin.flush().unwrap();
+    let back_at = watcher.wait_for(Seen::Good, resume_at, "the next frame");
+    server.wait_status(patience(), "the error to clear", |s| {
+        s["source_error"].is_null()
+    });
+    println!(
+        "stdin quiet: no-signal {} after the last frame; next frame shown after {}",
+        secs(no_signal_at - good_at),
+        secs(back_at - resume_at)
+    );
+}
+
+fn write_atomically(path: &Path, frames: &[Vec<u8>]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, frames.concat()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_file_that_vanishes_shows_no_signal_and_plays_again_when_back() {
+    let dir = Scratch::new("file");
+    let clip = dir.path("clip.mjpg");
+    let goods = good_frames(6);
+    write_atomically(&clip, &goods[..3]);
+    let source = format!("file:{}", clip.display());
+    let mut server = Server::start(&["--source", &source, "--fps", "20"]);
+    let watcher = Watcher::start(&server, goods.clone());
+    watcher.wait_for(Seen::Good, Instant::now(), "from the file");
+
+    let gone_at = Instant::now();
+    std::fs::remove_file(&clip).unwrap();
+    let no_signal_at = watcher.wait_for(Seen::NoSignal, gone_at, "after the file vanished");
+    let s = server.wait_status(patience(), "the reason", |s| {
+        s["source_error"].as_str().is_some()
+    });
+    let why = s["source_error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("cannot open") && why.contains("clip.mjpg"),
+        "{why}"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(alive(&mut server));
+
+    let back_at = Instant::now();
+    write_atomically(&clip, &goods[..3]);
+    let good_at = watcher.wait_for(Seen::Good, back_at, "after the file came back");
+    let s = server.wait_status(patience(), "the error to clear", |s| {
+        s["source_error"].is_null()
+    });
+    assert!(s["source_restarts"].as_u64().unwrap() >= 1, "{s}");
+
+    // A file replaced by another plays the new one, without a fault.
+    write_atomically(&clip, &goods[3..]);
+    let new_goods = goods[3..].to_vec();
+    let deadline = Instant::now() + patience();
+    loop {
+        let snap = get(server.addr, "/snapshot.jpg");
+        if new_goods.contains(&snap.body) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replaced file never played");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.status()["source_error"].is_null());
+    println!(
+        "file vanished: no-signal after {}; back {} after the file returned (status said: {why})",
+        secs(no_signal_at - gone_at),
+        secs(good_at - back_at)
+    );
+}
