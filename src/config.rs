@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::encoder::EncoderChoice;
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -19,6 +20,7 @@ pub struct Config {
     pub height: u16,
     pub fps: u32,
     pub quality: u8,
+    pub encoder: EncoderChoice,
     /// 0: no limit.
     pub max_clients: usize,
 }
@@ -32,6 +34,7 @@ impl Default for Config {
             height: 480,
             fps: 30,
             quality: 80,
+            encoder: EncoderChoice::Auto,
             max_clients: 100,
         }
     }
@@ -106,6 +109,14 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        flag: "--encoder",
+        var: "PICAM_ENCODER",
+        apply: |c, v| {
+            c.encoder = v.parse()?;
+            Ok(())
+        },
+    },
+    Opt {
         flag: "--max-clients",
         var: "PICAM_MAX_CLIENTS",
         apply: |c, v| {
@@ -145,6 +156,15 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        (default 30; 1 to 120)
   --quality N          JPEG quality for sources that encode [PICAM_QUALITY]
                        (default 80; 1 to 100)
+  --encoder KIND       JPEG encoder for sources that encode [PICAM_ENCODER]
+                       (default auto):
+                         auto      the hardware encoder when one is found (a V4L2
+                                   memory-to-memory node producing JPEG, such as the
+                                   Pi Zero to Pi 4's /dev/video31), else software
+                         hardware  the hardware encoder; stop at start without one
+                         software  always encode on the CPU
+                       When the hardware fails, encoding goes on in software;
+                       /status says which encoder runs.
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
@@ -287,7 +307,16 @@ mod tests {
                 "--source",
                 "stdin",
             ],
-            &[("PICAM_FPS", "5"), ("PICAM_QUALITY", "60")],
+            &[
+                ("PICAM_FPS", "5"),
+                ("PICAM_QUALITY", "60"),
+                ("PICAM_ENCODER", "hardware"),
+            ],
+        );
+        assert_eq!(c.encoder, EncoderChoice::Hardware);
+        assert_eq!(
+            config(&["--encoder", "software"], &[("PICAM_ENCODER", "hardware")]).encoder,
+            EncoderChoice::Software
         );
         assert_eq!(c.fps, 15, "the flag wins over the variable");
         assert_eq!(c.quality, 60, "the variable applies when no flag is given");
@@ -327,5 +356,9 @@ mod tests {
             .contains("unexpected argument"));
         assert!(run(&["--listen", "nowhere"], &[]).is_err());
         assert!(run(&["--size", "8x8"], &[]).is_err());
+        assert_eq!(
+            run(&["--encoder", "gpu"], &[]).unwrap_err().0,
+            "invalid value 'gpu' for --encoder: expected auto, hardware or software"
+        );
     }
 }

@@ -51,6 +51,7 @@ fn main() {
         height: config.height,
         fps: config.fps,
         quality: config.quality,
+        encoder: config.encoder,
     };
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));

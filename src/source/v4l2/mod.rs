@@ -2,7 +2,8 @@
 //!
 //! * Picks the offered format and size nearest to what was asked: MJPEG is passed
 //!   through untouched (with the standard Huffman tables added to frames that lack
-//!   them); YUYV, UYVY and NV12 go through the software encoder.
+//!   them); YUYV, UYVY and NV12 go through the JPEG encoder (hardware or software, as
+//!   `--encoder` says).
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger; the
 //!   device is closed otherwise.
 //! * When the device vanishes or stops delivering, shows a "no signal" picture, says
@@ -19,7 +20,7 @@ use self::sys::{fourcc, fourcc_name};
 use super::font::{text_width, Canvas};
 use super::{FrameSink, Settings};
 use crate::clock::Utc;
-use crate::encoder::{RawLayout, SoftwareEncoder};
+use crate::encoder::{JpegEncoder, RawLayout, SoftwareEncoder};
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
 const LINGER: Duration = Duration::from_secs(3);
@@ -166,7 +167,7 @@ enum Stop {
     Lost(String),
 }
 
-fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink) -> Stop {
+fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> Stop {
     let mut stream = match camera.device.stream(BUFFERS) {
         Ok(s) => s,
         Err(e) => return Stop::Lost(format!("cannot start streaming: {e}")),
@@ -175,6 +176,10 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
         return Stop::Lost(format!("frame size {w}x{h} is too large"));
     };
+    match camera.handling {
+        Handling::PassJpeg => sink.stats().set_encoder("none (the camera sends JPEG)"),
+        Handling::Encode(_) => sink.stats().set_encoder(encoder.describe()),
+    }
     let mut silent = 0;
     loop {
         if sink.stopping() {
@@ -203,6 +208,7 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
                             sink.stats().count_dropped();
                         }
                     }
+                    sink.note_encoder(encoder);
                 }
             }
         });
@@ -253,8 +259,10 @@ fn no_signal(settings: Settings, why: &str, encoder: &mut SoftwareEncoder) -> Op
 }
 
 /// Runs the source on `path` until the server stops.
-pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
-    let mut encoder = SoftwareEncoder::new(settings.quality);
+pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
+    // The "no signal" picture is rare and of another size: software keeps the hardware
+    // encoder set up for the camera's pictures.
+    let mut still_encoder = SoftwareEncoder::new(settings.quality);
     let mut backoff = Duration::from_secs(1);
     let mut last_problem = String::new();
     sink.stats().set_capturing(false);
@@ -290,7 +298,7 @@ pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
             last_problem = problem.clone();
         }
         sink.stats().set_error(Some(problem.clone()));
-        if let Some(jpeg) = no_signal(settings, &problem, &mut encoder) {
+        if let Some(jpeg) = no_signal(settings, &problem, &mut still_encoder) {
             sink.publish_checked(&jpeg, settings.width, settings.height);
         }
         sleep_unless_stopping(&sink, backoff);
@@ -356,6 +364,7 @@ mod tests {
             height: 240,
             fps: 30,
             quality: 80,
+            encoder: crate::encoder::EncoderChoice::Software,
         };
         let mut enc = SoftwareEncoder::new(80);
         let jpeg = no_signal(

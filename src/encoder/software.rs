@@ -10,7 +10,7 @@ use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFacto
 
 /// Why a picture could not be encoded.
 #[derive(Debug)]
-pub struct EncodeError(String);
+pub struct EncodeError(pub(crate) String);
 
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,13 @@
+//! Turning raw pictures into JPEG, for sources that do not deliver JPEG.
+//!
+//! * [`software`]: the pure-Rust encoder ([`SoftwareEncoder`]).
+//! * [`m2m`]: V4L2 memory-to-memory devices, such as the Pi's hardware JPEG encoder.
+//! * [`choice`]: [`JpegEncoder`], which uses the hardware when `--encoder` allows and one
+//!   is found, and falls back to software when it fails.
+
+pub mod choice;
+pub mod m2m;
+mod software;
+
+pub use choice::{EncoderChoice, JpegEncoder};
+pub use software::{EncodeError, RawLayout, SoftwareEncoder};
