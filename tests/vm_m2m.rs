@@ -55,16 +55,20 @@ fn m2m_drivers_in_a_vm() {
         );
     }
     std::fs::write(share.join("guest.sh"), script).unwrap();
-    let out = Command::new(root.join("tests/vm/rig.sh"))
-        .args([
-            "run",
-            "--modules",
-            "vim2m vicodec multiplanar=1",
-            "--timeout",
-            "400",
-            "--env",
-            "PICAM_M2M_GUEST=1",
-        ])
+    let mut rig = Command::new(root.join("tests/vm/rig.sh"));
+    rig.args([
+        "run",
+        "--modules",
+        "vim2m vicodec multiplanar=1",
+        "--timeout",
+        "400",
+        "--env",
+        "PICAM_M2M_GUEST=1",
+    ]);
+    if let Ok(n) = std::env::var("PICAM_M2M_FRAMES") {
+        rig.args(["--env", &format!("PICAM_M2M_FRAMES={n}")]);
+    }
+    let out = rig
         .arg("--share")
         .arg(&share)
         .args(["--", "sh /host/guest.sh"])
@@ -505,11 +509,13 @@ fn guest_encoder_choice_with_no_jpeg_device() {
     println!("fell back: {d}");
 }
 
-/// CPU time used by this process so far (user + system), from the kernel.
-fn process_cpu() -> Duration {
+/// CPU time used by this process so far, (user, system), from the kernel.
+fn process_cpu() -> (Duration, Duration) {
     let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
-    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
-    Duration::from_micros(us(u.user_time()) + us(u.system_time()))
+    let us = |t: nix::sys::time::TimeVal| {
+        Duration::from_micros(t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64)
+    };
+    (us(u.user_time()), us(u.system_time()))
 }
 
 /// Busy CPU time of the whole machine (every process and kernel thread), from /proc/stat.
@@ -533,7 +539,8 @@ struct Figures {
     name: String,
     latency_p50: Duration,
     latency_p90: Duration,
-    cpu: Duration,
+    user: Duration,
+    system: Duration,
     machine: Duration,
 }
 
@@ -547,14 +554,15 @@ fn measure(name: &str, n: usize, mut step: impl FnMut(usize)) -> Figures {
         step(i + 1);
         lat.push(t.elapsed());
     }
-    let (cpu, busy) = (process_cpu() - cpu0, machine_busy() - busy0);
+    let (cpu1, busy1) = (process_cpu(), machine_busy());
     lat.sort();
     Figures {
         name: name.to_string(),
         latency_p50: lat[n / 2],
         latency_p90: lat[n * 9 / 10],
-        cpu: cpu / n as u32,
-        machine: busy / n as u32,
+        user: (cpu1.0 - cpu0.0) / n as u32,
+        system: (cpu1.1 - cpu0.1) / n as u32,
+        machine: (busy1 - busy0) / n as u32,
     }
 }
 
@@ -572,7 +580,10 @@ fn guest_measure() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60usize);
     let mut rows = Vec::new();
-    for (w, h) in [(640usize, 480usize), (1920, 1080)] {
+    for (w, h, frames) in [
+        (640usize, 480usize, frames),
+        (1920, 1080, frames.div_ceil(3)),
+    ] {
         let rgb = rgb_picture(0, w, h, w * 3);
         let yuyv: Vec<u8> = (0..w * h / 2)
             .flat_map(|i| [81, 90 + (i % 50) as u8, 145, 240])
@@ -618,17 +629,21 @@ fn guest_measure() {
             .trim(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    println!("latency: from the raw picture in memory to the result in memory (ms);");
+    println!("CPU per frame (ms): this process in user space and in the kernel, and the");
+    println!("whole machine's busy time from /proc/stat (10 ms ticks: coarse).");
     println!(
-        "{:<52} {:>11} {:>11} {:>13} {:>13}",
-        "path", "p50 ms", "p90 ms", "process CPU", "machine CPU"
+        "{:<52} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "path", "p50", "p90", "user", "kernel", "machine"
     );
     for r in &rows {
         println!(
-            "{:<52} {:>11} {:>11} {:>13} {:>13}",
+            "{:<52} {:>8} {:>8} {:>8} {:>8} {:>8}",
             r.name,
             ms(r.latency_p50),
             ms(r.latency_p90),
-            ms(r.cpu),
+            ms(r.user),
+            ms(r.system),
             ms(r.machine)
         );
     }
