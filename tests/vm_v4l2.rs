@@ -169,6 +169,8 @@ fn v4l2_source_in_a_vm_with_vivid() {
     );
     let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
     assert!(log.contains("YUYV 640x480"), "{log}");
+    // vivid's YUYV is encoded; with no hardware JPEG encoder in the VM, in software.
+    assert_eq!(s["encoder"], "software", "{s}");
 
     // Unplug: the stream goes on with a dark "no signal" picture and /status says why.
     std::fs::write(share.join("unplug"), b"").unwrap();

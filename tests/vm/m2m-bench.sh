@@ -18,10 +18,10 @@ export CARGO_TERM_COLOR=never
 
 echo "== this machine ($(nproc) CPUs, shared with whatever else runs): software encoder"
 PICAM_M2M_FRAMES=$frames nice -n 5 cargo test --release --test vm_m2m -- \
-    --ignored --exact guest_measure --nocapture 2>&1 | sed -n '/^per-frame/,/ms\/frame$/p'
+    --ignored --exact guest_measure --nocapture 2>&1 | sed -n '/^per-frame/,/Pi 4 core/p'
 
 echo
 echo "== inside the VM rig (x86_64 guest under TCG, 1 vCPU): software encoder and vim2m"
 out=$(PICAM_VM_TESTS=1 PICAM_M2M_MEASURE=1 PICAM_M2M_FRAMES=$frames nice -n 5 \
     cargo test --release --test vm_m2m -- --exact m2m_drivers_in_a_vm --nocapture 2>/dev/null)
-sed -n '/^per-frame/,/ms\/frame$/p' <<<"$out"
+sed -n '/^per-frame/,/Pi 4 core/p' <<<"$out"
