@@ -10,4 +10,5 @@ pub mod m2m;
 mod software;
 
 pub use choice::{EncoderChoice, JpegEncoder};
-pub use software::{EncodeError, RawLayout, SoftwareEncoder};
+// Everything public in `software` stays reachable as `encoder::*`, as before the split.
+pub use software::*;
