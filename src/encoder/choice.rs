@@ -80,21 +80,18 @@ enum Picture<'a> {
 }
 
 impl Picture<'_> {
-    fn fourcc(&self) -> u32 {
+    /// The V4L2 format the hardware is asked to take; `None` for layouts this path does
+    /// not know, which are encoded in software without giving up on the hardware.
+    fn fourcc(&self) -> Option<u32> {
+        #[allow(unreachable_patterns)] // layouts added later fall to software
         match self {
-            Picture::Raw {
-                layout: RawLayout::Yuyv,
-                ..
-            } => fourcc(b"YUYV"),
-            Picture::Raw {
-                layout: RawLayout::Uyvy,
-                ..
-            } => fourcc(b"UYVY"),
-            Picture::Raw {
-                layout: RawLayout::Nv12,
-                ..
-            } => fourcc(b"NV12"),
-            Picture::Rgb(_) => fourcc(b"RGB3"),
+            Picture::Raw { layout, .. } => match layout {
+                RawLayout::Yuyv => Some(fourcc(b"YUYV")),
+                RawLayout::Uyvy => Some(fourcc(b"UYVY")),
+                RawLayout::Nv12 => Some(fourcc(b"NV12")),
+                _ => None,
+            },
+            Picture::Rgb(_) => Some(fourcc(b"RGB3")),
         }
     }
 
@@ -129,6 +126,10 @@ impl Picture<'_> {
                 &[(0, 1), (1, 2)],
             ),
             Picture::Rgb(data) => (data, width * 3, width * 3, &[(0, 1)]),
+            #[allow(unreachable_patterns)]
+            Picture::Raw { layout, .. } => {
+                return Err(format!("{layout:?} pictures are not handled here"))
+            }
         };
         let dst_stride = dst_stride.max(row);
         let mut used = 0;
@@ -265,7 +266,7 @@ impl JpegEncoder {
     /// Runs `picture` through the hardware; false (after falling back) when it failed
     /// or there is none.
     fn try_hardware(&mut self, picture: Picture<'_>, width: u16, height: u16) -> bool {
-        if self.node.is_none() {
+        if self.node.is_none() || picture.fourcc().is_none() {
             return false;
         }
         match self.hardware(picture, width, height) {
@@ -279,7 +280,7 @@ impl JpegEncoder {
 
     fn hardware(&mut self, picture: Picture<'_>, width: u16, height: u16) -> Result<(), String> {
         let node = self.node.as_ref().expect("hardware in use");
-        let input = picture.fourcc();
+        let input = picture.fourcc().ok_or("an unknown picture layout")?;
         let key = (input, width, height);
         if self.session.as_ref().is_none_or(|s| s.key != key) {
             self.session = None;
