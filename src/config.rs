@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::encoder::EncoderChoice;
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -19,6 +20,7 @@ pub struct Config {
     pub height: u16,
     pub fps: u32,
     pub quality: u8,
+    pub encoder: EncoderChoice,
     /// 0: no limit.
     pub max_clients: usize,
     /// Seconds a byte-stream source may go without a good frame before it counts as broken.
@@ -34,6 +36,7 @@ impl Default for Config {
             height: 480,
             fps: 30,
             quality: 80,
+            encoder: EncoderChoice::Auto,
             max_clients: 100,
             source_timeout: 5,
         }
@@ -109,6 +112,14 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        flag: "--encoder",
+        var: "PICAM_ENCODER",
+        apply: |c, v| {
+            c.encoder = v.parse()?;
+            Ok(())
+        },
+    },
+    Opt {
         flag: "--max-clients",
         var: "PICAM_MAX_CLIENTS",
         apply: |c, v| {
@@ -157,6 +168,15 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        (default 30; 1 to 120)
   --quality N          JPEG quality for sources that encode [PICAM_QUALITY]
                        (default 80; 1 to 100)
+  --encoder KIND       JPEG encoder for sources that encode [PICAM_ENCODER]
+                       (default auto):
+                         auto      the hardware encoder when one is found (a V4L2
+                                   memory-to-memory node producing JPEG, such as the
+                                   Pi Zero to Pi 4's /dev/video31), else software
+                         hardware  the hardware encoder; stop at start without one
+                         software  always encode on the CPU
+                       When the hardware fails, encoding goes on in software;
+                       /status says which encoder runs.
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
   --source-timeout S   Seconds without a good frame after which stdin and exec:
@@ -304,7 +324,16 @@ mod tests {
                 "--source",
                 "stdin",
             ],
-            &[("PICAM_FPS", "5"), ("PICAM_QUALITY", "60")],
+            &[
+                ("PICAM_FPS", "5"),
+                ("PICAM_QUALITY", "60"),
+                ("PICAM_ENCODER", "hardware"),
+            ],
+        );
+        assert_eq!(c.encoder, EncoderChoice::Hardware);
+        assert_eq!(
+            config(&["--encoder", "software"], &[("PICAM_ENCODER", "hardware")]).encoder,
+            EncoderChoice::Software
         );
         assert_eq!(c.fps, 15, "the flag wins over the variable");
         assert_eq!(c.quality, 60, "the variable applies when no flag is given");
@@ -355,6 +384,10 @@ mod tests {
         assert_eq!(
             run(&["--source-timeout", "0"], &[]).unwrap_err().0,
             "invalid value '0' for --source-timeout: expected a whole number from 1 to 3600"
+        );
+        assert_eq!(
+            run(&["--encoder", "gpu"], &[]).unwrap_err().0,
+            "invalid value 'gpu' for --encoder: expected auto, hardware or software"
         );
     }
 }

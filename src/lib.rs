@@ -4,13 +4,14 @@
 //!
 //! ```text
 //!  source ──▶ encoder ──▶ FrameSlot ──▶ http clients
-//! (pattern,    (software    (newest      (one thread per
-//!  pipe, exec)   JPEG)       frame only)   stream, tiny_http)
+//! (pattern,    (hardware or (newest      (one thread per
+//!  pipe, exec)   software)   frame only)   stream, tiny_http)
 //! ```
 //!
 //! * [`source`] produces JPEG frames: the built-in test pattern, or an MJPEG byte stream
 //!   from standard input, a file or a child process, cut into frames by [`splitter`].
-//! * [`encoder`] turns raw pictures into JPEG in software.
+//! * [`encoder`] turns raw pictures into JPEG: on a V4L2 memory-to-memory hardware
+//!   encoder when there is one (the Pi's VideoCore), in software otherwise.
 //! * [`slot`] holds the newest frame. Publishing never locks or waits; each client asks
 //!   for "the first frame newer than the one I sent", so a slow client skips frames
 //!   instead of queueing them.
@@ -24,8 +25,6 @@ pub mod encoder;
 pub mod frame;
 pub mod http;
 pub mod jpeg;
-#[cfg(feature = "turbojpeg")]
-pub(crate) mod jpeg_turbo;
 pub mod logging;
 pub mod net;
 pub mod shutdown;

@@ -52,6 +52,7 @@ fn main() {
         fps: config.fps,
         quality: config.quality,
         source_timeout: Duration::from_secs(config.source_timeout.into()),
+        encoder: config.encoder,
     };
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));

@@ -1,8 +1,8 @@
 //! Counters shared between the source thread and the HTTP side, read by `/status`.
 //!
 //! Everything here is a plain atomic, written by one side and read by the other, except
-//! the source's current problem (its text and since when), which changes rarely and sits
-//! behind a mutex.
+//! the source's current problem (its text and since when) and its encoder's name, which
+//! change rarely and sit behind mutexes.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,8 @@ pub struct SourceStats {
     restarts: AtomicU64,
     /// False while a camera is idle because nobody watches.
     capturing: AtomicBool,
+    /// Which JPEG encoder runs ("none" for sources that deliver JPEG).
+    encoder: Mutex<String>,
 }
 
 impl SourceStats {
@@ -44,7 +46,24 @@ impl SourceStats {
             has_problem: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
             capturing: AtomicBool::new(true),
+            encoder: Mutex::new("none".to_string()),
         }
+    }
+
+    /// Records which JPEG encoder runs (see `JpegEncoder::describe`).
+    pub fn set_encoder(&self, name: &str) {
+        let mut e = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        if *e != name {
+            e.clear();
+            e.push_str(name);
+        }
+    }
+
+    pub fn encoder(&self) -> String {
+        self.encoder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_capturing(&self, on: bool) {

@@ -125,6 +125,12 @@ fn status_reports_source_size_rates_and_clients() {
     });
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
     assert!(s["source"].as_str().unwrap().contains("test pattern"));
+    // `auto`: software here unless this machine has a hardware JPEG encoder.
+    let encoder = s["encoder"].as_str().unwrap();
+    assert!(
+        encoder == "software" || encoder.starts_with("v4l2-m2m:/dev/video"),
+        "{s}"
+    );
     assert_eq!(s["width"], 320);
     assert_eq!(s["height"], 240);
     assert_eq!(s["fps_configured"], 20);
@@ -377,6 +383,16 @@ fn bad_option_values_exit_2_with_one_clear_line() {
             "cannot open /nonexistent/clip.mjpg",
         ),
         (
+            vec!["--encoder", "gpu"],
+            vec![],
+            "invalid value 'gpu' for --encoder: expected auto, hardware or software",
+        ),
+        (
+            vec!["--source", "test"],
+            vec![("PICAM_ENCODER", "hardware")],
+            "--encoder hardware: no V4L2 memory-to-memory JPEG encoder found",
+        ),
+        (
             vec!["--frobnicate"],
             vec![],
             "unknown option '--frobnicate'",
@@ -404,6 +420,8 @@ fn help_and_version() {
         "--fps",
         "--quality",
         "--max-clients",
+        "--encoder",
+        "PICAM_ENCODER",
         "PICAM_SOURCE",
         "advance_headers",
     ] {

@@ -172,6 +172,8 @@ fn v4l2_source_in_a_vm_with_vivid() {
     );
     let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
     assert!(log.contains("YUYV 640x480"), "{log}");
+    // vivid's YUYV is encoded; with no hardware JPEG encoder in the VM, in software.
+    assert_eq!(s["encoder"], "software", "{s}");
 
     // The page, and ten seconds of stream in which every frame decodes at 640x480.
     assert_eq!(get(addr, "/").status, 301, "/ redirects to the page");

@@ -16,6 +16,7 @@ pub fn render(state: &AppState) -> String {
     j.push('{');
     field_str(&mut j, "version", env!("CARGO_PKG_VERSION"));
     field_str(&mut j, "source", source.description());
+    field_str(&mut j, "encoder", &source.encoder());
     field_raw(&mut j, "width", width);
     field_raw(&mut j, "height", height);
     field_raw(&mut j, "fps_configured", state.settings.fps);

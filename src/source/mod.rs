@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::encoder::{EncoderChoice, JpegEncoder};
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
 
@@ -96,6 +97,8 @@ pub struct Settings {
     pub fps: u32,
     pub quality: u8,
     pub source_timeout: Duration,
+    /// Which JPEG encoder sources that encode use.
+    pub encoder: EncoderChoice,
 }
 
 /// Where a source delivers its pictures.
@@ -168,6 +171,13 @@ impl FrameSink {
         &self.stats
     }
 
+    /// Tells `/status` which encoder runs, when that changed since the last call.
+    pub fn note_encoder(&self, encoder: &mut JpegEncoder) {
+        if encoder.take_changed() {
+            self.stats.set_encoder(encoder.describe());
+        }
+    }
+
     /// True while somebody wants frames (see [`FrameSlot::wanted`]).
     pub fn wanted(&self, linger: std::time::Duration) -> bool {
         self.slot.wanted(linger)
@@ -215,14 +225,20 @@ pub fn start(
         },
         other => other.clone(),
     };
+    // Sources that encode get their encoder now, so that `--encoder hardware` without
+    // a hardware encoder stops the program at start.
+    let encoder = || JpegEncoder::new(settings.encoder, settings.quality).map_err(SourceError);
     let (description, body): (String, Box<dyn FnOnce(FrameSink) + Send>) = match &spec {
-        SourceSpec::Test => (
-            format!(
-                "test pattern {}x{} at {} fps",
-                settings.width, settings.height, settings.fps
-            ),
-            Box::new(move |sink| pattern::run(settings, sink)),
-        ),
+        SourceSpec::Test => {
+            let encoder = encoder()?;
+            (
+                format!(
+                    "test pattern {}x{} at {} fps",
+                    settings.width, settings.height, settings.fps
+                ),
+                Box::new(move |sink| pattern::run(settings, encoder, sink)),
+            )
+        }
         SourceSpec::Stdin => (
             "MJPEG from standard input".to_string(),
             Box::new(move |sink| pipe::run_stdin(settings, sink)),
@@ -248,9 +264,10 @@ pub fn start(
         }
         SourceSpec::V4l2(path) => {
             let path = path.clone();
+            let encoder = encoder()?;
             (
                 format!("V4L2 device {}", path.display()),
-                Box::new(move |sink| v4l2::run(path, settings, sink)),
+                Box::new(move |sink| v4l2::run(path, settings, encoder, sink)),
             )
         }
         SourceSpec::Libcamera(_) => {

@@ -3,14 +3,14 @@
 //! that the stream is live and how far behind it is.
 //!
 //! The static background is drawn once; each frame copies it, draws the moving parts and
-//! the text, and goes through the software encoder.
+//! the text, and goes through the JPEG encoder (`--encoder`).
 
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
 use super::{FrameSink, Settings};
 use crate::clock::Utc;
-use crate::encoder::SoftwareEncoder;
+use crate::encoder::JpegEncoder;
 
 /// 75 % colour bars, left to right.
 const BARS: [[u8; 3]; 7] = [
@@ -102,11 +102,10 @@ pub fn draw(rgb: &mut [u8], width: usize, height: usize, frame: u64, clock: &Utc
 }
 
 /// Runs the test pattern at `settings.fps` until the server stops.
-pub fn run(settings: Settings, mut sink: FrameSink) {
+pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
     let (w, h) = (settings.width as usize, settings.height as usize);
     let background = background(w, h);
     let mut picture = background.clone();
-    let mut encoder = SoftwareEncoder::new(settings.quality);
     let period = Duration::from_secs(1) / settings.fps.max(1);
     let mut next = Instant::now();
     let mut frame: u64 = 0;
@@ -122,6 +121,7 @@ pub fn run(settings: Settings, mut sink: FrameSink) {
                 sink.stats().count_dropped();
             }
         }
+        sink.note_encoder(&mut encoder);
         next += period;
         let now = Instant::now();
         if next > now {
@@ -148,6 +148,7 @@ mod tests {
 
     #[test]
     fn frames_differ_and_encode() {
+        use crate::encoder::SoftwareEncoder;
         let (w, h) = (160, 120);
         let bg = background(w, h);
         let clock = Utc::now();

@@ -20,7 +20,7 @@ use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use super::sys::{self, fourcc_name, zeroed};
 
 /// Runs one ioctl, again when a signal interrupts it.
-fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Result<()> {
+pub(crate) fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Result<()> {
     loop {
         match f() {
             Ok(_) => return Ok(()),
@@ -31,7 +31,7 @@ fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Result<()> {
 }
 
 /// Text from a fixed-size, NUL-padded kernel field.
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }

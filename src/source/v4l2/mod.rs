@@ -2,7 +2,8 @@
 //!
 //! * Picks the offered format and size nearest to what was asked: MJPEG is passed
 //!   through untouched (with the standard Huffman tables added to frames that lack
-//!   them); YUYV, UYVY and NV12 go through the software encoder.
+//!   them); YUYV, UYVY and NV12 go through the JPEG encoder (hardware or software, as
+//!   `--encoder` says).
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger; the
 //!   device is closed otherwise.
 //! * When the device vanishes or stops delivering, shows a "no signal" picture, says
@@ -18,7 +19,7 @@ use self::device::{Device, PixFormat, Sizes};
 use self::sys::{fourcc, fourcc_name};
 use super::nosignal::NoSignal;
 use super::{FrameSink, Settings};
-use crate::encoder::{RawLayout, SoftwareEncoder};
+use crate::encoder::{JpegEncoder, RawLayout};
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
 const LINGER: Duration = Duration::from_secs(3);
@@ -165,7 +166,7 @@ enum Stop {
     Lost(String),
 }
 
-fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink) -> Stop {
+fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> Stop {
     let mut stream = match camera.device.stream(BUFFERS) {
         Ok(s) => s,
         Err(e) => return Stop::Lost(format!("cannot start streaming: {e}")),
@@ -174,6 +175,10 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
         return Stop::Lost(format!("frame size {w}x{h} is too large"));
     };
+    match camera.handling {
+        Handling::PassJpeg => sink.stats().set_encoder("none (the camera sends JPEG)"),
+        Handling::Encode(_) => sink.stats().set_encoder(encoder.describe()),
+    }
     let mut silent = 0;
     loop {
         if sink.stopping() {
@@ -202,6 +207,7 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
                             sink.stats().count_dropped();
                         }
                     }
+                    sink.note_encoder(encoder);
                 }
             }
         });
@@ -222,8 +228,7 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
 }
 
 /// Runs the source on `path` until the server stops.
-pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
-    let mut encoder = SoftwareEncoder::new(settings.quality);
+pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Duration::from_secs(1);
     let mut last_problem = String::new();

@@ -4,7 +4,7 @@
 //!
 //! * `jpeg-encoder`: pure Rust, always built (no C library to cross-compile for each Pi),
 //!   with AVX2 code paths on x86_64;
-//! * libjpeg-turbo ([`crate::jpeg_turbo`], cargo feature `turbojpeg`): three to four
+//! * libjpeg-turbo (`encoder/turbo.rs`, cargo feature `turbojpeg`): three to four
 //!   times faster, with NEON on the Pi 2 and later, at the price of CMake and a C
 //!   compiler for the target when building.
 //!
@@ -60,7 +60,7 @@ pub struct SoftwareEncoder {
     quality: u8,
     out: Vec<u8>,
     #[cfg(feature = "turbojpeg")]
-    turbo: Option<crate::jpeg_turbo::TurboEncoder>,
+    turbo: Option<super::turbo::TurboEncoder>,
 }
 
 impl SoftwareEncoder {
@@ -75,7 +75,7 @@ impl SoftwareEncoder {
         let quality = quality.clamp(1, 100);
         #[cfg(feature = "turbojpeg")]
         let turbo = match backend {
-            Backend::LibjpegTurbo => match crate::jpeg_turbo::TurboEncoder::new(quality) {
+            Backend::LibjpegTurbo => match super::turbo::TurboEncoder::new(quality) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     log::warn!("{e}; encoding with jpeg-encoder instead");

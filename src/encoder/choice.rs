@@ -1,0 +1,444 @@
+//! Which JPEG encoder runs: `--encoder auto|hardware|software`.
+//!
+//! [`JpegEncoder`] owns the decision. `hardware` and `auto` (when one is found) use a V4L2
+//! memory-to-memory node whose CAPTURE queue produces JPEG (or MJPEG), found by
+//! capability and formats rather than by a fixed node: on a Pi Zero to Pi 4 that is the
+//! `bcm2835-codec` image encoder, usually `/dev/video31`. The device is set up once per
+//! picture format and size and kept streaming. When it fails — at set-up or mid-stream —
+//! the failure is logged once and every later picture is encoded in software; the
+//! description that `/status` shows says so.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::m2m::{self, M2mDevice, M2mNode, M2mSetup};
+use super::{EncodeError, RawLayout, SoftwareEncoder};
+use crate::source::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
+
+/// What `--encoder` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EncoderChoice {
+    /// The hardware encoder when one is found, else software.
+    #[default]
+    Auto,
+    /// The hardware encoder; starting fails without one.
+    Hardware,
+    /// Always software.
+    Software,
+}
+
+/// The accepted values of `--encoder`.
+pub const ENCODER_FORMS: &str = "auto, hardware or software";
+
+impl FromStr for EncoderChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<EncoderChoice, String> {
+        match s {
+            "auto" => Ok(EncoderChoice::Auto),
+            "hardware" => Ok(EncoderChoice::Hardware),
+            "software" => Ok(EncoderChoice::Software),
+            _ => Err(format!("expected {ENCODER_FORMS}")),
+        }
+    }
+}
+
+impl fmt::Display for EncoderChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EncoderChoice::Auto => "auto",
+            EncoderChoice::Hardware => "hardware",
+            EncoderChoice::Software => "software",
+        })
+    }
+}
+
+/// Result formats of a hardware JPEG encoder, best first.
+pub const JPEG_FORMATS: [u32; 2] = [fourcc(b"JPEG"), fourcc(b"MJPG")];
+
+/// The first memory-to-memory node that produces JPEG.
+pub fn find_hardware() -> Option<M2mNode> {
+    m2m::find(None, &JPEG_FORMATS)
+}
+
+/// How long one picture may take in the hardware before it counts as failed.
+const HARDWARE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Buffers per queue: one being filled while one is encoded.
+const HARDWARE_BUFFERS: u32 = 2;
+
+/// A picture handed to the encoder.
+#[derive(Clone, Copy)]
+enum Picture<'a> {
+    Raw {
+        data: &'a [u8],
+        layout: RawLayout,
+        stride: usize,
+    },
+    Rgb(&'a [u8]),
+}
+
+impl Picture<'_> {
+    /// The V4L2 format the hardware is asked to take; `None` for layouts this path does
+    /// not know, which are encoded in software without giving up on the hardware.
+    fn fourcc(&self) -> Option<u32> {
+        #[allow(unreachable_patterns)] // layouts added later fall to software
+        match self {
+            Picture::Raw { layout, .. } => match layout {
+                RawLayout::Yuyv => Some(fourcc(b"YUYV")),
+                RawLayout::Uyvy => Some(fourcc(b"UYVY")),
+                RawLayout::Nv12 => Some(fourcc(b"NV12")),
+                _ => None,
+            },
+            Picture::Rgb(_) => Some(fourcc(b"RGB3")),
+        }
+    }
+
+    /// Copies the picture into `dst` with `dst_stride` bytes per row (the driver's), and
+    /// returns the bytes used.
+    fn copy_to(
+        &self,
+        dst: &mut [u8],
+        width: usize,
+        height: usize,
+        dst_stride: usize,
+    ) -> Result<usize, String> {
+        let (src, src_stride, row, planes): (&[u8], usize, usize, &[(usize, usize)]) = match *self {
+            Picture::Raw {
+                data,
+                layout: RawLayout::Yuyv | RawLayout::Uyvy,
+                stride,
+            } => (
+                data,
+                stride.max(width.div_ceil(2) * 4),
+                width.div_ceil(2) * 4,
+                &[(0, 1)],
+            ),
+            Picture::Raw {
+                data,
+                layout: RawLayout::Nv12,
+                stride,
+            } => (
+                data,
+                stride.max(width),
+                width.div_ceil(2) * 2,
+                &[(0, 1), (1, 2)],
+            ),
+            Picture::Rgb(data) => (data, width * 3, width * 3, &[(0, 1)]),
+            #[allow(unreachable_patterns)]
+            Picture::Raw { layout, .. } => {
+                return Err(format!("{layout:?} pictures are not handled here"))
+            }
+        };
+        let dst_stride = dst_stride.max(row);
+        let mut used = 0;
+        for &(plane, divisor) in planes {
+            let rows = height.div_ceil(divisor);
+            // The chroma plane follows the luma plane in both buffers.
+            let (src_base, dst_base) = (plane * src_stride * height, plane * dst_stride * height);
+            for y in 0..rows {
+                let s = src_base + y * src_stride;
+                let d = dst_base + y * dst_stride;
+                let (Some(from), Some(to)) = (src.get(s..s + row), dst.get_mut(d..d + row)) else {
+                    return Err(format!(
+                        "a {width}x{height} picture does not fit ({} bytes in, {} byte buffer)",
+                        src.len(),
+                        dst.len()
+                    ));
+                };
+                to.copy_from_slice(from);
+                used = d + dst_stride;
+            }
+        }
+        Ok(used.min(dst.len()))
+    }
+}
+
+/// The hardware encoder set up for one format and size.
+struct Session {
+    key: (u32, u16, u16),
+    device: M2mDevice,
+}
+
+/// Encodes pictures to JPEG in hardware when it can, in software otherwise.
+pub struct JpegEncoder {
+    software: SoftwareEncoder,
+    quality: u8,
+    /// The hardware node while it is in use.
+    node: Option<M2mNode>,
+    session: Option<Session>,
+    description: String,
+    changed: bool,
+}
+
+impl JpegEncoder {
+    /// An encoder as `choice` asks; `hardware` without a hardware encoder is an error.
+    pub fn new(choice: EncoderChoice, quality: u8) -> Result<JpegEncoder, String> {
+        let node = match choice {
+            EncoderChoice::Software => None,
+            EncoderChoice::Auto => find_hardware(),
+            EncoderChoice::Hardware => Some(find_hardware().ok_or_else(|| {
+                "--encoder hardware: no V4L2 memory-to-memory JPEG encoder found \
+                 (use --encoder auto or software)"
+                    .to_string()
+            })?),
+        };
+        if let Some(n) = &node {
+            log::info!("hardware JPEG encoder: {}", n.describe());
+        }
+        Ok(JpegEncoder::with_node(node, quality))
+    }
+
+    /// An encoder using `node` as its hardware (none: software only).
+    pub fn with_node(node: Option<M2mNode>, quality: u8) -> JpegEncoder {
+        let description = match &node {
+            Some(n) => format!("v4l2-m2m:{}", n.path.display()),
+            None => "software".to_string(),
+        };
+        JpegEncoder {
+            software: SoftwareEncoder::new(quality),
+            quality: quality.clamp(1, 100),
+            node,
+            session: None,
+            description,
+            changed: true,
+        }
+    }
+
+    /// Which encoder runs, for `/status`: `software`, `v4l2-m2m:/dev/videoN`, or
+    /// `software (v4l2-m2m:/dev/videoN failed: why)`.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    /// True once after each change of [`describe`](Self::describe) (and at first).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Whether pictures go to the hardware now.
+    pub fn is_hardware(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Encodes a raw camera picture; see [`SoftwareEncoder::encode_raw`].
+    pub fn encode_raw(
+        &mut self,
+        data: &[u8],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+    ) -> Result<&[u8], EncodeError> {
+        let picture = Picture::Raw {
+            data,
+            layout,
+            stride,
+        };
+        if self.try_hardware(picture, width, height) {
+            return Ok(self.hardware_result());
+        }
+        self.software
+            .encode_raw(data, layout, width, height, stride)
+    }
+
+    /// Encodes packed RGB; see [`SoftwareEncoder::encode_rgb`].
+    pub fn encode_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: u16,
+        height: u16,
+    ) -> Result<&[u8], EncodeError> {
+        if self.try_hardware(Picture::Rgb(rgb), width, height) {
+            return Ok(self.hardware_result());
+        }
+        self.software.encode_rgb(rgb, width, height)
+    }
+
+    fn hardware_result(&self) -> &[u8] {
+        self.session
+            .as_ref()
+            .and_then(|s| s.device.result())
+            .map_or(&[], |r| r.data)
+    }
+
+    /// Runs `picture` through the hardware; false (after falling back) when it failed
+    /// or there is none.
+    fn try_hardware(&mut self, picture: Picture<'_>, width: u16, height: u16) -> bool {
+        if self.node.is_none() || picture.fourcc().is_none() {
+            return false;
+        }
+        match self.hardware(picture, width, height) {
+            Ok(()) => true,
+            Err(why) => {
+                self.fall_back(&why);
+                false
+            }
+        }
+    }
+
+    fn hardware(&mut self, picture: Picture<'_>, width: u16, height: u16) -> Result<(), String> {
+        let node = self.node.as_ref().expect("hardware in use");
+        let input = picture.fourcc().ok_or("an unknown picture layout")?;
+        let key = (input, width, height);
+        if self.session.as_ref().is_none_or(|s| s.key != key) {
+            self.session = None;
+            if !node.output_formats.contains(&input) {
+                return Err(format!("it does not take {} pictures", fourcc_name(input)));
+            }
+            let output = JPEG_FORMATS
+                .into_iter()
+                .find(|f| node.capture_formats.contains(f))
+                .ok_or("it produces no JPEG")?;
+            let setup = M2mSetup {
+                input,
+                output,
+                width: width as u32,
+                height: height as u32,
+                input_buffers: HARDWARE_BUFFERS,
+                output_buffers: HARDWARE_BUFFERS,
+                controls: vec![(V4L2_CID_JPEG_COMPRESSION_QUALITY, self.quality as i32)],
+            };
+            let device = M2mDevice::open(&node.path, &setup).map_err(|e| e.to_string())?;
+            let got = device.input_format();
+            if (got.width, got.height) != (width as u32, height as u32) {
+                return Err(format!(
+                    "it encodes {}x{}, not {width}x{height}",
+                    got.width, got.height
+                ));
+            }
+            log::info!(
+                "{}: encoding {} {width}x{height} to {} at quality {}",
+                node.describe(),
+                fourcc_name(input),
+                fourcc_name(output),
+                self.quality
+            );
+            self.session = Some(Session { key, device });
+        }
+        let session = self.session.as_mut().expect("set up above");
+        let stride = session.device.input_format().bytes_per_line as usize;
+        let (w, h) = (width as usize, height as usize);
+        let result = session
+            .device
+            .process_with(|buf| picture.copy_to(buf, w, h, stride), HARDWARE_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        let dims = crate::jpeg::inspect(result.data)
+            .map_err(|e| format!("it produced a bad JPEG: {e}"))?;
+        if (dims.width, dims.height) != (width, height) {
+            return Err(format!(
+                "it produced a {}x{} JPEG for a {width}x{height} picture",
+                dims.width, dims.height
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives up on the hardware for good: says so once, in the log and in `/status`.
+    fn fall_back(&mut self, why: &str) {
+        let Some(node) = self.node.take() else {
+            return;
+        };
+        self.session = None;
+        log::warn!(
+            "hardware JPEG encoder {} failed: {why}; encoding in software from now on",
+            node.path.display()
+        );
+        self.description = format!("software (v4l2-m2m:{} failed: {why})", node.path.display());
+        self.changed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_choices() {
+        assert_eq!("auto".parse(), Ok(EncoderChoice::Auto));
+        assert_eq!("hardware".parse(), Ok(EncoderChoice::Hardware));
+        assert_eq!("software".parse(), Ok(EncoderChoice::Software));
+        assert!("gpu"
+            .parse::<EncoderChoice>()
+            .unwrap_err()
+            .contains(ENCODER_FORMS));
+        for c in [
+            EncoderChoice::Auto,
+            EncoderChoice::Hardware,
+            EncoderChoice::Software,
+        ] {
+            assert_eq!(c.to_string().parse(), Ok(c));
+        }
+    }
+
+    #[test]
+    fn copies_rows_at_the_drivers_stride() {
+        // 4x2 YUYV with a 10-byte source stride into a 16-byte driver stride.
+        let src: Vec<u8> = (0..20).collect();
+        let pic = Picture::Raw {
+            data: &src,
+            layout: RawLayout::Yuyv,
+            stride: 10,
+        };
+        let mut dst = vec![0xAAu8; 32];
+        assert_eq!(pic.copy_to(&mut dst, 4, 2, 16), Ok(32));
+        assert_eq!(&dst[..8], &src[..8]);
+        assert_eq!(&dst[8..16], &[0xAA; 8]);
+        assert_eq!(&dst[16..24], &src[10..18]);
+        // NV12 4x2: luma rows, then one chroma row after `stride * height`.
+        let nv12: Vec<u8> = (0..12).collect();
+        let pic = Picture::Raw {
+            data: &nv12,
+            layout: RawLayout::Nv12,
+            stride: 4,
+        };
+        let mut dst = vec![0u8; 24];
+        assert_eq!(pic.copy_to(&mut dst, 4, 2, 8), Ok(24));
+        assert_eq!(&dst[0..4], &nv12[0..4]);
+        assert_eq!(&dst[8..12], &nv12[4..8]);
+        assert_eq!(&dst[16..20], &nv12[8..12]);
+        // Too little input is an error, not a panic.
+        assert!(pic.copy_to(&mut dst, 8, 8, 8).is_err());
+    }
+
+    #[test]
+    fn software_only_without_a_node() {
+        let mut enc = JpegEncoder::with_node(None, 80);
+        assert_eq!(enc.describe(), "software");
+        assert!(enc.take_changed());
+        assert!(!enc.take_changed());
+        let rgb = vec![100u8; 32 * 16 * 3];
+        let jpeg = enc.encode_rgb(&rgb, 32, 16).unwrap().to_vec();
+        assert_eq!(crate::jpeg::inspect(&jpeg).unwrap().width, 32);
+        assert!(!enc.is_hardware());
+    }
+
+    #[test]
+    fn a_failing_device_falls_back_to_software_once() {
+        // A node that is not there: setting it up fails at the first picture.
+        let node = M2mNode {
+            path: "/nonexistent/video31".into(),
+            driver: "none".into(),
+            card: "none".into(),
+            mplane: true,
+            output_formats: vec![fourcc(b"RGB3")],
+            capture_formats: vec![fourcc(b"JPEG")],
+        };
+        let mut enc = JpegEncoder::with_node(Some(node), 80);
+        assert_eq!(enc.describe(), "v4l2-m2m:/nonexistent/video31");
+        assert!(enc.take_changed());
+        let rgb = vec![100u8; 32 * 16 * 3];
+        let jpeg = enc.encode_rgb(&rgb, 32, 16).unwrap().to_vec();
+        assert_eq!(crate::jpeg::inspect(&jpeg).unwrap().height, 16);
+        assert!(!enc.is_hardware());
+        assert!(enc.take_changed());
+        let d = enc.describe().to_string();
+        assert!(
+            d.starts_with("software (v4l2-m2m:/nonexistent/video31 failed: "),
+            "{d}"
+        );
+        enc.encode_rgb(&rgb, 32, 16).unwrap();
+        assert!(!enc.take_changed(), "the fall-back happens once");
+    }
+}

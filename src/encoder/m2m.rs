@@ -1,0 +1,863 @@
+//! A V4L2 memory-to-memory device: a hardware codec or converter that takes pictures on
+//! its OUTPUT queue and hands results back on its CAPTURE queue.
+//!
+//! This module owns the plumbing and nothing about JPEG: finding a node by capability and
+//! by the formats its two queues offer, negotiating both formats (the driver may adjust
+//! sizes, and says so), setting controls, mapping buffers on both queues once, streaming,
+//! and tearing it all down. It speaks both the single-planar and the multi-planar API
+//! (the Pi's `bcm2835-codec` is multi-planar), for formats held in one plane.
+//!
+//! One picture at a time: [`M2mDevice::process_with`] writes the picture straight into a
+//! free OUTPUT buffer, queues it, waits (with `poll` and a time limit) for the CAPTURE
+//! buffer, and lends its bytes to the caller until the next call.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+
+use crate::source::v4l2::device::{call, nodes, text};
+use crate::source::v4l2::sys::{self, fourcc_name, zeroed};
+
+/// Why the device could not be set up or did not deliver.
+#[derive(Debug)]
+pub enum M2mError {
+    /// The node cannot be opened, or is not a memory-to-memory device.
+    Open { path: PathBuf, why: String },
+    /// The driver does not take a format on a queue, or replaced it with another.
+    FormatRefused {
+        path: PathBuf,
+        queue: &'static str,
+        asked: String,
+        why: String,
+    },
+    /// The device went away (driver unbound, module unloaded, hardware gone).
+    Vanished { path: PathBuf, why: String },
+    /// No result came within the time limit.
+    Timeout { path: PathBuf, waited: Duration },
+    /// The driver marked the result as damaged.
+    Damaged { path: PathBuf },
+    /// The picture handed in does not fit the negotiated format.
+    Input { path: PathBuf, why: String },
+    /// Any other failed call.
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        err: io::Error,
+    },
+}
+
+impl fmt::Display for M2mError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            M2mError::Open { path, why } => write!(f, "{}: {why}", path.display()),
+            M2mError::FormatRefused {
+                path,
+                queue,
+                asked,
+                why,
+            } => write!(
+                f,
+                "{}: {queue} format {asked} refused: {why}",
+                path.display()
+            ),
+            M2mError::Vanished { path, why } => {
+                write!(f, "{}: the device went away ({why})", path.display())
+            }
+            M2mError::Timeout { path, waited } => write!(
+                f,
+                "{}: no result within {} ms",
+                path.display(),
+                waited.as_millis()
+            ),
+            M2mError::Damaged { path } => {
+                write!(
+                    f,
+                    "{}: the driver marked the result damaged",
+                    path.display()
+                )
+            }
+            M2mError::Input { path, why } => write!(f, "{}: {why}", path.display()),
+            M2mError::Io { path, what, err } => {
+                write!(f, "{}: {what} failed: {err}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for M2mError {}
+
+/// Error numbers that mean the device is gone rather than merely unhappy.
+fn is_gone(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EPIPE)
+    )
+}
+
+/// What a memory-to-memory node is and offers, found without configuring it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct M2mNode {
+    pub path: PathBuf,
+    pub driver: String,
+    pub card: String,
+    /// Speaks the multi-planar API.
+    pub mplane: bool,
+    /// Formats the OUTPUT queue takes (pictures going in).
+    pub output_formats: Vec<u32>,
+    /// Formats the CAPTURE queue produces (results coming out).
+    pub capture_formats: Vec<u32>,
+}
+
+impl M2mNode {
+    /// Opens `path` and reads its capabilities and formats; `None` when it is not a
+    /// memory-to-memory node.
+    pub fn probe(path: &Path) -> Option<M2mNode> {
+        let file = open_node(path).ok()?;
+        let (driver, card, caps) = query(&file).ok()?;
+        let mplane = if caps & sys::V4L2_CAP_VIDEO_M2M_MPLANE != 0 {
+            true
+        } else if caps & sys::V4L2_CAP_VIDEO_M2M != 0 {
+            false
+        } else {
+            return None;
+        };
+        let (out_type, cap_type) = queue_types(mplane);
+        Some(M2mNode {
+            path: path.to_path_buf(),
+            driver,
+            card,
+            mplane,
+            output_formats: enum_formats(&file, out_type),
+            capture_formats: enum_formats(&file, cap_type),
+        })
+    }
+
+    /// True when the node takes `input` and produces `output`.
+    pub fn converts(&self, input: u32, output: u32) -> bool {
+        self.output_formats.contains(&input) && self.capture_formats.contains(&output)
+    }
+
+    /// A one-line description: path, card and driver.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, driver {})",
+            self.path.display(),
+            self.card,
+            self.driver
+        )
+    }
+}
+
+/// Every memory-to-memory node on the system, in node order.
+pub fn all_nodes() -> Vec<M2mNode> {
+    nodes().iter().filter_map(|p| M2mNode::probe(p)).collect()
+}
+
+/// The first node producing one of `outputs` (earlier formats preferred over later ones,
+/// whichever node offers them), optionally also taking `input`.
+pub fn find(input: Option<u32>, outputs: &[u32]) -> Option<M2mNode> {
+    let all = all_nodes();
+    outputs.iter().find_map(|&out| {
+        all.iter()
+            .find(|n| {
+                n.capture_formats.contains(&out)
+                    && input.is_none_or(|i| n.output_formats.contains(&i))
+            })
+            .cloned()
+    })
+}
+
+fn open_node(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Driver name, card name and the node's own capabilities.
+fn query(file: &File) -> io::Result<(String, String, u32)> {
+    let mut cap: sys::v4l2_capability = zeroed();
+    // SAFETY: the descriptor is open; `cap` is a v4l2_capability the kernel fills.
+    call(|| unsafe { sys::vidioc_querycap(file.as_raw_fd(), &mut cap) })?;
+    let caps = if cap.capabilities & sys::V4L2_CAP_DEVICE_CAPS != 0 {
+        cap.device_caps
+    } else {
+        cap.capabilities
+    };
+    Ok((text(&cap.driver), text(&cap.card), caps))
+}
+
+fn enum_formats(file: &File, kind: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for index in 0..64 {
+        let mut desc: sys::v4l2_fmtdesc = zeroed();
+        desc.index = index;
+        desc.type_ = kind;
+        // SAFETY: the descriptor is open; `desc` is a v4l2_fmtdesc with index and type set.
+        if call(|| unsafe { sys::vidioc_enum_fmt(file.as_raw_fd(), &mut desc) }).is_err() {
+            break;
+        }
+        out.push(desc.pixelformat);
+    }
+    out
+}
+
+/// The buffer types of the OUTPUT and CAPTURE queues.
+fn queue_types(mplane: bool) -> (u32, u32) {
+    if mplane {
+        (
+            sys::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+            sys::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+        )
+    } else {
+        (
+            sys::V4L2_BUF_TYPE_VIDEO_OUTPUT,
+            sys::V4L2_BUF_TYPE_VIDEO_CAPTURE,
+        )
+    }
+}
+
+/// What to ask of the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct M2mSetup {
+    /// Format of the pictures going in (OUTPUT queue).
+    pub input: u32,
+    /// Format of the results (CAPTURE queue).
+    pub output: u32,
+    pub width: u32,
+    pub height: u32,
+    pub input_buffers: u32,
+    pub output_buffers: u32,
+    /// Controls set before streaming, as (id, value); ones the driver lacks are skipped.
+    pub controls: Vec<(u32, i32)>,
+}
+
+/// The format a queue ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFormat {
+    pub fourcc: u32,
+    pub width: u32,
+    pub height: u32,
+    pub bytes_per_line: u32,
+    pub size_image: u32,
+}
+
+struct Mapping {
+    ptr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+/// One queue's buffers, mapped into our memory.
+struct Queue {
+    kind: u32,
+    format: QueueFormat,
+    maps: Vec<Mapping>,
+}
+
+/// A configured, streaming memory-to-memory device. Dropping it stops both queues,
+/// unmaps and frees every buffer.
+pub struct M2mDevice {
+    file: File,
+    path: PathBuf,
+    mplane: bool,
+    output: Queue,
+    capture: Queue,
+    /// OUTPUT buffers we own (not queued to the driver).
+    free_inputs: Vec<u32>,
+    /// The CAPTURE buffer lent to the caller, queued again on the next call.
+    lent: Option<Lent>,
+    streaming: bool,
+    /// Controls the driver took, of those asked for.
+    controls_set: Vec<(u32, i32)>,
+}
+
+// SAFETY: the raw pointers are this device's own memory mappings, used only through
+// `&self`/`&mut self`; nothing ties them to the thread that made them, so the device may
+// move to another thread (it is not shared: no `Sync`).
+unsafe impl Send for M2mDevice {}
+
+/// Where the lent result lies in its CAPTURE buffer.
+#[derive(Clone, Copy)]
+struct Lent {
+    index: u32,
+    start: usize,
+    end: usize,
+    sequence: u32,
+}
+
+/// A finished result, borrowed from its CAPTURE buffer until the next call.
+pub struct Processed<'d> {
+    pub data: &'d [u8],
+    pub sequence: u32,
+}
+
+impl M2mDevice {
+    /// Opens `path`, negotiates both formats, sets the controls, maps the buffers and
+    /// starts streaming.
+    pub fn open(path: &Path, setup: &M2mSetup) -> Result<M2mDevice, M2mError> {
+        let path_buf = path.to_path_buf();
+        let file = open_node(path).map_err(|e| M2mError::Open {
+            path: path_buf.clone(),
+            why: if is_gone(&e) || e.kind() == io::ErrorKind::NotFound {
+                format!("not there: {e}")
+            } else {
+                e.to_string()
+            },
+        })?;
+        let (_, _, caps) = query(&file).map_err(|e| M2mError::Open {
+            path: path_buf.clone(),
+            why: format!("not a V4L2 device: {e}"),
+        })?;
+        let mplane = if caps & sys::V4L2_CAP_VIDEO_M2M_MPLANE != 0 {
+            true
+        } else if caps & sys::V4L2_CAP_VIDEO_M2M != 0 {
+            false
+        } else {
+            return Err(M2mError::Open {
+                path: path_buf,
+                why: "not a memory-to-memory device".into(),
+            });
+        };
+        let (out_type, cap_type) = queue_types(mplane);
+        let mut dev = M2mDevice {
+            file,
+            path: path_buf,
+            mplane,
+            output: Queue {
+                kind: out_type,
+                format: blank_format(),
+                maps: Vec::new(),
+            },
+            capture: Queue {
+                kind: cap_type,
+                format: blank_format(),
+                maps: Vec::new(),
+            },
+            free_inputs: Vec::new(),
+            lent: None,
+            streaming: false,
+            controls_set: Vec::new(),
+        };
+        // The OUTPUT format first: for encoders it decides the CAPTURE size.
+        dev.output.format =
+            dev.set_format(out_type, "input", setup.input, setup.width, setup.height)?;
+        let (w, h) = (dev.output.format.width, dev.output.format.height);
+        dev.capture.format = dev.set_format(cap_type, "output", setup.output, w, h)?;
+        for &(id, value) in &setup.controls {
+            if dev.set_control(id, value)? {
+                dev.controls_set.push((id, value));
+            }
+        }
+        dev.allocate(true, setup.input_buffers.max(1))?;
+        dev.allocate(false, setup.output_buffers.max(1))?;
+        dev.free_inputs = (0..dev.output.maps.len() as u32).rev().collect();
+        for index in 0..dev.capture.maps.len() as u32 {
+            dev.queue_capture(index)?;
+        }
+        for kind in [out_type, cap_type] {
+            let k = kind as i32;
+            // SAFETY: the descriptor is open; STREAMON reads one int, the queue type.
+            call(|| unsafe { sys::vidioc_streamon(dev.fd(), &k) })
+                .map_err(|e| dev.io_error("VIDIOC_STREAMON", e))?;
+            dev.streaming = true;
+        }
+        Ok(dev)
+    }
+
+    fn fd(&self) -> libc::c_int {
+        self.file.as_raw_fd()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the device speaks the multi-planar API.
+    pub fn is_mplane(&self) -> bool {
+        self.mplane
+    }
+
+    /// The format pictures must be in (size and row length as the driver set them).
+    pub fn input_format(&self) -> QueueFormat {
+        self.output.format
+    }
+
+    /// The format of the results.
+    pub fn output_format(&self) -> QueueFormat {
+        self.capture.format
+    }
+
+    /// The controls the driver took, of those asked for.
+    pub fn controls_set(&self) -> &[(u32, i32)] {
+        &self.controls_set
+    }
+
+    /// Buffers allocated on the OUTPUT and CAPTURE queues.
+    pub fn buffer_counts(&self) -> (usize, usize) {
+        (self.output.maps.len(), self.capture.maps.len())
+    }
+
+    fn io_error(&self, what: &'static str, err: io::Error) -> M2mError {
+        if is_gone(&err) {
+            M2mError::Vanished {
+                path: self.path.clone(),
+                why: format!("{what}: {err}"),
+            }
+        } else {
+            M2mError::Io {
+                path: self.path.clone(),
+                what,
+                err,
+            }
+        }
+    }
+
+    fn set_format(
+        &self,
+        kind: u32,
+        queue: &'static str,
+        fourcc: u32,
+        width: u32,
+        height: u32,
+    ) -> Result<QueueFormat, M2mError> {
+        let asked = format!("{} {width}x{height}", fourcc_name(fourcc));
+        let refused = |why: String| M2mError::FormatRefused {
+            path: self.path.clone(),
+            queue,
+            asked: asked.clone(),
+            why,
+        };
+        let mut f: sys::v4l2_format = zeroed();
+        f.type_ = kind;
+        if self.mplane {
+            // SAFETY: `pix_mp` is the member the multi-planar types use; all plain data.
+            let pix = unsafe { &mut f.fmt.pix_mp };
+            pix.width = width;
+            pix.height = height;
+            pix.pixelformat = fourcc;
+            pix.field = sys::V4L2_FIELD_NONE;
+            pix.num_planes = 1;
+        } else {
+            // SAFETY: `pix` is the member the single-planar types use; all plain data.
+            let pix = unsafe { &mut f.fmt.pix };
+            pix.width = width;
+            pix.height = height;
+            pix.pixelformat = fourcc;
+            pix.field = sys::V4L2_FIELD_NONE;
+        }
+        // SAFETY: the descriptor is open; `f` is a v4l2_format for this queue.
+        call(|| unsafe { sys::vidioc_s_fmt(self.fd(), &mut f) }).map_err(|e| {
+            if is_gone(&e) {
+                self.io_error("VIDIOC_S_FMT", e)
+            } else {
+                refused(e.to_string())
+            }
+        })?;
+        let got = if self.mplane {
+            // SAFETY: as above; the driver filled the `pix_mp` member.
+            let pix = unsafe { f.fmt.pix_mp };
+            if pix.num_planes != 1 {
+                return Err(refused(format!(
+                    "the driver wants {} planes; only single-plane formats are handled",
+                    pix.num_planes
+                )));
+            }
+            QueueFormat {
+                fourcc: pix.pixelformat,
+                width: pix.width,
+                height: pix.height,
+                bytes_per_line: pix.plane_fmt[0].bytesperline,
+                size_image: pix.plane_fmt[0].sizeimage,
+            }
+        } else {
+            // SAFETY: as above; the driver filled the `pix` member.
+            let pix = unsafe { f.fmt.pix };
+            QueueFormat {
+                fourcc: pix.pixelformat,
+                width: pix.width,
+                height: pix.height,
+                bytes_per_line: pix.bytesperline,
+                size_image: pix.sizeimage,
+            }
+        };
+        if got.fourcc != fourcc {
+            return Err(refused(format!(
+                "the driver chose {} instead",
+                fourcc_name(got.fourcc)
+            )));
+        }
+        if got.width == 0 || got.height == 0 {
+            return Err(refused(format!(
+                "the driver set an empty size {}x{}",
+                got.width, got.height
+            )));
+        }
+        if (got.width, got.height) != (width, height) {
+            log::debug!(
+                "{}: {queue} {} adjusted by the driver to {}x{}",
+                self.path.display(),
+                asked,
+                got.width,
+                got.height
+            );
+        }
+        Ok(got)
+    }
+
+    /// Sets a control; `Ok(false)` when the driver has no such control.
+    pub fn set_control(&self, id: u32, value: i32) -> Result<bool, M2mError> {
+        let mut c = sys::v4l2_control { id, value };
+        // SAFETY: the descriptor is open; `c` is a v4l2_control.
+        match call(|| unsafe { sys::vidioc_s_ctrl(self.fd(), &mut c) }) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Ok(false),
+            Err(e) => Err(self.io_error("VIDIOC_S_CTRL", e)),
+        }
+    }
+
+    /// Reads a control; `None` when the driver has no such control.
+    pub fn control(&self, id: u32) -> Option<i32> {
+        let mut c = sys::v4l2_control { id, value: 0 };
+        // SAFETY: the descriptor is open; `c` is a v4l2_control.
+        call(|| unsafe { sys::vidioc_g_ctrl(self.fd(), &mut c) }).ok()?;
+        Some(c.value)
+    }
+
+    /// A buffer description for `index` on a queue; `plane` receives the plane data in
+    /// the multi-planar API and must outlive every ioctl that uses the result.
+    fn blank_buffer(&self, kind: u32, index: u32, plane: &mut sys::v4l2_plane) -> sys::v4l2_buffer {
+        let mut buf: sys::v4l2_buffer = zeroed();
+        buf.index = index;
+        buf.type_ = kind;
+        buf.memory = sys::V4L2_MEMORY_MMAP;
+        buf.field = sys::V4L2_FIELD_NONE;
+        if self.mplane {
+            buf.m.planes = (plane as *mut sys::v4l2_plane).cast();
+            buf.length = 1;
+        }
+        buf
+    }
+
+    fn allocate(&mut self, input: bool, count: u32) -> Result<(), M2mError> {
+        let kind = if input {
+            self.output.kind
+        } else {
+            self.capture.kind
+        };
+        let mut req: sys::v4l2_requestbuffers = zeroed();
+        req.count = count;
+        req.type_ = kind;
+        req.memory = sys::V4L2_MEMORY_MMAP;
+        // SAFETY: the descriptor is open; `req` is a v4l2_requestbuffers.
+        call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) })
+            .map_err(|e| self.io_error("VIDIOC_REQBUFS", e))?;
+        if req.count == 0 {
+            return Err(self.io_error(
+                "VIDIOC_REQBUFS",
+                io::Error::other("the driver gave no buffers"),
+            ));
+        }
+        let mut maps = Vec::with_capacity(req.count as usize);
+        for index in 0..req.count {
+            let mut plane: sys::v4l2_plane = zeroed();
+            let mut buf = self.blank_buffer(kind, index, &mut plane);
+            // SAFETY: the descriptor is open; `buf` names buffer `index` and, in the
+            // multi-planar API, points at `plane`, which lives until after the call.
+            call(|| unsafe { sys::vidioc_querybuf(self.fd(), &mut buf) })
+                .map_err(|e| self.io_error("VIDIOC_QUERYBUF", e))?;
+            let (len, offset) = if self.mplane {
+                // SAFETY: for MMAP buffers the driver sets the plane's `mem_offset`.
+                (plane.length, unsafe { plane.m.mem_offset })
+            } else {
+                // SAFETY: for MMAP buffers the driver sets `offset`.
+                (buf.length, unsafe { buf.m.offset })
+            };
+            let len = NonZeroUsize::new(len as usize).ok_or_else(|| {
+                self.io_error("VIDIOC_QUERYBUF", io::Error::other("an empty buffer"))
+            })?;
+            // SAFETY: maps `len` bytes of the driver's buffer at its offset, shared, for
+            // reading and writing; every mapping is unmapped in Drop.
+            let ptr = unsafe {
+                mmap(
+                    None,
+                    len,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_SHARED,
+                    self.file.as_fd(),
+                    offset as libc::off_t,
+                )
+            }
+            .map_err(|e| self.io_error("mmap", io::Error::from(e)))?;
+            maps.push(Mapping {
+                ptr,
+                len: len.get(),
+            });
+        }
+        if input {
+            self.output.maps = maps;
+        } else {
+            self.capture.maps = maps;
+        }
+        Ok(())
+    }
+
+    fn queue_capture(&self, index: u32) -> Result<(), M2mError> {
+        let mut plane: sys::v4l2_plane = zeroed();
+        let mut buf = self.blank_buffer(self.capture.kind, index, &mut plane);
+        // SAFETY: the descriptor is open; `buf` names one of our mapped CAPTURE buffers
+        // and points at `plane`, which outlives the call.
+        call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) })
+            .map_err(|e| self.io_error("VIDIOC_QBUF (capture)", e))
+    }
+
+    /// Dequeues one buffer of `kind` without waiting: `Ok(None)` when none is ready.
+    fn try_dequeue(
+        &self,
+        kind: u32,
+    ) -> Result<Option<(sys::v4l2_buffer, sys::v4l2_plane)>, M2mError> {
+        let mut plane: sys::v4l2_plane = zeroed();
+        let mut buf = self.blank_buffer(kind, 0, &mut plane);
+        // SAFETY: the descriptor is open; `buf` is a v4l2_buffer the driver fills in and,
+        // in the multi-planar API, points at `plane`, which outlives the call.
+        match call(|| unsafe { sys::vidioc_dqbuf(self.fd(), &mut buf) }) {
+            Ok(()) => {
+                buf.m.planes = std::ptr::null_mut();
+                Ok(Some((buf, plane)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(self.io_error("VIDIOC_DQBUF", e)),
+        }
+    }
+
+    /// Waits until the device is readable (`POLLIN`) or writable (`POLLOUT`), or the
+    /// deadline passes (`Ok(false)`).
+    fn wait(
+        &self,
+        events: PollFlags,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<bool, M2mError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let millis = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.file.as_fd(), events)];
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(self.io_error("poll", io::Error::from(e))),
+            }
+            let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+            if revents.intersects(events) {
+                return Ok(true);
+            }
+            if revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
+                return Err(M2mError::Vanished {
+                    path: self.path.clone(),
+                    why: format!(
+                        "poll reported {revents:?} after {} ms",
+                        started.elapsed().as_millis()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Takes back every finished OUTPUT buffer without waiting.
+    fn reclaim_inputs(&mut self) -> Result<(), M2mError> {
+        while let Some((buf, _)) = self.try_dequeue(self.output.kind)? {
+            if !self.free_inputs.contains(&buf.index) {
+                self.free_inputs.push(buf.index);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `picture` (laid out as [`input_format`](Self::input_format) says) into the
+    /// device and returns the result.
+    pub fn process(
+        &mut self,
+        picture: &[u8],
+        timeout: Duration,
+    ) -> Result<Processed<'_>, M2mError> {
+        self.process_with(
+            |buf| {
+                let n = picture.len().min(buf.len());
+                buf[..n].copy_from_slice(&picture[..n]);
+                if n < picture.len() {
+                    Err(format!(
+                        "a {} byte picture does not fit the {} byte input buffer",
+                        picture.len(),
+                        buf.len()
+                    ))
+                } else {
+                    Ok(n)
+                }
+            },
+            timeout,
+        )
+    }
+
+    /// Lets `fill` write one picture straight into a free input buffer (returning how many
+    /// bytes it wrote), runs the device and returns the result, or an error within
+    /// `timeout`.
+    pub fn process_with(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, String>,
+        timeout: Duration,
+    ) -> Result<Processed<'_>, M2mError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        if let Some(lent) = self.lent.take() {
+            self.queue_capture(lent.index)?;
+        }
+        self.reclaim_inputs()?;
+        while self.free_inputs.is_empty() {
+            if !self.wait(PollFlags::POLLOUT, deadline, started)? {
+                return Err(M2mError::Timeout {
+                    path: self.path.clone(),
+                    waited: timeout,
+                });
+            }
+            self.reclaim_inputs()?;
+        }
+        let index = self.free_inputs.pop().expect("a free input buffer");
+        let map = &self.output.maps[index as usize];
+        // SAFETY: the mapping is `map.len` bytes, stays mapped while `self` lives, and the
+        // driver does not touch this buffer: it is dequeued (or was never queued).
+        let area = unsafe { std::slice::from_raw_parts_mut(map.ptr.as_ptr() as *mut u8, map.len) };
+        let used = match fill(area) {
+            Ok(n) => n.min(map.len),
+            Err(why) => {
+                self.free_inputs.push(index);
+                return Err(M2mError::Input {
+                    path: self.path.clone(),
+                    why,
+                });
+            }
+        };
+        let mut plane: sys::v4l2_plane = zeroed();
+        plane.bytesused = used as u32;
+        plane.length = map.len as u32;
+        let mut buf = self.blank_buffer(self.output.kind, index, &mut plane);
+        buf.bytesused = used as u32;
+        // SAFETY: the descriptor is open; `buf` names one of our mapped OUTPUT buffers and
+        // in the multi-planar API points at `plane`, which outlives the call.
+        if let Err(e) = call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) }) {
+            self.free_inputs.push(index);
+            return Err(self.io_error("VIDIOC_QBUF (input)", e));
+        }
+        loop {
+            if let Some((buf, plane)) = self.try_dequeue(self.capture.kind)? {
+                self.reclaim_inputs()?;
+                if buf.flags & sys::V4L2_BUF_FLAG_ERROR != 0 {
+                    self.queue_capture(buf.index)?;
+                    return Err(M2mError::Damaged {
+                        path: self.path.clone(),
+                    });
+                }
+                let Some(map) = self.capture.maps.get(buf.index as usize) else {
+                    return Err(
+                        self.io_error("VIDIOC_DQBUF", io::Error::other("an unknown buffer"))
+                    );
+                };
+                let (start, end) = if self.mplane {
+                    (plane.data_offset as usize, plane.bytesused as usize)
+                } else {
+                    (0, buf.bytesused as usize)
+                };
+                let end = end.min(map.len);
+                self.lent = Some(Lent {
+                    index: buf.index,
+                    start: start.min(end),
+                    end,
+                    sequence: buf.sequence,
+                });
+                return Ok(self.result().expect("a result was just stored"));
+            }
+            if !self.wait(PollFlags::POLLIN, deadline, started)? {
+                return Err(M2mError::Timeout {
+                    path: self.path.clone(),
+                    waited: timeout,
+                });
+            }
+        }
+    }
+}
+
+impl M2mDevice {
+    /// The newest result again, while it is still lent (until the next call).
+    pub fn result(&self) -> Option<Processed<'_>> {
+        let lent = self.lent?;
+        let map = self.capture.maps.get(lent.index as usize)?;
+        // SAFETY: the mapping is `map.len` bytes (`lent.end` was clamped to it) and stays
+        // mapped while `self` lives; the buffer stays dequeued, so the driver leaves it
+        // alone, until the next `process_with`, which needs `&mut self` and so cannot
+        // run while the returned borrow lives.
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                (map.ptr.as_ptr() as *const u8).add(lent.start),
+                lent.end - lent.start,
+            )
+        };
+        Some(Processed {
+            data,
+            sequence: lent.sequence,
+        })
+    }
+}
+
+fn blank_format() -> QueueFormat {
+    QueueFormat {
+        fourcc: 0,
+        width: 0,
+        height: 0,
+        bytes_per_line: 0,
+        size_image: 0,
+    }
+}
+
+impl Drop for M2mDevice {
+    fn drop(&mut self) {
+        if self.streaming {
+            for kind in [self.output.kind, self.capture.kind] {
+                let k = kind as i32;
+                // SAFETY: the descriptor is open; STREAMOFF reads one int, the queue type.
+                let _ = call(|| unsafe { sys::vidioc_streamoff(self.fd(), &k) });
+            }
+        }
+        for map in self
+            .output
+            .maps
+            .drain(..)
+            .chain(self.capture.maps.drain(..))
+        {
+            // SAFETY: each mapping was made by `mmap` in `allocate` with this length, and
+            // no slice into it outlives the borrow of `self` that made it.
+            let _ = unsafe { munmap(map.ptr, map.len) };
+        }
+        for kind in [self.output.kind, self.capture.kind] {
+            let mut req: sys::v4l2_requestbuffers = zeroed();
+            req.type_ = kind;
+            req.memory = sys::V4L2_MEMORY_MMAP;
+            // SAFETY: the descriptor is open; count 0 frees the driver's buffers.
+            let _ = call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) });
+        }
+    }
+}

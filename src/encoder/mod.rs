@@ -1,0 +1,17 @@
+//! Turning raw pictures into JPEG, for sources that do not deliver JPEG.
+//!
+//! * [`software`]: encoding on the CPU ([`SoftwareEncoder`]): the pure Rust
+//!   `jpeg-encoder`, or libjpeg-turbo (`turbo`, cargo feature `turbojpeg`).
+//! * [`m2m`]: V4L2 memory-to-memory devices, such as the Pi's hardware JPEG encoder.
+//! * [`choice`]: [`JpegEncoder`], which uses the hardware when `--encoder` allows and one
+//!   is found, and falls back to software when it fails.
+
+pub mod choice;
+pub mod m2m;
+mod software;
+#[cfg(feature = "turbojpeg")]
+mod turbo;
+
+pub use choice::{EncoderChoice, JpegEncoder};
+// Everything public in `software` stays reachable as `encoder::*`, as before the split.
+pub use software::*;
