@@ -72,6 +72,7 @@ for t in "${!ARCH[@]}"; do
     dpkg-deb -x "$deb" "$x"
     desc=$(file -b "$x/usr/bin/picam-stream")
     case $a in arm64) want='ARM aarch64' ;; armhf) want='ARM, EABI5' ;; esac
+    # shellcheck disable=SC2016 # expanded by the inner bash
     check "$a: the binary is $want, stripped ($desc)" \
         bash -c '[[ "$1" == *"$2"* && "$1" == *", stripped"* ]]' _ "$desc" "$want"
     check "$a: the unit is the one in buildroot-package/" \

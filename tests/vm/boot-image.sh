@@ -66,8 +66,11 @@ fi
 # ---------------------------------------------------------------- inputs
 T0=$SECONDS
 bash "$HERE/rig.sh" prepare --arch aarch64
-eval "$(bash "$HERE/rig.sh" info --arch aarch64 | grep -E '^(kernel|image|cache)=')"
-KVER=$kernel KIMAGE=$image AC=$cache
+info=$(bash "$HERE/rig.sh" info --arch aarch64)
+KVER=$(sed -n 's/^kernel=//p' <<<"$info")
+KIMAGE=$(sed -n 's/^image=//p' <<<"$info")
+AC=$(sed -n 's/^cache=//p' <<<"$info")
+if [ -z "$KVER" ] || [ ! -s "$KIMAGE" ] || [ ! -d "$AC/kimage" ]; then die "rig.sh info gave no aarch64 kernel"; fi
 
 if [ "${PICAM_BOOT_REBUILD:-1}" = 1 ]; then
     # Warm, this is a quick no-op check; cold, it builds the binary.
@@ -94,7 +97,7 @@ trap 'cleanup; trap - EXIT; exit 130' INT TERM
 #   PICAM_STREAM_USERS = USER UID GROUP GID PASSWORD HOME SHELL GROUPS COMMENT
 users_line=$(sed -n 's/^PICAM_STREAM_USERS = //p' "$PKG/picam-stream.mk")
 read -r u_name u_uid u_group u_gid _ _ _ u_groups _ <<<"$users_line"
-[ -n "$u_name" ] && [ -n "$u_groups" ] || die "no PICAM_STREAM_USERS in picam-stream.mk"
+if [ -z "$u_name" ] || [ -z "$u_groups" ]; then die "no PICAM_STREAM_USERS in picam-stream.mk"; fi
 [ "$u_uid" = -1 ] && u_uid=1000
 [ "$u_gid" = -1 ] && u_gid=1000
 
