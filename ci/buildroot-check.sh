@@ -77,5 +77,32 @@ for sh in "${shells[@]}"; do
     done
 done
 
+# "start" writes picam-stream's options and the Wi-Fi network (the host name
+# is left alone: no HOSTNAME line). wpa_supplicant is not started on a host
+# without it; with it, WIFI_INTERFACE names no interface, so nothing joins.
+printf '%s\r\n' 'WIFI_SSID=Cafe "Zero"' "WIFI_PSK=pa ss'word" 'WIFI_COUNTRY=gb' 'WIFI_INTERFACE=nosuch0' \
+    "PICAM_SOURCE=exec:rpicam-vid -o - | cat" 'PICAM_LISTEN=[::]:8080' > "$conf/picam.txt"
+PICAM_BOOT_DIR=$conf PICAM_RUN_DIR=$work/run dash buildroot-package/package/picam-stream/picam-config start \
+    2> "$work/err" || true
+cat > "$work/want-wpa" <<'EOF'
+ctrl_interface=/var/run/wpa_supplicant
+network={
+	ssid="Cafe "Zero""
+	psk="pa ss'word"
+}
+EOF
+if cmp -s "$work/want-wpa" "$work/run/wpa_supplicant.conf"; then ok "picam-config start writes wpa_supplicant.conf"; else
+    nok "picam-config start writes wpa_supplicant.conf"; cat "$work/run/wpa_supplicant.conf" "$work/err" 2>/dev/null || true; fi
+if grep -qF "WIFI_COUNTRY 'gb' ignored" "$work/err"; then ok "a bad WIFI_COUNTRY is refused"; else nok "a bad WIFI_COUNTRY is refused"; fi
+if [ "$(stat -c %a "$work/run/wpa_supplicant.conf" 2>/dev/null)" = 600 ]; then
+    ok "wpa_supplicant.conf is readable by its owner only"
+else
+    nok "wpa_supplicant.conf is readable by its owner only"
+fi
+# The options file is sourced by a root shell: its values must come back unchanged.
+got=$(env -i dash -c "set -a; . '$work/run/picam-stream.env'; printf '%s|%s' \"\$PICAM_SOURCE\" \"\$PICAM_LISTEN\"")
+if [ "$got" = 'exec:rpicam-vid -o - | cat|[::]:8080' ]; then ok "picam-stream.env gives the values back to sh"; else
+    nok "picam-stream.env gives the values back to sh (got: $got)"; fi
+
 echo "br: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
