@@ -108,7 +108,7 @@ ln -s ../bin/busybox "$ROOT/usr/sbin/init"
 install -m 0644 "$FIXTURES/inittab" "$ROOT/etc/inittab"
 install -m 0644 "$FIXTURES/hostname" "$ROOT/etc/hostname"
 install -m 0755 "$FIXTURES/rcS" "$ROOT/etc/init.d/rcS"
-for f in S01syslogd S10mdev S40network; do install -m 0755 "$FIXTURES/$f" "$ROOT/etc/init.d/$f"; done
+for f in S01syslogd S10mdev S40network S99zz-report; do install -m 0755 "$FIXTURES/$f" "$ROOT/etc/init.d/$f"; done
 # As picam-stream.mk installs them (the binary: cargo install to /usr/bin).
 install -m 0755 "$BIN" "$ROOT/usr/bin/picam-stream"
 install -m 0755 "$PKG/S99picam-stream" "$ROOT/etc/init.d/S99picam-stream"
@@ -184,12 +184,29 @@ boot() {
         --frames 5 --size "$size" --deadline "$BOOT_TIMEOUT" --source-contains /dev/video --vm-pid "$QPID" \
         > "$WORK/client-$name.log" 2>&1 || rc=$?
     cat "$WORK/client-$name.log"
+    # The last boot script reports on the console; it may still be running.
+    local n=0
+    while [ "$rc" = 0 ] && ! grep -aq '^boot-report: end' "$console" && [ "$n" -lt 100 ]; do
+        sleep 0.2
+        n=$((n + 1))
+    done
     kill "$QPID" 2>/dev/null || true
     wait "$QPID" 2>/dev/null || true
     QPID=''
     # What the system said about picam.txt and picam-stream (syslog is on the console).
     grep -aE 'picam-config|picam-stream|Starting|Applying' "$console" | sed 's/^/  console| /' | head -n 40 || true
     if [ "${PICAM_BOOT_SHOW_CONSOLE:-0}" = 1 ]; then sed 's/^/  console| /' "$console"; fi
+    # Not root: the user picam-stream.mk declares, reaching the camera
+    # through the video group that the board's mdev.conf gives the node.
+    grep -a '^boot-report:' "$console" | sed 's/^/  /' || true
+    if [ "$rc" = 0 ]; then
+        if ! grep -aqE "^boot-report: process: +[0-9]+ +$u_name +$u_group +/usr/bin/picam-stream" "$console"; then
+            say "picam-stream does not run as $u_name:$u_group"; rc=1
+        fi
+        if ! grep -aqE "^boot-report: node: crw-rw---- +1 +0 +28 " "$console"; then
+            say "/dev/video0 is not root:video (0:28) with mode 660"; rc=1
+        fi
+    fi
     if [ "$rc" != 0 ]; then
         printf -- '---- guest console (%s) ----\n' "$name" >&2
         cat "$console" >&2
