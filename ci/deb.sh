@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Debian packages for Raspberry Pi OS: builds picam-stream_*_arm64.deb and
+# picam-stream_*_armhf.deb with cargo-deb from the binaries that ci/cross.sh
+# built, checks their metadata and contents, scores the systemd unit's
+# sandbox, and installs the arm64 package into a Debian arm64 root (the VM
+# rig's userland, with its own dpkg database) where the installed binary
+# then serves a frame over loopback under qemu-user.
+#
+#   ci/deb.sh            packages go to $PICAM_CI_CACHE/debs
+#
+# Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci),
+# PICAM_DEB_REBUILD=0 to skip the (normally quick) cross build check.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
+MINE=$CACHE/image
+OUT=$CACHE/debs
+CARGO_DEB_VERSION=3.8.0
+export CARGO_TARGET_DIR=$CACHE/cross-target
+export PATH="$MINE/tools/bin:$PATH:/usr/sbin:/sbin"
+PASS=0 FAIL=0
+ok() { PASS=$((PASS + 1)); printf 'deb: ok: %s\n' "$*"; }
+nok() { FAIL=$((FAIL + 1)); printf 'deb: NOT OK: %s\n' "$*"; }
+die() { printf 'deb: error: %s\n' "$*" >&2; exit 1; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+
+# target -> Debian architecture, and the cargo-deb variant it uses.
+declare -A ARCH=([aarch64-unknown-linux-gnu]=arm64 [arm-unknown-linux-gnueabihf]=armhf)
+declare -A VARIANT=([aarch64-unknown-linux-gnu]="" [arm-unknown-linux-gnueabihf]=armhf)
+declare -A GLIBC=([arm64]=2.34 [armhf]=2.30)
+
+if ! cargo-deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+    echo "deb: installing cargo-deb $CARGO_DEB_VERSION"
+    nice -n 5 cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --root "$MINE/tools" \
+        > "$MINE/cargo-deb-install.log" 2>&1 || { tail -n 20 "$MINE/cargo-deb-install.log"; die "cargo install cargo-deb failed"; }
+fi
+
+mkdir -p "$OUT" "$CACHE/logs"
+if [ "${PICAM_DEB_REBUILD:-1}" = 1 ]; then
+    PICAM_CROSS_SKIP_TESTS=1 bash "$REPO/ci/cross.sh" "${!ARCH[@]}" > "$CACHE/logs/deb-cross.log" 2>&1 ||
+        { tail -n 30 "$CACHE/logs/deb-cross.log"; die "the cross build failed"; }
+fi
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)
+cd "$REPO"
+for t in "${!ARCH[@]}"; do
+    a=${ARCH[$t]}
+    rm -f "$OUT"/picam-stream_*_"$a".deb
+    args=(--no-build --target "$t" -o "$OUT/")
+    [ -n "${VARIANT[$t]}" ] && args+=(--variant "${VARIANT[$t]}")
+    deb=$(cargo-deb "${args[@]}" 2>"$OUT/cargo-deb-$a.log" | tail -n1) ||
+        { cat "$OUT/cargo-deb-$a.log"; die "cargo-deb failed for $t"; }
+    [ "$deb" = "$OUT/picam-stream_${version}-1_$a.deb" ] || die "unexpected package name $deb"
+    printf 'deb: built %s (%s bytes)\n' "$deb" "$(stat -c %s "$deb")"
+
+    # Metadata and contents.
+    field() { dpkg-deb -f "$deb" "$1"; }
+    check "$a: Package picam-stream" test "$(field Package)" = picam-stream
+    check "$a: Architecture $a" test "$(field Architecture)" = "$a"
+    check "$a: Version $version-1" test "$(field Version)" = "$version-1"
+    check "$a: Depends on libc6 >= ${GLIBC[$a]} and systemd" \
+        test "$(field Depends)" = "libc6 (>= ${GLIBC[$a]}), systemd"
+    list=$(dpkg-deb -c "$deb" | awk '{ print $6 }')
+    for f in ./usr/bin/picam-stream ./usr/lib/systemd/system/picam-stream.service \
+        ./usr/lib/sysusers.d/picam-stream.conf ./etc/default/picam-stream; do
+        check "$a: contains $f" grep -qx "$f" <<<"$list"
+    done
+    check "$a: /etc/default/picam-stream is a conffile" \
+        sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/default/picam-stream"
+    x=$(mktemp -d)
+    dpkg-deb -x "$deb" "$x"
+    desc=$(file -b "$x/usr/bin/picam-stream")
+    case $a in arm64) want='ARM aarch64' ;; armhf) want='ARM, EABI5' ;; esac
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    check "$a: the binary is $want, stripped ($desc)" \
+        bash -c '[[ "$1" == *"$2"* && "$1" == *", stripped"* ]]' _ "$desc" "$want"
+    check "$a: the unit is the one in buildroot-package/" \
+        cmp -s "$x/usr/lib/systemd/system/picam-stream.service" \
+        "$REPO/buildroot-package/package/picam-stream/picam-stream.service"
+    max_glibc=$(objdump -T "$x/usr/bin/picam-stream" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1)
+    check "$a: the binary needs glibc $max_glibc, within Depends (${GLIBC[$a]})" \
+        dpkg --compare-versions "$max_glibc" le "${GLIBC[$a]}"
+    rm -rf "$x"
+    dpkg-deb -e "$deb" "$OUT/control-$a"
+    check "$a: postinst creates the user with systemd-sysusers" grep -q 'systemd-sysusers' "$OUT/control-$a/postinst"
+    check "$a: postinst enables and starts the unit" \
+        sh -c "grep -q 'deb-systemd-helper enable picam-stream.service' '$OUT/control-$a/postinst' && grep -q 'deb-systemd-invoke \$_dh_action picam-stream.service' '$OUT/control-$a/postinst'"
+    rm -rf "$OUT/control-$a"
+done
+
+# The unit's sandbox, as systemd scores it (0 = locked down, 10 = exposed).
+unit=$REPO/buildroot-package/package/picam-stream/picam-stream.service
+if systemd-analyze security --help 2>/dev/null | grep -q -- --offline; then
+    score=$(systemd-analyze security --offline=true --no-pager "$unit" 2>/dev/null |
+        sed -n 's/.*Overall exposure level for picam-stream.service: \([0-9.]*\).*/\1/p')
+    echo "deb: systemd-analyze security: exposure $score (0 = best, 10 = worst)"
+    check "unit exposure $score is below 2.5 (\"OK\")" awk -v s="$score" 'BEGIN { exit !(s != "" && s < 2.5) }'
+    # The binary is not installed on this host; any other remark is a fault.
+    remarks=$(systemd-analyze verify --man=no "$unit" 2>&1 |
+        grep -v 'Command /usr/bin/picam-stream is not executable' || true)
+    [ -z "$remarks" ] || printf '%s\n' "$remarks"
+    check "systemd-analyze verify has no remark on the unit" test -z "$remarks"
+else
+    echo "deb: this systemd has no 'systemd-analyze security --offline'; sandbox score skipped"
+fi
+
+# Install into a Debian arm64 root: the rig's aarch64 userland (Debian's
+# glibc, busybox, ...) with an empty dpkg database. Maintainer scripts run
+# on the host against that root (dpkg's --force-script-chrootless, which
+# sets DPKG_ROOT), so the user is made by systemd-sysusers --root.
+bash "$REPO/tests/vm/rig.sh" prepare --arch aarch64 >/dev/null 2>&1 || die "rig.sh prepare --arch aarch64 failed"
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/picam-debroot.XXXXXX")
+SERVER=''
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+    rm -rf "$ROOT"
+}
+trap cleanup EXIT
+cp -a "$CACHE/vm/aarch64/root/." "$ROOT/"
+mkdir -p "$ROOT"/var/lib/dpkg/{info,updates} "$ROOT/etc/systemd/system"
+: > "$ROOT/var/lib/dpkg/status"
+: > "$ROOT/var/lib/dpkg/available"
+dpkg --root="$ROOT" --add-architecture arm64
+deb=$OUT/picam-stream_${version}-1_arm64.deb
+if dpkg --root="$ROOT" --force-architecture --force-depends --force-script-chrootless \
+    -i "$deb" > "$OUT/install.log" 2>&1; then
+    ok "dpkg -i into the arm64 root"
+else
+    cat "$OUT/install.log"; nok "dpkg -i into the arm64 root"
+fi
+check "dpkg lists picam-stream as installed" \
+    sh -c "dpkg --root='$ROOT' -s picam-stream 2>/dev/null | grep -q '^Status: install ok installed'"
+check "user picam exists" grep -q '^picam:' "$ROOT/etc/passwd"
+check "picam is a member of video" grep -qE '^video:[^:]*:[^:]*:(.*,)?picam(,|$)' "$ROOT/etc/group"
+check "picam has no login shell" sh -c "grep '^picam:' '$ROOT/etc/passwd' | grep -qE ':(/usr/sbin/nologin|/sbin/nologin|/bin/false)$'"
+check "the unit is enabled (multi-user.target.wants)" \
+    test -L "$ROOT/etc/systemd/system/multi-user.target.wants/picam-stream.service"
+
+# The installed binary, under qemu-user against that root's glibc.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
+if [ -n "$qemu" ]; then
+    "$qemu" -L "$ROOT" "$ROOT/usr/bin/picam-stream" --source test --size 320x240 --fps 5 \
+        --listen "127.0.0.1:$port" > "$OUT/server.log" 2>&1 &
+    SERVER=$!
+    got=0
+    for _ in $(seq 100); do
+        if curl -fsS -m 5 -o "$OUT/snapshot.jpg" "http://127.0.0.1:$port/snapshot.jpg" 2>/dev/null; then got=1; break; fi
+        sleep 0.3
+    done
+    if [ "$got" = 1 ] && python3 -c '
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1]); im.load()
+sys.exit(0 if im.size == (320, 240) else 1)' "$OUT/snapshot.jpg" 2>/dev/null; then
+        ok "the installed binary serves a decodable 320x240 snapshot under qemu-aarch64"
+    else
+        cat "$OUT/server.log"; nok "the installed binary serves a decodable 320x240 snapshot under qemu-aarch64"
+    fi
+    kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=''
+else
+    echo "deb: no qemu-aarch64 on this host; the installed binary was not run"
+fi
+
+if dpkg --root="$ROOT" --force-architecture --force-depends --force-script-chrootless \
+    --purge picam-stream >> "$OUT/install.log" 2>&1; then
+    ok "dpkg --purge"
+else
+    nok "dpkg --purge"
+fi
+check "purge removed the binary and the unit link" sh -c \
+    "[ ! -e '$ROOT/usr/bin/picam-stream' ] && [ ! -L '$ROOT/etc/systemd/system/multi-user.target.wants/picam-stream.service' ]"
+
+ls -l "$OUT"/*.deb
+echo "deb: $PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
