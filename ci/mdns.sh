@@ -57,7 +57,7 @@ if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$wanted" ]; then
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     # shellcheck disable=SC2086 # two requirement words
-    "$VENV/bin/pip" install -q --disable-pip-version-check --cache-dir "$CACHE/pip" $wanted
+    timeout 600 "$VENV/bin/pip" install -q --disable-pip-version-check --cache-dir "$CACHE/pip" $wanted
     echo "$wanted" >"$VENV/.installed"
 fi
 dig -v 2>&1 | head -1
@@ -125,12 +125,20 @@ start_server() {
     exit 1
 }
 
+# SIGTERM (unless it is gone already), then a bounded wait: SIGKILL after 5 s.
 stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
+    if [ -z "$server_pid" ]; then return; fi
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+        check "the server stops on SIGTERM" stopped running
+        kill -9 "$server_pid" 2>/dev/null || true
     fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
 }
 
 # dig, asking the server's address from its own port; the answers' data on one line.
@@ -140,7 +148,7 @@ ask() { # NAME TYPE
 }
 # dnspython, asking the group from its own port.
 mask() { # NAME TYPE
-    in_cli "$VENV/bin/python" "$HERE/mdns-legacy.py" "$1" "$2" 198.51.100.2 2>&1 |
+    in_cli timeout 20 "$VENV/bin/python" "$HERE/mdns-legacy.py" "$1" "$2" 198.51.100.2 2>&1 |
         paste -sd' ' || true
 }
 
@@ -170,8 +178,7 @@ if in_cli timeout 60 "$VENV/bin/python" "$HERE/mdns-browse.py" \
 else
     check "zeroconf browse, resolve and goodbye" ok failed
 fi
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
+stop_server
 check "log has no warning" "" "$(grep -E 'WARN|ERROR' "$WORK/server.log" || true)"
 
 # --- one address, another name --------------------------------------------------------
