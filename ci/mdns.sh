@@ -2,8 +2,9 @@
 # The mDNS responder of the release binary against independent resolvers, across two
 # network namespaces made for the test and joined by a veth pair:
 #
-#   server namespace: veth 198.51.100.1/24, and a second interface with 203.0.113.1/24
-#                     that must never be given out to the first one's network
+#   server namespace: veth 198.51.100.1/24 (given only after the server started), and a
+#                     second interface with 203.0.113.1/24 that must never be given
+#                     out to the first one's network
 #   client namespace: veth 198.51.100.2/24, route 224.0.0.0/4 via the veth
 #
 # Three independent resolvers, all legacy or full mDNS queriers (RFC 6762):
@@ -85,7 +86,6 @@ ip netns add "$SRV"
 ip netns add "$CLI"
 ip link add vmdns-s netns "$SRV" type veth peer name vmdns-c netns "$CLI"
 ip link add vmdns-x netns "$SRV" type veth peer name vmdns-y netns "$SRV"
-ip -n "$SRV" addr add 198.51.100.1/24 dev vmdns-s
 ip -n "$SRV" addr add 203.0.113.1/24 dev vmdns-x
 ip -n "$CLI" addr add 198.51.100.2/24 dev vmdns-c
 for l in lo vmdns-s vmdns-x vmdns-y; do ip -n "$SRV" link set "$l" up; done
@@ -153,8 +153,16 @@ mask() { # NAME TYPE
 }
 
 # --- default name, wildcard listen ----------------------------------------------------
-log "server on 0.0.0.0:8080, default name"
+# The veth gets its address only after the server started, as Wi-Fi does after boot.
+log "server on 0.0.0.0:8080, default name; the veth has no address yet"
 start_server --listen 0.0.0.0:8080
+ip -n "$SRV" addr add 198.51.100.1/24 dev vmdns-s
+for _ in $(seq 100); do
+    grep -q "answering for picam.local on vmdns-s" "$WORK/server.log" && break
+    sleep 0.1
+done
+check "the interface that came up later is answered on" "1" \
+    "$(grep -c 'answering for picam.local on vmdns-s (198.51.100.1)' "$WORK/server.log" || true)"
 check "A picam.local (dig)" "198.51.100.1" "$(ask picam.local A)"
 check "A picam.local (dnspython, to the group)" "198.51.100.1" "$(mask picam.local A)"
 check "SRV (dnspython, to the group)" "0 0 8080 picam.local." \
