@@ -74,8 +74,10 @@ SRV="picam-mdns-srv-$$"
 CLI="picam-mdns-cli-$$"
 WORK="$(mktemp -d)"
 server_pid=""
+holder=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ -n "$holder" ]; then kill "$holder" 2>/dev/null || true; fi
     ip netns del "$SRV" 2>/dev/null || true
     ip netns del "$CLI" 2>/dev/null || true
     rm -rf "$WORK"
@@ -114,7 +116,7 @@ start_server() {
     server_pid=$!
     echo "$server_pid" >"$WORK/server.pid"
     for _ in $(seq 100); do
-        if grep -q "mDNS: answering for\|mDNS: advertising" "$WORK/server.log"; then
+        if grep -q "mDNS: answering for\|mDNS: not advertising" "$WORK/server.log"; then
             sleep 0.3
             return
         fi
@@ -205,6 +207,28 @@ check "nothing said to the veth network (dnspython)" "" "$(mask picam.local A)"
 check "the log names the other interface" "1" \
     "$(grep -c 'answering for picam.local on vmdns-x (203.0.113.1)' "$WORK/server.log" || true)"
 stop_server
+
+# --- port 5353 held by a program that does not share it --------------------------------
+log "port 5353 taken without reuse: the stream is served all the same"
+ip netns exec "$SRV" python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+print("bound", flush=True)
+time.sleep(30)' >"$WORK/holder.out" &
+holder=$!
+for _ in $(seq 100); do
+    grep -q bound "$WORK/holder.out" && break
+    sleep 0.1
+done
+start_server --listen 0.0.0.0:8083
+check "a one-line warning" "1" \
+    "$(grep -c 'WARN  mDNS: not advertising: cannot open UDP port 5353' "$WORK/server.log" || true)"
+check "the page is served" "200" \
+    "$(in_cli python3 -c 'import urllib.request as u; print(u.urlopen("http://198.51.100.1:8083/index.html", timeout=5).status)' 2>&1)"
+stop_server
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
 
 echo
 echo "mdns: $passed passed, $failed failed"

@@ -517,6 +517,55 @@ mod tests {
     }
 
     #[test]
+    fn mutated_queries_never_panic_and_every_reply_reads_back() {
+        // A fixed-seed xorshift: the same 20,000 packets every run.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds = [
+            query(1, &[("picam.local", TYPE_A), ("picam.local", TYPE_AAAA)]),
+            query(2, &[("_http._tcp.local", TYPE_PTR)]),
+            query(3, &[("picam._http._tcp.local", TYPE_ANY)]),
+            announcement(&id(), &v4_only(), false),
+        ];
+        let both = Addresses {
+            v4: vec![Ipv4Addr::new(192, 0, 2, 10)],
+            v6: vec!["2001:db8::10".parse().unwrap()],
+        };
+        let mut replies = 0;
+        for i in 0..20_000 {
+            let mut p = seeds[i % seeds.len()].clone();
+            for _ in 0..1 + next() % 4 {
+                let r = next();
+                let at = (r >> 8) as usize % p.len();
+                match r % 3 {
+                    0 => p[at] = (r >> 32) as u8,
+                    1 => p.truncate(at),
+                    _ => p.insert(at, (r >> 32) as u8),
+                }
+                if p.is_empty() {
+                    break;
+                }
+            }
+            let port = if i % 2 == 0 { MDNS_PORT } else { 40000 };
+            let addrs = if i % 3 == 0 { &both } else { &v4_only() };
+            if let Ok(Some(reply)) = reply(&id(), addrs, &p, port) {
+                replies += 1;
+                let back = wire::parse(&reply.packet).expect("our reply reads back");
+                assert!(back.is_response() && !back.answers.is_empty());
+            }
+        }
+        assert!(
+            replies > 100,
+            "only {replies} mutated queries were answered"
+        );
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_reply() {
         assert!(reply(&id(), &v4_only(), &[1, 2, 3], 5353).is_err());
         let mut q = query(1, &[("picam.local", TYPE_A)]);
