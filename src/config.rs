@@ -190,6 +190,7 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        letters, digits and hyphens); on every interface, or only the
                        --listen address when it is not a wildcard
   --no-mdns            Do not answer mDNS queries at all [PICAM_NO_MDNS=1]
+                       (wins over --mdns-name)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
