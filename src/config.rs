@@ -25,6 +25,8 @@ pub struct Config {
     pub max_clients: usize,
     /// Seconds a byte-stream source may go without a good frame before it counts as broken.
     pub source_timeout: u32,
+    /// The mDNS host name (`<name>.local`), or `None` for no mDNS at all.
+    pub mdns_name: Option<String>,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             encoder: EncoderChoice::Auto,
             max_clients: 100,
             source_timeout: 5,
+            mdns_name: Some(crate::mdns::DEFAULT_NAME.to_string()),
         }
     }
 }
@@ -135,7 +138,41 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
+    Opt {
+        flag: "--mdns-name",
+        var: "PICAM_MDNS_NAME",
+        apply: |c, v| {
+            let name = crate::mdns::parse_name(v)?;
+            // --no-mdns wins wherever it was given.
+            if c.mdns_name.is_some() {
+                c.mdns_name = Some(name);
+            }
+            Ok(())
+        },
+    },
 ];
+
+/// Options that take no value: `--flag` on the command line, and a variable set to
+/// `1`, `true` or `yes` (or `0`, `false`, `no`, empty: not set).
+struct Switch {
+    flag: &'static str,
+    var: &'static str,
+    apply: fn(&mut Config),
+}
+
+const SWITCHES: &[Switch] = &[Switch {
+    flag: "--no-mdns",
+    var: "PICAM_NO_MDNS",
+    apply: |c| c.mdns_name = None,
+}];
+
+fn parse_switch(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        _ => Err("expected 1, true or yes to turn it on; 0, false, no or empty for off".into()),
+    }
+}
 
 /// The `--help` text.
 pub const HELP: &str = "\
@@ -183,6 +220,13 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        sources count as broken: viewers see a no-signal picture
                        and an exec: command is stopped and started again
                        [PICAM_SOURCE_TIMEOUT] (default 5; 1 to 3600)
+  --mdns-name NAME     Advertise the stream on the local network as
+                       http://NAME.local:PORT/ (mDNS, and DNS-SD service _http._tcp
+                       for service browsers) [PICAM_MDNS_NAME] (default picam;
+                       letters, digits and hyphens); on every interface, or only the
+                       --listen address when it is not a wildcard
+  --no-mdns            Do not answer mDNS queries at all [PICAM_NO_MDNS=1]
+                       (wins over --mdns-name)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
@@ -222,6 +266,20 @@ where
             })?;
         }
     }
+    for switch in SWITCHES {
+        if let Some(raw) = var(switch.var) {
+            let value = raw.to_string_lossy().into_owned();
+            let on = parse_switch(&value).map_err(|why| {
+                ConfigError(format!(
+                    "invalid value '{value}' for {} ({}): {why}",
+                    switch.var, switch.flag
+                ))
+            })?;
+            if on {
+                (switch.apply)(&mut config);
+            }
+        }
+    }
     let mut args = args.into_iter();
     while let Some(raw) = args.next() {
         let arg = raw
@@ -237,6 +295,13 @@ where
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
+        if let Some(switch) = SWITCHES.iter().find(|s| s.flag == flag) {
+            if inline.is_some() {
+                return Err(ConfigError(format!("option {flag} takes no value")));
+            }
+            (switch.apply)(&mut config);
+            continue;
+        }
         let Some(opt) = OPTIONS.iter().find(|o| o.flag == flag) else {
             return Err(ConfigError(if arg.starts_with('-') {
                 format!("unknown option '{flag}' (see --help)")
@@ -351,6 +416,57 @@ mod tests {
         );
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
+    }
+
+    #[test]
+    fn mdns_name_and_switch() {
+        assert_eq!(config(&[], &[]).mdns_name.as_deref(), Some("picam"));
+        let c = config(
+            &["--mdns-name", "garden.local"],
+            &[("PICAM_MDNS_NAME", "x")],
+        );
+        assert_eq!(c.mdns_name.as_deref(), Some("garden"));
+        assert_eq!(
+            config(&[], &[("PICAM_MDNS_NAME", "shed")])
+                .mdns_name
+                .as_deref(),
+            Some("shed")
+        );
+        assert_eq!(config(&["--no-mdns"], &[]).mdns_name, None);
+        assert_eq!(config(&[], &[("PICAM_NO_MDNS", "1")]).mdns_name, None);
+        assert_eq!(config(&[], &[("PICAM_NO_MDNS", "yes")]).mdns_name, None);
+        assert!(config(&[], &[("PICAM_NO_MDNS", "0")]).mdns_name.is_some());
+        assert!(config(&[], &[("PICAM_NO_MDNS", "")]).mdns_name.is_some());
+        // --no-mdns wins over a name, in either order and from either source.
+        assert_eq!(
+            config(&["--no-mdns", "--mdns-name", "a"], &[]).mdns_name,
+            None
+        );
+        assert_eq!(
+            config(&["--mdns-name", "a"], &[("PICAM_NO_MDNS", "true")]).mdns_name,
+            None
+        );
+        let e = run(&["--mdns-name", "my cam"], &[]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value 'my cam' for --mdns-name: expected a host name"),
+            "{e}"
+        );
+        let e = run(&[], &[("PICAM_NO_MDNS", "maybe")]).unwrap_err().0;
+        assert_eq!(
+            e,
+            "invalid value 'maybe' for PICAM_NO_MDNS (--no-mdns): expected 1, true or yes \
+             to turn it on; 0, false, no or empty for off"
+        );
+        let e = run(&["--no-mdns=1"], &[]).unwrap_err().0;
+        assert_eq!(e, "option --no-mdns takes no value");
+        for opt in [
+            "--mdns-name",
+            "--no-mdns",
+            "PICAM_MDNS_NAME",
+            "PICAM_NO_MDNS",
+        ] {
+            assert!(HELP.contains(opt), "--help explains {opt}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!   instead of queueing them.
 //! * [`http`] serves the page, the stream, snapshots and status. It knows frames, not
 //!   cameras.
+//! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
 
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod frame;
 pub mod http;
 pub mod jpeg;
 pub mod logging;
+pub mod mdns;
 pub mod net;
 pub mod shutdown;
 pub mod slot;

@@ -1,5 +1,5 @@
-//! The `picam-stream` program: reads the configuration, starts the source and the HTTP
-//! server, and stops both cleanly on SIGINT or SIGTERM.
+//! The `picam-stream` program: reads the configuration, starts the source, the HTTP
+//! server and the mDNS responder, and stops them cleanly on SIGINT or SIGTERM.
 
 use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +13,7 @@ use picam_stream::shutdown::StopSignals;
 use picam_stream::slot::FrameSlot;
 use picam_stream::source::{self, Settings};
 use picam_stream::stats::ClientCounter;
-use picam_stream::{logging, net};
+use picam_stream::{logging, mdns, net};
 
 /// How long stopping waits for streams to end before exiting anyway.
 const STOP_GRACE: Duration = Duration::from_millis(500);
@@ -77,9 +77,18 @@ fn main() {
     for url in net::urls(server.local_addr()) {
         log::info!("open {url} in a browser");
     }
+    // Advertising is a convenience: without it the server still serves.
+    let mdns = config.mdns_name.as_deref().and_then(|name| {
+        mdns::Mdns::start(name, server.local_addr())
+            .map_err(|e| log::warn!("mDNS: not advertising: cannot open UDP port 5353: {e}"))
+            .ok()
+    });
 
     let signal = signals.wait();
     log::info!("{signal} received: stopping");
+    if let Some(mdns) = mdns {
+        mdns.stop();
+    }
     stopping.store(true, Ordering::SeqCst);
     slot.close();
     source::exec::terminate_child();
