@@ -18,6 +18,7 @@
 //!   cameras.
 //! * [`config`] reads the command line and the environment.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod encoder;
