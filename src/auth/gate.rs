@@ -77,6 +77,11 @@ impl Gate {
         }
     }
 
+    /// How many users may watch.
+    pub fn users(&self) -> usize {
+        self.credentials.len()
+    }
+
     /// The cheap part of the check, done on the thread that got the request.
     pub fn precheck(&self, authorization: Option<&str>, peer: Option<IpAddr>) -> Precheck {
         let Some(presented) = authorization.and_then(decode_basic) else {

@@ -2,7 +2,7 @@
 
 use std::io::{self, Cursor};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response, Server, StatusCode};
 
 use super::routes::{self, Method, Route};
+use super::tls::{self, TlsFiles};
 use super::{socket, status, stream, AppState, PAGE};
+use crate::auth::{Precheck, Presented};
 use crate::frame::{JpegBytes, BOUNDARY};
 
 /// Threads that take requests from `tiny_http` and answer the short ones.
@@ -43,6 +45,8 @@ pub struct HttpServer {
 /// wait in the accept queue for [`STUCK_QUEUE`].
 struct Shared {
     listener: TcpListener,
+    /// Certificate and key when serving HTTPS, for every server started.
+    tls: Option<TlsFiles>,
     current: Mutex<Arc<Server>>,
 }
 
@@ -69,7 +73,7 @@ impl Shared {
                 .listener
                 .try_clone()
                 .map_err(|e| e.to_string())
-                .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
+                .and_then(|l| tls::server(l, self.tls.as_ref()).map_err(|e| e.to_string()))
             {
                 Ok(server) => {
                     log::warn!("the HTTP server is taking connections again");
@@ -87,12 +91,17 @@ impl Shared {
 
 impl HttpServer {
     /// Serves on `listener` (already bound and configured) until [`HttpServer::stop`].
-    pub fn start(listener: TcpListener, state: Arc<AppState>) -> io::Result<HttpServer> {
+    /// With `tls`, it serves HTTPS (and `state.tls` must say so).
+    pub fn start(
+        listener: TcpListener,
+        state: Arc<AppState>,
+        tls: Option<TlsFiles>,
+    ) -> io::Result<HttpServer> {
         let local_addr = listener.local_addr()?;
-        let server =
-            Server::from_listener(listener.try_clone()?, None).map_err(io::Error::other)?;
+        let server = tls::server(listener.try_clone()?, tls.as_ref()).map_err(io::Error::other)?;
         let shared = Arc::new(Shared {
             listener,
+            tls,
             current: Mutex::new(Arc::new(server)),
         });
         {
@@ -191,17 +200,71 @@ fn text(code: u16, body: String) -> Response<Cursor<Vec<u8>>> {
         .with_header(header("Cache-Control", "no-cache"))
 }
 
-/// Sends `response`; a client that left meanwhile is not an error worth more than debug.
-fn send<R: io::Read>(request: Request, response: Response<R>) {
+/// The CORS headers every answer carries when `--allow-origin` is set.
+fn cors_headers(state: &AppState) -> Vec<Header> {
+    let Some(origin) = &state.allow_origin else {
+        return Vec::new();
+    };
+    let mut headers = vec![header("Access-Control-Allow-Origin", origin)];
+    if origin != "*" {
+        // The value does not depend on the request's Origin, but caches should still
+        // keep answers apart per origin, and credentials may be sent to one origin.
+        headers.push(header("Vary", "Origin"));
+        if state.gate.is_some() {
+            headers.push(header("Access-Control-Allow-Credentials", "true"));
+        }
+    }
+    headers
+}
+
+/// Sends `response` with the CORS headers; a client that left meanwhile is not an error
+/// worth more than debug.
+fn send<R: io::Read>(request: Request, response: Response<R>, state: &AppState) {
+    let mut response = response;
+    for h in cors_headers(state) {
+        response.add_header(h);
+    }
     let url = request.url().to_string();
     if let Err(e) = request.respond(response) {
         log::debug!("answering {url} failed: {e}");
     }
 }
 
+/// Wrong or missing credentials: ask for them.
+fn unauthorized() -> Response<Cursor<Vec<u8>>> {
+    text(
+        401,
+        "authorization required: this camera lets in only its users\n".into(),
+    )
+    .with_header(header("WWW-Authenticate", AUTH_CHALLENGE))
+}
+
+/// The `WWW-Authenticate` challenge of every `401`.
+pub const AUTH_CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\"";
+
+/// How long the answer to wrong credentials is held back (on a thread of its own).
+const FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// Verifications (and delayed refusals) running at once; more get `503`.
+const MAX_VERIFYING: usize = 4;
+
 fn handle(request: Request, state: &Arc<AppState>) {
+    if state.allow_origin.is_some() && request.method().as_str() == "OPTIONS" {
+        // A CORS preflight carries no credentials, and answers with nothing but headers.
+        let response = Response::empty(StatusCode(204))
+            .with_header(header("Access-Control-Allow-Methods", "GET, HEAD"))
+            .with_header(header("Access-Control-Allow-Headers", "Authorization"))
+            .with_header(header("Access-Control-Max-Age", "600"))
+            .with_header(header("Content-Length", "0"));
+        return send(request, response, state);
+    }
     let method = routes::method(request.method().as_str());
     if method == Method::Other {
+        let allow = if state.allow_origin.is_some() {
+            "GET, HEAD, OPTIONS"
+        } else {
+            "GET, HEAD"
+        };
         let response = text(
             405,
             format!(
@@ -209,15 +272,107 @@ fn handle(request: Request, state: &Arc<AppState>) {
                 request.method()
             ),
         )
-        .with_header(header("Allow", "GET, HEAD"));
-        return send(request, response);
+        .with_header(header("Allow", allow));
+        return send(request, response, state);
     }
+    let Some(gate) = &state.gate else {
+        return answer(request, state, method);
+    };
+    let authorization = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str());
+    let peer = request.remote_addr().map(|a| a.ip());
+    match gate.precheck(authorization, peer) {
+        Precheck::Known => answer(request, state, method),
+        Precheck::Missing => send(request, unauthorized(), state),
+        Precheck::Throttled(wait) => {
+            log::debug!(
+                "{} is held off after too many wrong passwords",
+                peer_name(&request)
+            );
+            let body = "too many wrong passwords from this address; try again later\n";
+            let response = text(429, body.into())
+                .with_header(header("Retry-After", &(wait.as_secs() + 1).to_string()));
+            send(request, response, state)
+        }
+        Precheck::Verify(presented) => verify_then_answer(request, state, presented, method),
+    }
+}
+
+/// Verifies credentials seen for the first time on a thread of its own, so that a slow
+/// hash (or the pause after a wrong one) never holds up the request threads.
+fn verify_then_answer(
+    request: Request,
+    state: &Arc<AppState>,
+    presented: Presented,
+    method: Method,
+) {
+    let Some(permit) = Permit::take(&VERIFYING, MAX_VERIFYING) else {
+        let body = "busy checking passwords; try again in a moment\n";
+        let response = text(503, body.into()).with_header(header("Retry-After", "1"));
+        return send(request, response, state);
+    };
+    let state2 = state.clone();
+    let spawned = thread::Builder::new()
+        .name("auth".into())
+        .stack_size(STREAM_STACK)
+        .spawn(move || {
+            let state = state2;
+            let Some(gate) = &state.gate else { return };
+            let peer = request.remote_addr().map(|a| a.ip());
+            if gate.verify(&presented, peer) {
+                drop(presented);
+                drop(permit);
+                return answer(request, &state, method);
+            }
+            drop(presented);
+            log::warn!(
+                "{} sent a wrong user name or password for {}",
+                peer_name(&request),
+                request.url()
+            );
+            thread::sleep(FAILURE_DELAY);
+            send(request, unauthorized(), &state);
+            drop(permit);
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start a thread to check a password: {e}");
+    }
+}
+
+/// Password checks running now (see [`MAX_VERIFYING`]).
+static VERIFYING: AtomicUsize = AtomicUsize::new(0);
+
+/// One of a bounded number of concurrent jobs; released when dropped.
+struct Permit(&'static AtomicUsize);
+
+impl Permit {
+    fn take(count: &'static AtomicUsize, max: usize) -> Option<Permit> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Permit(count))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answers a request that may be answered: routes it.
+fn answer(request: Request, state: &Arc<AppState>, method: Method) {
     match routes::route(request.url()) {
         Route::RedirectToPage => {
             let response = Response::empty(StatusCode(301))
                 .with_header(header("Location", "/index.html"))
                 .with_header(header("Content-Length", "0"));
-            send(request, response)
+            send(request, response, state)
         }
         Route::Page => {
             let body = PAGE.as_bytes();
@@ -231,7 +386,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
                 Some(body.len()),
                 None,
             );
-            send(request, response)
+            send(request, response, state)
         }
         Route::Snapshot => match fresh_frame(state) {
             Some(frame) => {
@@ -247,7 +402,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
                     Some(len),
                     None,
                 );
-                send(request, response)
+                send(request, response, state)
             }
             None => send(
                 request,
@@ -257,28 +412,30 @@ fn handle(request: Request, state: &Arc<AppState>) {
                         .into(),
                 )
                 .with_header(header("Retry-After", "1")),
+                state,
             ),
         },
         Route::Status => {
             let response = Response::from_string(status::render(state))
                 .with_header(header("Content-Type", "application/json"))
                 .with_header(header("Cache-Control", "no-cache"));
-            send(request, response)
+            send(request, response, state)
         }
-        Route::Favicon => send(request, Response::empty(StatusCode(204))),
+        Route::Favicon => send(request, Response::empty(StatusCode(204)), state),
         Route::UnknownAction => send(
             request,
             text(
                 404,
                 "unknown action: use /?action=stream or /?action=snapshot\n".into(),
             ),
+            state,
         ),
         Route::NotFound => {
             let body = format!(
                 "not found: {}\nthis server has /index.html, /stream.mjpg, /snapshot.jpg and /status\n",
                 request.url()
             );
-            send(request, text(404, body))
+            send(request, text(404, body), state)
         }
         Route::Stream { advance } => start_stream(request, state, advance, method),
     }
@@ -306,7 +463,7 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
             .with_header(header("Content-Type", &content_type))
             .with_header(header("Cache-Control", "no-cache, private"))
             .with_header(header("Pragma", "no-cache"));
-        return send(request, response);
+        return send(request, response, state);
     }
     let Some(place) = state.clients.try_enter() else {
         let max = state.clients.max().unwrap_or(0);
@@ -320,6 +477,7 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
         return send(
             request,
             text(503, body).with_header(header("Retry-After", "5")),
+            state,
         );
     };
     let state = state.clone();
@@ -356,13 +514,19 @@ fn serve_stream(request: Request, state: &AppState, advance: bool) {
     // The head goes through tiny_http's writer, which keeps responses on one connection
     // in order; frames then go straight to the socket when it can be found.
     let mut writer = request.into_writer();
-    let head = stream::response_head(advance);
+    let extra: String = cors_headers(state)
+        .iter()
+        .map(|h| format!("{}: {}\r\n", h.field, h.value))
+        .collect();
+    let head = stream::response_head(advance, &extra);
     let outcome = match writer.write_all(&head).and_then(|()| writer.flush()) {
         Err(e) => stream::StreamOutcome {
             sent: 0,
             skipped: 0,
             end: stream::EndReason::Client(e),
         },
+        // Under TLS the bytes on the socket are encrypted: only the writer can send.
+        Ok(()) if state.tls => stream::run(&mut *writer, &state.slot, advance),
         Ok(()) => match peer_addr.and_then(|p| socket::claim(p, state.local_addr)) {
             Some(sock) => {
                 // A stream's client sends nothing more; shutting the read side also
