@@ -39,7 +39,17 @@ fn main() {
         }
         Err(e) => fail(2, &e.0),
     };
+    // Files named by options are read before anything starts, so that a bad one stops
+    // the program with its one line and nothing else.
+    let gate = credentials(&config).map(|c| Arc::new(Gate::new(c)));
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::load(cert, key).unwrap_or_else(|e| fail(2, &e))),
+        _ => None,
+    };
     logging::init();
+    if let Some(gate) = &gate {
+        log::info!("access: HTTP Basic, {} user(s)", gate.users());
+    }
     match net::raise_open_file_limit() {
         Ok(limit) => log::debug!("open file limit: {limit}"),
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
@@ -59,14 +69,6 @@ fn main() {
         .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
 
-    let gate = credentials(&config).map(|c| Arc::new(Gate::new(c)));
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::load(cert, key).unwrap_or_else(|e| fail(2, &e))),
-        _ => None,
-    };
-    if let Some(gate) = &gate {
-        log::info!("access: HTTP Basic, {} user(s)", gate.users());
-    }
     let state = Arc::new(AppState {
         slot: slot.clone(),
         source: source.stats.clone(),
