@@ -417,3 +417,16 @@ fn no_url_reaches_the_file_system() {
     assert!(!get(server.addr, "/status").text().contains(marker));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_options_in_a_binary_without_tls_say_how_to_get_it() {
+    let err = refused(&["--tls-cert", "cert.pem", "--tls-key", "key.pem"], &[]);
+    assert!(
+        err.contains("--tls-cert")
+            && err.contains("built without HTTPS")
+            && err.contains("--features tls"),
+        "{err}"
+    );
+    assert!(refused(&["--tls-cert", "cert.pem"], &[]).contains("needs --tls-key"));
+}
