@@ -245,8 +245,11 @@ pub const AUTH_CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\
 /// How long the answer to wrong credentials is held back (on a thread of its own).
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
 
-/// Verifications (and delayed refusals) running at once; more get `503`.
+/// Verifications running at once; more get `503`.
 const MAX_VERIFYING: usize = 4;
+
+/// Refusals held back at once (each a sleeping thread); more are sent at once.
+const MAX_PAUSING: usize = 64;
 
 fn handle(request: Request, state: &Arc<AppState>) {
     if state.allow_origin.is_some() && request.method().as_str() == "OPTIONS" {
@@ -328,14 +331,18 @@ fn verify_then_answer(
                 return answer(request, &state, method);
             }
             drop(presented);
+            drop(permit);
             log::warn!(
                 "{} sent a wrong user name or password for {}",
                 peer_name(&request),
                 request.url()
             );
-            thread::sleep(FAILURE_DELAY);
+            // The pause does not hold a verification slot; past a bound on pauses
+            // waiting at once, the refusal goes out at once.
+            if let Some(_pausing) = Permit::take(&PAUSING, MAX_PAUSING) {
+                thread::sleep(FAILURE_DELAY);
+            }
             send(request, unauthorized(), &state);
-            drop(permit);
         });
     if let Err(e) = spawned {
         log::error!("cannot start a thread to check a password: {e}");
@@ -344,6 +351,9 @@ fn verify_then_answer(
 
 /// Password checks running now (see [`MAX_VERIFYING`]).
 static VERIFYING: AtomicUsize = AtomicUsize::new(0);
+
+/// Refusals being held back now (see [`MAX_PAUSING`]).
+static PAUSING: AtomicUsize = AtomicUsize::new(0);
 
 /// One of a bounded number of concurrent jobs; released when dropped.
 struct Permit(&'static AtomicUsize);
