@@ -9,6 +9,8 @@
 //! [`FrameSlot`]: crate::slot::FrameSlot
 //! [`SourceStats`]: crate::stats::SourceStats
 
+pub mod access;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod socket;

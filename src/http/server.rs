@@ -2,17 +2,17 @@
 
 use std::io::{self, Cursor};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Request, Response, Server, StatusCode};
+use tiny_http::{Request, Response, Server, StatusCode};
 
+use super::reply::{cors_headers, header, peer_name, send, text};
 use super::routes::{self, Method, Route};
 use super::tls::{self, TlsFiles};
-use super::{socket, status, stream, AppState, PAGE};
-use crate::auth::{Precheck, Presented};
+use super::{access, socket, status, stream, AppState, PAGE};
 use crate::frame::{JpegBytes, BOUNDARY};
 
 /// Threads that take requests from `tiny_http` and answer the short ones.
@@ -188,78 +188,9 @@ fn worker(shared: &Shared, state: &Arc<AppState>) {
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("header names and values are ASCII")
-}
-
-fn text(code: u16, body: String) -> Response<Cursor<Vec<u8>>> {
-    Response::from_string(body)
-        .with_status_code(StatusCode(code))
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-        .with_header(header("Cache-Control", "no-cache"))
-}
-
-/// The CORS headers every answer carries when `--allow-origin` is set.
-fn cors_headers(state: &AppState) -> Vec<Header> {
-    let Some(origin) = &state.allow_origin else {
-        return Vec::new();
-    };
-    let mut headers = vec![header("Access-Control-Allow-Origin", origin)];
-    if origin != "*" {
-        // The value does not depend on the request's Origin, but caches should still
-        // keep answers apart per origin, and credentials may be sent to one origin.
-        headers.push(header("Vary", "Origin"));
-        if state.gate.is_some() {
-            headers.push(header("Access-Control-Allow-Credentials", "true"));
-        }
-    }
-    headers
-}
-
-/// Sends `response` with the CORS headers; a client that left meanwhile is not an error
-/// worth more than debug.
-fn send<R: io::Read>(request: Request, response: Response<R>, state: &AppState) {
-    let mut response = response;
-    for h in cors_headers(state) {
-        response.add_header(h);
-    }
-    let url = request.url().to_string();
-    if let Err(e) = request.respond(response) {
-        log::debug!("answering {url} failed: {e}");
-    }
-}
-
-/// Wrong or missing credentials: ask for them.
-fn unauthorized() -> Response<Cursor<Vec<u8>>> {
-    text(
-        401,
-        "authorization required: this camera lets in only its users\n".into(),
-    )
-    .with_header(header("WWW-Authenticate", AUTH_CHALLENGE))
-}
-
-/// The `WWW-Authenticate` challenge of every `401`.
-pub const AUTH_CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\"";
-
-/// How long the answer to wrong credentials is held back (on a thread of its own).
-const FAILURE_DELAY: Duration = Duration::from_secs(1);
-
-/// Verifications running at once; more get `503`.
-const MAX_VERIFYING: usize = 4;
-
-/// Refusals held back at once (each a sleeping thread); more are sent at once.
-const MAX_PAUSING: usize = 64;
-
 fn handle(request: Request, state: &Arc<AppState>) {
-    if state.allow_origin.is_some() && request.method().as_str() == "OPTIONS" {
-        // A CORS preflight carries no credentials, and answers with nothing but headers.
-        let response = Response::empty(StatusCode(204))
-            .with_header(header("Access-Control-Allow-Methods", "GET, HEAD"))
-            .with_header(header("Access-Control-Allow-Headers", "Authorization"))
-            .with_header(header("Access-Control-Max-Age", "600"))
-            .with_header(header("Content-Length", "0"));
-        return send(request, response, state);
+    if access::is_preflight(&request, state) {
+        return access::preflight(request, state);
     }
     let method = routes::method(request.method().as_str());
     if method == Method::Other {
@@ -278,101 +209,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
         .with_header(header("Allow", allow));
         return send(request, response, state);
     }
-    let Some(gate) = &state.gate else {
-        return answer(request, state, method);
-    };
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str());
-    let peer = request.remote_addr().map(|a| a.ip());
-    match gate.precheck(authorization, peer) {
-        Precheck::Known => answer(request, state, method),
-        Precheck::Missing => send(request, unauthorized(), state),
-        Precheck::Throttled(wait) => {
-            log::debug!(
-                "{} is held off after too many wrong passwords",
-                peer_name(&request)
-            );
-            let body = "too many wrong passwords from this address; try again later\n";
-            let response = text(429, body.into())
-                .with_header(header("Retry-After", &(wait.as_secs() + 1).to_string()));
-            send(request, response, state)
-        }
-        Precheck::Verify(presented) => verify_then_answer(request, state, presented, method),
-    }
-}
-
-/// Verifies credentials seen for the first time on a thread of its own, so that a slow
-/// hash (or the pause after a wrong one) never holds up the request threads.
-fn verify_then_answer(
-    request: Request,
-    state: &Arc<AppState>,
-    presented: Presented,
-    method: Method,
-) {
-    let Some(permit) = Permit::take(&VERIFYING, MAX_VERIFYING) else {
-        let body = "busy checking passwords; try again in a moment\n";
-        let response = text(503, body.into()).with_header(header("Retry-After", "1"));
-        return send(request, response, state);
-    };
-    let state2 = state.clone();
-    let spawned = thread::Builder::new()
-        .name("auth".into())
-        .stack_size(STREAM_STACK)
-        .spawn(move || {
-            let state = state2;
-            let Some(gate) = &state.gate else { return };
-            let peer = request.remote_addr().map(|a| a.ip());
-            if gate.verify(&presented, peer) {
-                drop(presented);
-                drop(permit);
-                return answer(request, &state, method);
-            }
-            drop(presented);
-            drop(permit);
-            log::warn!(
-                "{} sent a wrong user name or password for {}",
-                peer_name(&request),
-                request.url()
-            );
-            // The pause does not hold a verification slot; past a bound on pauses
-            // waiting at once, the refusal goes out at once.
-            if let Some(_pausing) = Permit::take(&PAUSING, MAX_PAUSING) {
-                thread::sleep(FAILURE_DELAY);
-            }
-            send(request, unauthorized(), &state);
-        });
-    if let Err(e) = spawned {
-        log::error!("cannot start a thread to check a password: {e}");
-    }
-}
-
-/// Password checks running now (see [`MAX_VERIFYING`]).
-static VERIFYING: AtomicUsize = AtomicUsize::new(0);
-
-/// Refusals being held back now (see [`MAX_PAUSING`]).
-static PAUSING: AtomicUsize = AtomicUsize::new(0);
-
-/// One of a bounded number of concurrent jobs; released when dropped.
-struct Permit(&'static AtomicUsize);
-
-impl Permit {
-    fn take(count: &'static AtomicUsize, max: usize) -> Option<Permit> {
-        count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(Permit(count))
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    access::admit(request, state, method, answer);
 }
 
 /// Answers a request that may be answered: routes it.
@@ -503,12 +340,6 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
         // The request was dropped with the closure; tiny_http answers it with a 500.
         log::error!("cannot start a stream thread for {peer}: {e}");
     }
-}
-
-fn peer_name(request: &Request) -> String {
-    request
-        .remote_addr()
-        .map_or_else(|| "a client".to_string(), |a| a.to_string())
 }
 
 fn serve_stream(request: Request, state: &AppState, advance: bool) {
