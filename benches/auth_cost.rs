@@ -39,9 +39,9 @@ fn time_one(budget: Duration, mut f: impl FnMut() -> bool) -> (Duration, Duratio
 
 fn row(name: &str, (cpu, wall): (Duration, Duration)) {
     println!(
-        "  {name:<48} {:>10.3} ms CPU {:>10.3} ms wall",
-        cpu.as_secs_f64() * 1e3,
-        wall.as_secs_f64() * 1e3
+        "  {name:<48} {:>12.1} µs CPU {:>12.1} µs wall",
+        cpu.as_secs_f64() * 1e6,
+        wall.as_secs_f64() * 1e6
     );
 }
 
