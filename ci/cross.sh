@@ -20,6 +20,8 @@
 #                         rust-web-src for every target)
 #   PICAM_ARMV6_GLIBC     glibc version the ARMv6 gnu build links against (2.31)
 #   PICAM_CROSS_SKIP_TESTS=1  build, scan and size only
+#   PICAM_CROSS_FEATURES  cargo features to build with (e.g. tls)
+#   PICAM_CROSS_TARGET_DIR  cargo target directory (default $PICAM_CI_CACHE/cross-target)
 #   PICAM_TEST_TIMEOUT    seconds allowed for one test-suite run (default 1200)
 #
 # qemu runs the test binaries through cargo's runner variable
@@ -257,7 +259,8 @@ run_cargo() {
         cargo_cmd=(cargo "$sub")
     fi
     env "${envs[@]}" timeout "$BUILD_TIMEOUT" "${cargo_cmd[@]}" --release \
-        --target "$(cargo_target_arg "$t")" "${extra[@]}" "$@" 2>>"$logf"
+        --target "$(cargo_target_arg "$t")" ${PICAM_CROSS_FEATURES:+--features "$PICAM_CROSS_FEATURES"} \
+        "${extra[@]}" "$@" 2>>"$logf"
 }
 
 test_executables() { # JSON messages on stdin -> test executables, one a line

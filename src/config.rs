@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::encoder::EncoderChoice;
 use crate::source::SourceSpec;
@@ -27,6 +28,25 @@ pub struct Config {
     pub source_timeout: u32,
     /// The mDNS host name (`<name>.local`), or `None` for no mDNS at all.
     pub mdns_name: Option<String>,
+    /// `--auth USER:PASSWORD`, checked and kept hidden from `Debug`.
+    pub auth: Option<Hidden>,
+    /// `--auth-file PATH`: one `USER:HASH` per line.
+    pub auth_file: Option<PathBuf>,
+    /// `--tls-cert` and `--tls-key`: PEM files; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `--allow-origin`: the `Access-Control-Allow-Origin` value.
+    pub allow_origin: Option<String>,
+}
+
+/// A value that must never be printed (a password): `Debug` shows only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hidden(..)")
+    }
 }
 
 impl Default for Config {
@@ -42,6 +62,11 @@ impl Default for Config {
             max_clients: 100,
             source_timeout: 5,
             mdns_name: Some(crate::mdns::DEFAULT_NAME.to_string()),
+            auth: None,
+            auth_file: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_origin: None,
         }
     }
 }
@@ -49,7 +74,7 @@ impl Default for Config {
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
     /// Print the V4L2 capture devices and what they offer.
@@ -71,6 +96,8 @@ struct Opt {
     flag: &'static str,
     var: &'static str,
     apply: fn(&mut Config, &str) -> Result<(), String>,
+    /// The value is a secret: error messages do not repeat it.
+    secret: bool,
 }
 
 const OPTIONS: &[Opt] = &[
@@ -81,6 +108,7 @@ const OPTIONS: &[Opt] = &[
             c.listen = parse_listen(v)?;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--source",
@@ -89,6 +117,7 @@ const OPTIONS: &[Opt] = &[
             c.source = v.parse()?;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--size",
@@ -97,6 +126,7 @@ const OPTIONS: &[Opt] = &[
             (c.width, c.height) = parse_size(v)?;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--fps",
@@ -105,6 +135,7 @@ const OPTIONS: &[Opt] = &[
             c.fps = parse_number(v, 1, 120)? as u32;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--quality",
@@ -113,6 +144,7 @@ const OPTIONS: &[Opt] = &[
             c.quality = parse_number(v, 1, 100)? as u8;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--encoder",
@@ -121,6 +153,7 @@ const OPTIONS: &[Opt] = &[
             c.encoder = v.parse()?;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--max-clients",
@@ -129,6 +162,54 @@ const OPTIONS: &[Opt] = &[
             c.max_clients = parse_number(v, 0, 10_000)? as usize;
             Ok(())
         },
+        secret: false,
+    },
+    Opt {
+        flag: "--auth",
+        var: "PICAM_AUTH",
+        apply: |c, v| {
+            let mut check = crate::auth::Credentials::default();
+            check.add_plain(v)?;
+            c.auth = Some(Hidden(v.to_string()));
+            Ok(())
+        },
+        secret: true,
+    },
+    Opt {
+        flag: "--auth-file",
+        var: "PICAM_AUTH_FILE",
+        apply: |c, v| {
+            c.auth_file = Some(parse_path(v)?);
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--tls-cert",
+        var: "PICAM_TLS_CERT",
+        apply: |c, v| {
+            c.tls_cert = Some(parse_path(v)?);
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--tls-key",
+        var: "PICAM_TLS_KEY",
+        apply: |c, v| {
+            c.tls_key = Some(parse_path(v)?);
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--allow-origin",
+        var: "PICAM_ALLOW_ORIGIN",
+        apply: |c, v| {
+            c.allow_origin = Some(parse_origin(v)?);
+            Ok(())
+        },
+        secret: false,
     },
     Opt {
         flag: "--source-timeout",
@@ -137,6 +218,7 @@ const OPTIONS: &[Opt] = &[
             c.source_timeout = parse_number(v, 1, 3600)? as u32;
             Ok(())
         },
+        secret: false,
     },
     Opt {
         flag: "--mdns-name",
@@ -149,6 +231,7 @@ const OPTIONS: &[Opt] = &[
             }
             Ok(())
         },
+        secret: false,
     },
 ];
 
@@ -173,6 +256,8 @@ fn parse_switch(v: &str) -> Result<bool, String> {
         _ => Err("expected 1, true or yes to turn it on; 0, false, no or empty for off".into()),
     }
 }
+/// True when this binary was built with HTTPS support (the `tls` feature).
+pub const TLS_BUILT: bool = cfg!(feature = "tls");
 
 /// The `--help` text.
 pub const HELP: &str = "\
@@ -227,6 +312,23 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        --listen address when it is not a wildcard
   --no-mdns            Do not answer mDNS queries at all [PICAM_NO_MDNS=1]
                        (wins over --mdns-name)
+  --auth USER:PASSWORD Let in only this user (HTTP Basic) [PICAM_AUTH]; every URL
+                       then needs it. Prefer the variable or --auth-file: command
+                       lines are visible to other users of the machine
+  --auth-file PATH     Let in the users of PATH [PICAM_AUTH_FILE]: one USER:HASH a
+                       line (# comments), HASH from htpasswd -nB (bcrypt, $2y$) or
+                       openssl passwd -6 / mkpasswd (SHA-crypt, $6$ or $5$); may be
+                       combined with --auth. Too many wrong passwords from one address
+                       (10 a minute) are answered 429 for the rest of the minute
+  --tls-cert PATH      Serve HTTPS instead of HTTP with this PEM certificate (chain)
+                       [PICAM_TLS_CERT]; needs --tls-key and a binary built with the
+                       tls feature
+  --tls-key PATH       The certificate's PEM private key (PKCS#8 or RSA, unencrypted)
+                       [PICAM_TLS_KEY]
+  --allow-origin ORIGIN
+                       Let pages from ORIGIN (or * for any) read the answers with
+                       fetch/XHR (CORS): adds Access-Control-Allow-Origin and answers
+                       OPTIONS preflights [PICAM_ALLOW_ORIGIN] (default: off)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
@@ -259,8 +361,9 @@ where
                 ))
             })?;
             (opt.apply)(&mut config, &value).map_err(|why| {
+                let shown = shown(opt, &value);
                 ConfigError(format!(
-                    "invalid value '{value}' for {} ({}): {why}",
+                    "invalid value {shown}for {} ({}): {why}",
                     opt.var, opt.flag
                 ))
             })?;
@@ -322,10 +425,36 @@ where
                 }
             },
         };
-        (opt.apply)(&mut config, &value)
-            .map_err(|why| ConfigError(format!("invalid value '{value}' for {flag}: {why}")))?;
+        (opt.apply)(&mut config, &value).map_err(|why| {
+            let shown = shown(opt, &value);
+            ConfigError(format!("invalid value {shown}for {flag}: {why}"))
+        })?;
     }
-    Ok(Action::Run(config))
+    check_together(&config)?;
+    Ok(Action::Run(Box::new(config)))
+}
+
+/// The value as quoted in an error message, with its trailing space; nothing for secrets.
+fn shown(opt: &Opt, value: &str) -> String {
+    if opt.secret {
+        String::new()
+    } else {
+        format!("'{value}' ")
+    }
+}
+
+/// Options that only make sense together, or in a binary built with their feature.
+fn check_together(c: &Config) -> Result<(), ConfigError> {
+    match (&c.tls_cert, &c.tls_key) {
+        (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)"),
+        (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate it belongs to)"),
+        (Some(_), Some(_)) if !TLS_BUILT => {
+            Err("--tls-cert: this binary was built without HTTPS support; \
+             build it with `cargo build --release --features tls`")
+        }
+        _ => Ok(()),
+    }
+    .map_err(|e| ConfigError(e.into()))
 }
 
 fn parse_listen(v: &str) -> Result<SocketAddr, String> {
@@ -345,6 +474,36 @@ fn parse_size(v: &str) -> Result<(u16, u16), String> {
         return Err(WANT.into());
     }
     Ok((w, h))
+}
+
+fn parse_path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err("expected a file path".into());
+    }
+    Ok(PathBuf::from(v))
+}
+
+/// `*`, or an origin as browsers send it: `http://host[:port]` or `https://host[:port]`.
+fn parse_origin(v: &str) -> Result<String, String> {
+    const WANT: &str =
+        "expected * or an origin such as https://example.org or http://192.168.1.5:8080 \
+                        (scheme, host and optional port; no path)";
+    if v == "*" {
+        return Ok(v.to_string());
+    }
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))
+        .ok_or(WANT)?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(WANT.into())
+    }
 }
 
 fn parse_number(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -371,7 +530,7 @@ mod tests {
 
     fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
         match run(args, env) {
-            Ok(Action::Run(c)) => c,
+            Ok(Action::Run(c)) => *c,
             other => panic!("expected a config, got {other:?}"),
         }
     }
@@ -505,5 +664,63 @@ mod tests {
             run(&["--encoder", "gpu"], &[]).unwrap_err().0,
             "invalid value 'gpu' for --encoder: expected auto, hardware or software"
         );
+    }
+
+    #[test]
+    fn access_options() {
+        let c = config(
+            &[
+                "--auth",
+                "ann:pw",
+                "--auth-file=/etc/users",
+                "--allow-origin",
+                "https://example.org",
+            ],
+            &[],
+        );
+        assert_eq!(c.auth, Some(Hidden("ann:pw".into())));
+        assert!(!format!("{c:?}").contains("pw"), "Debug hides the password");
+        assert_eq!(c.auth_file, Some(PathBuf::from("/etc/users")));
+        assert_eq!(c.allow_origin.as_deref(), Some("https://example.org"));
+        assert_eq!(
+            config(&[], &[("PICAM_AUTH", "bob:x")]).auth.unwrap().0,
+            "bob:x"
+        );
+        assert_eq!(
+            config(&["--allow-origin", "*"], &[])
+                .allow_origin
+                .as_deref(),
+            Some("*")
+        );
+        for bad in ["example.org", "https://a/b", "ftp://x", "https://a b"] {
+            assert!(run(&["--allow-origin", bad], &[]).is_err(), "{bad}");
+        }
+        // A rejected secret is never repeated back.
+        let e = run(&["--auth", "s3cr3tNoColon"], &[]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value for --auth: expected USER:PASSWORD"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t"), "{e}");
+        let e = run(&[], &[("PICAM_AUTH", "s3cr3t")]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value for PICAM_AUTH (--auth)"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_go_together() {
+        let e = run(&["--tls-cert", "c.pem"], &[]).unwrap_err().0;
+        assert!(e.contains("needs --tls-key"), "{e}");
+        let e = run(&["--tls-key", "k.pem"], &[]).unwrap_err().0;
+        assert!(e.contains("needs --tls-cert"), "{e}");
+        let both = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &[]);
+        if TLS_BUILT {
+            assert!(matches!(both, Ok(Action::Run(c)) if c.tls_cert.is_some()));
+        } else {
+            assert!(both.unwrap_err().0.contains("built without HTTPS"));
+        }
     }
 }

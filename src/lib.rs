@@ -20,6 +20,7 @@
 //! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod encoder;

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picam_stream::config::{self, Action};
+use picam_stream::auth::{Credentials, Gate};
+use picam_stream::config::{self, Action, Config};
 use picam_stream::http::server::HttpServer;
-use picam_stream::http::AppState;
+use picam_stream::http::{tls, AppState};
 use picam_stream::shutdown::StopSignals;
 use picam_stream::slot::FrameSlot;
 use picam_stream::source::{self, Settings};
@@ -23,7 +24,7 @@ fn main() {
     let signals =
         StopSignals::block().unwrap_or_else(|e| fail(1, &format!("cannot block signals: {e}")));
     let config = match config::parse(std::env::args_os().skip(1), |k| std::env::var_os(k)) {
-        Ok(Action::Run(c)) => c,
+        Ok(Action::Run(c)) => *c,
         Ok(Action::Help) => {
             print!("{}", config::HELP);
             return;
@@ -38,7 +39,17 @@ fn main() {
         }
         Err(e) => fail(2, &e.0),
     };
+    // Files named by options are read before anything starts, so that a bad one stops
+    // the program with its one line and nothing else.
+    let gate = credentials(&config).map(|c| Arc::new(Gate::new(c)));
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::load(cert, key).unwrap_or_else(|e| fail(2, &e))),
+        _ => None,
+    };
     logging::init();
+    if let Some(gate) = &gate {
+        log::info!("access: HTTP Basic, {} user(s)", gate.users());
+    }
     match net::raise_open_file_limit() {
         Ok(limit) => log::debug!("open file limit: {limit}"),
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
@@ -70,11 +81,31 @@ fn main() {
         local_addr: listener
             .local_addr()
             .unwrap_or_else(|e| fail(1, &format!("cannot read the listening address: {e}"))),
+        gate,
+        allow_origin: config.allow_origin.clone(),
+        tls: tls.is_some(),
     });
-    let server = HttpServer::start(listener, state.clone())
-        .unwrap_or_else(|e| fail(1, &format!("cannot start the HTTP server: {e}")));
+    let with_tls = tls.is_some();
+    let server = HttpServer::start(listener, state.clone(), tls).unwrap_or_else(|e| {
+        if with_tls {
+            fail(
+                2,
+                &format!("cannot serve HTTPS with --tls-cert and --tls-key: {e}"),
+            )
+        } else {
+            fail(1, &format!("cannot start the HTTP server: {e}"))
+        }
+    });
     log::info!("listening on {}", server.local_addr());
+    if with_tls {
+        log::info!("serving HTTPS");
+    }
     for url in net::urls(server.local_addr()) {
+        let url = if with_tls {
+            url.replacen("http://", "https://", 1)
+        } else {
+            url
+        };
         log::info!("open {url} in a browser");
     }
     // Advertising is a convenience: without it the server still serves.
@@ -99,6 +130,23 @@ fn main() {
     }
     log::info!("stopped");
     exit(0);
+}
+
+/// The users from `--auth` and `--auth-file`; `None` when neither is given.
+fn credentials(config: &Config) -> Option<Credentials> {
+    if config.auth.is_none() && config.auth_file.is_none() {
+        return None;
+    }
+    let mut credentials = Credentials::default();
+    if let Some(file) = &config.auth_file {
+        credentials.add_file(file).unwrap_or_else(|e| fail(2, &e));
+    }
+    if let Some(pair) = &config.auth {
+        credentials
+            .add_plain(&pair.0)
+            .unwrap_or_else(|e| fail(2, &format!("--auth: {e}")));
+    }
+    Some(credentials)
 }
 
 /// Prints `message` as the program's one line of complaint and exits with `code`.

@@ -1,5 +1,6 @@
 //! The HTTP side: the viewer page, the MJPEG stream, snapshots and status.
 //!
+//! Every request passes the [`Gate`] first when users are configured (HTTP Basic).
 //! It is built on `tiny_http`, which parses requests on its own connection threads; this
 //! module answers them. Short answers are written by a few worker threads; every stream
 //! gets a thread of its own. The HTTP side reads frames from the [`FrameSlot`] and counters
@@ -8,17 +9,21 @@
 //! [`FrameSlot`]: crate::slot::FrameSlot
 //! [`SourceStats`]: crate::stats::SourceStats
 
+pub mod access;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod socket;
 pub mod status;
 pub mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::Gate;
 use crate::slot::FrameSlot;
 use crate::source::Settings;
 use crate::stats::{ClientCounter, SourceStats};
@@ -33,6 +38,14 @@ pub struct AppState {
     pub stopping: Arc<AtomicBool>,
     /// The address the server listens on (its port identifies our connections).
     pub local_addr: SocketAddr,
+    /// Who may watch; `None`: everybody.
+    pub gate: Option<Arc<Gate>>,
+    /// `Access-Control-Allow-Origin` for every answer; `None`: no CORS headers, and
+    /// `OPTIONS` is refused like any other method but GET and HEAD.
+    pub allow_origin: Option<String>,
+    /// Connections speak TLS: streams must be written through `tiny_http`'s writer,
+    /// never to the raw socket.
+    pub tls: bool,
 }
 
 /// The viewer page, embedded in the binary.

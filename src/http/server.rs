@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Request, Response, Server, StatusCode};
+use tiny_http::{Request, Response, Server, StatusCode};
 
+use super::reply::{cors_headers, header, peer_name, send, text};
 use super::routes::{self, Method, Route};
-use super::{socket, status, stream, AppState, PAGE};
+use super::tls::{self, TlsFiles};
+use super::{access, socket, status, stream, AppState, PAGE};
 use crate::frame::{JpegBytes, BOUNDARY};
 
 /// Threads that take requests from `tiny_http` and answer the short ones.
@@ -43,6 +45,8 @@ pub struct HttpServer {
 /// wait in the accept queue for [`STUCK_QUEUE`].
 struct Shared {
     listener: TcpListener,
+    /// Certificate and key when serving HTTPS, for every server started.
+    tls: Option<TlsFiles>,
     current: Mutex<Arc<Server>>,
 }
 
@@ -69,7 +73,7 @@ impl Shared {
                 .listener
                 .try_clone()
                 .map_err(|e| e.to_string())
-                .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
+                .and_then(|l| tls::server(l, self.tls.as_ref()).map_err(|e| e.to_string()))
             {
                 Ok(server) => {
                     log::warn!("the HTTP server is taking connections again");
@@ -87,12 +91,17 @@ impl Shared {
 
 impl HttpServer {
     /// Serves on `listener` (already bound and configured) until [`HttpServer::stop`].
-    pub fn start(listener: TcpListener, state: Arc<AppState>) -> io::Result<HttpServer> {
+    /// With `tls`, it serves HTTPS (and `state.tls` must say so).
+    pub fn start(
+        listener: TcpListener,
+        state: Arc<AppState>,
+        tls: Option<TlsFiles>,
+    ) -> io::Result<HttpServer> {
         let local_addr = listener.local_addr()?;
-        let server =
-            Server::from_listener(listener.try_clone()?, None).map_err(io::Error::other)?;
+        let server = tls::server(listener.try_clone()?, tls.as_ref()).map_err(io::Error::other)?;
         let shared = Arc::new(Shared {
             listener,
+            tls,
             current: Mutex::new(Arc::new(server)),
         });
         {
@@ -179,29 +188,17 @@ fn worker(shared: &Shared, state: &Arc<AppState>) {
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("header names and values are ASCII")
-}
-
-fn text(code: u16, body: String) -> Response<Cursor<Vec<u8>>> {
-    Response::from_string(body)
-        .with_status_code(StatusCode(code))
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-        .with_header(header("Cache-Control", "no-cache"))
-}
-
-/// Sends `response`; a client that left meanwhile is not an error worth more than debug.
-fn send<R: io::Read>(request: Request, response: Response<R>) {
-    let url = request.url().to_string();
-    if let Err(e) = request.respond(response) {
-        log::debug!("answering {url} failed: {e}");
-    }
-}
-
 fn handle(request: Request, state: &Arc<AppState>) {
+    if access::is_preflight(&request, state) {
+        return access::preflight(request, state);
+    }
     let method = routes::method(request.method().as_str());
     if method == Method::Other {
+        let allow = if state.allow_origin.is_some() {
+            "GET, HEAD, OPTIONS"
+        } else {
+            "GET, HEAD"
+        };
         let response = text(
             405,
             format!(
@@ -209,15 +206,20 @@ fn handle(request: Request, state: &Arc<AppState>) {
                 request.method()
             ),
         )
-        .with_header(header("Allow", "GET, HEAD"));
-        return send(request, response);
+        .with_header(header("Allow", allow));
+        return send(request, response, state);
     }
+    access::admit(request, state, method, answer);
+}
+
+/// Answers a request that may be answered: routes it.
+fn answer(request: Request, state: &Arc<AppState>, method: Method) {
     match routes::route(request.url()) {
         Route::RedirectToPage => {
             let response = Response::empty(StatusCode(301))
                 .with_header(header("Location", "/index.html"))
                 .with_header(header("Content-Length", "0"));
-            send(request, response)
+            send(request, response, state)
         }
         Route::Page => {
             let body = PAGE.as_bytes();
@@ -231,7 +233,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
                 Some(body.len()),
                 None,
             );
-            send(request, response)
+            send(request, response, state)
         }
         Route::Snapshot => match fresh_frame(state) {
             Some(frame) => {
@@ -247,7 +249,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
                     Some(len),
                     None,
                 );
-                send(request, response)
+                send(request, response, state)
             }
             None => send(
                 request,
@@ -257,28 +259,30 @@ fn handle(request: Request, state: &Arc<AppState>) {
                         .into(),
                 )
                 .with_header(header("Retry-After", "1")),
+                state,
             ),
         },
         Route::Status => {
             let response = Response::from_string(status::render(state))
                 .with_header(header("Content-Type", "application/json"))
                 .with_header(header("Cache-Control", "no-cache"));
-            send(request, response)
+            send(request, response, state)
         }
-        Route::Favicon => send(request, Response::empty(StatusCode(204))),
+        Route::Favicon => send(request, Response::empty(StatusCode(204)), state),
         Route::UnknownAction => send(
             request,
             text(
                 404,
                 "unknown action: use /?action=stream or /?action=snapshot\n".into(),
             ),
+            state,
         ),
         Route::NotFound => {
             let body = format!(
                 "not found: {}\nthis server has /index.html, /stream.mjpg, /snapshot.jpg and /status\n",
                 request.url()
             );
-            send(request, text(404, body))
+            send(request, text(404, body), state)
         }
         Route::Stream { advance } => start_stream(request, state, advance, method),
     }
@@ -306,7 +310,7 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
             .with_header(header("Content-Type", &content_type))
             .with_header(header("Cache-Control", "no-cache, private"))
             .with_header(header("Pragma", "no-cache"));
-        return send(request, response);
+        return send(request, response, state);
     }
     let Some(place) = state.clients.try_enter() else {
         let max = state.clients.max().unwrap_or(0);
@@ -320,6 +324,7 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
         return send(
             request,
             text(503, body).with_header(header("Retry-After", "5")),
+            state,
         );
     };
     let state = state.clone();
@@ -337,12 +342,6 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
     }
 }
 
-fn peer_name(request: &Request) -> String {
-    request
-        .remote_addr()
-        .map_or_else(|| "a client".to_string(), |a| a.to_string())
-}
-
 fn serve_stream(request: Request, state: &AppState, advance: bool) {
     let peer = peer_name(&request);
     let url = request.url().to_string();
@@ -356,13 +355,19 @@ fn serve_stream(request: Request, state: &AppState, advance: bool) {
     // The head goes through tiny_http's writer, which keeps responses on one connection
     // in order; frames then go straight to the socket when it can be found.
     let mut writer = request.into_writer();
-    let head = stream::response_head(advance);
+    let extra: String = cors_headers(state)
+        .iter()
+        .map(|h| format!("{}: {}\r\n", h.field, h.value))
+        .collect();
+    let head = stream::response_head(advance, &extra);
     let outcome = match writer.write_all(&head).and_then(|()| writer.flush()) {
         Err(e) => stream::StreamOutcome {
             sent: 0,
             skipped: 0,
             end: stream::EndReason::Client(e),
         },
+        // Under TLS the bytes on the socket are encrypted: only the writer can send.
+        Ok(()) if state.tls => stream::run(&mut *writer, &state.slot, advance),
         Ok(()) => match peer_addr.and_then(|p| socket::claim(p, state.local_addr)) {
             Some(sock) => {
                 // A stream's client sends nothing more; shutting the read side also

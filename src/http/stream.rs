@@ -37,7 +37,8 @@ pub struct StreamOutcome {
 }
 
 /// Response head of a stream; the advance format opens the first part right away.
-pub fn response_head(advance: bool) -> Vec<u8> {
+/// `extra`: more header lines, each ending in CRLF.
+pub fn response_head(advance: bool, extra: &str) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 200 OK\r\n\
          Server: picam-stream/{}\r\n\
@@ -45,6 +46,7 @@ pub fn response_head(advance: bool) -> Vec<u8> {
          Cache-Control: no-cache, private\r\n\
          Pragma: no-cache\r\n\
          Age: 0\r\n\
+         {extra}\
          Connection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     )
@@ -98,6 +100,8 @@ fn write_frames(
             frame.classic_part()
         };
         out.write_all(part)?;
+        // Nothing on a raw socket; pushes the part out of a buffering writer (TLS).
+        out.flush()?;
         *sent += 1;
     }
 }

@@ -58,6 +58,24 @@ impl Server {
         )
     }
 
+    /// Starts the server after `adjust` has changed the command (directory, environment).
+    pub fn start_custom(
+        args: &[&str],
+        pipe_stdin: bool,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Server {
+        let mut cmd = server_command();
+        adjust(&mut cmd);
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(if pipe_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        Server::start_command(cmd)
+    }
+
     /// Starts the server with `stdin` as its standard input.
     pub fn start_stdio(args: &[&str], stdin: Stdio) -> Server {
         let mut cmd = server_command();
@@ -212,10 +230,24 @@ pub fn read_headers(r: &mut impl BufRead) -> HashMap<String, String> {
 
 /// One request with `Connection: close`, the whole response read.
 pub fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
+    request_with(addr, method, path, &[])
+}
+
+/// Like [`request`], with more header lines (`("Name", "value")`).
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut s = connect(addr);
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut r = BufReader::new(s);
@@ -273,8 +305,17 @@ pub struct MjpegClient {
 
 impl MjpegClient {
     pub fn open(addr: SocketAddr, path: &str) -> MjpegClient {
+        MjpegClient::open_with(addr, path, &[])
+    }
+
+    /// Opens a stream sending more header lines (`("Name", "value")`).
+    pub fn open_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> MjpegClient {
         let mut s = connect(addr);
-        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n").unwrap();
         let mut reader = BufReader::new(s);
         let (status, headers) = read_head(&mut reader);
         assert_eq!(status, 200, "stream answered {status}");

@@ -1,0 +1,8 @@
+//! Who may watch: the users and their passwords ([`credentials`]) and the check of each
+//! request's HTTP Basic credentials ([`gate`]). Knows nothing of HTTP beyond the header.
+
+pub mod credentials;
+pub mod gate;
+
+pub use credentials::Credentials;
+pub use gate::{Gate, Precheck, Presented};

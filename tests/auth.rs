@@ -1,0 +1,432 @@
+//! Who may watch, against the real binary over TCP: HTTP Basic on every endpoint, users
+//! from an auth file with bcrypt and SHA-crypt hashes, wrong passwords held off, CORS
+//! only when asked for, and no URL reaching the file system.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::*;
+
+const SMALL: &[&str] = &["--source", "test", "--size", "160x120", "--fps", "10"];
+const CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\"";
+
+/// Every URL the server answers, and some it does not.
+const PATHS: &[&str] = &[
+    "/",
+    "/index.html",
+    "/stream.mjpg",
+    "/stream.mjpg?advance_headers=1",
+    "/stream",
+    "/?action=stream",
+    "/snapshot.jpg",
+    "/snapshot",
+    "/?action=snapshot",
+    "/status",
+    "/status.json",
+    "/favicon.ico",
+    "/no-such-page",
+];
+
+fn basic(pair: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+fn start(extra: &[&str]) -> Server {
+    let args: Vec<&str> = SMALL.iter().chain(extra).copied().collect();
+    Server::start(&args)
+}
+
+fn get_as(server: &Server, path: &str, pair: &str) -> Response {
+    request_with(server.addr, "GET", path, &[("Authorization", &basic(pair))])
+}
+
+/// A fresh directory for one test's files.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("picam-auth-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn without_credentials_every_endpoint_answers_401_with_the_challenge() {
+    let server = start(&["--auth", "ann:s3cret-pw"]);
+    for path in PATHS {
+        for method in ["GET", "HEAD"] {
+            let r = request(server.addr, method, path);
+            assert_eq!(r.status, 401, "{method} {path}");
+            assert_eq!(r.header("www-authenticate"), Some(CHALLENGE), "{path}");
+        }
+    }
+    // Not Basic, not base64, no colon: all the same as nothing.
+    for value in ["Bearer abc", "Basic !!!", &basic("no-colon")] {
+        let r = request_with(server.addr, "GET", "/status", &[("Authorization", value)]);
+        assert_eq!(r.status, 401, "{value}");
+    }
+    assert_eq!(server.status_as("ann:s3cret-pw")["clients"], 0);
+}
+
+trait AsUser {
+    fn status_as(&self, pair: &str) -> serde_json::Value;
+}
+
+impl AsUser for Server {
+    fn status_as(&self, pair: &str) -> serde_json::Value {
+        let r = get_as(self, "/status", pair);
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    }
+}
+
+#[test]
+fn wrong_credentials_401_right_ones_get_page_snapshot_and_stream() {
+    let server = start(&["--auth", "ann:s3cret-pw"]);
+    for pair in ["ann:wrong", "bob:s3cret-pw", "ann:", "ann:s3cret-pw "] {
+        let r = get_as(&server, "/status", pair);
+        assert_eq!(r.status, 401, "{pair}");
+        assert_eq!(r.header("www-authenticate"), Some(CHALLENGE));
+    }
+    let right = basic("ann:s3cret-pw");
+    let auth = [("Authorization", right.as_str())];
+    let status = server.status_as("ann:s3cret-pw");
+    assert_eq!(status["auth"], true);
+    assert_eq!(status["https"], false);
+    let page = request_with(server.addr, "GET", "/index.html", &auth);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("stream.mjpg"));
+    let snap = request_with(server.addr, "GET", "/snapshot.jpg", &auth);
+    assert_eq!(snap.status, 200);
+    assert_eq!(decode(&snap.body).0, 160);
+    for path in ["/stream.mjpg", "/stream.mjpg?advance_headers=1"] {
+        let mut c = MjpegClient::open_with(server.addr, path, &auth);
+        let (w, h, _) = decode(&c.next_jpeg());
+        assert_eq!((w, h), (160, 120), "{path}");
+    }
+}
+
+/// `openssl passwd` output for `password`, if that tool is here.
+fn openssl_passwd(flag: &str, password: &str) -> Option<String> {
+    let out = Command::new("openssl")
+        .args(["passwd", flag, password])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+}
+
+/// A SHA-crypt hash as `openssl passwd -6` / `-5` makes it, or made by the library when
+/// openssl is not installed.
+fn sha_crypt_hash(flag: &str, password: &str) -> String {
+    if let Some(h) = openssl_passwd(flag, password) {
+        return h;
+    }
+    eprintln!("openssl not found: making the {flag} hash with the sha-crypt crate");
+    use sha_crypt::{Algorithm, PasswordHasher, ShaCrypt};
+    let alg = if flag == "-5" {
+        Algorithm::Sha256Crypt
+    } else {
+        Algorithm::Sha512Crypt
+    };
+    ShaCrypt::from(alg)
+        .hash_password_with_salt(password.as_bytes(), b"saltsalt")
+        .unwrap()
+        .to_string()
+}
+
+fn write_auth_file(dir: &Path) -> PathBuf {
+    let sha512 = sha_crypt_hash("-6", "pw-for-ann");
+    let sha256 = sha_crypt_hash("-5", "pw-for-bob");
+    assert!(sha512.starts_with("$6$") && sha256.starts_with("$5$"));
+    // htpasswd -nB makes $2y$ at cost 5; the crate makes $2b$: both are accepted.
+    let bcrypt_y = bcrypt::hash_with_result("pw-for-cid", 5)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let bcrypt_b = bcrypt::hash("pw-for-dee", 4).unwrap();
+    let path = dir.join("users");
+    let text =
+        format!("# who may watch\nann:{sha512}\nbob:{sha256}\n\ncid:{bcrypt_y}\ndee:{bcrypt_b}\n");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn auth_file_with_bcrypt_and_sha_crypt_users() {
+    let dir = temp_dir("file");
+    let file = write_auth_file(&dir);
+    let server = start(&[
+        "--auth-file",
+        file.to_str().unwrap(),
+        "--auth",
+        "eve:pw-for-eve",
+    ]);
+    server.wait_log("access: HTTP Basic, 5 user(s)", Duration::from_secs(5));
+    for user in ["ann", "bob", "cid", "dee", "eve"] {
+        let pair = format!("{user}:pw-for-{user}");
+        let r = get_as(&server, "/snapshot.jpg", &pair);
+        assert_eq!(r.status, 200, "{user}: {}", r.text());
+        decode(&r.body);
+        // Remembered now: a second request needs no new verification and still works.
+        assert_eq!(get_as(&server, "/status", &pair).status, 200, "{user}");
+        assert_eq!(
+            get_as(&server, "/status", &format!("{user}:nope")).status,
+            401
+        );
+    }
+    let mut c = MjpegClient::open_with(
+        server.addr,
+        "/stream.mjpg",
+        &[("Authorization", &basic("cid:pw-for-cid"))],
+    );
+    decode(&c.next_jpeg());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs the binary expecting it to refuse to start; returns its standard error.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = server_command()
+        .args(["--listen", "127.0.0.1:0", "--source", "test"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    err
+}
+
+#[test]
+fn bad_auth_files_and_pairs_stop_with_status_2_naming_file_and_line() {
+    let dir = temp_dir("bad");
+    let file = dir.join("users");
+    let good = bcrypt::hash("x", 4).unwrap();
+    std::fs::write(
+        &file,
+        format!("ann:{good}\n# fine\nbob:$1$md5$notsupported\n"),
+    )
+    .unwrap();
+    let err = refused(&["--auth-file", file.to_str().unwrap()], &[]);
+    assert!(
+        err.contains(&format!("{} line 3:", file.display())),
+        "names file and line: {err}"
+    );
+    assert!(
+        !err.contains("notsupported"),
+        "never repeats the hash: {err}"
+    );
+
+    std::fs::write(&file, "just-a-name\n").unwrap();
+    let err = refused(&["--auth-file", file.to_str().unwrap()], &[]);
+    assert!(err.contains("line 1: expected USER:HASH"), "{err}");
+
+    std::fs::write(&file, "# nobody\n").unwrap();
+    assert!(refused(&["--auth-file", file.to_str().unwrap()], &[]).contains("no USER:HASH"));
+    let missing = dir.join("missing");
+    let err = refused(&["--auth-file", missing.to_str().unwrap()], &[]);
+    assert!(
+        err.contains("cannot read the auth file") && err.contains("missing"),
+        "{err}"
+    );
+
+    let err = refused(&["--auth", "hunter2"], &[]);
+    assert!(err.contains("--auth") && !err.contains("hunter2"), "{err}");
+    let err = refused(&[], &[("PICAM_AUTH", "hunter2")]);
+    assert!(
+        err.contains("PICAM_AUTH") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn credentials_never_reach_the_log_or_status() {
+    let password = "Zq7-very-secret";
+    let server = Server::start_custom(SMALL, false, |cmd| {
+        cmd.env("PICAM_AUTH", format!("watcher:{password}"))
+            .env("RUST_LOG", "debug");
+    });
+    let good = format!("watcher:{password}");
+    let bad = "intruder:Wrong-Guess-42";
+    assert_eq!(get_as(&server, "/status", bad).status, 401);
+    let status = get_as(&server, "/status", &good);
+    assert_eq!(status.status, 200);
+    let mut c = MjpegClient::open_with(
+        server.addr,
+        "/stream.mjpg",
+        &[("Authorization", &basic(&good))],
+    );
+    decode(&c.next_jpeg());
+    drop(c);
+    server.wait_log("sent a wrong user name or password", Duration::from_secs(5));
+    server.wait_log("stopped watching", Duration::from_secs(5));
+    let log = server.log_text();
+    let status = status.text();
+    for secret in [
+        password,
+        "watcher",
+        "intruder",
+        "Wrong-Guess-42",
+        &basic(&good)[6..],
+        &basic(bad)[6..],
+    ] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+        assert!(!status.contains(secret), "{secret:?} in /status: {status}");
+    }
+}
+
+#[test]
+fn repeated_wrong_passwords_are_held_off_without_holding_up_others() {
+    let server = start(&["--auth", "ann:right-pw"]);
+    // Verified once, so remembered: this user is never held off by a guesser.
+    assert_eq!(get_as(&server, "/status", "ann:right-pw").status, 200);
+    let addr = server.addr;
+    let mut statuses = Vec::new();
+    // Wrong answers come after a pause, on threads of their own: while four are
+    // pending, a known user is answered at once.
+    for round in 0..3 {
+        let guesses: Vec<_> = (0..4)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let pair = format!("ann:guess-{round}-{i}");
+                    request_with(addr, "GET", "/status", &[("Authorization", &basic(&pair))]).status
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let r = get_as(&server, "/status", "ann:right-pw");
+        assert_eq!(r.status, 200);
+        let pending = guesses.iter().filter(|g| !g.is_finished()).count();
+        assert!(
+            pending > 0,
+            "round {round}: the known user was answered only after the guesses"
+        );
+        statuses.extend(guesses.into_iter().map(|g| g.join().unwrap()));
+    }
+    assert!(
+        statuses.iter().all(|s| [401, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+    let r = get_as(&server, "/status", "ann:another-guess");
+    assert_eq!(r.status, 429, "after 10 failures in a minute: {}", r.text());
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=61).contains(&retry), "{retry}");
+    assert_eq!(get_as(&server, "/status", "ann:right-pw").status, 200);
+}
+
+#[test]
+fn cors_headers_only_when_asked_for() {
+    let server = start(&[]);
+    let r = get(server.addr, "/status");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(request(server.addr, "OPTIONS", "/status").status, 405);
+    let c = MjpegClient::open(server.addr, "/stream.mjpg");
+    assert!(!c.headers.contains_key("access-control-allow-origin"));
+    drop(c);
+
+    let origin = "https://viewer.example";
+    let server = start(&["--allow-origin", origin, "--auth", "ann:pw-1"]);
+    let auth = basic("ann:pw-1");
+    let r = request_with(server.addr, "GET", "/status", &[("Authorization", &auth)]);
+    assert_eq!(r.header("access-control-allow-origin"), Some(origin));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    let denied = get(server.addr, "/status");
+    assert_eq!(denied.status, 401);
+    assert_eq!(denied.header("access-control-allow-origin"), Some(origin));
+    // The preflight carries no credentials and gets only headers.
+    let pre = request_with(
+        server.addr,
+        "OPTIONS",
+        "/status",
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ],
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), Some(origin));
+    assert_eq!(
+        pre.header("access-control-allow-methods"),
+        Some("GET, HEAD")
+    );
+    assert_eq!(
+        pre.header("access-control-allow-headers"),
+        Some("Authorization")
+    );
+    assert!(pre.body.is_empty());
+    assert_eq!(request(server.addr, "POST", "/status").status, 405);
+    let mut c = MjpegClient::open_with(server.addr, "/stream.mjpg", &[("Authorization", &auth)]);
+    assert_eq!(
+        c.headers
+            .get("access-control-allow-origin")
+            .map(String::as_str),
+        Some(origin)
+    );
+    decode(&c.next_jpeg());
+
+    let server = start(&["--allow-origin", "*"]);
+    let r = get(server.addr, "/snapshot.jpg");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+}
+
+#[test]
+fn no_url_reaches_the_file_system() {
+    // Files the server could serve if any path reached the disk: in its working
+    // directory, under the names it uses, and elsewhere by absolute and dotted paths.
+    let dir = temp_dir("fs");
+    let marker = "FILE-CONTENTS-MUST-NOT-BE-SERVED";
+    for name in ["probe.txt", "status", "snapshot.jpg.txt"] {
+        std::fs::write(dir.join(name), marker).unwrap();
+    }
+    let cwd = dir.clone();
+    let server = Server::start_custom(SMALL, false, move |cmd| {
+        cmd.current_dir(&cwd);
+    });
+    let abs = format!("{}", dir.join("probe.txt").display());
+    let paths = [
+        "/probe.txt".to_string(),
+        "/./probe.txt".into(),
+        "//probe.txt".into(),
+        "/%2e/probe.txt".into(),
+        "/../probe.txt".into(),
+        "/..%2fprobe.txt".into(),
+        "/snapshot.jpg.txt".into(),
+        "/index.html/../probe.txt".into(),
+        abs.clone(),
+        format!("/..{abs}"),
+        "/../../../../etc/passwd".into(),
+        "/etc/hostname".into(),
+    ];
+    for path in &paths {
+        let r = get(server.addr, path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(!r.text().contains(marker), "{path} served a file");
+        assert!(!r.text().contains("root:"), "{path} served /etc/passwd");
+    }
+    // /status is the server's own document, not the file named status.
+    assert!(!get(server.addr, "/status").text().contains(marker));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_options_in_a_binary_without_tls_say_how_to_get_it() {
+    let err = refused(&["--tls-cert", "cert.pem", "--tls-key", "key.pem"], &[]);
+    assert!(
+        err.contains("--tls-cert")
+            && err.contains("built without HTTPS")
+            && err.contains("--features tls"),
+        "{err}"
+    );
+    assert!(refused(&["--tls-cert", "cert.pem"], &[]).contains("needs --tls-key"));
+}
