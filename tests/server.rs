@@ -120,8 +120,10 @@ fn advance_header_stream_and_aliases() {
 #[test]
 fn status_reports_source_size_rates_and_clients() {
     let server = Server::start(SMALL);
-    let s = server.wait_status(Duration::from_secs(5), "frames", |s| {
-        s["frames_captured"].as_u64().unwrap() >= 25
+    // A few frames, with time to spare: the debug build on a busy machine may encode
+    // far below the configured rate.
+    let s = server.wait_status(Duration::from_secs(20), "frames", |s| {
+        s["frames_captured"].as_u64().unwrap() >= 5
     });
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
     assert!(s["source"].as_str().unwrap().contains("test pattern"));
