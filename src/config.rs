@@ -7,7 +7,9 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use crate::net::Patience;
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -21,6 +23,8 @@ pub struct Config {
     pub quality: u8,
     /// 0: no limit.
     pub max_clients: usize,
+    /// Limits on clients that have not yet made a request.
+    pub patience: Patience,
 }
 
 impl Default for Config {
@@ -33,6 +37,7 @@ impl Default for Config {
             fps: 30,
             quality: 80,
             max_clients: 100,
+            patience: Patience::default(),
         }
     }
 }
@@ -113,6 +118,38 @@ const OPTIONS: &[Opt] = &[
             Ok(())
         },
     },
+    Opt {
+        flag: "--header-timeout",
+        var: "PICAM_HEADER_TIMEOUT",
+        apply: |c, v| {
+            c.patience.head = Duration::from_secs(parse_number(v, 1, 600)?);
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "--keepalive-timeout",
+        var: "PICAM_KEEPALIVE_TIMEOUT",
+        apply: |c, v| {
+            c.patience.idle = Duration::from_secs(parse_number(v, 1, 3600)?);
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "--max-header-bytes",
+        var: "PICAM_MAX_HEADER_BYTES",
+        apply: |c, v| {
+            c.patience.head_bytes = parse_number(v, 1024, 1024 * 1024)? as u32;
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "--max-pending",
+        var: "PICAM_MAX_PENDING",
+        apply: |c, v| {
+            c.patience.pending = parse_number(v, 1, 10_000)? as usize;
+            Ok(())
+        },
+    },
 ];
 
 /// The `--help` text.
@@ -147,6 +184,20 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        (default 80; 1 to 100)
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
+  --header-timeout SECS
+                       Time a client has to send a complete request head (request
+                       line and headers), from connecting or from the first byte of
+                       a later request; slower ones get 408 [PICAM_HEADER_TIMEOUT]
+                       (default 10; 1 to 600)
+  --keepalive-timeout SECS
+                       An idle connection waiting for its next request, or a client
+                       silent in the middle of one, is closed after this long
+                       [PICAM_KEEPALIVE_TIMEOUT] (default 15; 1 to 3600)
+  --max-header-bytes N Largest request head; a larger one gets 431 and the connection
+                       is closed [PICAM_MAX_HEADER_BYTES] (default 16384; 1024 to 1048576)
+  --max-pending N      Connections that may wait at once for a complete request; past
+                       this the longest waiting are closed [PICAM_MAX_PENDING]
+                       (default 64; 1 to 10000)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
@@ -295,6 +346,17 @@ mod tests {
         assert_eq!(c.listen, "[::]:9000".parse().unwrap());
         assert_eq!(c.source, SourceSpec::Stdin);
         assert_eq!(config(&["--listen", "8080"], &[]).listen.port(), 8080);
+        let c = config(
+            &["--header-timeout", "3", "--max-header-bytes=4096"],
+            &[
+                ("PICAM_KEEPALIVE_TIMEOUT", "30"),
+                ("PICAM_MAX_PENDING", "8"),
+            ],
+        );
+        assert_eq!(c.patience.head, Duration::from_secs(3));
+        assert_eq!(c.patience.idle, Duration::from_secs(30));
+        assert_eq!(c.patience.head_bytes, 4096);
+        assert_eq!(c.patience.pending, 8);
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
     }
@@ -327,5 +389,12 @@ mod tests {
             .contains("unexpected argument"));
         assert!(run(&["--listen", "nowhere"], &[]).is_err());
         assert!(run(&["--size", "8x8"], &[]).is_err());
+        let e = run(&["--max-header-bytes", "100"], &[]).unwrap_err().0;
+        assert_eq!(
+            e,
+            "invalid value '100' for --max-header-bytes: expected a whole number from 1024 to 1048576"
+        );
+        assert!(run(&["--header-timeout", "0"], &[]).is_err());
+        assert!(run(&["--max-pending", "x"], &[]).is_err());
     }
 }

@@ -44,7 +44,7 @@ fn main() {
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
 
-    let listener = net::listen(config.listen)
+    let listener = net::listen(config.listen, &config.patience)
         .unwrap_or_else(|e| fail(1, &format!("cannot listen on {}: {e}", config.listen)));
     let settings = Settings {
         width: config.width,
@@ -69,7 +69,7 @@ fn main() {
             .local_addr()
             .unwrap_or_else(|e| fail(1, &format!("cannot read the listening address: {e}"))),
     });
-    let server = HttpServer::start(listener, state.clone())
+    let server = HttpServer::start(listener, state.clone(), config.patience)
         .unwrap_or_else(|e| fail(1, &format!("cannot start the HTTP server: {e}")));
     log::info!("listening on {}", server.local_addr());
     for url in net::urls(server.local_addr()) {

@@ -2,12 +2,14 @@
 //!
 //! It is built on `tiny_http`, which parses requests on its own connection threads; this
 //! module answers them. Short answers are written by a few worker threads; every stream
-//! gets a thread of its own. The HTTP side reads frames from the [`FrameSlot`] and counters
+//! gets a thread of its own. The [`gate`] bounds the connections that have not yet made
+//! a request, which `tiny_http` would wait for without limit. The HTTP side reads frames from the [`FrameSlot`] and counters
 //! from [`SourceStats`]; it knows nothing about cameras.
 //!
 //! [`FrameSlot`]: crate::slot::FrameSlot
 //! [`SourceStats`]: crate::stats::SourceStats
 
+pub mod gate;
 pub mod routes;
 pub mod server;
 pub mod socket;

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Request, Response, Server, StatusCode};
 
+use super::gate::Gate;
 use super::routes::{self, Method, Route};
 use super::{socket, status, stream, AppState, PAGE};
 use crate::frame::{JpegBytes, BOUNDARY};
+use crate::net::Patience;
 
 /// Threads that take requests from `tiny_http` and answer the short ones.
 const WORKERS: usize = 4;
@@ -44,6 +46,7 @@ pub struct HttpServer {
 struct Shared {
     listener: TcpListener,
     current: Mutex<Arc<Server>>,
+    gate: Arc<Gate>,
 }
 
 impl Shared {
@@ -86,14 +89,21 @@ impl Shared {
 }
 
 impl HttpServer {
-    /// Serves on `listener` (already bound and configured) until [`HttpServer::stop`].
-    pub fn start(listener: TcpListener, state: Arc<AppState>) -> io::Result<HttpServer> {
+    /// Serves on `listener` (already bound and configured) until [`HttpServer::stop`],
+    /// holding clients that have not yet made a request to `patience`.
+    pub fn start(
+        listener: TcpListener,
+        state: Arc<AppState>,
+        patience: Patience,
+    ) -> io::Result<HttpServer> {
         let local_addr = listener.local_addr()?;
+        let gate = Gate::start(local_addr, patience, state.stopping.clone())?;
         let server =
             Server::from_listener(listener.try_clone()?, None).map_err(io::Error::other)?;
         let shared = Arc::new(Shared {
             listener,
             current: Mutex::new(Arc::new(server)),
+            gate,
         });
         {
             let shared = shared.clone();
@@ -166,7 +176,7 @@ fn worker(shared: &Shared, state: &Arc<AppState>) {
     while !state.stopping.load(Ordering::SeqCst) {
         let server = shared.server();
         match server.recv_timeout(RECV_SLICE) {
-            Ok(Some(request)) => handle(request, state),
+            Ok(Some(request)) => handle(request, state, &shared.gate),
             Ok(None) => {}
             Err(e) => {
                 if state.stopping.load(Ordering::SeqCst) {
@@ -199,7 +209,8 @@ fn send<R: io::Read>(request: Request, response: Response<R>) {
     }
 }
 
-fn handle(request: Request, state: &Arc<AppState>) {
+fn handle(request: Request, state: &Arc<AppState>, gate: &Arc<Gate>) {
+    let _answering = gate.answering(request.remote_addr().copied());
     let method = routes::method(request.method().as_str());
     if method == Method::Other {
         let response = text(
@@ -280,7 +291,7 @@ fn handle(request: Request, state: &Arc<AppState>) {
             );
             send(request, text(404, body))
         }
-        Route::Stream { advance } => start_stream(request, state, advance, method),
+        Route::Stream { advance } => start_stream(request, state, gate, advance, method),
     }
 }
 
@@ -299,7 +310,13 @@ fn fresh_frame(state: &AppState) -> Option<Arc<crate::frame::Frame>> {
     }
 }
 
-fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: Method) {
+fn start_stream(
+    request: Request,
+    state: &Arc<AppState>,
+    gate: &Arc<Gate>,
+    advance: bool,
+    method: Method,
+) {
     if method == Method::Head {
         let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
         let response = Response::empty(StatusCode(200))
@@ -324,12 +341,16 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
     };
     let state = state.clone();
     let peer = peer_name(&request);
+    // Marked before this answer ends, so that the gate never takes the stream's silent
+    // client for an idle keep-alive connection.
+    let streaming = gate.streaming(request.remote_addr().copied());
     let spawned = thread::Builder::new()
         .name("stream".into())
         .stack_size(STREAM_STACK)
         .spawn(move || {
             serve_stream(request, &state, advance);
             drop(place);
+            drop(streaming);
         });
     if let Err(e) = spawned {
         // The request was dropped with the closure; tiny_http answers it with a 500.
