@@ -11,7 +11,8 @@
 //! * took longer than [`Patience::head`] to send a complete request head (answered 408),
 //! * sent more than [`Patience::head_bytes`] without completing one (answered 431),
 //! * waited idle longer than [`Patience::idle`] for their next request (closed),
-//! * are the longest waiting while more than [`Patience::pending`] wait at once (closed).
+//! * are the longest waiting while more than [`Patience::pending`] wait at once (closed;
+//!   those that have sent nothing go first).
 //!
 //! Shutting a socket down wakes the `tiny_http` thread blocked on it, which then closes
 //! the connection and goes back to its pool. Handlers tell the gate when a request is
@@ -289,98 +290,98 @@ impl Watch {
         }
         self.cannot_look = false;
         let p = &gate.patience;
-        let mut waiting: Vec<(Instant, u64)> = Vec::new();
+        let mut waiting: Vec<(bool, Instant, u64)> = Vec::new();
         let mut doomed: Vec<(u64, Reason)> = Vec::new();
-        {
-            let mut marks = gate.marks();
-            for (&ino, conn) in self.conns.iter_mut() {
-                let bytes = match received(conn.fd, ino) {
-                    Received::Gone => continue,
-                    Received::Bytes(b) => {
-                        self.counts_bytes = Some(true);
-                        Some(b)
-                    }
-                    Received::Unknown(why) => {
-                        if self.counts_bytes.is_none() {
-                            log::warn!(
+        // A copy, so that handlers never wait for this look to finish.
+        let marks = gate.marks().clone();
+        for (&ino, conn) in self.conns.iter_mut() {
+            let mark = marks.get(&conn.peer);
+            if mark.is_some_and(|m| m.streaming) {
+                continue;
+            }
+            let bytes = match received(conn.fd, ino) {
+                Received::Gone => continue,
+                Received::Bytes(b) => {
+                    self.counts_bytes = Some(true);
+                    Some(b)
+                }
+                Received::Unknown(why) => {
+                    if self.counts_bytes.is_none() {
+                        log::warn!(
                                 "cannot count the bytes clients send here ({why}): request heads are limited in time but not in size"
                             );
-                        }
-                        self.counts_bytes = Some(false);
-                        None
                     }
-                };
-                if let Some(mark) = marks.get(&conn.peer) {
-                    if mark.streaming {
-                        continue;
-                    }
-                    if mark.requests > conn.requests {
-                        conn.requests = mark.requests;
-                        conn.base = bytes.unwrap_or(0);
-                        conn.head_from = None;
-                    }
-                    if mark.busy > 0 {
-                        if bytes
-                            .is_some_and(|b| b.saturating_sub(conn.base) > u64::from(p.head_bytes))
-                        {
-                            doomed.push((ino, Reason::Large));
-                        }
-                        continue;
-                    }
-                    conn.since = mark.changed;
+                    self.counts_bytes = Some(false);
+                    None
                 }
-                let sent = bytes.map(|b| b.saturating_sub(conn.base));
-                if sent.is_some_and(|n| n > u64::from(p.head_bytes)) {
-                    doomed.push((ino, Reason::Large));
+            };
+            if let Some(mark) = mark {
+                if mark.requests > conn.requests {
+                    conn.requests = mark.requests;
+                    conn.base = bytes.unwrap_or(0);
+                    conn.head_from = None;
+                }
+                if mark.busy > 0 {
+                    if bytes.is_some_and(|b| b.saturating_sub(conn.base) > u64::from(p.head_bytes))
+                    {
+                        doomed.push((ino, Reason::Large));
+                    }
                     continue;
                 }
-                let waited = started.duration_since(conn.since);
-                let reason = if conn.requests == 0 {
-                    // The first request: the clock runs from the connection's arrival. One
-                    // that arrives without a byte has already waited in the kernel (see
-                    // `crate::net`), and gets only a short grace more.
-                    if sent == Some(0) && waited > FIRST_BYTE_GRACE {
-                        Some(Reason::Idle)
-                    } else {
-                        (waited > p.head).then_some(Reason::Slow)
-                    }
-                } else {
-                    match sent {
-                        Some(0) => None,
-                        Some(_) => {
-                            let from = *conn.head_from.get_or_insert(started);
-                            (started.duration_since(from) > p.head).then_some(Reason::Slow)
-                        }
-                        None => None,
-                    }
-                    .or_else(|| {
-                        let limit = if sent.is_some_and(|n| n > 0) {
-                            p.idle + p.head
-                        } else {
-                            p.idle
-                        };
-                        (waited > limit).then_some(Reason::Idle)
-                    })
-                };
-                match reason {
-                    Some(r) => doomed.push((ino, r)),
-                    None => waiting.push((conn.since, ino)),
-                }
+                conn.since = mark.changed;
             }
-            // Marks of connections that are gone, and were already gone at the last look.
-            let live: HashSet<SocketAddr> = self.conns.values().map(|c| c.peer).collect();
-            marks.retain(|peer, m| {
-                live.contains(peer) || m.busy > 0 || started.duration_since(m.changed) < TICK * 2
-            });
+            let sent = bytes.map(|b| b.saturating_sub(conn.base));
+            if sent.is_some_and(|n| n > u64::from(p.head_bytes)) {
+                doomed.push((ino, Reason::Large));
+                continue;
+            }
+            let waited = started.duration_since(conn.since);
+            let reason = if conn.requests == 0 {
+                // The first request: the clock runs from the connection's arrival. One
+                // that arrives without a byte has already waited in the kernel (see
+                // `crate::net`), and gets only a short grace more.
+                if sent == Some(0) && waited > FIRST_BYTE_GRACE {
+                    Some(Reason::Idle)
+                } else {
+                    (waited > p.head).then_some(Reason::Slow)
+                }
+            } else {
+                match sent {
+                    Some(0) => None,
+                    Some(_) => {
+                        let from = *conn.head_from.get_or_insert(started);
+                        (started.duration_since(from) > p.head).then_some(Reason::Slow)
+                    }
+                    None => None,
+                }
+                .or_else(|| {
+                    let limit = if sent.is_some_and(|n| n > 0) {
+                        p.idle + p.head
+                    } else {
+                        p.idle
+                    };
+                    (waited > limit).then_some(Reason::Idle)
+                })
+            };
+            match reason {
+                Some(r) => doomed.push((ino, r)),
+                None => waiting.push((sent.is_some_and(|n| n > 0), conn.since, ino)),
+            }
         }
+        // Forget the marks of connections that are gone (and not just made).
+        let live: HashSet<SocketAddr> = self.conns.values().map(|c| c.peer).collect();
+        gate.marks().retain(|peer, m| {
+            live.contains(peer) || m.busy > 0 || started.duration_since(m.changed) < TICK * 2
+        });
         if waiting.len() > p.pending {
+            // Silent connections go first, then those that began their head longest ago.
             waiting.sort_unstable();
             let excess = waiting.len() - p.pending;
             doomed.extend(
                 waiting
                     .iter()
                     .take(excess)
-                    .map(|&(_, ino)| (ino, Reason::Excess)),
+                    .map(|&(_, _, ino)| (ino, Reason::Excess)),
             );
         }
         let closed_any = !doomed.is_empty();
