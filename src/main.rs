@@ -18,7 +18,14 @@ use picam_stream::{logging, net};
 /// How long stopping waits for streams to end before exiting anyway.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
+/// Stack of threads started without a size, `tiny_http`'s connection threads among them,
+/// which only parse request heads. With the usual 2 MiB, a burst of connections would use
+/// up a 32-bit address space at about 1,400 threads, and `tiny_http` cannot survive a
+/// failed thread start.
+const DEFAULT_STACK: usize = 256 * 1024;
+
 fn main() {
+    small_default_stacks();
     // Before any thread exists, so that every thread inherits the blocked mask.
     let signals =
         StopSignals::block().unwrap_or_else(|e| fail(1, &format!("cannot block signals: {e}")));
@@ -88,6 +95,19 @@ fn main() {
     }
     log::info!("stopped");
     exit(0);
+}
+
+/// Makes [`DEFAULT_STACK`] the default for new threads, unless `RUST_MIN_STACK` says
+/// otherwise. The standard library reads that variable once, when the first thread
+/// without a stack size starts; this runs while the process has no other thread, and
+/// takes the variable away again so that child processes do not inherit it.
+fn small_default_stacks() {
+    if std::env::var_os("RUST_MIN_STACK").is_some() {
+        return;
+    }
+    std::env::set_var("RUST_MIN_STACK", DEFAULT_STACK.to_string());
+    let _ = std::thread::spawn(|| {}).join();
+    std::env::remove_var("RUST_MIN_STACK");
 }
 
 /// Prints `message` as the program's one line of complaint and exits with `code`.
