@@ -158,7 +158,8 @@ impl Gate {
                 while !stopping.load(Ordering::SeqCst) {
                     thread::sleep(pause);
                     // Under a flood, look again soon: every connection closed frees a
-                    // thread that the next one accepted can reuse.
+                    // thread that the next one accepted can reuse, and a head that is
+                    // growing large grows as fast as the client can send.
                     pause = if watch.tick(&watched) {
                         SURGE_TICK
                     } else {
@@ -277,7 +278,8 @@ impl Watch {
         }
     }
 
-    /// One look at the connections; true if it closed any.
+    /// One look at the connections; true if it closed any, or saw a large head growing
+    /// (which the next look should not leave long to grow).
     fn tick(&mut self, gate: &Gate) -> bool {
         let started = Instant::now();
         if let Err(e) = self.refresh(started) {
@@ -291,6 +293,7 @@ impl Watch {
         self.cannot_look = false;
         let p = &gate.patience;
         let mut waiting: Vec<(bool, Instant, u64)> = Vec::new();
+        let mut growing = false;
         let mut doomed: Vec<(u64, Reason)> = Vec::new();
         // A copy, so that handlers never wait for this look to finish.
         let marks = gate.marks().clone();
@@ -335,6 +338,7 @@ impl Watch {
                 doomed.push((ino, Reason::Large));
                 continue;
             }
+            growing |= sent.is_some_and(|n| n > u64::from(p.head_bytes / 4));
             let waited = started.duration_since(conn.since);
             let reason = if conn.requests == 0 {
                 // The first request: the clock runs from the connection's arrival. One
@@ -384,7 +388,7 @@ impl Watch {
                     .map(|&(_, _, ino)| (ino, Reason::Excess)),
             );
         }
-        let closed_any = !doomed.is_empty();
+        let hurry = growing || !doomed.is_empty();
         for (ino, reason) in doomed {
             if let Some(conn) = self.conns.remove(&ino) {
                 if close(conn.fd, ino, reason) {
@@ -394,7 +398,7 @@ impl Watch {
             }
         }
         self.report(gate, started);
-        closed_any
+        hurry
     }
 
     /// Updates the known connections from the process's descriptor table.
