@@ -167,6 +167,12 @@ fn oversized_request_heads_are_refused_without_growing_memory() {
     let watch = ProcWatch::start(server.child.id());
     assert!(time_page(addr).is_some());
     let (_, rest_rss) = watch.now();
+    // Give the gate a connection to look at, then see whether it can count bytes here.
+    let mut probe = connect(addr);
+    probe.write_all(b"GET").unwrap();
+    thread::sleep(Duration::from_millis(500) * slow_factor());
+    drop(probe);
+    thread::sleep(Duration::from_millis(100));
     if server.log_text().contains("cannot count the bytes") {
         eprintln!("skipped: TCP_INFO has no byte counts here");
         return;

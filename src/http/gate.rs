@@ -256,7 +256,8 @@ struct Watch {
     local: SocketAddr,
     /// Connections to our port, by socket inode.
     conns: HashMap<u64, Conn>,
-    /// Sockets that are something else (the listener, other connections).
+    /// Sockets that are something else (the listener, other connections), or that the
+    /// gate has shut down already.
     others: HashSet<u64>,
     /// Whether `TCP_INFO` gives byte counts here; `None` until first tried.
     counts_bytes: Option<bool>,
@@ -390,6 +391,9 @@ impl Watch {
         }
         let hurry = growing || !doomed.is_empty();
         for (ino, reason) in doomed {
+            // Until `tiny_http` closes its descriptors, the socket is still in the table;
+            // it must not come back as a new connection meanwhile.
+            self.others.insert(ino);
             if let Some(conn) = self.conns.remove(&ino) {
                 if close(conn.fd, ino, reason) {
                     gate.closed.count(reason);
