@@ -211,11 +211,6 @@ impl Gate {
             peer,
         }
     }
-
-    /// Connections closed so far for making no request in time, or too large a one.
-    pub fn closed(&self) -> u64 {
-        self.closed.total()
-    }
 }
 
 impl Drop for Answering<'_> {
