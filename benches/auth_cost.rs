@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use picam_stream::auth::{Credentials, Gate, Precheck};
+use picam_stream::auth::{Credentials, Guard, Precheck};
 
 /// CPU time this thread has used (unlike wall time, not inflated by other processes
 /// sharing the cores).
@@ -92,19 +92,19 @@ fn main() {
         ),
     )
     .unwrap();
-    let gate = Gate::new(c);
+    let guard = Guard::new(c);
     let header = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("ann:secret")
     );
-    let Precheck::Verify(p) = gate.precheck(Some(&header), None) else {
+    let Precheck::Verify(p) = guard.precheck(Some(&header), None) else {
         panic!("first use needs a verification")
     };
-    assert!(gate.verify(&p, None));
+    assert!(guard.verify(&p, None));
     row(
         "remembered credentials (any kind, per request)",
         time_one(budget, || {
-            gate.precheck(Some(&header), None) == Precheck::Known
+            guard.precheck(Some(&header), None) == Precheck::Known
         }),
     );
     println!("  (CPU time of the measuring thread; wall time also counts waiting for a core)");

@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::encoder::EncoderChoice;
+use std::time::Duration;
+
+use crate::net::Patience;
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -37,6 +40,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// `--allow-origin`: the `Access-Control-Allow-Origin` value.
     pub allow_origin: Option<String>,
+    /// Limits on clients that have not yet made a request.
+    pub patience: Patience,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -67,6 +72,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             allow_origin: None,
+            patience: Patience::default(),
         }
     }
 }
@@ -233,6 +239,42 @@ const OPTIONS: &[Opt] = &[
         },
         secret: false,
     },
+    Opt {
+        flag: "--header-timeout",
+        var: "PICAM_HEADER_TIMEOUT",
+        apply: |c, v| {
+            c.patience.head = Duration::from_secs(parse_number(v, 1, 600)?);
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--keepalive-timeout",
+        var: "PICAM_KEEPALIVE_TIMEOUT",
+        apply: |c, v| {
+            c.patience.idle = Duration::from_secs(parse_number(v, 1, 3600)?);
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--max-header-bytes",
+        var: "PICAM_MAX_HEADER_BYTES",
+        apply: |c, v| {
+            c.patience.head_bytes = parse_number(v, 1024, 1024 * 1024)? as u32;
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--max-pending",
+        var: "PICAM_MAX_PENDING",
+        apply: |c, v| {
+            c.patience.pending = parse_number(v, 1, 10_000)? as usize;
+            Ok(())
+        },
+        secret: false,
+    },
 ];
 
 /// Options that take no value: `--flag` on the command line, and a variable set to
@@ -329,6 +371,20 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        Let pages from ORIGIN (or * for any) read the answers with
                        fetch/XHR (CORS): adds Access-Control-Allow-Origin and answers
                        OPTIONS preflights [PICAM_ALLOW_ORIGIN] (default: off)
+  --header-timeout SECS
+                       Time a client has to send a complete request head (request
+                       line and headers), from connecting or from the first byte of
+                       a later request; slower ones get 408 [PICAM_HEADER_TIMEOUT]
+                       (default 10; 1 to 600)
+  --keepalive-timeout SECS
+                       An idle connection waiting for its next request, or a client
+                       silent in the middle of one, is closed after this long
+                       [PICAM_KEEPALIVE_TIMEOUT] (default 15; 1 to 3600)
+  --max-header-bytes N Largest request head; a larger one gets 431 and the connection
+                       is closed [PICAM_MAX_HEADER_BYTES] (default 16384; 1024 to 1048576)
+  --max-pending N      Connections that may wait at once for a complete request; past
+                       this the longest waiting are closed [PICAM_MAX_PENDING]
+                       (default 64; 1 to 10000)
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   -h, --help           Print this help
   -V, --version        Print the version
@@ -573,6 +629,17 @@ mod tests {
             config(&[], &[("PICAM_SOURCE_TIMEOUT", "9")]).source_timeout,
             9
         );
+        let c = config(
+            &["--header-timeout", "3", "--max-header-bytes=4096"],
+            &[
+                ("PICAM_KEEPALIVE_TIMEOUT", "30"),
+                ("PICAM_MAX_PENDING", "8"),
+            ],
+        );
+        assert_eq!(c.patience.head, Duration::from_secs(3));
+        assert_eq!(c.patience.idle, Duration::from_secs(30));
+        assert_eq!(c.patience.head_bytes, 4096);
+        assert_eq!(c.patience.pending, 8);
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
     }
@@ -664,6 +731,13 @@ mod tests {
             run(&["--encoder", "gpu"], &[]).unwrap_err().0,
             "invalid value 'gpu' for --encoder: expected auto, hardware or software"
         );
+        let e = run(&["--max-header-bytes", "100"], &[]).unwrap_err().0;
+        assert_eq!(
+            e,
+            "invalid value '100' for --max-header-bytes: expected a whole number from 1024 to 1048576"
+        );
+        assert!(run(&["--header-timeout", "0"], &[]).is_err());
+        assert!(run(&["--max-pending", "x"], &[]).is_err());
     }
 
     #[test]

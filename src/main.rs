@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picam_stream::auth::{Credentials, Gate};
+use picam_stream::auth::{Credentials, Guard};
 use picam_stream::config::{self, Action, Config};
+use picam_stream::http::gate::Gate;
 use picam_stream::http::server::HttpServer;
 use picam_stream::http::{tls, AppState};
 use picam_stream::shutdown::StopSignals;
@@ -19,7 +20,14 @@ use picam_stream::{logging, mdns, net};
 /// How long stopping waits for streams to end before exiting anyway.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
+/// Stack of threads started without a size, `tiny_http`'s connection threads among them,
+/// which only parse request heads. With the usual 2 MiB, a burst of connections would use
+/// up a 32-bit address space at about 1,400 threads, and `tiny_http` cannot survive a
+/// failed thread start.
+const DEFAULT_STACK: usize = 256 * 1024;
+
 fn main() {
+    small_default_stacks();
     // Before any thread exists, so that every thread inherits the blocked mask.
     let signals =
         StopSignals::block().unwrap_or_else(|e| fail(1, &format!("cannot block signals: {e}")));
@@ -41,21 +49,21 @@ fn main() {
     };
     // Files named by options are read before anything starts, so that a bad one stops
     // the program with its one line and nothing else.
-    let gate = credentials(&config).map(|c| Arc::new(Gate::new(c)));
+    let guard = credentials(&config).map(|c| Arc::new(Guard::new(c)));
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::load(cert, key).unwrap_or_else(|e| fail(2, &e))),
         _ => None,
     };
     logging::init();
-    if let Some(gate) = &gate {
-        log::info!("access: HTTP Basic, {} user(s)", gate.users());
+    if let Some(guard) = &guard {
+        log::info!("access: HTTP Basic, {} user(s)", guard.users());
     }
     match net::raise_open_file_limit() {
         Ok(limit) => log::debug!("open file limit: {limit}"),
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
 
-    let listener = net::listen(config.listen)
+    let listener = net::listen(config.listen, &config.patience)
         .unwrap_or_else(|e| fail(1, &format!("cannot listen on {}: {e}", config.listen)));
     let settings = Settings {
         width: config.width,
@@ -71,6 +79,11 @@ fn main() {
         .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
 
+    let local_addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| fail(1, &format!("cannot read the listening address: {e}")));
+    let gate = Gate::start(local_addr, config.patience, stopping.clone())
+        .unwrap_or_else(|e| fail(1, &format!("cannot start the connection gate: {e}")));
     let state = Arc::new(AppState {
         slot: slot.clone(),
         source: source.stats.clone(),
@@ -78,10 +91,9 @@ fn main() {
         settings,
         started: Instant::now(),
         stopping: stopping.clone(),
-        local_addr: listener
-            .local_addr()
-            .unwrap_or_else(|e| fail(1, &format!("cannot read the listening address: {e}"))),
+        local_addr,
         gate,
+        guard,
         allow_origin: config.allow_origin.clone(),
         tls: tls.is_some(),
     });
@@ -147,6 +159,19 @@ fn credentials(config: &Config) -> Option<Credentials> {
             .unwrap_or_else(|e| fail(2, &format!("--auth: {e}")));
     }
     Some(credentials)
+}
+
+/// Makes [`DEFAULT_STACK`] the default for new threads, unless `RUST_MIN_STACK` says
+/// otherwise. The standard library reads that variable once, when the first thread
+/// without a stack size starts; this runs while the process has no other thread, and
+/// takes the variable away again so that child processes do not inherit it.
+fn small_default_stacks() {
+    if std::env::var_os("RUST_MIN_STACK").is_some() {
+        return;
+    }
+    std::env::set_var("RUST_MIN_STACK", DEFAULT_STACK.to_string());
+    let _ = std::thread::spawn(|| {}).join();
+    std::env::remove_var("RUST_MIN_STACK");
 }
 
 /// Prints `message` as the program's one line of complaint and exits with `code`.

@@ -10,6 +10,20 @@
 //!   therefore stays near one frame's transfer time instead of growing.
 //! * `SO_SNDTIMEO`: a client that stops reading is dropped after [`WRITE_TIMEOUT`].
 //! * `TCP_USER_TIMEOUT` and keep-alive probes: a vanished peer is noticed.
+//! * `SO_RCVTIMEO`: a read waits at most [`Patience::idle`], so a keep-alive connection
+//!   left idle, or a client that goes silent in the middle of a request, is closed by the
+//!   thread waiting on it.
+//! * `SO_RCVBUF`: small, because clients only send short requests; it bounds what the
+//!   kernel holds for each connection and how much a client can push between two looks
+//!   of [`crate::http::gate`].
+//!
+//! And on the listening socket itself:
+//!
+//! * `TCP_DEFER_ACCEPT`: a connection reaches `accept` only once its first bytes have
+//!   arrived (or after [`Patience::head`] without any), so connections opened and left
+//!   silent cost the process nothing while they wait in the kernel.
+//! * a listen backlog of [`BACKLOG`]: room for that many such connections; beyond it the
+//!   kernel answers with SYN cookies and the connections are accepted at once.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -25,9 +39,56 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Unsent bytes above which a write to a client waits (`TCP_NOTSENT_LOWAT`).
 pub const UNSENT_LIMIT: u32 = 16 * 1024;
 
-/// Binds `addr` and sets the per-connection options described in the module docs.
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Connections the kernel may hold for us before `accept` (capped by `net.core.somaxconn`).
+pub const BACKLOG: i32 = 1024;
+
+/// How long clients may take, and how much they may send, before making a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// From connecting (or from the first byte of a later request) to a complete request
+    /// head.
+    pub head: Duration,
+    /// Silence allowed on a connection waiting for its next request, and between two
+    /// reads of a request.
+    pub idle: Duration,
+    /// Largest request head (request line and headers) in bytes.
+    pub head_bytes: u32,
+    /// Connections that may wait at once for a complete request head.
+    pub pending: usize,
+}
+
+impl Default for Patience {
+    fn default() -> Patience {
+        Patience {
+            head: Duration::from_secs(10),
+            idle: Duration::from_secs(15),
+            head_bytes: 16 * 1024,
+            pending: 64,
+        }
+    }
+}
+
+/// Binds `addr` and sets the options described in the module docs.
+pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
+    nix::sys::socket::listen(
+        &listener,
+        nix::sys::socket::Backlog::new(BACKLOG).map_err(io::Error::from)?,
+    )?;
+    let defer = patience.head.as_secs().clamp(1, i32::MAX as u64) as i32;
+    set_int(
+        &listener,
+        nix::libc::IPPROTO_TCP,
+        nix::libc::TCP_DEFER_ACCEPT,
+        defer,
+    )?;
+    let idle = TimeVal::new(
+        patience.idle.as_secs() as _,
+        patience.idle.subsec_micros() as _,
+    );
+    setsockopt(&listener, sockopt::ReceiveTimeout, &idle)?;
+    let rcvbuf = (patience.head_bytes as usize).clamp(4096, 256 * 1024);
+    setsockopt(&listener, sockopt::RcvBuf, &rcvbuf)?;
     setsockopt(&listener, sockopt::TcpNoDelay, &true)?;
     let timeout = TimeVal::new(WRITE_TIMEOUT.as_secs() as _, 0);
     setsockopt(&listener, sockopt::SendTimeout, &timeout)?;
@@ -36,19 +97,25 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     setsockopt(&listener, sockopt::TcpKeepInterval, &10)?;
     setsockopt(&listener, sockopt::TcpKeepCount, &3)?;
     setsockopt(&listener, sockopt::TcpUserTimeout, &30_000)?;
-    set_notsent_lowat(&listener, UNSENT_LIMIT)?;
+    set_int(
+        &listener,
+        nix::libc::IPPROTO_TCP,
+        nix::libc::TCP_NOTSENT_LOWAT,
+        UNSENT_LIMIT as i32,
+    )?;
     Ok(listener)
 }
 
-fn set_notsent_lowat(listener: &TcpListener, bytes: u32) -> io::Result<()> {
-    let value = bytes as nix::libc::c_int;
+/// Sets an integer socket option that `nix` has no wrapper for.
+fn set_int(listener: &TcpListener, level: i32, name: i32, value: i32) -> io::Result<()> {
+    let value = value as nix::libc::c_int;
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `value`, which lives on
     // our stack for the call; the descriptor belongs to `listener`, borrowed for the call.
     let rc = unsafe {
         nix::libc::setsockopt(
             listener.as_raw_fd(),
-            nix::libc::IPPROTO_TCP,
-            nix::libc::TCP_NOTSENT_LOWAT,
+            level,
+            name,
             &value as *const nix::libc::c_int as *const nix::libc::c_void,
             std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
         )
@@ -152,6 +219,7 @@ fn url(ip: IpAddr, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn urls_for_specific_and_wildcard_addresses() {
@@ -170,7 +238,7 @@ mod tests {
 
     #[test]
     fn accept_queue_length_counts_waiting_connections() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap(), &Patience::default()).unwrap();
         match accept_queue_len(&listener) {
             Err(e) if e.kind() == io::ErrorKind::Unsupported => {
                 eprintln!("skipped: the accept queue cannot be read here: {e}");
@@ -179,8 +247,17 @@ mod tests {
             other => assert_eq!(other.unwrap(), 0),
         }
         let addr = listener.local_addr().unwrap();
-        let _a = std::net::TcpStream::connect(addr).unwrap();
-        let _b = std::net::TcpStream::connect(addr).unwrap();
+        // Connections that have sent nothing wait outside the queue (TCP_DEFER_ACCEPT).
+        let _idle = std::net::TcpStream::connect(addr).unwrap();
+        let mut a = std::net::TcpStream::connect(addr).unwrap();
+        let mut b = std::net::TcpStream::connect(addr).unwrap();
+        a.write_all(b"G").unwrap();
+        b.write_all(b"G").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while accept_queue_len(&listener).unwrap() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
         assert_eq!(accept_queue_len(&listener).unwrap(), 2);
         let _conn = listener.accept().unwrap();
         assert_eq!(accept_queue_len(&listener).unwrap(), 1);
@@ -188,11 +265,13 @@ mod tests {
 
     #[test]
     fn accepted_connections_inherit_the_options() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap(), &Patience::default()).unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.write_all(b"G").unwrap();
         let (conn, _) = listener.accept().unwrap();
         assert!(conn.nodelay().unwrap());
         assert_eq!(conn.write_timeout().unwrap(), Some(WRITE_TIMEOUT));
+        assert_eq!(conn.read_timeout().unwrap(), Some(Patience::default().idle));
         drop(client);
     }
 }

@@ -495,7 +495,7 @@ fn serves_ipv6_loopback() {
 
 #[test]
 fn recovers_when_the_descriptor_table_fills_up() {
-    // A hard limit of 64 open files: idle connections fill the table, accept fails,
+    // A hard limit of 64 open files: unfinished requests fill the table, accept fails,
     // and the server must take connections again once they are gone.
     let bin = server_command();
     let mut words: Vec<String> = vec![bin.get_program().to_string_lossy().into_owned()];
@@ -541,7 +541,15 @@ fn recovers_when_the_descriptor_table_fills_up() {
         eprintln!("skipped: this environment cannot read the accept queue: {log:?}");
         return;
     }
-    let idle: Vec<_> = (0..60).map(|_| connect(addr)).collect();
+    // Each has begun a request: a connection that sends nothing is not even accepted
+    // for a while (TCP_DEFER_ACCEPT).
+    let idle: Vec<_> = (0..60)
+        .map(|_| {
+            let mut c = connect(addr);
+            c.write_all(b"G").unwrap();
+            c
+        })
+        .collect();
     // Wait until the server says accepting failed.
     let deadline = Instant::now() + Duration::from_secs(10) * slow_factor();
     while !log.iter().any(|l| l.contains("Too many open files")) {

@@ -2,7 +2,7 @@
 //! request's HTTP Basic credentials ([`gate`]). Knows nothing of HTTP beyond the header.
 
 pub mod credentials;
-pub mod gate;
+pub mod guard;
 
 pub use credentials::Credentials;
-pub use gate::{Gate, Precheck, Presented};
+pub use guard::{Guard, Precheck, Presented};

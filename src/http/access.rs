@@ -61,7 +61,7 @@ pub fn preflight(request: Request, state: &AppState) {
 /// Lets `request` through to `answer` when no users are configured or its credentials
 /// are right; otherwise answers it with `401`, `429` or `503`.
 pub fn admit(request: Request, state: &Arc<AppState>, method: Method, answer: Answer) {
-    let Some(gate) = &state.gate else {
+    let Some(guard) = &state.guard else {
         return answer(request, state, method);
     };
     let authorization = request
@@ -70,7 +70,7 @@ pub fn admit(request: Request, state: &Arc<AppState>, method: Method, answer: An
         .find(|h| h.field.equiv("Authorization"))
         .map(|h| h.value.as_str());
     let peer = request.remote_addr().map(|a| a.ip());
-    match gate.precheck(authorization, peer) {
+    match guard.precheck(authorization, peer) {
         Precheck::Known => answer(request, state, method),
         Precheck::Missing => send(request, unauthorized(), state),
         Precheck::Throttled(wait) => {
@@ -109,9 +109,9 @@ fn verify_then_answer(
         .stack_size(AUTH_STACK)
         .spawn(move || {
             let state = state2;
-            let Some(gate) = &state.gate else { return };
+            let Some(guard) = &state.guard else { return };
             let peer = request.remote_addr().map(|a| a.ip());
-            if gate.verify(&presented, peer) {
+            if guard.verify(&presented, peer) {
                 drop(presented);
                 drop(permit);
                 return answer(request, &state, method);

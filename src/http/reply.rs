@@ -31,7 +31,7 @@ pub fn cors_headers(state: &AppState) -> Vec<Header> {
         // The value does not depend on the request's Origin, but caches should still
         // keep answers apart per origin, and credentials may be sent to one origin.
         headers.push(header("Vary", "Origin"));
-        if state.gate.is_some() {
+        if state.guard.is_some() {
             headers.push(header("Access-Control-Allow-Credentials", "true"));
         }
     }

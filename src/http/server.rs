@@ -90,8 +90,8 @@ impl Shared {
 }
 
 impl HttpServer {
-    /// Serves on `listener` (already bound and configured) until [`HttpServer::stop`].
-    /// With `tls`, it serves HTTPS (and `state.tls` must say so).
+    /// Serves on `listener` (already bound and configured, its gate in `state`) until
+    /// [`HttpServer::stop`]. With `tls`, it serves HTTPS (and `state.tls` must say so).
     pub fn start(
         listener: TcpListener,
         state: Arc<AppState>,
@@ -189,6 +189,7 @@ fn worker(shared: &Shared, state: &Arc<AppState>) {
 }
 
 fn handle(request: Request, state: &Arc<AppState>) {
+    let _answering = state.gate.answering(request.remote_addr().copied());
     if access::is_preflight(&request, state) {
         return access::preflight(request, state);
     }
@@ -214,6 +215,8 @@ fn handle(request: Request, state: &Arc<AppState>) {
 
 /// Answers a request that may be answered: routes it.
 fn answer(request: Request, state: &Arc<AppState>, method: Method) {
+    // Checking a password may have moved the answer to another thread: mark it again.
+    let _answering = state.gate.answering(request.remote_addr().copied());
     match routes::route(request.url()) {
         Route::RedirectToPage => {
             let response = Response::empty(StatusCode(301))
@@ -329,12 +332,16 @@ fn start_stream(request: Request, state: &Arc<AppState>, advance: bool, method: 
     };
     let state = state.clone();
     let peer = peer_name(&request);
+    // Marked before this answer ends, so that the gate never takes the stream's silent
+    // client for an idle keep-alive connection.
+    let streaming = state.gate.streaming(request.remote_addr().copied());
     let spawned = thread::Builder::new()
         .name("stream".into())
         .stack_size(STREAM_STACK)
         .spawn(move || {
             serve_stream(request, &state, advance);
             drop(place);
+            drop(streaming);
         });
     if let Err(e) = spawned {
         // The request was dropped with the closure; tiny_http answers it with a 500.

@@ -61,7 +61,7 @@ fn connects(fd: RawFd, peer: SocketAddr, local: SocketAddr) -> bool {
     }
 }
 
-fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
+pub(super) fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = addr.as_sockaddr_in() {
         return Some(SocketAddr::V4((*v4).into()));
     }

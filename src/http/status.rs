@@ -49,7 +49,7 @@ pub fn render(state: &AppState) -> String {
         None => field_raw(&mut j, "max_clients", "null"),
     }
     field_raw(&mut j, "streams_served", state.clients.total());
-    field_raw(&mut j, "auth", state.gate.is_some());
+    field_raw(&mut j, "auth", state.guard.is_some());
     field_raw(&mut j, "https", state.tls);
     field_raw(&mut j, "uptime_seconds", state.started.elapsed().as_secs());
     j.pop(); // the last comma

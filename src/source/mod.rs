@@ -31,6 +31,10 @@ use crate::encoder::{EncoderChoice, JpegEncoder};
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
 
+/// Stack of the source thread, which decodes and encodes pictures: the usual size, set
+/// explicitly since the program makes smaller stacks the default.
+const SOURCE_STACK: usize = 2 * 1024 * 1024;
+
 /// A source as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
@@ -283,6 +287,7 @@ pub fn start(
     let sink = FrameSink::new(slot, stats.clone(), stop);
     let thread = std::thread::Builder::new()
         .name("source".into())
+        .stack_size(SOURCE_STACK)
         .spawn(move || body(sink))
         .map_err(|e| SourceError(format!("cannot start the source thread: {e}")))?;
     Ok(RunningSource { stats, thread })

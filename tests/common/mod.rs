@@ -1,6 +1,8 @@
 //! Shared helpers for the tests that run the real server binary over real TCP.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -38,7 +38,7 @@ pub enum Precheck {
     Known,
     /// This address failed too often; try again after this long.
     Throttled(Duration),
-    /// Needs a verification: call [`Gate::verify`] with this (off the request threads).
+    /// Needs a verification: call [`Guard::verify`] with this (off the request threads).
     Verify(Presented),
 }
 
@@ -62,15 +62,15 @@ struct Failures {
 }
 
 /// Shared by all request threads.
-pub struct Gate {
+pub struct Guard {
     credentials: Credentials,
     verified: Mutex<VecDeque<[u8; 32]>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
 }
 
-impl Gate {
-    pub fn new(credentials: Credentials) -> Gate {
-        Gate {
+impl Guard {
+    pub fn new(credentials: Credentials) -> Guard {
+        Guard {
             credentials,
             verified: Mutex::new(VecDeque::with_capacity(CACHE_SIZE)),
             failures: Mutex::new(HashMap::new()),
@@ -189,15 +189,15 @@ mod tests {
         )
     }
 
-    fn gate() -> Gate {
+    fn guard() -> Guard {
         let mut c = Credentials::default();
         c.add_plain("ann:secret").unwrap();
-        Gate::new(c)
+        Guard::new(c)
     }
 
     #[test]
     fn missing_known_and_verified() {
-        let g = gate();
+        let g = guard();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(g.precheck(None, Some(ip)), Precheck::Missing);
         assert_eq!(g.precheck(Some("Bearer x"), Some(ip)), Precheck::Missing);
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn too_many_failures_hold_off_that_address_only() {
-        let g = gate();
+        let g = guard();
         let bad: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let wrong = basic("ann:guess");
