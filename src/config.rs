@@ -21,6 +21,28 @@ pub struct Config {
     pub quality: u8,
     /// 0: no limit.
     pub max_clients: usize,
+    /// Picture orientation for cameras that can turn it (libcamera).
+    pub transform: Transform,
+}
+
+/// How a camera should turn its picture: `--rotation`, `--hflip`, `--vflip`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transform {
+    /// Turned by 180 degrees.
+    pub rotate180: bool,
+    pub hflip: bool,
+    pub vflip: bool,
+}
+
+impl Transform {
+    /// The net mirroring: a 180 degree turn is both flips, so flips cancel it out.
+    pub fn flips(self) -> (bool, bool) {
+        (self.hflip ^ self.rotate180, self.vflip ^ self.rotate180)
+    }
+
+    pub fn is_identity(self) -> bool {
+        self.flips() == (false, false)
+    }
 }
 
 impl Default for Config {
@@ -33,6 +55,7 @@ impl Default for Config {
             fps: 30,
             quality: 80,
             max_clients: 100,
+            transform: Transform::default(),
         }
     }
 }
@@ -45,6 +68,8 @@ pub enum Action {
     Version,
     /// Print the V4L2 capture devices and what they offer.
     ListDevices,
+    /// Print the libcamera cameras and their sensor modes.
+    ListCameras,
 }
 
 /// A command-line or environment mistake, as one line for the user.
@@ -61,13 +86,32 @@ impl fmt::Display for ConfigError {
 struct Opt {
     flag: &'static str,
     var: &'static str,
+    /// A switch takes no value on the command line (`--hflip`, or `--hflip=no`); its
+    /// variable takes 1/0, yes/no, true/false, on/off.
+    switch: bool,
     apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+/// True when this binary was built with the libcamera source.
+pub const HAS_LIBCAMERA: bool = cfg!(feature = "libcamera");
+
+/// The complaint about a libcamera-only option in a binary without libcamera.
+fn libcamera_only(what: &str) -> Result<(), String> {
+    if HAS_LIBCAMERA {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} applies only to the libcamera source, which is not built into this \
+             binary (build it with --features libcamera)"
+        ))
+    }
 }
 
 const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--listen",
         var: "PICAM_LISTEN",
+        switch: false,
         apply: |c, v| {
             c.listen = parse_listen(v)?;
             Ok(())
@@ -76,6 +120,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--source",
         var: "PICAM_SOURCE",
+        switch: false,
         apply: |c, v| {
             c.source = v.parse()?;
             Ok(())
@@ -84,6 +129,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--size",
         var: "PICAM_SIZE",
+        switch: false,
         apply: |c, v| {
             (c.width, c.height) = parse_size(v)?;
             Ok(())
@@ -92,6 +138,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--fps",
         var: "PICAM_FPS",
+        switch: false,
         apply: |c, v| {
             c.fps = parse_number(v, 1, 120)? as u32;
             Ok(())
@@ -100,6 +147,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--quality",
         var: "PICAM_QUALITY",
+        switch: false,
         apply: |c, v| {
             c.quality = parse_number(v, 1, 100)? as u8;
             Ok(())
@@ -108,8 +156,49 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--max-clients",
         var: "PICAM_MAX_CLIENTS",
+        switch: false,
         apply: |c, v| {
             c.max_clients = parse_number(v, 0, 10_000)? as usize;
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "--rotation",
+        var: "PICAM_ROTATION",
+        switch: false,
+        apply: |c, v| {
+            c.transform.rotate180 = match v {
+                "0" => false,
+                "180" => true,
+                _ => return Err("expected 0 or 180".into()),
+            };
+            if c.transform.rotate180 {
+                libcamera_only("rotation")?;
+            }
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "--hflip",
+        var: "PICAM_HFLIP",
+        switch: true,
+        apply: |c, v| {
+            c.transform.hflip = parse_switch(v)?;
+            if c.transform.hflip {
+                libcamera_only("mirroring")?;
+            }
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "--vflip",
+        var: "PICAM_VFLIP",
+        switch: true,
+        apply: |c, v| {
+            c.transform.vflip = parse_switch(v)?;
+            if c.transform.vflip {
+                libcamera_only("flipping")?;
+            }
             Ok(())
         },
     },
@@ -127,7 +216,8 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --listen ADDR:PORT   Address to serve on [PICAM_LISTEN] (default 0.0.0.0:8000;
                        [::]:8000 serves IPv6 and IPv4; a bare PORT means 0.0.0.0:PORT)
   --source SPEC        Where pictures come from [PICAM_SOURCE] (default auto):
-                         auto          the first camera found, else the test pattern
+                         auto          the first camera found (libcamera, then V4L2),
+                                       else the test pattern
                          test          built-in animated test pattern
                          stdin         MJPEG (concatenated JPEGs) on standard input
                          file:PATH     an MJPEG file, looped, paced at --fps
@@ -138,7 +228,11 @@ Options (each can also be set by the environment variable shown; the flag wins):
                                        a V4L2 camera (USB webcam); MJPEG is passed
                                        through, YUYV/UYVY/NV12 encoded at --quality
                          libcamera[:INDEX|:ID]
-                                       a Pi camera module, in binaries built with libcamera
+                                       a Pi camera module (in binaries built with
+                                       libcamera): the first, the INDEXth of
+                                       --list-cameras (from 0) or the one with that ID;
+                                       YUV 4:2:0 at --size and --fps, encoded at
+                                       --quality; Camera Module 3 focuses continuously
   --size WxH           Picture size for sources that make pictures [PICAM_SIZE]
                        (default 640x480; 16 to 4096 each)
   --fps N              Frames per second for such sources and for file: [PICAM_FPS]
@@ -147,7 +241,12 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        (default 80; 1 to 100)
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
+  --rotation 0|180     Turn a libcamera camera's picture [PICAM_ROTATION] (default 0)
+  --hflip              Mirror a libcamera camera's picture left to right
+                       [PICAM_HFLIP=1] (--hflip=no turns it off)
+  --vflip              Flip a libcamera camera's picture upside down [PICAM_VFLIP=1]
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
+  --list-cameras       List libcamera cameras: id, model, sensor modes (size, max fps)
   -h, --help           Print this help
   -V, --version        Print the version
 
@@ -194,6 +293,11 @@ where
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
             "--list-devices" => return Ok(Action::ListDevices),
+            "--list-cameras" => {
+                libcamera_only("--list-cameras")
+                    .map_err(|why| ConfigError(format!("cannot list cameras: {why}")))?;
+                return Ok(Action::ListCameras);
+            }
             _ => {}
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -209,6 +313,7 @@ where
         };
         let value = match inline {
             Some(v) => v,
+            None if opt.switch => "1".to_string(),
             None => match args.next() {
                 Some(v) => v.into_string().map_err(|v| {
                     ConfigError(format!("invalid value {v:?} for {flag}: not valid UTF-8"))
@@ -243,6 +348,14 @@ fn parse_size(v: &str) -> Result<(u16, u16), String> {
         return Err(WANT.into());
     }
     Ok((w, h))
+}
+
+fn parse_switch(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err("expected 1, yes, true or on; or 0, no, false or off".into()),
+    }
 }
 
 fn parse_number(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -297,6 +410,57 @@ mod tests {
         assert_eq!(config(&["--listen", "8080"], &[]).listen.port(), 8080);
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
+    }
+
+    #[test]
+    fn camera_orientation_options() {
+        let e = run(&["--rotation", "90"], &[]).unwrap_err().0;
+        assert_eq!(e, "invalid value '90' for --rotation: expected 0 or 180");
+        let e = run(&["--vflip=maybe"], &[]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value 'maybe' for --vflip: expected 1"),
+            "{e}"
+        );
+        // Zero and "no" are accepted everywhere: they ask for nothing.
+        let c = config(
+            &["--rotation", "0", "--hflip=no"],
+            &[("PICAM_VFLIP", "off")],
+        );
+        assert_eq!(c.transform, Transform::default());
+        let asked = run(&["--rotation", "180", "--hflip"], &[("PICAM_VFLIP", "yes")]);
+        if HAS_LIBCAMERA {
+            let Ok(Action::Run(c)) = asked else {
+                panic!("{asked:?}")
+            };
+            let want = Transform {
+                rotate180: true,
+                hflip: true,
+                vflip: true,
+            };
+            assert_eq!(c.transform, want);
+            // Turning and both flips cancel out.
+            assert!(want.is_identity());
+            assert_eq!(run(&["--list-cameras"], &[]), Ok(Action::ListCameras));
+        } else {
+            let e = asked.unwrap_err().0;
+            assert!(
+                e.starts_with("invalid value 'yes' for PICAM_VFLIP (--vflip): flipping applies only to the libcamera source")
+                    && e.contains("not built into this binary"),
+                "{e}"
+            );
+            let e = run(&["--hflip"], &[]).unwrap_err().0;
+            assert!(e.contains("--hflip") && e.contains("not built"), "{e}");
+            let e = run(&["--list-cameras"], &[]).unwrap_err().0;
+            assert!(
+                e.starts_with("cannot list cameras: --list-cameras applies only"),
+                "{e}"
+            );
+        }
+        let t = Transform {
+            rotate180: true,
+            ..Transform::default()
+        };
+        assert_eq!(t.flips(), (true, true));
     }
 
     #[test]

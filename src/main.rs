@@ -32,6 +32,10 @@ fn main() {
             print!("{}", source::v4l2::device::describe_all());
             return;
         }
+        Ok(Action::ListCameras) => {
+            print!("{}", source::list_cameras());
+            return;
+        }
         Ok(Action::Version) => {
             println!("picam-stream {}", env!("CARGO_PKG_VERSION"));
             return;
@@ -51,6 +55,7 @@ fn main() {
         height: config.height,
         fps: config.fps,
         quality: config.quality,
+        transform: config.transform,
     };
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));

@@ -11,6 +11,8 @@
 //! * `auto`: a camera when one is found, otherwise the test pattern.
 
 pub mod font;
+#[cfg(feature = "libcamera")]
+pub mod libcamera;
 pub mod pattern;
 pub mod pipe;
 pub mod v4l2;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::config::Transform;
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
 
@@ -90,6 +93,8 @@ pub struct Settings {
     pub height: u16,
     pub fps: u32,
     pub quality: u8,
+    /// Turning and mirroring, for cameras that can (libcamera).
+    pub transform: Transform,
 }
 
 /// Where a source delivers its pictures.
@@ -167,6 +172,22 @@ impl fmt::Display for SourceError {
     }
 }
 
+/// True when this binary has the libcamera source and libcamera sees a camera.
+fn libcamera_camera_found() -> bool {
+    #[cfg(feature = "libcamera")]
+    return libcamera::find_camera();
+    #[cfg(not(feature = "libcamera"))]
+    false
+}
+
+/// The text of `--list-cameras` (only reachable in binaries with libcamera).
+pub fn list_cameras() -> String {
+    #[cfg(feature = "libcamera")]
+    return libcamera::describe_all();
+    #[cfg(not(feature = "libcamera"))]
+    "this binary is built without libcamera\n".to_string()
+}
+
 /// Resolves `auto`, opens the source and starts its thread.
 pub fn start(
     spec: &SourceSpec,
@@ -175,6 +196,10 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<RunningSource, SourceError> {
     let spec = match spec {
+        SourceSpec::Auto if libcamera_camera_found() => {
+            log::info!("found a libcamera camera");
+            SourceSpec::Libcamera(None)
+        }
         SourceSpec::Auto => match v4l2::find_camera() {
             Some(path) => {
                 log::info!("found a camera: {}", path.display());
@@ -187,6 +212,9 @@ pub fn start(
         },
         other => other.clone(),
     };
+    if !settings.transform.is_identity() && !matches!(spec, SourceSpec::Libcamera(_)) {
+        log::warn!("--rotation, --hflip and --vflip apply only to the libcamera source; ignored");
+    }
     let (description, body): (String, Box<dyn FnOnce(FrameSink) + Send>) = match &spec {
         SourceSpec::Test => (
             format!(
@@ -225,6 +253,17 @@ pub fn start(
                 Box::new(move |sink| v4l2::run(path, settings, sink)),
             )
         }
+        #[cfg(feature = "libcamera")]
+        SourceSpec::Libcamera(selector) => {
+            let selector = selector.clone();
+            let description =
+                libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;
+            (
+                format!("libcamera camera {description}"),
+                Box::new(move |sink| libcamera::run(selector, settings, sink)),
+            )
+        }
+        #[cfg(not(feature = "libcamera"))]
         SourceSpec::Libcamera(_) => {
             return Err(SourceError(format!(
                 "source '{spec}' is not built into this binary: it needs a build with the \

@@ -223,7 +223,11 @@ fn capture(camera: &Camera, encoder: &mut SoftwareEncoder, sink: &mut FrameSink)
 }
 
 /// Draws and encodes the picture shown while the camera is missing.
-fn no_signal(settings: Settings, why: &str, encoder: &mut SoftwareEncoder) -> Option<Vec<u8>> {
+pub(super) fn no_signal(
+    settings: Settings,
+    why: &str,
+    encoder: &mut SoftwareEncoder,
+) -> Option<Vec<u8>> {
     let (w, h) = (settings.width as usize, settings.height as usize);
     let mut rgb = vec![24u8; w * h * 3];
     let mut c = Canvas {
@@ -298,7 +302,7 @@ pub fn run(path: PathBuf, settings: Settings, mut sink: FrameSink) {
     }
 }
 
-fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
+pub(super) fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
     let end = Instant::now() + total;
     while !sink.stopping() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
@@ -356,6 +360,7 @@ mod tests {
             height: 240,
             fps: 30,
             quality: 80,
+            transform: Default::default(),
         };
         let mut enc = SoftwareEncoder::new(80);
         let jpeg = no_signal(
