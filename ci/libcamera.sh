@@ -10,8 +10,11 @@
 #   * then the end-to-end test in the VM rig (tests/vm/libcamera.sh), unless
 #     PICAM_LIBCAMERA_SKIP_VM=1.
 #
-#   ci/libcamera.sh [env]     "env" only prepares the root and prints the variables a
-#                             shell needs to build the feature itself (eval "$(...)")
+#   ci/libcamera.sh [env|root]
+#       env    only prepares the roots and prints the variables a shell needs to build
+#              the feature itself (eval "$(ci/libcamera.sh env)")
+#       root   only prepares the roots and prints the amd64 run-time root (libcamera,
+#              its IPA modules, udev and their libraries: what the VM test chroots into)
 #
 # Everything downloaded goes to ${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera.
 #
@@ -29,8 +32,9 @@ REPO="$(cd "$HERE/.." && pwd)"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera"
 SUITE=trixie
 PKGS=(libcamera-dev libcamera0.4)
-# What the qemu-user run needs on top: libcamera's own dependencies come with it.
-RUNTIME_PKGS=(libcamera0.4 libcamera-ipa)
+# The run-time roots (qemu-user, the unit tests, the VM): libcamera with everything it
+# loads, its IPA modules, and udev, without which libcamera enumerates no camera.
+RUNTIME_PKGS=(libcamera0.4 libcamera-ipa udev libc-bin)
 
 T0=$SECONDS
 log() { printf '[libcamera] %s\n' "$*" >&2; }
@@ -158,8 +162,9 @@ prepare_roots() {
     for arch in amd64 arm64; do
         fetch nodeps "${PKGS[@]/%/:$arch}" | unpack_root "$CACHE/root-$arch"
     done
-    # The arm64 run-time root for qemu-user: libcamera with everything it loads.
-    fetch deps "${RUNTIME_PKGS[@]/%/:arm64}" libc-bin:arm64 | unpack_root "$CACHE/run-arm64"
+    for arch in amd64 arm64; do
+        fetch deps "${RUNTIME_PKGS[@]/%/:$arch}" | unpack_root "$CACHE/run-$arch"
+    done
 }
 
 # Prints the environment that builds the feature for Rust target $1.
@@ -195,11 +200,12 @@ main() {
     apt_setup
     prepare_roots
     log "roots ready in $(elapsed "$t"): $(cat "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc" | sed -n 's/^Version: //p') headers"
-    if [ "${1:-}" = env ]; then
-        build_env x86_64-unknown-linux-gnu
-        build_env aarch64-unknown-linux-gnu
-        return 0
-    fi
+    case "${1:-}" in
+        env) build_env x86_64-unknown-linux-gnu; build_env aarch64-unknown-linux-gnu; return 0 ;;
+        root) printf '%s\n' "$CACHE/run-amd64"; return 0 ;;
+        '') ;;
+        *) die "unknown argument '$1' (env or root)" ;;
+    esac
     cd "$REPO"
     export CARGO_TERM_COLOR=never
     export CARGO_TARGET_DIR="$CACHE/target"
@@ -211,8 +217,10 @@ main() {
     t=$SECONDS
     log "x86_64: clippy with the feature"
     nice -n 5 cargo clippy --features libcamera --all-targets --target x86_64-unknown-linux-gnu -- -D warnings
-    log "x86_64: unit tests with the feature"
-    nice -n 5 cargo test --features libcamera --target x86_64-unknown-linux-gnu --lib
+    log "x86_64: unit tests with the feature, run on trixie's libraries"
+    local run64=$CACHE/run-amd64
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$run64/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path $run64/usr/lib/x86_64-linux-gnu" \
+        nice -n 5 cargo test --features libcamera --target x86_64-unknown-linux-gnu --lib
     log "x86_64: release build"
     nice -n 5 cargo build --release --features libcamera --target x86_64-unknown-linux-gnu
     log "x86_64 done in $(elapsed "$t")"
