@@ -107,15 +107,21 @@ papt() { APT_CONFIG=$APT/apt.conf "$@"; }
 # Downloads the named packages (with "deps", their dependency closure against an
 # empty system) into $APT/debs and prints the .deb paths.
 fetch() {
-    local mode=$1 uris line file size
+    local mode=$1 uris line file size key
     shift
-    if [ "$mode" = deps ]; then
+    # The answer is kept until the lists change: resolving against both architectures'
+    # lists takes apt several seconds.
+    key=$APT/resolved-$(printf '%s\n' "$mode" "$@" | sha256sum | cut -c1-16)
+    if [ "$key" -nt "$APT/updated" ] && [ -s "$key" ]; then
+        uris=$(cat "$key")
+    elif [ "$mode" = deps ]; then
         mkdir -p "$APT/listing/partial"
         uris=$(papt apt-get -qq -o Dir::Cache::archives="$APT/listing" --print-uris install "$@") ||
             die "apt cannot resolve $*"
     else
         uris=$(papt apt-get -qq --print-uris download "$@") || die "apt cannot download $*"
     fi
+    printf '%s\n' "$uris" >"$key"
     local -a todo=() files=()
     while read -r line; do
         [ -n "$line" ] || continue

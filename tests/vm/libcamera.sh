@@ -69,6 +69,8 @@ mount -o bind /dev \$R/dev
 mount -t tmpfs tmpfs \$R/run
 mount -t tmpfs tmpfs \$R/tmp
 [ -e \$R/etc/passwd ] || cp /etc/passwd /etc/group \$R/etc/
+# udevadm refuses to work in a chroot unless told the chroot is the system.
+export SYSTEMD_IGNORE_CHROOT=1
 in_root() { chroot \$R "\$@"; }
 in_root /usr/lib/systemd/systemd-udevd --daemon > /host/udevd.log 2>&1
 in_root udevadm trigger --action=add > /dev/null 2>&1

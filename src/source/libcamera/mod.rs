@@ -61,7 +61,7 @@ fn pick<'a>(manager: &'a CameraManager, selector: Option<&str>) -> Result<Camera
         },
     };
     found.ok_or_else(|| {
-        let which = selector.map_or("any camera".to_string(), |s| format!("camera '{s}'"));
+        let which = selector.map_or("camera".to_string(), |s| format!("camera '{s}'"));
         if ids.is_empty() {
             format!("libcamera finds no {which}: it sees no camera at all")
         } else {
@@ -80,17 +80,36 @@ pub fn find_camera() -> bool {
     CameraManager::new().is_ok_and(|m| !m.cameras().is_empty())
 }
 
-/// Checks before the source thread starts that the camera exists and takes the
-/// settings, so that a mistake is reported at once; returns the camera's name.
+/// Checks before the source thread starts that the camera takes the settings, so that
+/// a mistake is reported at once; returns the camera's name and what it will do. A
+/// camera that is missing, busy or failing is not a mistake: the source waits for it
+/// (`Ok` with a note), as it does when one fails later.
 pub fn check(selector: Option<&str>, settings: Settings) -> Result<String, String> {
-    let manager = CameraManager::new().map_err(|e| format!("cannot start libcamera: {e}"))?;
-    let camera = pick(&manager, selector)?;
+    let manager = match CameraManager::new() {
+        Ok(m) => m,
+        Err(e) => return Ok(waiting(selector, &format!("cannot start libcamera: {e}"))),
+    };
+    let camera = match pick(&manager, selector) {
+        Ok(c) => c,
+        Err(e) => return Ok(waiting(selector, &e)),
+    };
     let name = list::name(&camera);
-    let mut active = camera.acquire().map_err(|e| {
-        format!("{name}: cannot acquire the camera (is another program using it?): {e}")
-    })?;
+    let mut active = match camera.acquire() {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(waiting(
+                selector,
+                &format!("{name}: cannot acquire the camera: {e}"),
+            ))
+        }
+    };
     let plan = setup::configure(&mut active, settings).map_err(|e| format!("{name}: {e}"))?;
     Ok(format!("{name}: {}", plan.summary))
+}
+
+fn waiting(selector: Option<&str>, why: &str) -> String {
+    log::warn!("{why}; waiting for the camera");
+    selector.map_or("(the first one found)".to_string(), |s| format!("'{s}'"))
 }
 
 /// Why capturing stopped.
