@@ -47,6 +47,9 @@ SHARE=$(mktemp -d "$CACHE/runs/run.XXXXXX")
 VM=''
 cleanup() {
     : >"$SHARE/done" 2>/dev/null || true
+    mkdir -p "$CACHE/logs"
+    cp "$SHARE/server.log" "$CACHE/logs/vm-server.log" 2>/dev/null || true
+    cp "$SHARE/rig.err" "$CACHE/logs/vm-rig.err" 2>/dev/null || true
     if [ -n "$VM" ]; then
         for _ in $(seq 100); do kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
         kill "$VM" 2>/dev/null || true
@@ -132,7 +135,7 @@ wait_file() {
     [ -e "$1" ]
 }
 # Decodes a JPEG fully and prints its size as WxH.
-jpeg_size() { djpeg -pnm "$1" 2>/dev/null | head -c 64 | tr '\n' ' ' | awk '{ print $2 "x" $3 }'; }
+jpeg_size() { { djpeg -pnm "$1" 2>/dev/null || true; } | head -c 64 | tr '\n' ' ' | awk '{ print $2 "x" $3 }'; }
 
 if s=$(wait_status 400 '"capturing":(true|false)'); then
     ok "the server in the VM answers after $((SECONDS - t0)) s"
@@ -158,8 +161,15 @@ src=$(field source "$s")
 say "source: $src"
 
 # Idle until somebody asks; a snapshot starts the camera and waits for a fresh frame.
+# (The server answers 503 when no frame comes within its wait; starting libcamera in
+# the emulated VM can take longer, so ask again for a while.)
 t=$SECONDS
-curl -fsS -m 120 -o "$SHARE/snap.jpg" "$base/snapshot.jpg" || true
+rm -f "$SHARE/snap.jpg"
+while [ $((SECONDS - t)) -lt 180 ]; do
+    curl -fsS -m 60 -o "$SHARE/snap.jpg" "$base/snapshot.jpg" 2>/dev/null && break
+    rm -f "$SHARE/snap.jpg"
+    sleep 1
+done
 size=$(jpeg_size "$SHARE/snap.jpg")
 if [ "$size" = "${WIDTH}x${HEIGHT}" ]; then
     ok "snapshot decodes at ${size} ($(stat -c %s "$SHARE/snap.jpg") bytes, first one after $((SECONDS - t)) s)"

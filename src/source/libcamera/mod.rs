@@ -43,6 +43,9 @@ const LINGER: Duration = Duration::from_secs(3);
 const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 const TIMEOUTS_BEFORE_LOST: u32 = 3;
 
+/// How long a silent camera is given to report that it was disconnected.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
+
 /// How often timing figures go to the debug log.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -249,6 +252,16 @@ fn session(
             Err(RecvTimeoutError::Timeout) => {
                 silent += 1;
                 if silent >= TIMEOUTS_BEFORE_LOST {
+                    // libcamera 0.4 aborts the process when a camera whose device has
+                    // vanished is stopped before it has noticed the removal; stopping
+                    // after the disconnection is safe, so give the notice time to come.
+                    let deadline = Instant::now() + DISCONNECT_GRACE;
+                    while !gone.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if gone.load(Ordering::SeqCst) {
+                        return Err(format!("{name}: the camera was disconnected"));
+                    }
                     return Err(format!(
                         "{name}: no frame for {} s",
                         (FRAME_TIMEOUT * TIMEOUTS_BEFORE_LOST).as_secs()
