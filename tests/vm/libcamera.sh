@@ -7,12 +7,15 @@
 #   PICAM_LIBCAMERA_BIN=path/to/picam-stream tests/vm/libcamera.sh
 #
 # The host checks, through the forwarded port:
-#   * --list-cameras names vimc's sensor;
-#   * the server streams `--source libcamera` at the asked size: snapshots and stream
-#     parts decode (djpeg) to exactly that size, and the stream goes on;
-#   * unbinding vimc's driver (the camera vanishes) shows the "no signal" picture with
-#     source_error in /status, and binding it again resumes capture;
+#   * the server starts before the camera exists (vimc not loaded yet): a viewer gets
+#     the "no signal" picture at the asked size and /status has source_error;
+#   * once vimc is loaded, --list-cameras names its sensor and the server finds the
+#     camera by itself (retrying with back-off) and streams `--source libcamera`:
+#     snapshots and stream parts decode (djpeg) to exactly the asked size;
 #   * --rotation 180, which vimc's sensor cannot do, is refused naming what it can do.
+# (Unbinding vimc while it streams is not tested: libcamera 0.4 logs the media
+# device's removal but does not mark the running camera disconnected, and stopping
+# it then fails an assertion inside libcamera that aborts the process.)
 # and prints capture-to-publish latency (from the server's debug log), encoding time
 # and CPU time per frame with the software encoder.
 # Ends with "libcamera-vm: N passed, N failed".
@@ -78,10 +81,6 @@ in_root() { chroot \$R "\$@"; }
 in_root /usr/lib/systemd/systemd-udevd --daemon > /host/udevd.log 2>&1
 in_root udevadm trigger --action=add > /dev/null 2>&1
 in_root udevadm settle --timeout=60
-in_root picam-stream --list-cameras > /host/cameras.txt 2> /host/cameras.err
-echo \$? > /host/cameras.rc
-in_root picam-stream --source libcamera --size ${WIDTH}x${HEIGHT} --rotation 180 > /host/rotation.out 2>&1
-echo \$? > /host/rotation.rc
 RUST_LOG=debug chroot \$R picam-stream --listen 0.0.0.0:8000 --source libcamera \
     --size ${WIDTH}x${HEIGHT} --fps $FPS --quality 80 > /host/server.log 2>&1 &
 server=\$!
@@ -93,26 +92,29 @@ while [ ! -e /host/done ]; do
             echo "\$(cpu) \$(cut -d' ' -f1 /proc/uptime)" > /host/cpu-\$m
         fi
     done
-    if [ -e /host/unplug ]; then
-        rm /host/unplug
-        echo vimc.0 > /sys/bus/platform/drivers/vimc/unbind && touch /host/unplugged
-    fi
-    if [ -e /host/replug ]; then
-        rm /host/replug
-        echo vimc.0 > /sys/bus/platform/drivers/vimc/bind && in_root udevadm settle --timeout=30 && touch /host/replugged
+    if [ -e /host/plug ]; then
+        rm /host/plug
+        modprobe vimc && in_root udevadm settle --timeout=60
+        in_root picam-stream --list-cameras > /host/cameras.txt 2> /host/cameras.err
+        echo \$? > /host/cameras.rc
+        touch /host/plugged
     fi
     sleep 0.2
 done
 kill -TERM \$server
 wait \$server
 echo "server exit \$?" >> /host/server.log
+# With the camera free again: an orientation vimc cannot give.
+timeout 120 chroot \$R picam-stream --listen 127.0.0.1:8001 --source libcamera \
+    --size ${WIDTH}x${HEIGHT} --rotation 180 > /host/rotation.out 2>&1
+echo \$? > /host/rotation.rc
 EOF
 
 port=$((20000 + RANDOM % 20000))
 base=http://127.0.0.1:$port
 t0=$SECONDS
 say "booting the VM (vimc, trixie userland from $ROOT)"
-"$REPO/tests/vm/rig.sh" run --modules "vimc" --share "$SHARE" --forward "$port:8000" --timeout 900 \
+"$REPO/tests/vm/rig.sh" run --modules "" --extra-modules "vimc" --share "$SHARE" --forward "$port:8000" --timeout 900 \
     --mem 1536 -- "sh /host/guest.sh" >"$SHARE/rig.out" 2>"$SHARE/rig.err" &
 VM=$!
 
@@ -144,6 +146,24 @@ else
     cat "$SHARE/rig.err" >&2 || true
     exit 1
 fi
+src=$(field source "$s")
+say "source: $src"
+
+# No camera yet: a viewer gets "no signal" and /status says why.
+curl -sS -N -m 900 "$base/stream.mjpg" -o "$SHARE/stream.mjpg" 2>/dev/null &
+viewer=$!
+if s=$(wait_status 120 '"source_error":"'); then
+    ok "no camera yet: source_error: $(field source_error "$s")"
+    curl -fsS -m 10 -o "$SHARE/nosignal.jpg" "$base/snapshot.jpg" || true
+    size=$(jpeg_size "$SHARE/nosignal.jpg")
+    if [ "$size" = "${WIDTH}x${HEIGHT}" ]; then ok "the no-signal picture decodes at $size"; else nok "no-signal picture size '$size'"; fi
+else
+    nok "no source_error without a camera (status: $s)"
+fi
+
+# The camera appears; the server finds it by itself.
+: >"$SHARE/plug"
+wait_file "$SHARE/plugged" 120 || nok "the guest did not load vimc"
 say "--list-cameras in the VM (exit $(cat "$SHARE/cameras.rc" 2>/dev/null)):"
 sed 's/^/  | /' "$SHARE/cameras.txt"
 if grep -q 'Sensor' "$SHARE/cameras.txt" && grep -q 'id: ' "$SHARE/cameras.txt"; then
@@ -151,16 +171,23 @@ if grep -q 'Sensor' "$SHARE/cameras.txt" && grep -q 'id: ' "$SHARE/cameras.txt";
 else
     nok "--list-cameras does not list vimc's sensor"; sed 's/^/  ! /' "$SHARE/cameras.err"
 fi
-# vimc's sensor cannot flip, so libcamera cannot turn its picture.
-if [ "$(cat "$SHARE/rotation.rc")" = 2 ] && grep -q "cannot give the picture --rotation 180.*it can give it: as it is" "$SHARE/rotation.out"; then
-    ok "--rotation 180 is refused: $(grep 'picam-stream:' "$SHARE/rotation.out")"
-else
-    nok "--rotation 180: exit $(cat "$SHARE/rotation.rc"): $(cat "$SHARE/rotation.out")"
+t=$SECONDS
+resumed=0
+if s=$(wait_status 120 '"source_error":null'); then
+    f2=$(field frames_captured "$s")
+    deadline=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        f3=$(field frames_captured "$(status)")
+        if [ -n "$f3" ] && [ "$f3" -ge $((f2 + 2)) ]; then resumed=1; break; fi
+        sleep 0.5
+    done
 fi
-src=$(field source "$s")
-say "source: $src"
-
-# Idle until somebody asks; a snapshot starts the camera and waits for a fresh frame.
+if [ "$resumed" = 1 ]; then
+    ok "capture began $((SECONDS - t)) s after the camera appeared"
+else
+    nok "capture did not begin after the camera appeared (status: $(status))"
+fi
+s=$(status)
 # (The server answers 503 when no frame comes within its wait; starting libcamera in
 # the emulated VM can take longer, so ask again for a while.)
 t=$SECONDS
@@ -177,9 +204,6 @@ else
     nok "snapshot size '$size', expected ${WIDTH}x${HEIGHT}"
 fi
 
-# A viewer for the rest of the test; its parts are checked afterwards.
-curl -sS -N -m 600 "$base/stream.mjpg" -o "$SHARE/stream.mjpg" 2>/dev/null &
-viewer=$!
 wait_status 60 '"capturing":true' >/dev/null || nok "not capturing with a viewer"
 sleep 3
 f0=$(field frames_captured "$(status)")
@@ -202,36 +226,6 @@ else
     nok "no frames published while a viewer watched"
 fi
 grep 'capture to publish' "$SHARE/server.log" | tail -n 3 | sed 's/.*libcamera: /libcamera-vm: measured: /'
-
-# The camera vanishes: no signal, source_error; then it comes back.
-: >"$SHARE/unplug"
-wait_file "$SHARE/unplugged" 30 || nok "the guest did not unbind vimc"
-if s=$(wait_status 60 '"source_error":"'); then
-    ok "camera gone: source_error: $(field source_error "$s")"
-    curl -fsS -m 10 -o "$SHARE/nosignal.jpg" "$base/snapshot.jpg" || true
-    size=$(jpeg_size "$SHARE/nosignal.jpg")
-    if [ "$size" = "${WIDTH}x${HEIGHT}" ]; then ok "the no-signal picture decodes at $size"; else nok "no-signal picture size '$size'"; fi
-else
-    nok "no source_error after the camera vanished (status: $s)"
-fi
-: >"$SHARE/replug"
-wait_file "$SHARE/replugged" 60 || nok "the guest did not bind vimc again"
-t=$SECONDS
-resumed=0
-if s=$(wait_status 90 '"source_error":null'); then
-    f2=$(field frames_captured "$s")
-    deadline=$((SECONDS + 60))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        f3=$(field frames_captured "$(status)")
-        if [ -n "$f3" ] && [ "$f3" -ge $((f2 + 2)) ]; then resumed=1; break; fi
-        sleep 0.5
-    done
-fi
-if [ "$resumed" = 1 ]; then
-    ok "capture resumed $((SECONDS - t)) s after the camera came back"
-else
-    nok "capture did not resume after the camera came back (status: $(status))"
-fi
 
 kill "$viewer" 2>/dev/null || true
 wait "$viewer" 2>/dev/null || true
@@ -275,6 +269,13 @@ if [ "$rc" = 0 ] && grep -q 'server exit 0' "$SHARE/server.log"; then
     ok "the server stopped cleanly on SIGTERM"
 else
     nok "VM exit $rc; $(grep 'server exit' "$SHARE/server.log" || echo 'no server exit line')"
+fi
+# vimc's sensor cannot flip, so libcamera cannot turn its picture.
+if [ "$(cat "$SHARE/rotation.rc" 2>/dev/null)" = 2 ] &&
+    grep -q "cannot give the picture --rotation 180.*it can give it: as it is" "$SHARE/rotation.out"; then
+    ok "--rotation 180 is refused: $(grep 'picam-stream:' "$SHARE/rotation.out")"
+else
+    nok "--rotation 180: exit $(cat "$SHARE/rotation.rc" 2>/dev/null): $(cat "$SHARE/rotation.out" 2>/dev/null)"
 fi
 if [ "$FAIL" != 0 ]; then
     say "server log (last 40 lines):"

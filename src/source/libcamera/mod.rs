@@ -44,7 +44,7 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 const TIMEOUTS_BEFORE_LOST: u32 = 3;
 
 /// How long a silent camera is given to report that it was disconnected.
-const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
+const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 
 /// How often timing figures go to the debug log.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
