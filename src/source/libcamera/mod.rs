@@ -230,6 +230,7 @@ fn session(
 
     let (w, h) = (plan.width, plan.height);
     let mut silent = 0;
+    let mut first_frame = true;
     let mut timing = Timing::default();
     let requeue = |mut request: Request| {
         request.reuse(ReuseFlag::REUSE_BUFFERS);
@@ -311,6 +312,13 @@ fn session(
                 ) {
                     Ok(jpeg) => {
                         sink.publish_checked(jpeg, w, h);
+                        if first_frame {
+                            first_frame = false;
+                            if sink.stats().error().is_some() {
+                                log::info!("{name}: capturing again");
+                            }
+                            sink.stats().set_error(None);
+                        }
                         let published = monotonic_ns();
                         let latency = (captured > 0 && published > captured)
                             .then(|| Duration::from_nanos(published - captured));
