@@ -248,7 +248,9 @@ main() {
     log "aarch64 done in $(elapsed "$t")"
 
     if [ "${PICAM_LIBCAMERA_SKIP_VM:-0}" != 1 ]; then
-        PICAM_LIBCAMERA_BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/picam-stream" \
+        flock -u 9
+        PICAM_LIBCAMERA_ROOT=$run64 \
+            PICAM_LIBCAMERA_BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/picam-stream" \
             bash "$REPO/tests/vm/libcamera.sh"
     fi
     log "all done in $(elapsed "$T0")"

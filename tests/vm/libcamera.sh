@@ -40,7 +40,7 @@ command -v djpeg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y
     libjpeg-turbo-progs >/dev/null 2>&1 || { say "cannot install libjpeg-turbo-progs"; exit 1; }
 command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null 2>&1
 
-ROOT=$(bash "$REPO/ci/libcamera.sh" root | tail -n 1)
+ROOT=${PICAM_LIBCAMERA_ROOT:-$(bash "$REPO/ci/libcamera.sh" root | tail -n 1)}
 [ -x "$ROOT/usr/lib/systemd/systemd-udevd" ] || { say "the trixie root $ROOT is incomplete"; exit 1; }
 
 # The share: a hard-linked copy of the root (same file system, so it is instant and
