@@ -9,10 +9,11 @@
 # The host checks, through the forwarded port:
 #   * the server starts before the camera exists (vimc not loaded yet): a viewer gets
 #     the "no signal" picture at the asked size and /status has source_error;
-#   * once vimc is loaded, --list-cameras names its sensor and the server finds the
-#     camera by itself (retrying with back-off) and streams `--source libcamera`:
-#     snapshots and stream parts decode (djpeg) to exactly the asked size;
-#   * --rotation 180, which vimc's sensor cannot do, is refused naming what it can do.
+#   * once vimc is loaded the server finds the camera by itself (retrying with
+#     back-off) and streams `--source libcamera`: snapshots and stream parts decode
+#     (djpeg) to exactly the asked size;
+#   * after the server stops, --list-cameras names vimc's sensor, and --rotation 180,
+#     which vimc's sensor cannot do, is refused naming what it can do.
 # (Unbinding vimc while it streams is not tested: libcamera 0.4 logs the media
 # device's removal but does not mark the running camera disconnected, and stopping
 # it then fails an assertion inside libcamera that aborts the process.)
@@ -95,8 +96,6 @@ while [ ! -e /host/done ]; do
     if [ -e /host/plug ]; then
         rm /host/plug
         modprobe vimc && in_root udevadm settle --timeout=60
-        in_root picam-stream --list-cameras > /host/cameras.txt 2> /host/cameras.err
-        echo \$? > /host/cameras.rc
         touch /host/plugged
     fi
     sleep 0.2
@@ -104,7 +103,10 @@ done
 kill -TERM \$server
 wait \$server
 echo "server exit \$?" >> /host/server.log
-# With the camera free again: an orientation vimc cannot give.
+# With the camera free again (libcamera lets one process at a time use it): the list,
+# and an orientation vimc cannot give.
+in_root picam-stream --list-cameras > /host/cameras.txt 2> /host/cameras.err
+echo \$? > /host/cameras.rc
 timeout 120 chroot \$R picam-stream --listen 127.0.0.1:8001 --source libcamera \
     --size ${WIDTH}x${HEIGHT} --rotation 180 > /host/rotation.out 2>&1
 echo \$? > /host/rotation.rc
@@ -164,13 +166,6 @@ fi
 # The camera appears; the server finds it by itself.
 : >"$SHARE/plug"
 wait_file "$SHARE/plugged" 120 || nok "the guest did not load vimc"
-say "--list-cameras in the VM (exit $(cat "$SHARE/cameras.rc" 2>/dev/null)):"
-sed 's/^/  | /' "$SHARE/cameras.txt"
-if grep -q 'Sensor' "$SHARE/cameras.txt" && grep -q 'id: ' "$SHARE/cameras.txt"; then
-    ok "--list-cameras lists vimc's sensor"
-else
-    nok "--list-cameras does not list vimc's sensor"; sed 's/^/  ! /' "$SHARE/cameras.err"
-fi
 t=$SECONDS
 resumed=0
 if s=$(wait_status 120 '"source_error":null'); then
@@ -269,6 +264,13 @@ if [ "$rc" = 0 ] && grep -q 'server exit 0' "$SHARE/server.log"; then
     ok "the server stopped cleanly on SIGTERM"
 else
     nok "VM exit $rc; $(grep 'server exit' "$SHARE/server.log" || echo 'no server exit line')"
+fi
+say "--list-cameras in the VM (exit $(cat "$SHARE/cameras.rc" 2>/dev/null)):"
+sed 's/^/  | /' "$SHARE/cameras.txt" 2>/dev/null || true
+if grep -q 'Sensor' "$SHARE/cameras.txt" && grep -q 'id: ' "$SHARE/cameras.txt"; then
+    ok "--list-cameras lists vimc's sensor"
+else
+    nok "--list-cameras does not list vimc's sensor"; sed 's/^/  ! /' "$SHARE/cameras.err" || true
 fi
 # vimc's sensor cannot flip, so libcamera cannot turn its picture.
 if [ "$(cat "$SHARE/rotation.rc" 2>/dev/null)" = 2 ] &&
