@@ -87,8 +87,11 @@ fn main() {
     slot.close();
     source::pipe::terminate_child();
     server.stop();
+    // The source thread is given the same grace to let go of its device: libcamera
+    // must stop its camera before the process exits, or its threads crash the exit.
     let deadline = Instant::now() + STOP_GRACE;
-    while state.clients.current() > 0 && Instant::now() < deadline {
+    while (state.clients.current() > 0 || !source.thread.is_finished()) && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     log::info!("stopped");

@@ -40,8 +40,10 @@ use crate::encoder::SoftwareEncoder;
 const LINGER: Duration = Duration::from_secs(3);
 
 /// A wait this long without a frame means the camera has stopped delivering.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
-const TIMEOUTS_BEFORE_LOST: u32 = 3;
+const FRAME_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How long one wait for a frame lasts before stopping and demand are checked again.
+const POLL: Duration = Duration::from_millis(100);
 
 /// How long a silent camera is given to report that it was disconnected.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
@@ -229,7 +231,7 @@ fn session(
     log::debug!("{name}: {} buffers in flight", plan.buffers);
 
     let (w, h) = (plan.width, plan.height);
-    let mut silent = 0;
+    let mut last_frame = Instant::now();
     let mut first_frame = true;
     let mut timing = Timing::default();
     let requeue = |mut request: Request| {
@@ -248,11 +250,10 @@ fn session(
         if gone.load(Ordering::SeqCst) {
             return Err(format!("{name}: the camera was disconnected"));
         }
-        let mut request = match done_rx.recv_timeout(FRAME_TIMEOUT) {
+        let mut request = match done_rx.recv_timeout(POLL) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
-                silent += 1;
-                if silent >= TIMEOUTS_BEFORE_LOST {
+                if last_frame.elapsed() >= FRAME_TIMEOUT {
                     // libcamera 0.4 aborts the process when a camera whose device has
                     // vanished is stopped before it has noticed the removal; stopping
                     // after the disconnection is safe, so give the notice time to come.
@@ -265,7 +266,7 @@ fn session(
                     }
                     return Err(format!(
                         "{name}: no frame for {} s",
-                        (FRAME_TIMEOUT * TIMEOUTS_BEFORE_LOST).as_secs()
+                        FRAME_TIMEOUT.as_secs()
                     ));
                 }
                 continue;
@@ -274,7 +275,7 @@ fn session(
                 return Err(format!("{name}: libcamera stopped"))
             }
         };
-        silent = 0;
+        last_frame = Instant::now();
         // Only the newest frame is worth encoding; older ones go straight back.
         while let Ok(newer) = done_rx.try_recv() {
             timing.skipped += 1;
