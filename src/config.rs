@@ -42,6 +42,8 @@ pub struct Config {
     pub allow_origin: Option<String>,
     /// Limits on clients that have not yet made a request.
     pub patience: Patience,
+    /// Picture orientation for cameras that can turn it (libcamera).
+    pub transform: Transform,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -51,6 +53,26 @@ pub struct Hidden(pub String);
 impl fmt::Debug for Hidden {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Hidden(..)")
+    }
+}
+
+/// How a camera should turn its picture: `--rotation`, `--hflip`, `--vflip`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transform {
+    /// Turned by 180 degrees.
+    pub rotate180: bool,
+    pub hflip: bool,
+    pub vflip: bool,
+}
+
+impl Transform {
+    /// The net mirroring: a 180 degree turn is both flips, so flips cancel it out.
+    pub fn flips(self) -> (bool, bool) {
+        (self.hflip ^ self.rotate180, self.vflip ^ self.rotate180)
+    }
+
+    pub fn is_identity(self) -> bool {
+        self.flips() == (false, false)
     }
 }
 
@@ -73,6 +95,7 @@ impl Default for Config {
             tls_key: None,
             allow_origin: None,
             patience: Patience::default(),
+            transform: Transform::default(),
         }
     }
 }
@@ -85,6 +108,8 @@ pub enum Action {
     Version,
     /// Print the V4L2 capture devices and what they offer.
     ListDevices,
+    /// Print the libcamera cameras and their sensor modes.
+    ListCameras,
 }
 
 /// A command-line or environment mistake, as one line for the user.
@@ -101,15 +126,34 @@ impl fmt::Display for ConfigError {
 struct Opt {
     flag: &'static str,
     var: &'static str,
+    /// A switch takes no value on the command line (`--hflip`, or `--hflip=no`); its
+    /// variable takes 1/0, yes/no, true/false, on/off.
+    switch: bool,
     apply: fn(&mut Config, &str) -> Result<(), String>,
     /// The value is a secret: error messages do not repeat it.
     secret: bool,
+}
+
+/// True when this binary was built with the libcamera source.
+pub const HAS_LIBCAMERA: bool = cfg!(feature = "libcamera");
+
+/// The complaint about a libcamera-only option in a binary without libcamera.
+fn libcamera_only(what: &str) -> Result<(), String> {
+    if HAS_LIBCAMERA {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} applies only to the libcamera source, which is not built into this \
+             binary (build it with --features libcamera)"
+        ))
+    }
 }
 
 const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--listen",
         var: "PICAM_LISTEN",
+        switch: false,
         apply: |c, v| {
             c.listen = parse_listen(v)?;
             Ok(())
@@ -119,6 +163,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--source",
         var: "PICAM_SOURCE",
+        switch: false,
         apply: |c, v| {
             c.source = v.parse()?;
             Ok(())
@@ -128,6 +173,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--size",
         var: "PICAM_SIZE",
+        switch: false,
         apply: |c, v| {
             (c.width, c.height) = parse_size(v)?;
             Ok(())
@@ -137,6 +183,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--fps",
         var: "PICAM_FPS",
+        switch: false,
         apply: |c, v| {
             c.fps = parse_number(v, 1, 120)? as u32;
             Ok(())
@@ -146,6 +193,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--quality",
         var: "PICAM_QUALITY",
+        switch: false,
         apply: |c, v| {
             c.quality = parse_number(v, 1, 100)? as u8;
             Ok(())
@@ -155,6 +203,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--encoder",
         var: "PICAM_ENCODER",
+        switch: false,
         apply: |c, v| {
             c.encoder = v.parse()?;
             Ok(())
@@ -164,6 +213,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--max-clients",
         var: "PICAM_MAX_CLIENTS",
+        switch: false,
         apply: |c, v| {
             c.max_clients = parse_number(v, 0, 10_000)? as usize;
             Ok(())
@@ -173,6 +223,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--auth",
         var: "PICAM_AUTH",
+        switch: false,
         apply: |c, v| {
             let mut check = crate::auth::Credentials::default();
             check.add_plain(v)?;
@@ -184,6 +235,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--auth-file",
         var: "PICAM_AUTH_FILE",
+        switch: false,
         apply: |c, v| {
             c.auth_file = Some(parse_path(v)?);
             Ok(())
@@ -193,6 +245,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--tls-cert",
         var: "PICAM_TLS_CERT",
+        switch: false,
         apply: |c, v| {
             c.tls_cert = Some(parse_path(v)?);
             Ok(())
@@ -202,6 +255,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--tls-key",
         var: "PICAM_TLS_KEY",
+        switch: false,
         apply: |c, v| {
             c.tls_key = Some(parse_path(v)?);
             Ok(())
@@ -211,6 +265,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--allow-origin",
         var: "PICAM_ALLOW_ORIGIN",
+        switch: false,
         apply: |c, v| {
             c.allow_origin = Some(parse_origin(v)?);
             Ok(())
@@ -220,6 +275,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--source-timeout",
         var: "PICAM_SOURCE_TIMEOUT",
+        switch: false,
         apply: |c, v| {
             c.source_timeout = parse_number(v, 1, 3600)? as u32;
             Ok(())
@@ -229,6 +285,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--mdns-name",
         var: "PICAM_MDNS_NAME",
+        switch: false,
         apply: |c, v| {
             let name = crate::mdns::parse_name(v)?;
             // --no-mdns wins wherever it was given.
@@ -242,6 +299,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--header-timeout",
         var: "PICAM_HEADER_TIMEOUT",
+        switch: false,
         apply: |c, v| {
             c.patience.head = Duration::from_secs(parse_number(v, 1, 600)?);
             Ok(())
@@ -251,6 +309,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--keepalive-timeout",
         var: "PICAM_KEEPALIVE_TIMEOUT",
+        switch: false,
         apply: |c, v| {
             c.patience.idle = Duration::from_secs(parse_number(v, 1, 3600)?);
             Ok(())
@@ -260,6 +319,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--max-header-bytes",
         var: "PICAM_MAX_HEADER_BYTES",
+        switch: false,
         apply: |c, v| {
             c.patience.head_bytes = parse_number(v, 1024, 1024 * 1024)? as u32;
             Ok(())
@@ -269,8 +329,52 @@ const OPTIONS: &[Opt] = &[
     Opt {
         flag: "--max-pending",
         var: "PICAM_MAX_PENDING",
+        switch: false,
         apply: |c, v| {
             c.patience.pending = parse_number(v, 1, 10_000)? as usize;
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--rotation",
+        var: "PICAM_ROTATION",
+        switch: false,
+        apply: |c, v| {
+            c.transform.rotate180 = match v {
+                "0" => false,
+                "180" => true,
+                _ => return Err("expected 0 or 180".into()),
+            };
+            if c.transform.rotate180 {
+                libcamera_only("rotation")?;
+            }
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--hflip",
+        var: "PICAM_HFLIP",
+        switch: true,
+        apply: |c, v| {
+            c.transform.hflip = parse_on_off(v)?;
+            if c.transform.hflip {
+                libcamera_only("mirroring")?;
+            }
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--vflip",
+        var: "PICAM_VFLIP",
+        switch: true,
+        apply: |c, v| {
+            c.transform.vflip = parse_on_off(v)?;
+            if c.transform.vflip {
+                libcamera_only("flipping")?;
+            }
             Ok(())
         },
         secret: false,
@@ -313,7 +417,8 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --listen ADDR:PORT   Address to serve on [PICAM_LISTEN] (default 0.0.0.0:8000;
                        [::]:8000 serves IPv6 and IPv4; a bare PORT means 0.0.0.0:PORT)
   --source SPEC        Where pictures come from [PICAM_SOURCE] (default auto):
-                         auto          the first camera found, else the test pattern
+                         auto          the first camera found (libcamera, then V4L2),
+                                       else the test pattern
                          test          built-in animated test pattern
                          stdin         MJPEG (concatenated JPEGs) on standard input
                          file:PATH     an MJPEG file, looped, paced at --fps
@@ -325,7 +430,11 @@ Options (each can also be set by the environment variable shown; the flag wins):
                                        a V4L2 camera (USB webcam); MJPEG is passed
                                        through, YUYV/UYVY/NV12 encoded at --quality
                          libcamera[:INDEX|:ID]
-                                       a Pi camera module, in binaries built with libcamera
+                                       a Pi camera module (in binaries built with
+                                       libcamera): the first, the INDEXth of
+                                       --list-cameras (from 0) or the one with that ID;
+                                       YUV 4:2:0 at --size and --fps, encoded at
+                                       --quality; Camera Module 3 focuses continuously
   --size WxH           Picture size for sources that make pictures [PICAM_SIZE]
                        (default 640x480; 16 to 4096 each)
   --fps N              Frames per second for such sources and for file: [PICAM_FPS]
@@ -385,7 +494,12 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --max-pending N      Connections that may wait at once for a complete request; past
                        this the longest waiting are closed [PICAM_MAX_PENDING]
                        (default 64; 1 to 10000)
+  --rotation 0|180     Turn a libcamera camera's picture [PICAM_ROTATION] (default 0)
+  --hflip              Mirror a libcamera camera's picture left to right
+                       [PICAM_HFLIP=1] (--hflip=no turns it off)
+  --vflip              Flip a libcamera camera's picture upside down [PICAM_VFLIP=1]
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
+  --list-cameras       List libcamera cameras: id, model, sensor modes (size, max fps)
   -h, --help           Print this help
   -V, --version        Print the version
 
@@ -448,6 +562,11 @@ where
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
             "--list-devices" => return Ok(Action::ListDevices),
+            "--list-cameras" => {
+                libcamera_only("--list-cameras")
+                    .map_err(|why| ConfigError(format!("cannot list cameras: {why}")))?;
+                return Ok(Action::ListCameras);
+            }
             _ => {}
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -470,6 +589,7 @@ where
         };
         let value = match inline {
             Some(v) => v,
+            None if opt.switch => "1".to_string(),
             None => match args.next() {
                 Some(v) => v.into_string().map_err(|v| {
                     ConfigError(format!("invalid value {v:?} for {flag}: not valid UTF-8"))
@@ -559,6 +679,15 @@ fn parse_origin(v: &str) -> Result<String, String> {
         Ok(v.to_string())
     } else {
         Err(WANT.into())
+    }
+}
+
+/// On or off, for options such as `--hflip=no`.
+fn parse_on_off(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err("expected 1, yes, true or on; or 0, no, false or off".into()),
     }
 }
 
@@ -693,6 +822,57 @@ mod tests {
         ] {
             assert!(HELP.contains(opt), "--help explains {opt}");
         }
+    }
+
+    #[test]
+    fn camera_orientation_options() {
+        let e = run(&["--rotation", "90"], &[]).unwrap_err().0;
+        assert_eq!(e, "invalid value '90' for --rotation: expected 0 or 180");
+        let e = run(&["--vflip=maybe"], &[]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value 'maybe' for --vflip: expected 1"),
+            "{e}"
+        );
+        // Zero and "no" are accepted everywhere: they ask for nothing.
+        let c = config(
+            &["--rotation", "0", "--hflip=no"],
+            &[("PICAM_VFLIP", "off")],
+        );
+        assert_eq!(c.transform, Transform::default());
+        let asked = run(&["--rotation", "180", "--hflip"], &[("PICAM_VFLIP", "yes")]);
+        if HAS_LIBCAMERA {
+            let Ok(Action::Run(c)) = asked else {
+                panic!("{asked:?}")
+            };
+            let want = Transform {
+                rotate180: true,
+                hflip: true,
+                vflip: true,
+            };
+            assert_eq!(c.transform, want);
+            // Turning and both flips cancel out.
+            assert!(want.is_identity());
+            assert_eq!(run(&["--list-cameras"], &[]), Ok(Action::ListCameras));
+        } else {
+            let e = asked.unwrap_err().0;
+            assert!(
+                e.starts_with("invalid value 'yes' for PICAM_VFLIP (--vflip): flipping applies only to the libcamera source")
+                    && e.contains("not built into this binary"),
+                "{e}"
+            );
+            let e = run(&["--hflip"], &[]).unwrap_err().0;
+            assert!(e.contains("--hflip") && e.contains("not built"), "{e}");
+            let e = run(&["--list-cameras"], &[]).unwrap_err().0;
+            assert!(
+                e.starts_with("cannot list cameras: --list-cameras applies only"),
+                "{e}"
+            );
+        }
+        let t = Transform {
+            rotate180: true,
+            ..Transform::default()
+        };
+        assert_eq!(t.flips(), (true, true));
     }
 
     #[test]

@@ -41,6 +41,10 @@ fn main() {
             print!("{}", source::v4l2::device::describe_all());
             return;
         }
+        Ok(Action::ListCameras) => {
+            print!("{}", source::list_cameras());
+            return;
+        }
         Ok(Action::Version) => {
             println!("picam-stream {}", env!("CARGO_PKG_VERSION"));
             return;
@@ -72,6 +76,7 @@ fn main() {
         quality: config.quality,
         source_timeout: Duration::from_secs(config.source_timeout.into()),
         encoder: config.encoder,
+        transform: config.transform,
     };
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));
@@ -136,8 +141,11 @@ fn main() {
     slot.close();
     source::exec::terminate_child();
     server.stop();
+    // The source thread is given the same grace to let go of its device: libcamera
+    // must stop its camera before the process exits, or its threads crash the exit.
     let deadline = Instant::now() + STOP_GRACE;
-    while state.clients.current() > 0 && Instant::now() < deadline {
+    while (state.clients.current() > 0 || !source.thread.is_finished()) && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     log::info!("stopped");

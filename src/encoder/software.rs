@@ -146,14 +146,39 @@ pub enum RawLayout {
     Uyvy,
     /// Planar 4:2:0: a Y plane, then one plane of interleaved U V at half size.
     Nv12,
+    /// Planar 4:2:0 (I420, libcamera's YUV420): a Y plane, then a U and a V plane,
+    /// each at half width and half height with half the Y plane's stride.
+    Yuv420,
+    /// Packed full-range RGB, bytes R G B (libcamera's BGR888).
+    Rgb24,
+    /// Packed full-range RGB, bytes B G R (libcamera's RGB888).
+    Bgr24,
 }
 
 impl RawLayout {
     /// Bytes a picture needs with `stride` bytes per row of the first plane.
     pub fn frame_len(self, stride: usize, height: usize) -> usize {
+        self.plane_lens(stride, height).iter().sum()
+    }
+
+    /// Bytes of each plane with `stride` bytes per row of the first plane.
+    fn plane_lens(self, stride: usize, height: usize) -> [usize; 3] {
+        let half = height.div_ceil(2);
         match self {
-            RawLayout::Yuyv | RawLayout::Uyvy => stride * height,
-            RawLayout::Nv12 => stride * height + stride * height.div_ceil(2),
+            RawLayout::Yuyv | RawLayout::Uyvy | RawLayout::Rgb24 | RawLayout::Bgr24 => {
+                [stride * height, 0, 0]
+            }
+            RawLayout::Nv12 => [stride * height, stride * half, 0],
+            RawLayout::Yuv420 => [stride * height, stride / 2 * half, stride / 2 * half],
+        }
+    }
+
+    /// The smallest stride of the first plane that holds `width` pixels.
+    fn min_stride(self, width: usize) -> usize {
+        match self {
+            RawLayout::Yuyv | RawLayout::Uyvy => width.div_ceil(2) * 4,
+            RawLayout::Nv12 | RawLayout::Yuv420 => width.div_ceil(2) * 2,
+            RawLayout::Rgb24 | RawLayout::Bgr24 => width * 3,
         }
     }
 }
@@ -193,7 +218,8 @@ pub(crate) fn range_tables() -> &'static RangeTables {
 
 /// A camera picture in one of the [`RawLayout`]s, read row by row by the encoder.
 struct RawPicture<'a> {
-    data: &'a [u8],
+    /// The planes the layout has (packed layouts use only the first).
+    planes: [&'a [u8]; 3],
     layout: RawLayout,
     width: u16,
     height: u16,
@@ -224,7 +250,7 @@ impl ImageBuffer for RawPicture<'_> {
                 } else {
                     (1, 0, 2)
                 };
-                let row = &self.data[y * self.stride..][..w.div_ceil(2) * 4];
+                let row = &self.planes[0][y * self.stride..][..w.div_ceil(2) * 4];
                 for (x, quad) in row.chunks_exact(4).enumerate() {
                     let (u, v) = (t.chroma[quad[uo] as usize], t.chroma[quad[vo] as usize]);
                     for half in 0..2 {
@@ -237,22 +263,60 @@ impl ImageBuffer for RawPicture<'_> {
                 }
             }
             RawLayout::Nv12 => {
-                let row = &self.data[y * self.stride..][..w];
-                let chroma_base = self.stride * self.height as usize;
-                let uv = &self.data[chroma_base + (y / 2) * self.stride..][..w.div_ceil(2) * 2];
+                let row = &self.planes[0][y * self.stride..][..w];
+                let uv = &self.planes[1][(y / 2) * self.stride..][..w.div_ceil(2) * 2];
                 for (x, &l) in row.iter().enumerate() {
                     luma.push(t.luma[l as usize]);
                     cb.push(t.chroma[uv[(x / 2) * 2] as usize]);
                     cr.push(t.chroma[uv[(x / 2) * 2 + 1] as usize]);
                 }
             }
+            RawLayout::Yuv420 => {
+                let row = &self.planes[0][y * self.stride..][..w];
+                let cstride = self.stride / 2;
+                let u = &self.planes[1][(y / 2) * cstride..][..w.div_ceil(2)];
+                let v = &self.planes[2][(y / 2) * cstride..][..w.div_ceil(2)];
+                for (x, &l) in row.iter().enumerate() {
+                    luma.push(t.luma[l as usize]);
+                    cb.push(t.chroma[u[x / 2] as usize]);
+                    cr.push(t.chroma[v[x / 2] as usize]);
+                }
+            }
+            RawLayout::Rgb24 | RawLayout::Bgr24 => {
+                let (ri, bi) = if self.layout == RawLayout::Rgb24 {
+                    (0, 2)
+                } else {
+                    (2, 0)
+                };
+                let row = &self.planes[0][y * self.stride..][..w * 3];
+                for px in row.chunks_exact(3) {
+                    let [l, b, r] = rgb_to_ycbcr(px[ri], px[1], px[bi]);
+                    luma.push(l);
+                    cb.push(b);
+                    cr.push(r);
+                }
+            }
         }
     }
 }
 
+/// Full-range RGB to full-range YCbCr (JFIF), in 16-bit fixed point.
+fn rgb_to_ycbcr(r: u8, g: u8, b: u8) -> [u8; 3] {
+    let (r, g, b) = (r as i32, g as i32, b as i32);
+    let y = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16;
+    let cb = ((-11059 * r - 21709 * g + 32768 * b + 32768) >> 16) + 128;
+    let cr = ((32768 * r - 27439 * g - 5329 * b + 32768) >> 16) + 128;
+    [
+        y.clamp(0, 255) as u8,
+        cb.clamp(0, 255) as u8,
+        cr.clamp(0, 255) as u8,
+    ]
+}
+
 impl SoftwareEncoder {
-    /// Encodes a raw camera picture (video-range YCbCr, as V4L2 devices deliver it) and
-    /// returns the JPEG bytes, valid until the next call.
+    /// Encodes a raw camera picture (YCbCr layouts in video range, as V4L2 devices and
+    /// libcamera deliver them; RGB layouts in full range) whose planes follow each other
+    /// in `data`, and returns the JPEG bytes, valid until the next call.
     pub fn encode_raw(
         &mut self,
         data: &[u8],
@@ -261,25 +325,45 @@ impl SoftwareEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
-        let min_stride = match layout {
-            RawLayout::Yuyv | RawLayout::Uyvy => (width as usize).div_ceil(2) * 4,
-            RawLayout::Nv12 => (width as usize).div_ceil(2) * 2,
-        };
-        let stride = stride.max(min_stride);
-        let needed = layout.frame_len(stride, height as usize);
-        if data.len() < needed || width == 0 || height == 0 {
+        let stride = stride.max(layout.min_stride(width as usize));
+        let lens = layout.plane_lens(stride, height as usize);
+        let mut planes: [&[u8]; 3] = [&[]; 3];
+        let mut rest = data;
+        for (plane, &len) in planes.iter_mut().zip(&lens) {
+            let (this, more) = rest.split_at(len.min(rest.len()));
+            *plane = this;
+            rest = more;
+        }
+        self.encode_planes(planes, layout, width, height, stride)
+    }
+
+    /// Like [`SoftwareEncoder::encode_raw`], for a picture whose planes lie apart (as
+    /// libcamera hands them out): `planes[1]` and `planes[2]` are ignored by the layouts
+    /// that do not have them.
+    pub fn encode_planes(
+        &mut self,
+        planes: [&[u8]; 3],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+    ) -> Result<&[u8], EncodeError> {
+        let stride = stride.max(layout.min_stride(width as usize));
+        let needed = layout.plane_lens(stride, height as usize);
+        let short = planes.iter().zip(&needed).any(|(p, &n)| p.len() < n);
+        if short || width == 0 || height == 0 {
             return Err(EncodeError(format!(
-                "{width}x{height} {layout:?} needs {needed} bytes, got {}",
-                data.len()
+                "{width}x{height} {layout:?} needs planes of {needed:?} bytes, got {:?}",
+                planes.map(<[u8]>::len)
             )));
         }
         #[cfg(feature = "turbojpeg")]
         if let Some(turbo) = &mut self.turbo {
             let (w, h) = (width as usize, height as usize);
-            return turbo.encode_raw(data, layout, w, h, stride, range_tables());
+            return turbo.encode_planes(planes, layout, w, h, stride, range_tables());
         }
         let picture = RawPicture {
-            data,
+            planes,
             layout,
             width,
             height,
@@ -355,12 +439,20 @@ mod tests {
         let uyvy: Vec<u8> = (0..w * h / 2).flat_map(|_| [90, 81, 240, 81]).collect();
         let mut nv12 = vec![81u8; w * h];
         nv12.extend((0..w * h / 4).flat_map(|_| [90u8, 240]));
+        let mut i420 = vec![81u8; w * h];
+        i420.extend(std::iter::repeat_n(90u8, w * h / 4));
+        i420.extend(std::iter::repeat_n(240u8, w * h / 4));
+        let rgb: Vec<u8> = (0..w * h).flat_map(|_| [255u8, 0, 0]).collect();
+        let bgr: Vec<u8> = (0..w * h).flat_map(|_| [0u8, 0, 255]).collect();
         for backend in backends() {
             let mut enc = SoftwareEncoder::with_backend(95, backend);
             for (data, layout, stride) in [
                 (&yuyv, RawLayout::Yuyv, w * 2),
                 (&uyvy, RawLayout::Uyvy, w * 2),
                 (&nv12, RawLayout::Nv12, w),
+                (&i420, RawLayout::Yuv420, w),
+                (&rgb, RawLayout::Rgb24, w * 3),
+                (&bgr, RawLayout::Bgr24, w * 3),
             ] {
                 let jpeg = enc
                     .encode_raw(data, layout, w as u16, h as u16, stride)
@@ -374,6 +466,9 @@ mod tests {
             }
             assert!(enc
                 .encode_raw(&yuyv[..10], RawLayout::Yuyv, 32, 16, 64)
+                .is_err());
+            assert!(enc
+                .encode_raw(&i420[..w * h + 10], RawLayout::Yuv420, 32, 16, 32)
                 .is_err());
         }
     }
@@ -419,6 +514,33 @@ mod tests {
                 .unwrap();
             assert!(worst <= 24, "back ends differ by up to {worst}");
         }
+    }
+
+    #[test]
+    fn separate_planes_encode_like_contiguous_ones() {
+        // Left half dark, right half bright, in planar 4:2:0 with padded rows.
+        let (w, h, stride) = (32usize, 16usize, 40usize);
+        let mut y = vec![0u8; stride * h];
+        for row in y.chunks_mut(stride) {
+            row[..w / 2].fill(30);
+            row[w / 2..w].fill(220);
+        }
+        let u = vec![128u8; stride / 2 * h / 2];
+        let v = vec![128u8; stride / 2 * h / 2];
+        let mut enc = SoftwareEncoder::new(95);
+        let apart = enc
+            .encode_planes([&y, &u, &v], RawLayout::Yuv420, w as u16, h as u16, stride)
+            .unwrap()
+            .to_vec();
+        let joined = [y.clone(), u.clone(), v.clone()].concat();
+        let together = enc
+            .encode_raw(&joined, RawLayout::Yuv420, w as u16, h as u16, stride)
+            .unwrap()
+            .to_vec();
+        assert_eq!(apart, together);
+        let px = zune_jpeg::JpegDecoder::new(&apart).decode().unwrap();
+        let (left, right) = (px[3 * w], px[3 * w + 3 * (w - 1)]);
+        assert!(left < 40 && right > 220, "left {left} right {right}");
     }
 
     #[test]

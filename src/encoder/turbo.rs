@@ -73,17 +73,38 @@ impl TurboEncoder {
         Ok(&self.out[..len])
     }
 
-    /// Encodes a raw picture whose size and stride the caller has checked against
-    /// [`RawLayout::frame_len`].
-    pub(crate) fn encode_raw(
+    /// Encodes a raw picture whose planes the caller has checked against the layout's
+    /// plane sizes for `stride` (the first plane's bytes per row).
+    pub(crate) fn encode_planes(
         &mut self,
-        data: &[u8],
+        planes: [&[u8]; 3],
         layout: RawLayout,
         width: usize,
         height: usize,
         stride: usize,
         tables: &RangeTables,
     ) -> Result<&[u8], EncodeError> {
+        let format = match layout {
+            RawLayout::Rgb24 => Some(PixelFormat::RGB),
+            RawLayout::Bgr24 => Some(PixelFormat::BGR),
+            _ => None,
+        };
+        if let Some(format) = format {
+            // Packed RGB is full range already: TurboJPEG converts and subsamples it.
+            self.reserve_output(width, height)?;
+            let image = Image {
+                pixels: planes[0],
+                width,
+                pitch: stride,
+                height,
+                format,
+            };
+            let len = self
+                .compressor
+                .compress_to_slice(image, &mut self.out)
+                .map_err(failed)?;
+            return Ok(&self.out[..len]);
+        }
         // TurboJPEG reads whole 2x2 blocks: the luma plane is padded to even sizes, the
         // padding filled by repeating the last column and row.
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
@@ -92,14 +113,15 @@ impl TurboEncoder {
         self.u.resize(cw * ch, 0);
         self.v.resize(cw * ch, 0);
         match layout {
-            RawLayout::Yuyv | RawLayout::Uyvy => {
-                let (yo, uo, vo) = match layout {
-                    RawLayout::Yuyv => (0, 1, 3),
-                    _ => (1, 0, 2),
-                };
-                self.split_packed(data, (yo, uo, vo), width, height, stride, tables);
+            RawLayout::Yuyv => {
+                self.split_packed(planes[0], (0, 1, 3), width, height, stride, tables)
             }
-            RawLayout::Nv12 => self.split_nv12(data, width, height, stride, tables),
+            RawLayout::Uyvy => {
+                self.split_packed(planes[0], (1, 0, 2), width, height, stride, tables)
+            }
+            RawLayout::Nv12 => self.split_nv12(planes, width, height, stride, tables),
+            RawLayout::Yuv420 => self.split_i420(planes, width, height, stride, tables),
+            RawLayout::Rgb24 | RawLayout::Bgr24 => unreachable!("packed RGB handled above"),
         }
         if width % 2 == 1 {
             for row in self.y.chunks_exact_mut(ys).take(height) {
@@ -111,7 +133,7 @@ impl TurboEncoder {
             pad[..ys].copy_from_slice(&done[ys * (height - 1)..]);
         }
         self.reserve_output(width, height)?;
-        let planes = YuvPlanesImage {
+        let yuv = YuvPlanesImage {
             y_plane: &self.y[..],
             u_plane: &self.u[..],
             v_plane: &self.v[..],
@@ -124,9 +146,48 @@ impl TurboEncoder {
         };
         let len = self
             .compressor
-            .compress_yuv_planes_to_slice(&planes, &mut self.out)
+            .compress_yuv_planes_to_slice(&yuv, &mut self.out)
             .map_err(failed)?;
         Ok(&self.out[..len])
+    }
+
+    /// Copies a luma plane row by row through the range table.
+    fn copy_luma(
+        &mut self,
+        src: &[u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        t: &RangeTables,
+    ) {
+        let ys = 2 * width.div_ceil(2);
+        for row in 0..height {
+            let from = &src[row * stride..][..width];
+            for (d, &s) in self.y[row * ys..][..width].iter_mut().zip(from) {
+                *d = t.luma[s as usize];
+            }
+        }
+    }
+
+    /// Planar 4:2:0 (Y, then U and V at half size, rows of `stride / 2` bytes).
+    fn split_i420(
+        &mut self,
+        planes: [&[u8]; 3],
+        width: usize,
+        height: usize,
+        stride: usize,
+        t: &RangeTables,
+    ) {
+        self.copy_luma(planes[0], width, height, stride, t);
+        let (cw, cs) = (width.div_ceil(2), stride / 2);
+        for crow in 0..height.div_ceil(2) {
+            for (dst, src) in [(&mut self.u, planes[1]), (&mut self.v, planes[2])] {
+                let from = &src[crow * cs..][..cw];
+                for (d, &s) in dst[crow * cw..][..cw].iter_mut().zip(from) {
+                    *d = t.chroma[s as usize];
+                }
+            }
+        }
     }
 
     /// 4:2:2 packed rows to 4:2:0 planes: every luma sample, chroma averaged over each
@@ -167,22 +228,16 @@ impl TurboEncoder {
     /// NV12 (a luma plane, then interleaved U V at half size) to three planes.
     fn split_nv12(
         &mut self,
-        data: &[u8],
+        planes: [&[u8]; 3],
         width: usize,
         height: usize,
         stride: usize,
         t: &RangeTables,
     ) {
+        self.copy_luma(planes[0], width, height, stride, t);
         let cw = width.div_ceil(2);
-        for row in 0..height {
-            let src = &data[row * stride..][..width];
-            for (d, &s) in self.y[row * 2 * cw..][..width].iter_mut().zip(src) {
-                *d = t.luma[s as usize];
-            }
-        }
-        let base = stride * height;
         for crow in 0..height.div_ceil(2) {
-            let src = &data[base + crow * stride..][..cw * 2];
+            let src = &planes[1][crow * stride..][..cw * 2];
             let u = &mut self.u[crow * cw..][..cw];
             let v = &mut self.v[crow * cw..][..cw];
             for (x, pair) in src.chunks_exact(2).enumerate() {

@@ -14,6 +14,8 @@
 pub mod backoff;
 pub mod exec;
 pub mod font;
+#[cfg(feature = "libcamera")]
+pub mod libcamera;
 pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::config::Transform;
 use crate::encoder::{EncoderChoice, JpegEncoder};
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
@@ -103,6 +106,8 @@ pub struct Settings {
     pub source_timeout: Duration,
     /// Which JPEG encoder sources that encode use.
     pub encoder: EncoderChoice,
+    /// Turning and mirroring, for cameras that can (libcamera).
+    pub transform: Transform,
 }
 
 /// Where a source delivers its pictures.
@@ -209,6 +214,22 @@ impl fmt::Display for SourceError {
     }
 }
 
+/// True when this binary has the libcamera source and libcamera sees a camera.
+fn libcamera_camera_found() -> bool {
+    #[cfg(feature = "libcamera")]
+    return libcamera::find_camera();
+    #[cfg(not(feature = "libcamera"))]
+    false
+}
+
+/// The text of `--list-cameras` (only reachable in binaries with libcamera).
+pub fn list_cameras() -> String {
+    #[cfg(feature = "libcamera")]
+    return libcamera::describe_all();
+    #[cfg(not(feature = "libcamera"))]
+    "this binary is built without libcamera\n".to_string()
+}
+
 /// Resolves `auto`, opens the source and starts its thread.
 pub fn start(
     spec: &SourceSpec,
@@ -217,6 +238,10 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<RunningSource, SourceError> {
     let spec = match spec {
+        SourceSpec::Auto if libcamera_camera_found() => {
+            log::info!("found a libcamera camera");
+            SourceSpec::Libcamera(None)
+        }
         SourceSpec::Auto => match v4l2::find_camera() {
             Some(path) => {
                 log::info!("found a camera: {}", path.display());
@@ -232,6 +257,9 @@ pub fn start(
     // Sources that encode get their encoder now, so that `--encoder hardware` without
     // a hardware encoder stops the program at start.
     let encoder = || JpegEncoder::new(settings.encoder, settings.quality).map_err(SourceError);
+    if !settings.transform.is_identity() && !matches!(spec, SourceSpec::Libcamera(_)) {
+        log::warn!("--rotation, --hflip and --vflip apply only to the libcamera source; ignored");
+    }
     let (description, body): (String, Box<dyn FnOnce(FrameSink) + Send>) = match &spec {
         SourceSpec::Test => {
             let encoder = encoder()?;
@@ -274,6 +302,17 @@ pub fn start(
                 Box::new(move |sink| v4l2::run(path, settings, encoder, sink)),
             )
         }
+        #[cfg(feature = "libcamera")]
+        SourceSpec::Libcamera(selector) => {
+            let selector = selector.clone();
+            let description =
+                libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;
+            (
+                format!("libcamera camera {description}"),
+                Box::new(move |sink| libcamera::run(selector, settings, sink)),
+            )
+        }
+        #[cfg(not(feature = "libcamera"))]
         SourceSpec::Libcamera(_) => {
             return Err(SourceError(format!(
                 "source '{spec}' is not built into this binary: it needs a build with the \

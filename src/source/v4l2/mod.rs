@@ -272,7 +272,7 @@ pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink
     }
 }
 
-fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
+pub(super) fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
     let end = Instant::now() + total;
     while !sink.stopping() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Builds the `libcamera` feature where libcamera is not installed: Debian trixie's
+# libcamera 0.4 packages are unpacked into a private root (nothing on this machine's
+# package database changes), then
+#   * x86_64: cargo clippy (all targets, -D warnings) and the unit tests with the feature,
+#     and a release build,
+#   * aarch64: a release build linked against the arm64 libcamera.so
+#     with Debian's cross linker; the linked binary then runs under qemu-user on
+#     trixie's arm64 libraries (`--list-cameras`), which proves it loads and resolves,
+#   * then the end-to-end test in the VM rig (tests/vm/libcamera.sh), unless
+#     PICAM_LIBCAMERA_SKIP_VM=1.
+#
+#   ci/libcamera.sh [env|root]
+#       env    only prepares the roots and prints the variables a shell needs to build
+#              the feature itself (eval "$(ci/libcamera.sh env)")
+#       root   only prepares the roots and prints the amd64 run-time root (libcamera,
+#              its IPA modules, udev and their libraries: what the VM test chroots into)
+#
+# Everything downloaded goes to ${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera.
+#
+# Linking note: trixie's libcamera.so needs glibc 2.38 and libstdc++ 14, newer than
+# this Debian 12 machine's (and its aarch64 cross sysroot's). The program itself is
+# linked against the older glibc (so it asks for no more than it uses) with
+# --allow-shlib-undefined, which lets the linker accept that libcamera.so's own
+# references are satisfied by the newer libraries present wherever libcamera 0.4 is
+# installed; -rpath-link lets it read libcamera-base.so from the private root. The
+# qemu-user run and the VM test check the result really loads on trixie.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera"
+SUITE=trixie
+PKGS=(libcamera-dev libcamera0.4)
+# The run-time roots (qemu-user, the unit tests, the VM): libcamera with everything it
+# loads, its IPA modules, and udev, without which libcamera enumerates no camera.
+RUNTIME_PKGS=(libcamera0.4 libcamera-ipa udev libc-bin)
+
+T0=$SECONDS
+log() { printf '[libcamera] %s\n' "$*" >&2; }
+die() { printf '[libcamera] ERROR: %s\n' "$*" >&2; exit 1; }
+elapsed() { printf '%d s' $((SECONDS - $1)); }
+
+# ---------------------------------------------------------------- host tools
+need_host() {
+    local -a missing=()
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    command -v dpkg-deb >/dev/null || missing+=(dpkg)
+    command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
+    command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+    ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    log "installing host packages: ${missing[*]}"
+    local -a apt=(apt-get -q -y -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}" \
+        >"$CACHE/host-apt.log" 2>&1 || {
+        "${apt[@]}" update >>"$CACHE/host-apt.log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}" \
+            >>"$CACHE/host-apt.log" 2>&1 || { tail -n 30 "$CACHE/host-apt.log" >&2; die "apt-get install failed"; }
+    }
+}
+
+# ---------------------------------------------------------------- private apt
+# trixie's lists for amd64 and arm64 in a private state directory; the host's apt
+# configuration, lists and dpkg status are neither read nor written.
+APT=$CACHE/apt
+apt_setup() {
+    mkdir -p "$APT"/{state/lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d,etc/apt.conf.d,debs}
+    [ -e "$APT/status" ] || : >"$APT/status"
+    cat >"$APT/apt.conf" <<EOF
+Dir::Etc::SourceList "$APT/etc/sources.list";
+Dir::Etc::SourceParts "$APT/etc/sources.list.d";
+Dir::Etc::Preferences "$APT/etc/preferences";
+Dir::Etc::PreferencesParts "$APT/etc/preferences.d";
+Dir::Etc::Parts "$APT/etc/apt.conf.d";
+Dir::State "$APT/state";
+Dir::State::status "$APT/status";
+Dir::Cache "$APT/cache";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; "arm64"; };
+APT::Install-Recommends "false";
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+Acquire::Retries "3";
+Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
+Acquire::IndexTargets::deb::CNF::DefaultEnabled "false";
+EOF
+    : >"$APT/etc/sources.list"
+    cat >"$APT/etc/sources.list.d/$SUITE.sources" <<EOF
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    # Lists older than a week are refreshed; otherwise the cache works offline.
+    if [ -z "$(find "$APT/updated" -mtime -7 2>/dev/null)" ]; then
+        log "apt-get update ($SUITE, private lists)"
+        papt apt-get -q update >"$APT/update.log" 2>&1 || { tail -n 20 "$APT/update.log" >&2; die "apt-get update failed"; }
+        touch "$APT/updated"
+    fi
+}
+papt() { APT_CONFIG=$APT/apt.conf "$@"; }
+
+# Downloads the named packages (with "deps", their dependency closure against an
+# empty system) into $APT/debs and prints the .deb paths.
+fetch() {
+    local mode=$1 uris line file size key
+    shift
+    # The answer is kept until the lists change: resolving against both architectures'
+    # lists takes apt several seconds.
+    key=$APT/resolved-$(printf '%s\n' "$mode" "$@" | sha256sum | cut -c1-16)
+    if [ "$key" -nt "$APT/updated" ] && [ -s "$key" ]; then
+        uris=$(cat "$key")
+    elif [ "$mode" = deps ]; then
+        mkdir -p "$APT/listing/partial"
+        uris=$(papt apt-get -qq -o Dir::Cache::archives="$APT/listing" --print-uris install "$@") ||
+            die "apt cannot resolve $*"
+    else
+        uris=$(papt apt-get -qq --print-uris download "$@") || die "apt cannot download $*"
+    fi
+    printf '%s\n' "$uris" >"$key"
+    local -a todo=() files=()
+    while read -r line; do
+        [ -n "$line" ] || continue
+        read -r _ file size _ <<<"$(tr -d "'" <<<"$line")"
+        files+=("$file")
+        [ -s "$APT/debs/$file" ] && [ "$(stat -c %s "$APT/debs/$file")" = "$size" ] || todo+=("$file")
+    done <<<"$uris"
+    if [ "${#todo[@]}" -gt 0 ]; then
+        log "downloading ${#todo[@]} package(s)"
+        if [ "$mode" = deps ]; then
+            papt apt-get -q -y -o Dir::Cache::archives="$APT/debs" install --download-only "$@" \
+                >"$APT/download.log" 2>&1 || { tail -n 20 "$APT/download.log" >&2; die "download failed: $*"; }
+        else
+            (cd "$APT/debs" && papt apt-get -q download "$@" >"$APT/download.log" 2>&1) ||
+                { tail -n 20 "$APT/download.log" >&2; die "download failed: $*"; }
+        fi
+    fi
+    for file in "${files[@]}"; do
+        [ -s "$APT/debs/$file" ] || die "missing after download: $file"
+        printf '%s\n' "$APT/debs/$file"
+    done
+}
+
+# Unpacks .debs (read from stdin) into root $1, once per set of files.
+unpack_root() {
+    local root=$1 debs fp
+    debs=$(sort)
+    fp=$(printf '%s\n' layout-1 "$debs" | xargs -n1 basename | sha256sum | cut -c1-16)
+    if [ "$(cat "$root/.fp" 2>/dev/null)" = "$fp" ]; then return 0; fi
+    log "unpacking $(wc -l <<<"$debs") package(s) into $root"
+    rm -rf "$root" && mkdir -p "$root"
+    local d
+    while read -r d; do dpkg-deb -x "$d" "$root"; done <<<"$debs"
+    # trixie is merged-/usr: the loader path /lib/ld-linux-* must resolve inside the root.
+    for d in bin sbin lib lib64; do
+        if [ -d "$root/usr/$d" ] && [ ! -e "$root/$d" ]; then ln -s "usr/$d" "$root/$d"; fi
+    done
+    printf '%s\n' "$fp" >"$root/.fp"
+}
+
+# The build roots: headers, pkg-config file and the .so links, per architecture.
+prepare_roots() {
+    local arch
+    for arch in amd64 arm64; do
+        fetch nodeps "${PKGS[@]/%/:$arch}" | unpack_root "$CACHE/root-$arch"
+    done
+    for arch in amd64 arm64; do
+        fetch deps "${RUNTIME_PKGS[@]/%/:$arch}" | unpack_root "$CACHE/run-$arch"
+    done
+}
+
+# Prints the environment that builds the feature for Rust target $1.
+build_env() {
+    local target=$1 arch triple upper
+    case "$target" in
+        x86_64-unknown-linux-gnu) arch=amd64 triple=x86_64-linux-gnu ;;
+        aarch64-unknown-linux-gnu) arch=arm64 triple=aarch64-linux-gnu ;;
+        *) die "no libcamera root for $target" ;;
+    esac
+    local root=$CACHE/root-$arch
+    upper=$(tr 'a-z-' 'A-Z_' <<<"$target")
+    local tl=${target//-/_}
+    printf 'export PKG_CONFIG_SYSROOT_DIR_%s=%q\n' "$tl" "$root"
+    printf 'export PKG_CONFIG_LIBDIR_%s=%q\n' "$tl" "$root/usr/lib/$triple/pkgconfig"
+    printf 'export PKG_CONFIG_PATH_%s=\n' "$tl"
+    local flags="-C link-arg=-Wl,--allow-shlib-undefined -C link-arg=-Wl,-rpath-link,$root/usr/lib/$triple"
+    if [ "$arch" = arm64 ]; then
+        printf 'export CARGO_TARGET_%s_LINKER=aarch64-linux-gnu-gcc\n' "$upper"
+        printf 'export CXX_%s=aarch64-linux-gnu-g++\n' "$tl"
+        printf 'export CC_%s=aarch64-linux-gnu-gcc\n' "$tl"
+        printf 'export BINDGEN_EXTRA_CLANG_ARGS_%s=%q\n' "$tl" "--sysroot=/usr/aarch64-linux-gnu"
+    fi
+    printf 'export CARGO_TARGET_%s_RUSTFLAGS=%q\n' "$upper" "$flags"
+}
+
+main() {
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    flock -w 1800 9 || die "another run holds $CACHE/.lock"
+    need_host
+    local t=$SECONDS
+    apt_setup
+    prepare_roots
+    log "roots ready in $(elapsed "$t"): $(cat "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc" | sed -n 's/^Version: //p') headers"
+    case "${1:-}" in
+        env) build_env x86_64-unknown-linux-gnu; build_env aarch64-unknown-linux-gnu; return 0 ;;
+        root) printf '%s\n' "$CACHE/run-amd64"; return 0 ;;
+        '') ;;
+        *) die "unknown argument '$1' (env or root)" ;;
+    esac
+    cd "$REPO"
+    export CARGO_TERM_COLOR=never
+    export CARGO_TARGET_DIR="$CACHE/target"
+    eval "$(build_env x86_64-unknown-linux-gnu)"
+    eval "$(build_env aarch64-unknown-linux-gnu)"
+    rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu ||
+        rustup target add aarch64-unknown-linux-gnu >/dev/null
+
+    t=$SECONDS
+    log "x86_64: clippy with the feature"
+    nice -n 5 cargo clippy --features libcamera --all-targets --target x86_64-unknown-linux-gnu -- -D warnings
+    log "x86_64: unit tests with the feature, run on trixie's libraries"
+    local run64=$CACHE/run-amd64
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$run64/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path $run64/usr/lib/x86_64-linux-gnu" \
+        nice -n 5 cargo test --features libcamera --target x86_64-unknown-linux-gnu --lib
+    log "x86_64: release build"
+    nice -n 5 cargo build --release --features libcamera --target x86_64-unknown-linux-gnu
+    log "x86_64 done in $(elapsed "$t")"
+
+    t=$SECONDS
+    # The release build is the aarch64 compile check (clippy's lints are the same as
+    # x86_64's) and the link.
+    log "aarch64: a release build linked against the arm64 libcamera"
+    nice -n 5 cargo build --release --features libcamera --target aarch64-unknown-linux-gnu
+    local bin=$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/release/picam-stream
+    file "$bin" | sed 's/^/[libcamera] /' >&2
+    aarch64-linux-gnu-readelf -d "$bin" | grep NEEDED | sed 's/^/[libcamera]   /' >&2
+    aarch64-linux-gnu-readelf -d "$bin" | grep -q 'NEEDED.*libcamera\.so' || die "the aarch64 binary does not link libcamera"
+    log "aarch64: --list-cameras under qemu-user on trixie's arm64 libraries"
+    local run=$CACHE/run-arm64 out
+    out=$(timeout 120 qemu-aarch64-static -L "$run" "$run/usr/lib/ld-linux-aarch64.so.1" \
+        --library-path "$run/usr/lib/aarch64-linux-gnu" "$bin" --list-cameras 2>&1) ||
+        { printf '%s\n' "$out" >&2; die "the aarch64 binary did not run on trixie's libraries"; }
+    printf '%s\n' "$out" | sed 's/^/[libcamera]   | /' >&2
+    log "aarch64 done in $(elapsed "$t")"
+
+    if [ "${PICAM_LIBCAMERA_SKIP_VM:-0}" != 1 ]; then
+        flock -u 9
+        PICAM_LIBCAMERA_ROOT=$run64 \
+            PICAM_LIBCAMERA_BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/picam-stream" \
+            bash "$REPO/tests/vm/libcamera.sh"
+    fi
+    log "all done in $(elapsed "$T0")"
+}
+
+main "$@"

@@ -1,0 +1,399 @@
+//! The libcamera source (`--source libcamera[:INDEX|:ID]`): the Raspberry Pi camera
+//! modules, and any other camera libcamera drives. Built only with the `libcamera`
+//! cargo feature.
+//!
+//! * Asks for one YUV 4:2:0 stream (or the nearest format the camera validates) at
+//!   `--size`, `--fps` (as frame duration limits) and the orientation of `--rotation`,
+//!   `--hflip` and `--vflip`; cameras with autofocus focus continuously.
+//! * Every buffer stays queued in the camera; a completed request is encoded and queued
+//!   again at once. The requests and their mapped buffers are made once per capture
+//!   session and reused for every frame. When the encoder falls behind, older completed
+//!   frames are handed straight back, so the newest one is encoded and latency stays
+//!   at one frame.
+//! * Captures only while somebody watches or a snapshot asks, plus a short linger, as
+//!   the V4L2 source does; the camera is released otherwise.
+//! * A camera that fails or disappears mid-stream is shown as a "no signal" picture,
+//!   reported in `/status`, and opened again with a growing pause.
+
+mod list;
+mod setup;
+
+pub use list::describe_all;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libcamera::camera::Camera;
+use libcamera::camera_manager::CameraManager;
+use libcamera::framebuffer::{AsFrameBuffer, FrameMetadataStatus};
+use libcamera::framebuffer_allocator::{FrameBuffer, FrameBufferAllocator};
+use libcamera::framebuffer_map::MemoryMappedFrameBuffer;
+use libcamera::request::{Request, RequestStatus, ReuseFlag};
+
+use super::nosignal::NoSignal;
+use super::v4l2::sleep_unless_stopping;
+use super::{FrameSink, Settings};
+use crate::encoder::SoftwareEncoder;
+
+/// How long capture goes on after the last viewer leaves or snapshot asks.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// A wait this long without a frame means the camera has stopped delivering.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How long one wait for a frame lasts before stopping and demand are checked again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How long a silent camera is given to report that it was disconnected.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
+
+/// How often timing figures go to the debug log.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+type Mapped = MemoryMappedFrameBuffer<FrameBuffer>;
+
+/// The camera `selector` names among `cameras`: none means the first, a number its
+/// place in `--list-cameras`, anything else its id.
+fn pick<'a>(manager: &'a CameraManager, selector: Option<&str>) -> Result<Camera<'a>, String> {
+    let cameras = manager.cameras();
+    let ids: Vec<String> = cameras.iter().map(|c| c.id().to_string()).collect();
+    let found = match selector {
+        None => cameras.get(0),
+        Some(s) => match s.parse::<usize>() {
+            Ok(i) => cameras.get(i),
+            Err(_) => manager.get(s),
+        },
+    };
+    found.ok_or_else(|| {
+        let which = selector.map_or("camera".to_string(), |s| format!("camera '{s}'"));
+        if ids.is_empty() {
+            format!("libcamera finds no {which}: it sees no camera at all")
+        } else {
+            let list: Vec<String> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| format!("{i}: {id}"))
+                .collect();
+            format!("libcamera finds no {which}; it sees {}", list.join(", "))
+        }
+    })
+}
+
+/// True when libcamera sees a camera, for `--source auto`.
+pub fn find_camera() -> bool {
+    CameraManager::new().is_ok_and(|m| !m.cameras().is_empty())
+}
+
+/// Checks before the source thread starts that the camera takes the settings, so that
+/// a mistake is reported at once; returns the camera's name and what it will do. A
+/// camera that is missing, busy or failing is not a mistake: the source waits for it
+/// (`Ok` with a note), as it does when one fails later.
+pub fn check(selector: Option<&str>, settings: Settings) -> Result<String, String> {
+    let manager = match CameraManager::new() {
+        Ok(m) => m,
+        Err(e) => return Ok(waiting(selector, &format!("cannot start libcamera: {e}"))),
+    };
+    let camera = match pick(&manager, selector) {
+        Ok(c) => c,
+        Err(e) => return Ok(waiting(selector, &e)),
+    };
+    let name = list::name(&camera);
+    let mut active = match camera.acquire() {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(waiting(
+                selector,
+                &format!("{name}: cannot acquire the camera: {e}"),
+            ))
+        }
+    };
+    let plan = setup::configure(&mut active, settings).map_err(|e| format!("{name}: {e}"))?;
+    Ok(format!("{name}: {}", plan.summary))
+}
+
+fn waiting(selector: Option<&str>, why: &str) -> String {
+    log::warn!("{why}; waiting for the camera");
+    selector.map_or("(the first one found)".to_string(), |s| format!("'{s}'"))
+}
+
+/// Why capturing stopped.
+enum Stop {
+    Stopping,
+    Idle,
+}
+
+/// Capture-to-publish figures, reported now and then.
+#[derive(Default)]
+struct Timing {
+    frames: u32,
+    skipped: u32,
+    latency_sum: Duration,
+    latency_max: Duration,
+    encode_sum: Duration,
+    since: Option<Instant>,
+}
+
+impl Timing {
+    fn add(&mut self, latency: Option<Duration>, encode: Duration) {
+        self.frames += 1;
+        self.encode_sum += encode;
+        if let Some(l) = latency {
+            self.latency_sum += l;
+            self.latency_max = self.latency_max.max(l);
+        }
+    }
+
+    fn maybe_report(&mut self, now: Instant) {
+        let since = *self.since.get_or_insert(now);
+        if now - since < REPORT_EVERY || self.frames == 0 {
+            return;
+        }
+        let n = self.frames;
+        log::debug!(
+            "libcamera: {n} frames in {:.1} s ({} older ones handed back unencoded); \
+             capture to publish mean {:.1} ms, max {:.1} ms; encoding mean {:.1} ms",
+            (now - since).as_secs_f64(),
+            self.skipped,
+            self.latency_sum.as_secs_f64() * 1e3 / n as f64,
+            self.latency_max.as_secs_f64() * 1e3,
+            self.encode_sum.as_secs_f64() * 1e3 / n as f64,
+        );
+        *self = Timing {
+            since: Some(now),
+            ..Timing::default()
+        };
+    }
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of libcamera's frame timestamps.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// One capture session: acquire, configure, stream until idle, stopping or failure.
+fn session(
+    manager: &CameraManager,
+    selector: Option<&str>,
+    settings: Settings,
+    encoder: &mut SoftwareEncoder,
+    sink: &mut FrameSink,
+) -> Result<Stop, String> {
+    let camera = pick(manager, selector)?;
+    let name = list::name(&camera);
+    let mut active = camera
+        .acquire()
+        .map_err(|e| format!("{name}: cannot acquire the camera: {e}"))?;
+    let plan = setup::configure(&mut active, settings).map_err(|e| format!("{name}: {e}"))?;
+    log::info!("{name}: {}", plan.summary);
+    let stream = plan
+        .config
+        .get(0)
+        .and_then(|s| s.stream())
+        .ok_or_else(|| format!("{name}: the configured stream is missing"))?;
+
+    let mut allocator = FrameBufferAllocator::new(&active);
+    let buffers = allocator
+        .alloc(&stream)
+        .map_err(|e| format!("{name}: cannot allocate buffers: {e}"))?;
+    let mut requests = Vec::with_capacity(buffers.len());
+    for (i, buffer) in buffers.into_iter().enumerate() {
+        let mapped =
+            Mapped::new(buffer).map_err(|e| format!("{name}: cannot map a buffer: {e}"))?;
+        let mut request = active
+            .create_request(Some(i as u64))
+            .ok_or_else(|| format!("{name}: cannot create a request"))?;
+        request
+            .add_buffer(&stream, mapped)
+            .map_err(|e| format!("{name}: cannot attach a buffer: {e}"))?;
+        requests.push(request);
+    }
+    // Completed requests come back on libcamera's thread; the channel holds them all
+    // without allocating, so sending never blocks that thread.
+    let (done_tx, done_rx) = mpsc::sync_channel::<Request>(requests.len());
+    active.on_request_completed(move |request| {
+        let _ = done_tx.send(request);
+    });
+    let gone = Arc::new(AtomicBool::new(false));
+    let gone_flag = gone.clone();
+    active.on_disconnected(move || gone_flag.store(true, Ordering::SeqCst));
+
+    active
+        .start(Some(&plan.controls))
+        .map_err(|e| format!("{name}: cannot start the camera: {e}"))?;
+    for request in requests {
+        active
+            .queue_request(request)
+            .map_err(|(_, e)| format!("{name}: cannot queue a request: {e}"))?;
+    }
+    log::debug!("{name}: {} buffers in flight", plan.buffers);
+
+    let (w, h) = (plan.width, plan.height);
+    let mut last_frame = Instant::now();
+    let mut first_frame = true;
+    let mut timing = Timing::default();
+    let requeue = |mut request: Request| {
+        request.reuse(ReuseFlag::REUSE_BUFFERS);
+        active
+            .queue_request(request)
+            .map_err(|(_, e)| format!("{name}: cannot queue a request again: {e}"))
+    };
+    loop {
+        if sink.stopping() {
+            return Ok(Stop::Stopping);
+        }
+        if !sink.wanted(LINGER) {
+            return Ok(Stop::Idle);
+        }
+        if gone.load(Ordering::SeqCst) {
+            return Err(format!("{name}: the camera was disconnected"));
+        }
+        let mut request = match done_rx.recv_timeout(POLL) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => {
+                if last_frame.elapsed() >= FRAME_TIMEOUT {
+                    // libcamera 0.4 aborts the process when a camera whose device has
+                    // vanished is stopped before it has noticed the removal; stopping
+                    // after the disconnection is safe, so give the notice time to come.
+                    let deadline = Instant::now() + DISCONNECT_GRACE;
+                    while !gone.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if gone.load(Ordering::SeqCst) {
+                        return Err(format!("{name}: the camera was disconnected"));
+                    }
+                    return Err(format!(
+                        "{name}: no frame for {} s",
+                        FRAME_TIMEOUT.as_secs()
+                    ));
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(format!("{name}: libcamera stopped"))
+            }
+        };
+        last_frame = Instant::now();
+        // Only the newest frame is worth encoding; older ones go straight back.
+        while let Ok(newer) = done_rx.try_recv() {
+            timing.skipped += 1;
+            sink.stats().count_dropped();
+            requeue(request)?;
+            request = newer;
+        }
+        if request.status() != RequestStatus::Complete {
+            if request.status() == RequestStatus::Cancelled && gone.load(Ordering::SeqCst) {
+                return Err(format!("{name}: the camera was disconnected"));
+            }
+            sink.stats().count_dropped();
+            requeue(request)?;
+            continue;
+        }
+        let encoded = {
+            let Some(buffer) = request.buffer::<Mapped>(&stream) else {
+                return Err(format!("{name}: a completed request lost its buffer"));
+            };
+            let metadata = buffer.metadata();
+            let ok = metadata
+                .as_ref()
+                .is_some_and(|m| m.status() == FrameMetadataStatus::Success);
+            let captured = metadata.as_ref().map(|m| m.timestamp()).unwrap_or(0);
+            if ok {
+                let planes = buffer.data();
+                let plane = |i: usize| planes.get(i).copied().unwrap_or(&[]);
+                let t0 = Instant::now();
+                match encoder.encode_planes(
+                    [plane(0), plane(1), plane(2)],
+                    plan.layout,
+                    w,
+                    h,
+                    plan.stride,
+                ) {
+                    Ok(jpeg) => {
+                        sink.publish_checked(jpeg, w, h);
+                        if first_frame {
+                            first_frame = false;
+                            if sink.stats().error().is_some() {
+                                log::info!("{name}: capturing again");
+                            }
+                            sink.stats().set_error(None);
+                        }
+                        let published = monotonic_ns();
+                        let latency = (captured > 0 && published > captured)
+                            .then(|| Duration::from_nanos(published - captured));
+                        Some((latency, t0.elapsed()))
+                    }
+                    Err(e) => {
+                        log::warn!("{name}: dropped frame {}: {e}", request.sequence());
+                        None
+                    }
+                }
+            } else {
+                None
+            }
+        };
+        match encoded {
+            Some((latency, encode)) => timing.add(latency, encode),
+            None => sink.stats().count_dropped(),
+        }
+        requeue(request)?;
+        timing.maybe_report(Instant::now());
+    }
+}
+
+/// Runs the source until the server stops.
+pub fn run(selector: Option<String>, settings: Settings, mut sink: FrameSink) {
+    let mut encoder = SoftwareEncoder::new(settings.quality);
+    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
+    let mut backoff = Duration::from_secs(1);
+    let mut last_problem = String::new();
+    let mut manager: Option<CameraManager> = None;
+    sink.stats().set_capturing(false);
+    while !sink.stopping() {
+        if !sink.wanted(LINGER) {
+            sleep_unless_stopping(&sink, Duration::from_millis(100));
+            continue;
+        }
+        if manager.is_none() {
+            manager = CameraManager::new()
+                .map_err(|e| log::warn!("cannot start libcamera: {e}"))
+                .ok();
+        }
+        let result = match &manager {
+            Some(m) => {
+                sink.stats().set_capturing(true);
+                let r = session(m, selector.as_deref(), settings, &mut encoder, &mut sink);
+                sink.stats().set_capturing(false);
+                r
+            }
+            None => Err("cannot start libcamera".to_string()),
+        };
+        let problem = match result {
+            Ok(Stop::Stopping) => return,
+            Ok(Stop::Idle) => {
+                if !last_problem.is_empty() {
+                    log::info!("the camera is back");
+                    last_problem.clear();
+                }
+                sink.stats().set_error(None);
+                backoff = Duration::from_secs(1);
+                log::info!("nobody watching: camera idle");
+                continue;
+            }
+            Err(problem) => problem,
+        };
+        // A fresh manager sees cameras that came back or were replaced.
+        manager = None;
+        if problem != last_problem {
+            log::warn!("{problem}; trying again");
+            last_problem = problem.clone();
+        }
+        sink.stats().set_error(Some(problem.clone()));
+        nosignal.show(&mut sink, &problem);
+        sleep_unless_stopping(&sink, backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(4));
+    }
+}
