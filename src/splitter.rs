@@ -39,7 +39,10 @@ impl DropReason {
 pub enum Piece<'a> {
     /// A structurally complete JPEG, from SOI through EOI.
     Frame(&'a [u8]),
-    /// A frame that was dropped, with the number of its bytes seen.
+    /// A frame that was dropped, with its length in the stream: from its start-of-image
+    /// marker up to the next one (or the end of input). Bytes skipped while looking for
+    /// the next frame belong to the drop, so every byte of the stream is in exactly one
+    /// piece.
     Dropped(DropReason, usize),
     /// Bytes outside any frame.
     Garbage(usize),
@@ -56,8 +59,9 @@ enum State {
     Marker,
     /// Inside entropy-coded data of a frame starting at `start`, scanning from `pos`.
     Entropy,
-    /// Discarding an oversized frame until the next start-of-image.
-    Skip,
+    /// Discarding the dropped frame starting at `start` until the next start-of-image,
+    /// searched for from `pos` on (which may lie beyond the bytes read so far).
+    Skip(DropReason),
 }
 
 /// Incremental MJPEG stream splitter; see the module documentation.
@@ -67,9 +71,8 @@ pub struct MjpegSplitter {
     start: usize,
     pos: usize,
     max_frame: usize,
+    /// Bytes of the frame being skipped that are already gone from `buf`.
     skipped: usize,
-    /// Set after a drop: bytes up to the next SOI are part of it, not garbage.
-    quiet: bool,
 }
 
 impl Default for MjpegSplitter {
@@ -88,7 +91,6 @@ impl MjpegSplitter {
             pos: 0,
             max_frame: max_frame.max(4),
             skipped: 0,
-            quiet: false,
         }
     }
 
@@ -106,19 +108,18 @@ impl MjpegSplitter {
                 DropReason::Truncated,
                 self.buf.len() - self.start,
             )),
-            State::Skip => each(Piece::Dropped(
-                DropReason::TooLarge,
+            State::Skip(reason) => each(Piece::Dropped(
+                reason,
                 self.skipped + self.buf.len() - self.start,
             )),
             State::Seek => {
                 let rest = self.buf.len() - self.start;
-                if rest > 0 && !self.quiet {
+                if rest > 0 {
                     each(Piece::Garbage(rest));
                 }
             }
         }
         self.buf.clear();
-        self.quiet = false;
         self.skipped = 0;
         self.state = State::Seek;
         self.start = 0;
@@ -129,7 +130,7 @@ impl MjpegSplitter {
         loop {
             let progressed = match self.state {
                 State::Seek => self.seek(each),
-                State::Skip => self.skip(each),
+                State::Skip(reason) => self.skip(reason, each),
                 State::Marker => self.marker(each),
                 State::Entropy => self.entropy(),
             };
@@ -150,17 +151,16 @@ impl MjpegSplitter {
     fn seek(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
         match self.find_soi(self.pos) {
             Some(soi) => {
-                if soi > self.start && !self.quiet {
+                if soi > self.start {
                     each(Piece::Garbage(soi - self.start));
                 }
-                self.quiet = false;
                 self.begin_frame(soi);
                 true
             }
             None => {
                 // Keep a trailing 0xFF: it may be the first half of the next SOI.
                 let keep_from = self.buf.len().saturating_sub(1).max(self.start);
-                if keep_from > self.start && !self.quiet {
+                if keep_from > self.start {
                     each(Piece::Garbage(keep_from - self.start));
                 }
                 self.start = keep_from;
@@ -170,13 +170,16 @@ impl MjpegSplitter {
         }
     }
 
-    fn skip(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
+    fn skip(&mut self, reason: DropReason, each: &mut impl FnMut(Piece<'_>)) -> bool {
+        if self.pos > self.buf.len() {
+            // Still inside a segment of the dropped frame: forget what was read of it.
+            self.skipped += self.buf.len() - self.start;
+            self.start = self.buf.len();
+            return false;
+        }
         match self.find_soi(self.pos) {
             Some(soi) => {
-                each(Piece::Dropped(
-                    DropReason::TooLarge,
-                    self.skipped + (soi - self.start),
-                ));
+                each(Piece::Dropped(reason, self.skipped + (soi - self.start)));
                 self.skipped = 0;
                 self.begin_frame(soi);
                 true
@@ -185,7 +188,7 @@ impl MjpegSplitter {
                 let keep_from = self.buf.len().saturating_sub(1).max(self.start);
                 self.skipped += keep_from - self.start;
                 self.start = keep_from;
-                self.pos = keep_from;
+                self.pos = self.pos.max(keep_from);
                 false
             }
         }
@@ -200,29 +203,20 @@ impl MjpegSplitter {
     /// Drops the frame begun at `start`. The search for the next SOI starts right after
     /// this one's: a frame cut short inside a header segment has its successor's start
     /// somewhere in what looked like that segment. Bytes skipped on the way belong to the
-    /// drop, not to garbage.
-    fn drop_frame(&mut self, reason: DropReason, each: &mut impl FnMut(Piece<'_>)) {
-        each(Piece::Dropped(
-            reason,
-            self.pos.min(self.buf.len()) - self.start,
-        ));
-        let resume = (self.start + 2).min(self.buf.len());
-        self.start = resume;
-        self.pos = resume;
-        self.state = State::Seek;
-        self.quiet = true;
+    /// drop, not to garbage; it is reported when the next frame starts.
+    fn drop_frame(&mut self, reason: DropReason) {
+        self.pos = self.start + 2;
+        self.state = State::Skip(reason);
     }
 
-    /// Switches to skipping when the frame would grow past the cap at `upto`.
+    /// Drops the frame when it would grow past the cap at `upto`. The next SOI is searched
+    /// for from `upto` on, however the input was cut into reads.
     fn too_large(&mut self, upto: usize) -> bool {
         if upto - self.start <= self.max_frame {
             return false;
         }
-        let end = self.buf.len().min(upto);
-        self.skipped = end - self.start;
-        self.start = end;
-        self.pos = end;
-        self.state = State::Skip;
+        self.pos = upto;
+        self.state = State::Skip(DropReason::TooLarge);
         true
     }
 
@@ -234,7 +228,7 @@ impl MjpegSplitter {
             return false;
         };
         if first != 0xFF {
-            self.drop_frame(DropReason::Corrupt, each);
+            self.drop_frame(DropReason::Corrupt);
             return true;
         }
         // Fill bytes: any number of 0xFF may precede a marker code.
@@ -253,24 +247,23 @@ impl MjpegSplitter {
             }
             0xD9 => {
                 let end = at + 2;
+                if self.too_large(end) {
+                    return true;
+                }
                 each(Piece::Frame(&self.buf[self.start..end]));
                 self.start = end;
                 self.pos = end;
                 self.state = State::Seek;
             }
             0x01 | 0xD0..=0xD7 => self.pos = at + 2,
-            0x00 => {
-                self.pos = at;
-                self.drop_frame(DropReason::Corrupt, each);
-            }
+            0x00 => self.drop_frame(DropReason::Corrupt),
             _ => {
                 let (Some(&hi), Some(&lo)) = (self.buf.get(at + 2), self.buf.get(at + 3)) else {
                     return false;
                 };
                 let len = u16::from_be_bytes([hi, lo]) as usize;
                 if len < 2 {
-                    self.pos = at;
-                    self.drop_frame(DropReason::Corrupt, each);
+                    self.drop_frame(DropReason::Corrupt);
                     return true;
                 }
                 self.pos = at + 2 + len;
@@ -341,7 +334,7 @@ mod tests {
         v
     }
 
-    #[derive(Debug, PartialEq)]
+    #[derive(Debug, Clone, PartialEq)]
     enum Got {
         F(Vec<u8>),
         D(DropReason),
@@ -424,6 +417,98 @@ mod tests {
         v.extend_from_slice(&thumb);
         v.extend_from_slice(&jpeg(3, 40)[2..]);
         assert_eq!(run(&[&v], 1 << 20), vec![Got::F(v.clone())]);
+    }
+
+    /// The pieces of `input` read in `chunk`-byte reads, neighbouring garbage runs merged,
+    /// and the number of stream bytes they cover.
+    fn pieces(input: &[u8], chunk: usize, max: usize) -> (Vec<Got>, usize) {
+        let mut s = MjpegSplitter::new(max);
+        let mut out = Vec::new();
+        let mut covered = 0;
+        let mut push = |p: Piece<'_>| match p {
+            Piece::Frame(f) => {
+                covered += f.len();
+                out.push(Got::F(f.to_vec()));
+            }
+            Piece::Dropped(r, n) => {
+                covered += n;
+                out.push(Got::D(r));
+            }
+            Piece::Garbage(n) => {
+                covered += n;
+                match out.last_mut() {
+                    Some(Got::G(m)) => *m += n,
+                    _ => out.push(Got::G(n)),
+                }
+            }
+        };
+        for c in input.chunks(chunk) {
+            s.feed(c, &mut push);
+        }
+        s.finish(&mut push);
+        (out, covered)
+    }
+
+    #[test]
+    fn every_byte_is_in_exactly_one_piece_however_reads_are_cut() {
+        let a = jpeg(1, 100);
+        let mut corrupt = a.clone();
+        corrupt[10] = 0x12;
+        let mut input = b"junk".to_vec();
+        for part in [
+            &a[..7],  // cut inside a header segment that swallows the next SOI
+            &a,       //
+            &a[..60], // cut by the next SOI
+            &corrupt, //
+            b"\xFF\xFF between",
+            &jpeg(2, 3000), // over the cap
+            &a,
+            &a[..30], // cut by the end of input
+        ] {
+            input.extend_from_slice(part);
+        }
+        let (whole, covered) = pieces(&input, input.len(), 1000);
+        assert_eq!(covered, input.len(), "{whole:?}");
+        assert_eq!(whole.iter().filter(|g| matches!(g, Got::F(_))).count(), 2);
+        for chunk in [1, 2, 3, 7, 64, 999] {
+            assert_eq!(
+                pieces(&input, chunk, 1000),
+                (whole.clone(), covered),
+                "{chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_over_the_cap_hides_what_its_segments_hold_however_reads_are_cut() {
+        // An embedded thumbnail that fits the cap, in a segment that does not: the
+        // thumbnail is part of the dropped frame, not a frame of its own.
+        let thumb = jpeg(9, 5);
+        let mut big = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        big.extend_from_slice(&((thumb.len() + 2 + 200) as u16).to_be_bytes());
+        big.extend_from_slice(&thumb);
+        big.extend_from_slice(&[0; 200]);
+        big.extend_from_slice(&jpeg(3, 40)[2..]);
+        let next = jpeg(4, 10);
+        let mut input = big.clone();
+        input.extend_from_slice(&next);
+        let want = vec![Got::D(DropReason::TooLarge), Got::F(next)];
+        for chunk in [1, 5, 10, input.len()] {
+            assert_eq!(
+                pieces(&input, chunk, 100),
+                (want.clone(), input.len()),
+                "{chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_frame_is_longer_than_the_cap() {
+        let a = jpeg(1, 100);
+        assert_eq!(run(&[&a], a.len()), vec![Got::F(a.clone())]);
+        for max in [a.len() - 1, a.len() - 2] {
+            assert_eq!(run(&[&a], max), vec![Got::D(DropReason::TooLarge)], "{max}");
+        }
     }
 
     #[test]
