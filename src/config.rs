@@ -179,8 +179,10 @@ where
             })?;
             (opt.apply)(&mut config, &value).map_err(|why| {
                 ConfigError(format!(
-                    "invalid value '{value}' for {} ({}): {why}",
-                    opt.var, opt.flag
+                    "invalid value '{}' for {} ({}): {why}",
+                    printable(&value),
+                    opt.var,
+                    opt.flag
                 ))
             })?;
         }
@@ -202,9 +204,12 @@ where
         };
         let Some(opt) = OPTIONS.iter().find(|o| o.flag == flag) else {
             return Err(ConfigError(if arg.starts_with('-') {
-                format!("unknown option '{flag}' (see --help)")
+                format!("unknown option '{}' (see --help)", printable(&flag))
             } else {
-                format!("unexpected argument '{arg}': options start with -- (see --help)")
+                format!(
+                    "unexpected argument '{}': options start with -- (see --help)",
+                    printable(&arg)
+                )
             }));
         };
         let value = match inline {
@@ -220,10 +225,28 @@ where
                 }
             },
         };
-        (opt.apply)(&mut config, &value)
-            .map_err(|why| ConfigError(format!("invalid value '{value}' for {flag}: {why}")))?;
+        (opt.apply)(&mut config, &value).map_err(|why| {
+            ConfigError(format!(
+                "invalid value '{}' for {flag}: {why}",
+                printable(&value)
+            ))
+        })?;
     }
     Ok(Action::Run(config))
+}
+
+/// `text` as shown in an error message: control characters (a line break, a terminal
+/// escape) are written escaped, so that the message stays one line and prints as it reads.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn parse_listen(v: &str) -> Result<SocketAddr, String> {
@@ -326,6 +349,22 @@ mod tests {
             .0
             .contains("unexpected argument"));
         assert!(run(&["--listen", "nowhere"], &[]).is_err());
+        // Found by fuzzing: control characters in what the user typed made the message
+        // span lines (or drive the terminal); they are shown escaped.
+        let e = run(&["--fps", "1\n2"], &[]).unwrap_err().0;
+        assert_eq!(
+            e,
+            "invalid value '1\\n2' for --fps: expected a whole number from 1 to 120"
+        );
+        let e = run(&[], &[("PICAM_SIZE", "\u{1b}[2J")]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value '\\u{1b}[2J' for PICAM_SIZE"),
+            "{e}"
+        );
+        let e = run(&["-\rv"], &[]).unwrap_err().0;
+        assert_eq!(e, "unknown option '-\\rv' (see --help)");
+        let e = run(&["stray\n"], &[]).unwrap_err().0;
+        assert!(e.starts_with("unexpected argument 'stray\\n'"), "{e}");
         assert!(run(&["--size", "8x8"], &[]).is_err());
     }
 }
