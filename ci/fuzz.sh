@@ -124,8 +124,13 @@ for t in "${TARGETS[@]}"; do
     crash="$(find "$artifacts" -type f | head -1)"
     if [ "$status" -ne 0 ] || [ -n "$crash" ]; then
         failed+=("$t")
-        printf '\n[fuzz] %s FAILED (exit %s); its output:\n' "$t" "$status"
-        grep -vE '^#[0-9]+|^INFO:|^\s*"' "$out" | tail -60
+        printf '\n[fuzz] %s FAILED (exit %s); full output in %s\n' "$t" "$status" "$out"
+        if grep -q 'panicked at' "$out"; then
+            grep -m1 -A4 'panicked at' "$out"
+        else
+            grep -m1 -A24 'ERROR: ' "$out" || tail -40 "$out"
+        fi
+        grep -m1 '^SUMMARY' "$out" || true
         if [ -n "$crash" ]; then
             mkdir -p "$REPO/fuzz/artifacts/$t"
             cp "$crash" "$REPO/fuzz/artifacts/$t/"
