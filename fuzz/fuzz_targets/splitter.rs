@@ -6,6 +6,7 @@
 //! * every byte of the stream belongs to exactly one reported piece, in order, and a
 //!   frame is exactly the bytes at its place in the stream;
 //! * every frame starts with SOI, ends with EOI and fits the cap;
+//! * between reads the splitter holds at most the cap and an unfinished marker;
 //! * a frame split on its own comes out whole again;
 //! * cutting the stream into other reads changes nothing but how garbage runs are split;
 //! * the JPEG checks the pipeline applies to frames never panic.
@@ -42,6 +43,11 @@ fn split<'a>(reads: impl Iterator<Item = &'a [u8]>, max: usize) -> Vec<Got> {
     };
     for read in reads {
         splitter.feed(read, &mut push);
+        assert!(
+            splitter.buffered() <= max + 3,
+            "{} bytes held with a cap of {max}",
+            splitter.buffered()
+        );
     }
     splitter.finish(&mut push);
     out
