@@ -66,7 +66,9 @@ pub fn trim_after_eoi(data: &[u8]) -> &[u8] {
 
 /// Position of the start-of-scan marker, and whether a Huffman table segment comes before
 /// it. `None` when `data` does not start with a start-of-image marker or its header
-/// segments do not lead to a scan.
+/// segments do not lead to a scan. A marker code that cannot appear among the headers
+/// also gives `None`: decoders disagree on how to read past one, so where tables would
+/// go is not certain.
 fn scan_start(data: &[u8]) -> Option<(usize, bool)> {
     if !data.starts_with(&[0xFF, 0xD8]) {
         return None;
@@ -81,6 +83,7 @@ fn scan_start(data: &[u8]) -> Option<(usize, bool)> {
             0xFF => at += 1,
             0xDA => return Some((at, dht)),
             0xD0..=0xD7 | 0x01 => at += 2,
+            0x00 | 0x02..=0xBF | 0xD8 | 0xD9 => return None,
             code => {
                 dht |= code == 0xC4;
                 at += 2 + u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize;
@@ -237,6 +240,17 @@ mod tests {
         assert!(matches!(
             with_huffman_tables(&bare),
             std::borrow::Cow::Owned(_)
+        ));
+        // Found by fuzzing: a marker code that has no place among the headers (here
+        // 0x00) was read as a segment; the decoder reads past it otherwise, and the
+        // tables put where this module thought the scan starts made readable headers
+        // unreadable. Such buffers are left as they are.
+        let mut bad = bare[..2].to_vec();
+        bad.extend_from_slice(&[0xFF, 0x00, 0x00, 0x04, 0x00, 0x00]);
+        bad.extend_from_slice(&bare[2..]);
+        assert!(matches!(
+            with_huffman_tables(&bad),
+            std::borrow::Cow::Borrowed(_)
         ));
         for first in [[0xDF, 0xD8], [0xFF, 0xD9], [0x00, 0x00]] {
             let mut not_jpeg = bare.clone();
