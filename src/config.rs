@@ -582,9 +582,12 @@ where
         }
         let Some(opt) = OPTIONS.iter().find(|o| o.flag == flag) else {
             return Err(ConfigError(if arg.starts_with('-') {
-                format!("unknown option '{flag}' (see --help)")
+                format!("unknown option '{}' (see --help)", printable(&flag))
             } else {
-                format!("unexpected argument '{arg}': options start with -- (see --help)")
+                format!(
+                    "unexpected argument '{}': options start with -- (see --help)",
+                    printable(&arg)
+                )
             }));
         };
         let value = match inline {
@@ -615,7 +618,7 @@ fn shown(opt: &Opt, value: &str) -> String {
     if opt.secret {
         String::new()
     } else {
-        format!("'{value}' ")
+        format!("'{}' ", printable(value))
     }
 }
 
@@ -631,6 +634,20 @@ fn check_together(c: &Config) -> Result<(), ConfigError> {
         _ => Ok(()),
     }
     .map_err(|e| ConfigError(e.into()))
+}
+
+/// `text` as shown in an error message: control characters (a line break, a terminal
+/// escape) are written escaped, so that the message stays one line and prints as it reads.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn parse_listen(v: &str) -> Result<SocketAddr, String> {
@@ -902,6 +919,22 @@ mod tests {
             .0
             .contains("unexpected argument"));
         assert!(run(&["--listen", "nowhere"], &[]).is_err());
+        // Found by fuzzing: control characters in what the user typed made the message
+        // span lines (or drive the terminal); they are shown escaped.
+        let e = run(&["--fps", "1\n2"], &[]).unwrap_err().0;
+        assert_eq!(
+            e,
+            "invalid value '1\\n2' for --fps: expected a whole number from 1 to 120"
+        );
+        let e = run(&[], &[("PICAM_SIZE", "\u{1b}[2J")]).unwrap_err().0;
+        assert!(
+            e.starts_with("invalid value '\\u{1b}[2J' for PICAM_SIZE"),
+            "{e}"
+        );
+        let e = run(&["-\rv"], &[]).unwrap_err().0;
+        assert_eq!(e, "unknown option '-\\rv' (see --help)");
+        let e = run(&["stray\n"], &[]).unwrap_err().0;
+        assert!(e.starts_with("unexpected argument 'stray\\n'"), "{e}");
         assert!(run(&["--size", "8x8"], &[]).is_err());
         assert_eq!(
             run(&["--source-timeout", "0"], &[]).unwrap_err().0,

@@ -65,8 +65,14 @@ pub fn trim_after_eoi(data: &[u8]) -> &[u8] {
 }
 
 /// Position of the start-of-scan marker, and whether a Huffman table segment comes before
-/// it. `None` when the header segments do not lead to a scan.
+/// it. `None` when `data` does not start with a start-of-image marker or its header
+/// segments do not lead to a scan. A marker code that cannot appear among the headers
+/// also gives `None`: decoders disagree on how to read past one, so where tables would
+/// go is not certain.
 fn scan_start(data: &[u8]) -> Option<(usize, bool)> {
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
     let mut at = 2;
     let mut dht = false;
     while at + 4 <= data.len() {
@@ -77,6 +83,7 @@ fn scan_start(data: &[u8]) -> Option<(usize, bool)> {
             0xFF => at += 1,
             0xDA => return Some((at, dht)),
             0xD0..=0xD7 | 0x01 => at += 2,
+            0x00 | 0x02..=0xBF | 0xD8 | 0xD9 => return None,
             code => {
                 dht |= code == 0xC4;
                 at += 2 + u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize;
@@ -112,7 +119,8 @@ fn standard_huffman_segments() -> &'static [u8] {
     })
 }
 
-/// `data` with the standard Huffman tables added when it has none of its own.
+/// `data` with the standard Huffman tables added when it is a JPEG picture that has none
+/// of its own; anything else is returned as it is.
 pub fn with_huffman_tables(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     match scan_start(data) {
         Some((sos, false)) => {
@@ -217,5 +225,40 @@ mod tests {
         let mut padded = full.clone();
         padded.extend_from_slice(&[0, 0, 0, 0]);
         assert_eq!(trim_after_eoi(&padded), &full[..]);
+    }
+
+    #[test]
+    fn tables_are_only_added_to_jpeg_pictures() {
+        // Found by fuzzing: a buffer without a start-of-image marker, but whose bytes
+        // after the first two look like header segments, got tables inserted.
+        let pixels = vec![90u8; 16 * 16 * 3];
+        let mut full = Vec::new();
+        jpeg_encoder::Encoder::new(&mut full, 80)
+            .encode(&pixels, 16, 16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let bare = strip_tables(&full);
+        assert!(matches!(
+            with_huffman_tables(&bare),
+            std::borrow::Cow::Owned(_)
+        ));
+        // Found by fuzzing: a marker code that has no place among the headers (here
+        // 0x00) was read as a segment; the decoder reads past it otherwise, and the
+        // tables put where this module thought the scan starts made readable headers
+        // unreadable. Such buffers are left as they are.
+        let mut bad = bare[..2].to_vec();
+        bad.extend_from_slice(&[0xFF, 0x00, 0x00, 0x04, 0x00, 0x00]);
+        bad.extend_from_slice(&bare[2..]);
+        assert!(matches!(
+            with_huffman_tables(&bad),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for first in [[0xDF, 0xD8], [0xFF, 0xD9], [0x00, 0x00]] {
+            let mut not_jpeg = bare.clone();
+            not_jpeg[..2].copy_from_slice(&first);
+            assert!(
+                matches!(with_huffman_tables(&not_jpeg), std::borrow::Cow::Borrowed(b) if b == &not_jpeg[..]),
+                "{first:02x?}"
+            );
+        }
     }
 }

@@ -39,7 +39,10 @@ impl DropReason {
 pub enum Piece<'a> {
     /// A structurally complete JPEG, from SOI through EOI.
     Frame(&'a [u8]),
-    /// A frame that was dropped, with the number of its bytes seen.
+    /// A frame that was dropped, with its length in the stream: from its start-of-image
+    /// marker to its end-of-image marker or, when it broke off, to the next start-of-image
+    /// marker (or the end of input). Bytes skipped while looking for the next frame belong
+    /// to the drop, so every byte of the stream is in exactly one piece.
     Dropped(DropReason, usize),
     /// Bytes outside any frame.
     Garbage(usize),
@@ -52,12 +55,14 @@ pub const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
 enum State {
     /// Looking for a start-of-image marker from `buf[pos]` on.
     Seek,
-    /// Inside a frame starting at `start`, expecting a marker at `pos`.
+    /// Inside a frame, expecting a marker at `pos`. The frame's bytes are kept from
+    /// `start` on: all of them, unless it is over the size cap.
     Marker,
-    /// Inside entropy-coded data of a frame starting at `start`, scanning from `pos`.
+    /// Inside entropy-coded data of a frame, scanning from `pos`.
     Entropy,
-    /// Discarding an oversized frame until the next start-of-image.
-    Skip,
+    /// Discarding the rest of a dropped frame until the next start-of-image, searched for
+    /// from `pos` on.
+    Skip(DropReason),
 }
 
 /// Incremental MJPEG stream splitter; see the module documentation.
@@ -67,9 +72,8 @@ pub struct MjpegSplitter {
     start: usize,
     pos: usize,
     max_frame: usize,
+    /// Bytes of the current frame (or drop) that are already gone from `buf`.
     skipped: usize,
-    /// Set after a drop: bytes up to the next SOI are part of it, not garbage.
-    quiet: bool,
 }
 
 impl Default for MjpegSplitter {
@@ -88,7 +92,6 @@ impl MjpegSplitter {
             pos: 0,
             max_frame: max_frame.max(4),
             skipped: 0,
-            quiet: false,
         }
     }
 
@@ -99,26 +102,28 @@ impl MjpegSplitter {
         self.compact();
     }
 
+    /// Bytes held between calls: at most the size cap and the three bytes of an
+    /// unfinished marker, however the stream is made.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Ends the input: a frame still open is reported as truncated.
     pub fn finish(&mut self, mut each: impl FnMut(Piece<'_>)) {
+        let end = self.buf.len();
         match self.state {
-            State::Marker | State::Entropy => each(Piece::Dropped(
-                DropReason::Truncated,
-                self.buf.len() - self.start,
-            )),
-            State::Skip => each(Piece::Dropped(
-                DropReason::TooLarge,
-                self.skipped + self.buf.len() - self.start,
-            )),
+            State::Marker | State::Entropy => {
+                let len = self.frame_len(end);
+                each(Piece::Dropped(self.cut_short(len), len));
+            }
+            State::Skip(reason) => each(Piece::Dropped(reason, self.frame_len(end))),
             State::Seek => {
-                let rest = self.buf.len() - self.start;
-                if rest > 0 && !self.quiet {
-                    each(Piece::Garbage(rest));
+                if end > self.start {
+                    each(Piece::Garbage(end - self.start));
                 }
             }
         }
         self.buf.clear();
-        self.quiet = false;
         self.skipped = 0;
         self.state = State::Seek;
         self.start = 0;
@@ -129,13 +134,28 @@ impl MjpegSplitter {
         loop {
             let progressed = match self.state {
                 State::Seek => self.seek(each),
-                State::Skip => self.skip(each),
+                State::Skip(reason) => self.skip(reason, each),
                 State::Marker => self.marker(each),
                 State::Entropy => self.entropy(),
             };
             if !progressed {
                 return;
             }
+        }
+    }
+
+    /// Length of the current frame (or drop) up to `upto`, counting its bytes that are
+    /// already gone from the buffer.
+    fn frame_len(&self, upto: usize) -> usize {
+        self.skipped + upto - self.start
+    }
+
+    /// Why a frame of `len` bytes that ended before its end-of-image marker is dropped.
+    fn cut_short(&self, len: usize) -> DropReason {
+        if len > self.max_frame {
+            DropReason::TooLarge
+        } else {
+            DropReason::Truncated
         }
     }
 
@@ -150,17 +170,16 @@ impl MjpegSplitter {
     fn seek(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
         match self.find_soi(self.pos) {
             Some(soi) => {
-                if soi > self.start && !self.quiet {
+                if soi > self.start {
                     each(Piece::Garbage(soi - self.start));
                 }
-                self.quiet = false;
                 self.begin_frame(soi);
                 true
             }
             None => {
                 // Keep a trailing 0xFF: it may be the first half of the next SOI.
                 let keep_from = self.buf.len().saturating_sub(1).max(self.start);
-                if keep_from > self.start && !self.quiet {
+                if keep_from > self.start {
                     each(Piece::Garbage(keep_from - self.start));
                 }
                 self.start = keep_from;
@@ -170,14 +189,10 @@ impl MjpegSplitter {
         }
     }
 
-    fn skip(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
+    fn skip(&mut self, reason: DropReason, each: &mut impl FnMut(Piece<'_>)) -> bool {
         match self.find_soi(self.pos) {
             Some(soi) => {
-                each(Piece::Dropped(
-                    DropReason::TooLarge,
-                    self.skipped + (soi - self.start),
-                ));
-                self.skipped = 0;
+                each(Piece::Dropped(reason, self.frame_len(soi)));
                 self.begin_frame(soi);
                 true
             }
@@ -185,7 +200,7 @@ impl MjpegSplitter {
                 let keep_from = self.buf.len().saturating_sub(1).max(self.start);
                 self.skipped += keep_from - self.start;
                 self.start = keep_from;
-                self.pos = keep_from;
+                self.pos = self.pos.max(keep_from);
                 false
             }
         }
@@ -194,83 +209,72 @@ impl MjpegSplitter {
     fn begin_frame(&mut self, soi: usize) {
         self.start = soi;
         self.pos = soi + 2;
+        self.skipped = 0;
         self.state = State::Marker;
     }
 
-    /// Drops the frame begun at `start`. The search for the next SOI starts right after
-    /// this one's: a frame cut short inside a header segment has its successor's start
-    /// somewhere in what looked like that segment. Bytes skipped on the way belong to the
-    /// drop, not to garbage.
-    fn drop_frame(&mut self, reason: DropReason, each: &mut impl FnMut(Piece<'_>)) {
-        each(Piece::Dropped(
-            reason,
-            self.pos.min(self.buf.len()) - self.start,
-        ));
-        let resume = (self.start + 2).min(self.buf.len());
-        self.start = resume;
-        self.pos = resume;
-        self.state = State::Seek;
-        self.quiet = true;
-    }
-
-    /// Switches to skipping when the frame would grow past the cap at `upto`.
-    fn too_large(&mut self, upto: usize) -> bool {
-        if upto - self.start <= self.max_frame {
-            return false;
+    /// Drops the frame whose structure breaks at `at`, and looks for the next SOI. The
+    /// search starts right after this frame's own SOI: a frame cut short inside a header
+    /// segment has its successor's start somewhere in what looked like that segment. A
+    /// frame already over the size cap is no longer buffered, so for it the search starts
+    /// at `at`; whether it is over the cap depends only on the stream, never on how it was
+    /// cut into reads. Bytes skipped on the way belong to the drop, not to garbage; it is
+    /// reported when the next frame starts.
+    fn drop_frame(&mut self, at: usize) {
+        if self.frame_len(at) > self.max_frame {
+            self.pos = at;
+            self.state = State::Skip(DropReason::TooLarge);
+        } else {
+            self.pos = self.start + 2;
+            self.state = State::Skip(DropReason::Corrupt);
         }
-        let end = self.buf.len().min(upto);
-        self.skipped = end - self.start;
-        self.start = end;
-        self.pos = end;
-        self.state = State::Skip;
-        true
     }
 
     fn marker(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
-        if self.too_large(self.pos) {
-            return true;
-        }
         let Some(&first) = self.buf.get(self.pos) else {
             return false;
         };
         if first != 0xFF {
-            self.drop_frame(DropReason::Corrupt, each);
+            self.drop_frame(self.pos);
             return true;
         }
-        // Fill bytes: any number of 0xFF may precede a marker code.
-        let mut at = self.pos;
-        while self.buf.get(at + 1) == Some(&0xFF) {
-            at += 1;
+        // Fill bytes: any number of 0xFF may precede a marker code. They are consumed as
+        // they come, so that a run of them cannot grow the buffer.
+        while self.buf.get(self.pos + 1) == Some(&0xFF) {
+            self.pos += 1;
         }
+        let at = self.pos;
         let Some(&code) = self.buf.get(at + 1) else {
             return false;
         };
         match code {
             0xD8 => {
-                self.pos = at;
-                each(Piece::Dropped(DropReason::Truncated, at - self.start));
+                let len = self.frame_len(at);
+                each(Piece::Dropped(self.cut_short(len), len));
                 self.begin_frame(at);
             }
             0xD9 => {
                 let end = at + 2;
-                each(Piece::Frame(&self.buf[self.start..end]));
+                let len = self.frame_len(end);
+                if len > self.max_frame {
+                    each(Piece::Dropped(DropReason::TooLarge, len));
+                } else {
+                    each(Piece::Frame(&self.buf[self.start..end]));
+                }
                 self.start = end;
                 self.pos = end;
+                self.skipped = 0;
                 self.state = State::Seek;
             }
             0x01 | 0xD0..=0xD7 => self.pos = at + 2,
-            0x00 => {
-                self.pos = at;
-                self.drop_frame(DropReason::Corrupt, each);
-            }
+            0x00 => self.drop_frame(at),
             _ => {
                 let (Some(&hi), Some(&lo)) = (self.buf.get(at + 2), self.buf.get(at + 3)) else {
                     return false;
                 };
                 let len = u16::from_be_bytes([hi, lo]) as usize;
                 if len < 2 {
-                    self.pos = at;
-                    self.drop_frame(DropReason::Corrupt, each);
+                    self.drop_frame(at);
                     return true;
                 }
                 self.pos = at + 2 + len;
@@ -284,9 +288,6 @@ impl MjpegSplitter {
 
     fn entropy(&mut self) -> bool {
         loop {
-            if self.too_large(self.pos) {
-                return true;
-            }
             let Some(rest) = self.buf.get(self.pos..) else {
                 return false;
             };
@@ -312,8 +313,17 @@ impl MjpegSplitter {
         }
     }
 
-    /// Forgets bytes before the current frame so the buffer stays small.
+    /// Forgets the bytes that are no longer needed so the buffer stays small: those before
+    /// the current frame, and in a frame over the size cap (which will be dropped), those
+    /// already parsed.
     fn compact(&mut self) {
+        if matches!(self.state, State::Marker | State::Entropy)
+            && self.frame_len(self.pos) > self.max_frame
+        {
+            let parsed = self.pos.min(self.buf.len());
+            self.skipped += parsed - self.start;
+            self.start = parsed;
+        }
         if self.start == 0 {
             return;
         }
@@ -341,7 +351,7 @@ mod tests {
         v
     }
 
-    #[derive(Debug, PartialEq)]
+    #[derive(Debug, Clone, PartialEq)]
     enum Got {
         F(Vec<u8>),
         D(DropReason),
@@ -424,6 +434,151 @@ mod tests {
         v.extend_from_slice(&thumb);
         v.extend_from_slice(&jpeg(3, 40)[2..]);
         assert_eq!(run(&[&v], 1 << 20), vec![Got::F(v.clone())]);
+    }
+
+    /// The pieces of `input` read in `chunk`-byte reads, neighbouring garbage runs merged,
+    /// and the number of stream bytes they cover.
+    fn pieces(input: &[u8], chunk: usize, max: usize) -> (Vec<Got>, usize) {
+        let mut s = MjpegSplitter::new(max);
+        let mut out = Vec::new();
+        let mut covered = 0;
+        let mut push = |p: Piece<'_>| match p {
+            Piece::Frame(f) => {
+                covered += f.len();
+                out.push(Got::F(f.to_vec()));
+            }
+            Piece::Dropped(r, n) => {
+                covered += n;
+                out.push(Got::D(r));
+            }
+            Piece::Garbage(n) => {
+                covered += n;
+                match out.last_mut() {
+                    Some(Got::G(m)) => *m += n,
+                    _ => out.push(Got::G(n)),
+                }
+            }
+        };
+        for c in input.chunks(chunk) {
+            s.feed(c, &mut push);
+        }
+        s.finish(&mut push);
+        (out, covered)
+    }
+
+    #[test]
+    fn every_byte_is_in_exactly_one_piece_however_reads_are_cut() {
+        let a = jpeg(1, 100);
+        let mut corrupt = a.clone();
+        corrupt[10] = 0x12;
+        let mut input = b"junk".to_vec();
+        for part in [
+            &a[..7],  // cut inside a header segment that swallows the next SOI
+            &a,       //
+            &a[..60], // cut by the next SOI
+            &corrupt, //
+            b"\xFF\xFF between",
+            &jpeg(2, 3000), // over the cap
+            &a,
+            &a[..30], // cut by the end of input
+        ] {
+            input.extend_from_slice(part);
+        }
+        let (whole, covered) = pieces(&input, input.len(), 1000);
+        assert_eq!(covered, input.len(), "{whole:?}");
+        assert_eq!(whole.iter().filter(|g| matches!(g, Got::F(_))).count(), 2);
+        for chunk in [1, 2, 3, 7, 64, 999] {
+            assert_eq!(
+                pieces(&input, chunk, 1000),
+                (whole.clone(), covered),
+                "{chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_over_the_cap_hides_what_its_segments_hold_however_reads_are_cut() {
+        // An embedded thumbnail that fits the cap, in a segment that does not: the
+        // thumbnail is part of the dropped frame, not a frame of its own.
+        let thumb = jpeg(9, 5);
+        let mut big = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        big.extend_from_slice(&((thumb.len() + 2 + 200) as u16).to_be_bytes());
+        big.extend_from_slice(&thumb);
+        big.extend_from_slice(&[0; 200]);
+        big.extend_from_slice(&jpeg(3, 40)[2..]);
+        let next = jpeg(4, 10);
+        let mut input = big.clone();
+        input.extend_from_slice(&next);
+        let want = vec![Got::D(DropReason::TooLarge), Got::F(next)];
+        for chunk in [1, 5, 10, input.len()] {
+            assert_eq!(
+                pieces(&input, chunk, 100),
+                (want.clone(), input.len()),
+                "{chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_frame_is_longer_than_the_cap() {
+        let a = jpeg(1, 100);
+        assert_eq!(run(&[&a], a.len()), vec![Got::F(a.clone())]);
+        for max in [a.len() - 1, a.len() - 2] {
+            assert_eq!(run(&[&a], max), vec![Got::D(DropReason::TooLarge)], "{max}");
+        }
+    }
+
+    #[test]
+    fn a_frame_over_the_cap_cut_by_the_end_of_input_is_too_large_however_reads_are_cut() {
+        // Found by fuzzing: read whole it was reported as truncated, read in pieces as
+        // too large.
+        let mut cut = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+        cut.extend_from_slice(&[0x11; 1000]);
+        for chunk in [1, 7, 400, cut.len()] {
+            assert_eq!(
+                pieces(&cut, chunk, 500),
+                (vec![Got::D(DropReason::TooLarge)], cut.len()),
+                "{chunk}"
+            );
+        }
+        assert_eq!(run(&[&cut], 2000), vec![Got::D(DropReason::Truncated)]);
+    }
+
+    #[test]
+    fn memory_stays_bounded_whatever_an_endless_frame_is_made_of() {
+        const MAX: usize = 64 * 1024;
+        const READ: usize = 16 * 1024;
+        let heads: [&[u8]; 3] = [
+            // Fill bytes before a marker code that never comes.
+            &[0xFF, 0xD8, 0xFF],
+            // Scan data that never ends.
+            &[0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02],
+            // Header segments one after another.
+            &[0xFF, 0xD8],
+        ];
+        let bodies: [&dyn Fn(usize) -> u8; 3] = [&|_| 0xFF, &|i| (i % 200) as u8, &|i| {
+            [0xFF, 0xE1, 0x00, 0x02][i % 4]
+        }];
+        for (head, body) in heads.iter().zip(bodies) {
+            let mut s = MjpegSplitter::new(MAX);
+            let mut got = Vec::new();
+            s.feed(head, |_| {});
+            let mut read = vec![0u8; READ];
+            for n in 0..256 {
+                for (i, b) in read.iter_mut().enumerate() {
+                    *b = body(n * READ + i);
+                }
+                s.feed(&read, |p| got.push(format!("{p:?}")));
+                assert!(
+                    s.buffered() <= MAX + 3,
+                    "{head:02x?}: {} bytes",
+                    s.buffered()
+                );
+            }
+            s.finish(|p| got.push(format!("{p:?}")));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].starts_with("Dropped(TooLarge"), "{got:?}");
+        }
     }
 
     #[test]

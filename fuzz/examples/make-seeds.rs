@@ -1,0 +1,218 @@
+//! Writes the seed corpora in `corpus/<target>/`: pictures made by the server's own
+//! encoder, MJPEG streams built from them, request lines and option lists.
+//!
+//! Run from the `fuzz` directory with `cargo run --example make-seeds`. The output is
+//! deterministic, so running it again changes nothing unless the encoder changed.
+
+use std::fs;
+use std::path::Path;
+
+use picam_stream::encoder::{RawLayout, SoftwareEncoder};
+use picam_stream::source::pattern;
+
+/// A test-pattern picture of `width` x `height`, encoded at `quality`.
+fn picture(width: u16, height: u16, quality: u8) -> Vec<u8> {
+    let rgb = pattern::background(width.into(), height.into());
+    SoftwareEncoder::new(quality)
+        .encode_rgb(&rgb, width, height)
+        .expect("the pattern encodes")
+        .to_vec()
+}
+
+/// A YUYV camera picture of `width` x `height`, encoded as the V4L2 source does.
+fn camera_picture(width: u16, height: u16) -> Vec<u8> {
+    let stride = usize::from(width) * 2;
+    let yuyv: Vec<u8> = (0..stride * usize::from(height))
+        .map(|i| {
+            if i % 2 == 0 {
+                (16 + i % 200) as u8
+            } else {
+                128
+            }
+        })
+        .collect();
+    SoftwareEncoder::new(70)
+        .encode_raw(&yuyv, RawLayout::Yuyv, width, height, stride)
+        .expect("the picture encodes")
+        .to_vec()
+}
+
+/// `jpeg` without its Huffman tables, as many webcams send frames.
+fn without_tables(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    let mut at = 2;
+    while jpeg[at + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        if jpeg[at + 1] != 0xC4 {
+            out.extend_from_slice(&jpeg[at..at + 2 + len]);
+        }
+        at += 2 + len;
+    }
+    out.extend_from_slice(&jpeg[at..]);
+    out
+}
+
+/// `jpeg` carrying `thumbnail` inside an APP1 segment, as cameras embed previews.
+fn with_thumbnail(jpeg: &[u8], thumbnail: &[u8]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&u16::try_from(thumbnail.len() + 2).unwrap().to_be_bytes());
+    out.extend_from_slice(thumbnail);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// `jpeg` marked as Motion-JPEG (an APP0 `AVI1` segment) and without tables.
+fn motion_jpeg(jpeg: &[u8]) -> Vec<u8> {
+    let bare = without_tables(jpeg);
+    let mut out = bare[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x07, b'A', b'V', b'I', b'1', 0x00]);
+    out.extend_from_slice(&bare[2..]);
+    out
+}
+
+fn write(target: &str, name: &str, data: &[u8]) {
+    let dir = Path::new("corpus").join(target);
+    fs::create_dir_all(&dir).expect("corpus directory");
+    fs::write(dir.join(name), data).expect("seed written");
+}
+
+fn main() {
+    let small = picture(16, 16, 80);
+    let wide = picture(48, 16, 30);
+    let camera = camera_picture(32, 16);
+    let thumb = with_thumbnail(&wide, &small);
+
+    // jpeg: single pictures, as sources and drivers hand them over.
+    write("jpeg", "small.jpg", &small);
+    write("jpeg", "wide-low-quality.jpg", &wide);
+    write("jpeg", "camera-yuyv.jpg", &camera);
+    write("jpeg", "thumbnail.jpg", &thumb);
+    write("jpeg", "no-tables.jpg", &without_tables(&camera));
+    write("jpeg", "motion-jpeg.jpg", &motion_jpeg(&small));
+    let mut padded = without_tables(&small);
+    padded.extend_from_slice(&[0; 40]);
+    write("jpeg", "no-tables-padded.jpg", &padded);
+
+    // splitter: a byte for the size cap (0: default), a byte for how reads are cut,
+    // then the stream.
+    let stream = |cap: u8, seed: u8, parts: &[&[u8]]| {
+        let mut out = vec![cap, seed];
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        out
+    };
+    write(
+        "splitter",
+        "three-frames.mjpg",
+        &stream(0, 1, &[&small, &camera, &small]),
+    );
+    write(
+        "splitter",
+        "garbage-and-truncation.mjpg",
+        &stream(
+            0,
+            2,
+            &[
+                b"--boundary\r\n\r\n",
+                &small[..200],
+                &wide,
+                b"\r\n",
+                &camera[..50],
+            ],
+        ),
+    );
+    write(
+        "splitter",
+        "thumbnail-byte-reads.mjpg",
+        &stream(0, 0, &[&thumb, &small]),
+    );
+    write(
+        "splitter",
+        "over-the-cap.mjpg",
+        &stream(40, 3, &[&wide, &small, &thumb]),
+    );
+    let mut corrupt = camera.clone();
+    corrupt[30] ^= 0x55;
+    write(
+        "splitter",
+        "corrupt-and-bare.mjpg",
+        &stream(
+            0,
+            6,
+            &[&corrupt, &without_tables(&small), &[0xFF, 0xFF, 0xD8]],
+        ),
+    );
+
+    // routes: request lines as clients send them.
+    for (name, line) in [
+        ("root", "GET / HTTP/1.1"),
+        ("page", "GET /index.html HTTP/1.1"),
+        ("stream", "GET /stream.mjpg HTTP/1.1"),
+        (
+            "stream-advance",
+            "GET /stream.mjpg?advance_headers=1 HTTP/1.1",
+        ),
+        (
+            "action-stream",
+            "GET /?action=stream&advance_headers HTTP/1.0",
+        ),
+        ("action-snapshot", "HEAD /?action=snapshot HTTP/1.1"),
+        ("action-unknown", "GET /?action=reboot HTTP/1.1"),
+        ("snapshot", "GET /snapshot.jpg?t=1700000000 HTTP/1.1"),
+        ("status", "GET /status.json HTTP/1.1"),
+        ("favicon", "GET /favicon.ico HTTP/1.1"),
+        ("post", "POST /status HTTP/1.1"),
+        ("traversal", "GET /../../etc/passwd HTTP/1.1"),
+        ("encoded", "GET /stream%2Emjpg?advance_headers=yes HTTP/1.1"),
+    ] {
+        write("routes", name, line.as_bytes());
+    }
+
+    // config: NUL-separated items; byte 1 then an index sets a PICAM_* variable.
+    for (name, items) in [
+        ("defaults", &[][..]),
+        (
+            "flags",
+            &[
+                "--listen",
+                "127.0.0.1:8080",
+                "--size",
+                "1280x720",
+                "--fps",
+                "15",
+            ][..],
+        ),
+        (
+            "inline",
+            &[
+                "--quality=60",
+                "--max-clients=0",
+                "--source=file:/tmp/a.mjpg",
+            ][..],
+        ),
+        (
+            "exec",
+            &["--source", "exec:rpicam-vid -t 0 --codec mjpeg -o -"][..],
+        ),
+        (
+            "ipv6",
+            &["--listen", "[::]:9000", "--source", "v4l2:/dev/video0"][..],
+        ),
+        (
+            "env",
+            &["\u{1}\u{3}20", "\u{1}\u{2}640x480", "--fps", "5"][..],
+        ),
+        (
+            "env-source",
+            &["\u{1}\u{1}libcamera:0", "\u{1}\u{0}8000"][..],
+        ),
+        ("bad-size", &["--size", "8x8"][..]),
+        ("missing-value", &["--quality"][..]),
+        ("help", &["--source", "test", "-h"][..]),
+        ("unknown", &["--bogus", "1"][..]),
+    ] {
+        write("config", name, items.join("\0").as_bytes());
+    }
+}
