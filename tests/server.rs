@@ -122,8 +122,8 @@ fn status_reports_source_size_rates_and_clients() {
     let server = Server::start(SMALL);
     // A few frames, with time to spare: the debug build on a busy machine may encode
     // far below the configured rate.
-    let s = server.wait_status(Duration::from_secs(20), "frames", |s| {
-        s["frames_captured"].as_u64().unwrap() >= 5
+    let s = server.wait_status(Duration::from_secs(20), "frames and a rate", |s| {
+        s["frames_captured"].as_u64().unwrap() >= 5 && s["fps_measured"].as_f64().unwrap() > 0.0
     });
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
     assert!(s["source"].as_str().unwrap().contains("test pattern"));
@@ -137,7 +137,7 @@ fn status_reports_source_size_rates_and_clients() {
     assert_eq!(s["height"], 240);
     assert_eq!(s["fps_configured"], 20);
     let fps = s["fps_measured"].as_f64().unwrap();
-    assert!(fps > 0.0, "measured fps {fps}");
+    assert!(fps <= 25.0, "measured fps {fps} above the configured 20");
     assert_eq!(s["frames_dropped"], 0);
     assert_eq!(s["clients"], 0);
     assert!(s["uptime_seconds"].is_u64());
