@@ -5,18 +5,21 @@
 //! ```text
 //!  source ──▶ encoder ──▶ FrameSlot ──▶ http clients
 //! (pattern,    (hardware or (newest      (one thread per
-//!  pipe, exec)   software)   frame only)   stream, tiny_http)
+//!  pipe, exec,   software)   frame only)   stream, tiny_http)
+//!  V4L2, libcamera)
 //! ```
 //!
-//! * [`source`] produces JPEG frames: the built-in test pattern, or an MJPEG byte stream
-//!   from standard input, a file or a child process, cut into frames by [`splitter`].
+//! * [`source`] produces JPEG frames: the built-in test pattern, an MJPEG byte stream
+//!   from standard input, a file or a child process (cut into frames by [`splitter`]),
+//!   V4L2 cameras, and Pi cameras through libcamera (cargo feature `libcamera`).
 //! * [`encoder`] turns raw pictures into JPEG: on a V4L2 memory-to-memory hardware
 //!   encoder when there is one (the Pi's VideoCore), in software otherwise.
 //! * [`slot`] holds the newest frame. Publishing never locks or waits; each client asks
 //!   for "the first frame newer than the one I sent", so a slow client skips frames
 //!   instead of queueing them.
-//! * [`http`] serves the page, the stream, snapshots and status. It knows frames, not
-//!   cameras.
+//! * [`http`] serves the page, the stream, snapshots and status, and bounds the
+//!   connections that have not made a request yet. It knows frames, not cameras.
+//! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
 //! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
 
