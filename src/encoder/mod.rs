@@ -1,6 +1,6 @@
 //! Turning raw pictures into JPEG, for sources that do not deliver JPEG.
 //!
-//! * [`software`]: encoding on the CPU ([`SoftwareEncoder`]): the pure Rust
+//! * `software`: encoding on the CPU ([`SoftwareEncoder`]): the pure Rust
 //!   `jpeg-encoder`, or libjpeg-turbo (`turbo`, cargo feature `turbojpeg`).
 //! * [`m2m`]: V4L2 memory-to-memory devices, such as the Pi's hardware JPEG encoder.
 //! * [`choice`]: [`JpegEncoder`], which uses the hardware when `--encoder` allows and one
