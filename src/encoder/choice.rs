@@ -77,6 +77,13 @@ enum Picture<'a> {
         stride: usize,
     },
     Rgb(&'a [u8]),
+    /// A picture whose planes lie apart (as libcamera hands them out); `stride` is the
+    /// first plane's bytes per row, the chroma planes of 4:2:0 have half of it.
+    Planes {
+        planes: [&'a [u8]; 3],
+        layout: RawLayout,
+        stride: usize,
+    },
 }
 
 impl Picture<'_> {
@@ -92,6 +99,14 @@ impl Picture<'_> {
                 _ => None,
             },
             Picture::Rgb(_) => Some(fourcc(b"RGB3")),
+            Picture::Planes { layout, .. } => match layout {
+                RawLayout::Yuyv => Some(fourcc(b"YUYV")),
+                RawLayout::Uyvy => Some(fourcc(b"UYVY")),
+                RawLayout::Nv12 => Some(fourcc(b"NV12")),
+                RawLayout::Yuv420 => Some(fourcc(b"YU12")),
+                RawLayout::Rgb24 => Some(fourcc(b"RGB3")),
+                RawLayout::Bgr24 => Some(fourcc(b"BGR3")),
+            },
         }
     }
 
@@ -104,6 +119,14 @@ impl Picture<'_> {
         height: usize,
         dst_stride: usize,
     ) -> Result<usize, String> {
+        if let Picture::Planes {
+            planes,
+            layout,
+            stride,
+        } = *self
+        {
+            return copy_planes(planes, layout, stride, dst, width, height, dst_stride);
+        }
         let (src, src_stride, row, planes): (&[u8], usize, usize, &[(usize, usize)]) = match *self {
             Picture::Raw {
                 data,
@@ -127,7 +150,7 @@ impl Picture<'_> {
             ),
             Picture::Rgb(data) => (data, width * 3, width * 3, &[(0, 1)]),
             #[allow(unreachable_patterns)]
-            Picture::Raw { layout, .. } => {
+            Picture::Raw { layout, .. } | Picture::Planes { layout, .. } => {
                 return Err(format!("{layout:?} pictures are not handled here"))
             }
         };
@@ -153,6 +176,56 @@ impl Picture<'_> {
         }
         Ok(used.min(dst.len()))
     }
+}
+
+/// Copies the planes of a picture into one buffer laid out as single-planar V4L2 wants
+/// it: each plane after the other, luma rows `dst_stride` bytes apart (chroma rows of
+/// 4:2:0 half that). Returns the bytes used.
+fn copy_planes(
+    planes: [&[u8]; 3],
+    layout: RawLayout,
+    stride: usize,
+    dst: &mut [u8],
+    width: usize,
+    height: usize,
+    dst_stride: usize,
+) -> Result<usize, String> {
+    let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+    // (plane, its bytes per row in the source, bytes to copy per row, rows,
+    //  where it starts in the buffer, its bytes per row in the buffer)
+    let first_row = match layout {
+        RawLayout::Yuyv | RawLayout::Uyvy => cw * 4,
+        RawLayout::Rgb24 | RawLayout::Bgr24 => width * 3,
+        RawLayout::Nv12 | RawLayout::Yuv420 => width,
+    };
+    let (ss, ds) = (stride.max(first_row), dst_stride.max(first_row));
+    let mut jobs = vec![(0, ss, first_row, height, 0, ds)];
+    match layout {
+        RawLayout::Nv12 => jobs.push((1, ss, cw * 2, ch, ds * height, ds)),
+        RawLayout::Yuv420 => {
+            jobs.push((1, ss / 2, cw, ch, ds * height, ds / 2));
+            jobs.push((2, ss / 2, cw, ch, ds * height + ds / 2 * ch, ds / 2));
+        }
+        _ => {}
+    }
+    let mut used = 0;
+    for (plane, src_stride, row, rows, base, step) in jobs {
+        for y in 0..rows {
+            let (s, d) = (y * src_stride, base + y * step);
+            let (Some(from), Some(to)) = (planes[plane].get(s..s + row), dst.get_mut(d..d + row))
+            else {
+                return Err(format!(
+                    "a {width}x{height} {layout:?} picture does not fit (plane {plane} of {} \
+                     bytes, {} byte buffer)",
+                    planes[plane].len(),
+                    dst.len()
+                ));
+            };
+            to.copy_from_slice(from);
+            used = used.max(d + step);
+        }
+    }
+    Ok(used.min(dst.len()))
 }
 
 /// The hardware encoder set up for one format and size.
@@ -241,6 +314,28 @@ impl JpegEncoder {
         }
         self.software
             .encode_raw(data, layout, width, height, stride)
+    }
+
+    /// Encodes a raw picture whose planes lie apart; see
+    /// [`SoftwareEncoder::encode_planes`].
+    pub fn encode_planes(
+        &mut self,
+        planes: [&[u8]; 3],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+    ) -> Result<&[u8], EncodeError> {
+        let picture = Picture::Planes {
+            planes,
+            layout,
+            stride,
+        };
+        if self.try_hardware(picture, width, height) {
+            return Ok(self.hardware_result());
+        }
+        self.software
+            .encode_planes(planes, layout, width, height, stride)
     }
 
     /// Encodes packed RGB; see [`SoftwareEncoder::encode_rgb`].
@@ -353,6 +448,35 @@ impl JpegEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planes_apart_land_where_single_planar_v4l2_wants_them() {
+        // 4x2 I420 with padded source rows (stride 6, chroma 3) into rows of 8 bytes.
+        let y = [1, 2, 3, 4, 0, 0, 5, 6, 7, 8, 0, 0];
+        let (u, v) = ([9, 10, 0], [11, 12, 0]);
+        let mut buf = vec![0xEEu8; 32];
+        let used = copy_planes([&y, &u, &v], RawLayout::Yuv420, 6, &mut buf, 4, 2, 8).unwrap();
+        assert_eq!(&buf[0..4], &[1, 2, 3, 4]);
+        assert_eq!(&buf[8..12], &[5, 6, 7, 8]);
+        assert_eq!(&buf[16..18], &[9, 10], "U after the luma plane, rows of 4");
+        assert_eq!(&buf[20..22], &[11, 12], "V after one U row of 4");
+        assert_eq!(used, 24);
+        // NV12: the interleaved chroma plane keeps the luma stride.
+        let uv = [9, 11, 0, 0, 0, 0];
+        let mut buf = vec![0u8; 24];
+        copy_planes([&y, &uv, &[]], RawLayout::Nv12, 6, &mut buf, 4, 2, 8).unwrap();
+        assert_eq!(&buf[16..20], &[9, 11, 0, 0]);
+        // A plane too short is an error, not a panic.
+        assert!(copy_planes([&y[..5], &u, &v], RawLayout::Yuv420, 6, &mut buf, 4, 2, 8).is_err());
+        // Without hardware the planes go to software and decode at their size.
+        let mut enc = JpegEncoder::with_node(None, 80);
+        let jpeg = enc
+            .encode_planes([&y, &u, &v], RawLayout::Yuv420, 4, 2, 6)
+            .unwrap()
+            .to_vec();
+        let d = crate::jpeg::inspect(&jpeg).unwrap();
+        assert_eq!((d.width, d.height), (4, 2));
+    }
 
     #[test]
     fn parses_choices() {

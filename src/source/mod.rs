@@ -307,9 +307,10 @@ pub fn start(
             let selector = selector.clone();
             let description =
                 libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;
+            let encoder = encoder()?;
             (
                 format!("libcamera camera {description}"),
-                Box::new(move |sink| libcamera::run(selector, settings, sink)),
+                Box::new(move |sink| libcamera::run(selector, settings, encoder, sink)),
             )
         }
         #[cfg(not(feature = "libcamera"))]

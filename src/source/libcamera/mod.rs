@@ -35,7 +35,7 @@ use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use super::nosignal::NoSignal;
 use super::v4l2::sleep_unless_stopping;
 use super::{FrameSink, Settings};
-use crate::encoder::SoftwareEncoder;
+use crate::encoder::JpegEncoder;
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
 const LINGER: Duration = Duration::from_secs(3);
@@ -179,7 +179,7 @@ fn session(
     manager: &CameraManager,
     selector: Option<&str>,
     settings: Settings,
-    encoder: &mut SoftwareEncoder,
+    encoder: &mut JpegEncoder,
     sink: &mut FrameSink,
 ) -> Result<Stop, String> {
     let camera = pick(manager, selector)?;
@@ -339,14 +339,19 @@ fn session(
             Some((latency, encode)) => timing.add(latency, encode),
             None => sink.stats().count_dropped(),
         }
+        sink.note_encoder(encoder);
         requeue(request)?;
         timing.maybe_report(Instant::now());
     }
 }
 
 /// Runs the source until the server stops.
-pub fn run(selector: Option<String>, settings: Settings, mut sink: FrameSink) {
-    let mut encoder = SoftwareEncoder::new(settings.quality);
+pub fn run(
+    selector: Option<String>,
+    settings: Settings,
+    mut encoder: JpegEncoder,
+    mut sink: FrameSink,
+) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Duration::from_secs(1);
     let mut last_problem = String::new();
