@@ -76,22 +76,36 @@ pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> 
         nix::sys::socket::Backlog::new(BACKLOG).map_err(io::Error::from)?,
     )?;
     let defer = patience.head.as_secs().clamp(1, i32::MAX as u64) as i32;
-    set_int(
-        &listener,
-        nix::libc::IPPROTO_TCP,
-        nix::libc::TCP_DEFER_ACCEPT,
-        defer,
-    )?;
+    // The limits below are also enforced by the connection gate; a system that refuses
+    // one of these options (seen with 32-bit musl builds under qemu-user) still serves.
+    optional(
+        "TCP_DEFER_ACCEPT",
+        set_int(
+            &listener,
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_DEFER_ACCEPT,
+            defer,
+        ),
+    );
     let idle = TimeVal::new(
         patience.idle.as_secs() as _,
         patience.idle.subsec_micros() as _,
     );
-    setsockopt(&listener, sockopt::ReceiveTimeout, &idle)?;
+    optional(
+        "SO_RCVTIMEO",
+        setsockopt(&listener, sockopt::ReceiveTimeout, &idle).map_err(io::Error::from),
+    );
     let rcvbuf = (patience.head_bytes as usize).clamp(4096, 256 * 1024);
-    setsockopt(&listener, sockopt::RcvBuf, &rcvbuf)?;
+    optional(
+        "SO_RCVBUF",
+        setsockopt(&listener, sockopt::RcvBuf, &rcvbuf).map_err(io::Error::from),
+    );
     setsockopt(&listener, sockopt::TcpNoDelay, &true)?;
     let timeout = TimeVal::new(WRITE_TIMEOUT.as_secs() as _, 0);
-    setsockopt(&listener, sockopt::SendTimeout, &timeout)?;
+    optional(
+        "SO_SNDTIMEO",
+        setsockopt(&listener, sockopt::SendTimeout, &timeout).map_err(io::Error::from),
+    );
     setsockopt(&listener, sockopt::KeepAlive, &true)?;
     setsockopt(&listener, sockopt::TcpKeepIdle, &30)?;
     setsockopt(&listener, sockopt::TcpKeepInterval, &10)?;
@@ -104,6 +118,13 @@ pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> 
         UNSENT_LIMIT as i32,
     )?;
     Ok(listener)
+}
+
+/// Logs a socket option the system refused; the server goes on without it.
+fn optional(name: &str, result: io::Result<()>) {
+    if let Err(e) = result {
+        log::warn!("the listening socket refused {name}: {e}; going on without it");
+    }
 }
 
 /// Sets an integer socket option that `nix` has no wrapper for.
