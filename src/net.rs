@@ -73,7 +73,8 @@ pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> 
     let listener = TcpListener::bind(addr)?;
     nix::sys::socket::listen(
         &listener,
-        nix::sys::socket::Backlog::new(BACKLOG).map_err(io::Error::from)?,
+        // Some libcs cap the backlog nix accepts at their SOMAXCONN (musl: 128).
+        nix::sys::socket::Backlog::new(BACKLOG).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
     )?;
     let defer = patience.head.as_secs().clamp(1, i32::MAX as u64) as i32;
     // The limits below are also enforced by the connection gate; a system that refuses
