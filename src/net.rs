@@ -71,11 +71,12 @@ impl Default for Patience {
 /// Binds `addr` and sets the options described in the module docs.
 pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
-    nix::sys::socket::listen(
-        &listener,
-        // Some libcs cap the backlog nix accepts at their SOMAXCONN (musl: 128).
-        nix::sys::socket::Backlog::new(BACKLOG).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
-    )?;
+    // nix checks the backlog against the libc's SOMAXCONN, which musl sets at 128;
+    // the kernel takes more (up to net.core.somaxconn), so ask it directly.
+    // SAFETY: listen(2) on the descriptor `listener` owns, borrowed for the call.
+    if unsafe { nix::libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     let defer = patience.head.as_secs().clamp(1, i32::MAX as u64) as i32;
     // The limits below are also enforced by the connection gate; a system that refuses
     // one of these options (seen with 32-bit musl builds under qemu-user) still serves.
