@@ -10,9 +10,6 @@
 //!   therefore stays near one frame's transfer time instead of growing.
 //! * `SO_SNDTIMEO`: a client that stops reading is dropped after [`WRITE_TIMEOUT`].
 //! * `TCP_USER_TIMEOUT` and keep-alive probes: a vanished peer is noticed.
-//! * `SO_RCVTIMEO`: a read waits at most [`Patience::idle`], so a keep-alive connection
-//!   left idle, or a client that goes silent in the middle of a request, is closed by the
-//!   thread waiting on it.
 //! * `SO_RCVBUF`: small, because clients only send short requests; it bounds what the
 //!   kernel holds for each connection and how much a client can push between two looks
 //!   of [`crate::http::gate`].
@@ -24,6 +21,11 @@
 //!   silent cost the process nothing while they wait in the kernel.
 //! * a listen backlog of [`BACKLOG`]: room for that many such connections; beyond it the
 //!   kernel answers with SYN cookies and the connections are accepted at once.
+//!
+//! Not `SO_RCVTIMEO`: on a listening socket it also limits how long `accept` waits, and
+//! `tiny_http`'s accept thread ends on the first timeout, so a server nobody connected to
+//! for a while would stop accepting. Idle and silent connections are closed by
+//! [`crate::http::gate`] instead.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -88,14 +90,6 @@ pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> 
             nix::libc::TCP_DEFER_ACCEPT,
             defer,
         ),
-    );
-    let idle = TimeVal::new(
-        patience.idle.as_secs() as _,
-        patience.idle.subsec_micros() as _,
-    );
-    optional(
-        "SO_RCVTIMEO",
-        setsockopt(&listener, sockopt::ReceiveTimeout, &idle).map_err(io::Error::from),
     );
     let rcvbuf = (patience.head_bytes as usize).clamp(4096, 256 * 1024);
     optional(
@@ -294,7 +288,8 @@ mod tests {
         let (conn, _) = listener.accept().unwrap();
         assert!(conn.nodelay().unwrap());
         assert_eq!(conn.write_timeout().unwrap(), Some(WRITE_TIMEOUT));
-        assert_eq!(conn.read_timeout().unwrap(), Some(Patience::default().idle));
+        // No read timeout: on the listener it would limit accept too (module docs).
+        assert_eq!(conn.read_timeout().unwrap(), None);
         drop(client);
     }
 }

@@ -328,3 +328,18 @@ fn connections_past_max_pending_are_closed_oldest_first() {
     // And a real client still gets the page.
     assert!(time_page(addr).is_some());
 }
+
+#[test]
+fn a_server_nobody_connects_to_keeps_accepting() {
+    // Longer than the keep-alive timeout without a single connection: the accept loop
+    // must neither time out nor be restarted.
+    let server = Server::start(&["--source", "test", "--keepalive-timeout", "1"]);
+    thread::sleep(Duration::from_millis(2500));
+    assert_eq!(get(server.addr, "/status").status, 200);
+    thread::sleep(Duration::from_millis(200));
+    let log = server.log_text();
+    assert!(
+        !log.contains("stopped taking connections") && !log.contains("Error accepting"),
+        "{log}"
+    );
+}

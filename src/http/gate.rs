@@ -19,7 +19,7 @@
 //! being answered ([`Gate::answering`]) and when a connection became a stream
 //! ([`Gate::streaming`]); a stream is left alone, as the write timeout already bounds a
 //! client that stops reading. The listening socket holds connections that send nothing
-//! outside the process to begin with, and times out silent reads (see [`crate::net`]).
+//! outside the process to begin with (see [`crate::net`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
