@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::encoder::EncoderChoice;
+use crate::source::Isolation;
 use std::time::Duration;
 
 use crate::net::Patience;
@@ -44,6 +45,8 @@ pub struct Config {
     pub patience: Patience,
     /// Picture orientation for cameras that can turn it (libcamera).
     pub transform: Transform,
+    /// Which sources run in a process of their own.
+    pub isolate: Isolation,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -96,6 +99,7 @@ impl Default for Config {
             allow_origin: None,
             patience: Patience::default(),
             transform: Transform::default(),
+            isolate: Isolation::Auto,
         }
     }
 }
@@ -379,6 +383,16 @@ const OPTIONS: &[Opt] = &[
         },
         secret: false,
     },
+    Opt {
+        flag: "--isolate",
+        var: "PICAM_ISOLATE",
+        switch: false,
+        apply: |c, v| {
+            c.isolate = v.parse()?;
+            Ok(())
+        },
+        secret: false,
+    },
 ];
 
 /// Options that take no value: `--flag` on the command line, and a variable set to
@@ -498,6 +512,13 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --hflip              Mirror a libcamera camera's picture left to right
                        [PICAM_HFLIP=1] (--hflip=no turns it off)
   --vflip              Flip a libcamera camera's picture upside down [PICAM_VFLIP=1]
+  --isolate WHEN       Run the source in a process of its own, so that a camera
+                       library that crashes or hangs takes only that process down:
+                       viewers see the no-signal picture and it is started again
+                       (1 s to 30 s pauses) [PICAM_ISOLATE] (default auto):
+                         auto  for the libcamera source only
+                         on    for test, v4l2 and libcamera sources
+                         off   never
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   --list-cameras       List libcamera cameras: id, model, sensor modes (size, max fps)
   -h, --help           Print this help
@@ -943,6 +964,14 @@ mod tests {
         assert_eq!(
             run(&["--encoder", "gpu"], &[]).unwrap_err().0,
             "invalid value 'gpu' for --encoder: expected auto, hardware or software"
+        );
+        assert_eq!(
+            run(&[], &[("PICAM_ISOLATE", "yes")]).unwrap_err().0,
+            "invalid value 'yes' for PICAM_ISOLATE (--isolate): expected auto, on or off"
+        );
+        assert_eq!(
+            config(&["--isolate", "off"], &[("PICAM_ISOLATE", "on")]).isolate,
+            Isolation::Off
         );
         let e = run(&["--max-header-bytes", "100"], &[]).unwrap_err().0;
         assert_eq!(

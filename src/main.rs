@@ -13,7 +13,7 @@ use picam_stream::http::server::HttpServer;
 use picam_stream::http::{tls, AppState};
 use picam_stream::shutdown::StopSignals;
 use picam_stream::slot::FrameSlot;
-use picam_stream::source::{self, Settings};
+use picam_stream::source::{self, isolate, Settings};
 use picam_stream::stats::ClientCounter;
 use picam_stream::{logging, mdns, net};
 
@@ -51,6 +51,24 @@ fn main() {
         }
         Err(e) => fail(2, &e.0),
     };
+    let settings = Settings {
+        width: config.width,
+        height: config.height,
+        fps: config.fps,
+        quality: config.quality,
+        source_timeout: Duration::from_secs(config.source_timeout.into()),
+        encoder: config.encoder,
+        transform: config.transform,
+    };
+    // Started again by the server to run its source in a process of its own.
+    if let Some(spec) = std::env::var_os(isolate::WORKER_VAR) {
+        logging::init_with_prefix("source process: ");
+        let spec = spec
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| fail(2, &format!("{} names no source", isolate::WORKER_VAR)));
+        exit(isolate::serve(&spec, settings));
+    }
     // Files named by options are read before anything starts, so that a bad one stops
     // the program with its one line and nothing else.
     let guard = credentials(&config).map(|c| Arc::new(Guard::new(c)));
@@ -69,19 +87,16 @@ fn main() {
 
     let listener = net::listen(config.listen, &config.patience)
         .unwrap_or_else(|e| fail(1, &format!("cannot listen on {}: {e}", config.listen)));
-    let settings = Settings {
-        width: config.width,
-        height: config.height,
-        fps: config.fps,
-        quality: config.quality,
-        source_timeout: Duration::from_secs(config.source_timeout.into()),
-        encoder: config.encoder,
-        transform: config.transform,
-    };
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));
-    let source = source::start(&config.source, settings, slot.clone(), stopping.clone())
-        .unwrap_or_else(|e| fail(2, &e.0));
+    let source = source::start(
+        &config.source,
+        settings,
+        config.isolate,
+        slot.clone(),
+        stopping.clone(),
+    )
+    .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
 
     let local_addr = listener

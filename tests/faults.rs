@@ -72,6 +72,16 @@ fn classify(jpeg: &[u8], goods: &[Vec<u8>]) -> Seen {
     if goods.iter().any(|g| g == jpeg) {
         return Seen::Good;
     }
+    assert!(
+        is_no_signal(jpeg),
+        "a frame that is neither a good one nor the no-signal picture"
+    );
+    Seen::NoSignal
+}
+
+/// True for the no-signal picture at the test's size: a dark frame with bright red
+/// "NO SIGNAL" lettering.
+fn is_no_signal(jpeg: &[u8]) -> bool {
     let (w, h, px) = decode(jpeg);
     assert_eq!(
         (w, h),
@@ -83,11 +93,7 @@ fn classify(jpeg: &[u8], goods: &[Vec<u8>]) -> Seen {
         .chunks(3)
         .filter(|p| p[0] > 200 && p[1] < 140 && p[2] < 140)
         .count();
-    assert!(
-        mean < 60 && red > 20,
-        "a frame that is neither a good one nor the no-signal picture (mean {mean}, {red} red pixels)"
-    );
-    Seen::NoSignal
+    mean < 60 && red > 20
 }
 
 /// The next JPEG of a classic stream, `None` once it ends or breaks off.
@@ -479,4 +485,229 @@ fn a_file_that_vanishes_shows_no_signal_and_plays_again_when_back() {
         secs(no_signal_at - gone_at),
         secs(good_at - back_at)
     );
+}
+
+// ------------------------------------------------------------------ --isolate
+
+/// Processes whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Fields after the command name: state, then the parent's pid.
+        let mut rest = stat.rsplit(')').next().unwrap().split_whitespace();
+        let state = rest.next();
+        if rest.next() == Some(&pid.to_string()) && state != Some("Z") {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Waits for the server's source process to be running and returns its pid.
+fn source_process(server: &Server) -> u32 {
+    let deadline = Instant::now() + patience();
+    loop {
+        if let [pid] = children_of(server.child.id())[..] {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no source process; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A client that reads a stream and reports each frame: no-signal or not.
+fn watch_pattern(server: &Server) -> mpsc::Receiver<(Instant, Seen)> {
+    let mut reader = MjpegClient::open(server.addr, "/stream.mjpg").reader;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        while let Some(jpeg) = next_classic_part(&mut reader) {
+            let seen = if is_no_signal(&jpeg) {
+                Seen::NoSignal
+            } else {
+                Seen::Good
+            };
+            if tx.send((Instant::now(), seen)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_seen(rx: &mpsc::Receiver<(Instant, Seen)>, kind: Seen, what: &str) -> Instant {
+    let deadline = Instant::now() + patience();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, seen)) if seen == kind => return t,
+            Ok(_) => {}
+            Err(e) => panic!("no {kind:?} frame ({what}): {e}"),
+        }
+    }
+}
+
+/// The source process is this binary started again, which qemu-user without a
+/// binfmt handler cannot do.
+fn can_start_source_processes() -> bool {
+    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
+        println!("skipped: a source process cannot be started under the emulator's wrapper");
+        return false;
+    }
+    true
+}
+
+const ISOLATED_PATTERN: &[&str] = &[
+    "--source",
+    "test",
+    "--size",
+    "160x120",
+    "--fps",
+    "15",
+    "--isolate",
+    "on",
+];
+
+#[test]
+fn a_source_process_that_is_killed_is_started_again() {
+    if !can_start_source_processes() {
+        return;
+    }
+    let server = Server::start(ISOLATED_PATTERN);
+    let frames = watch_pattern(&server);
+    wait_seen(&frames, Seen::Good, "before the fault");
+    let first = source_process(&server);
+    let fault_at = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let no_signal_at = wait_seen(&frames, Seen::NoSignal, "after the kill");
+    let s = server.wait_status(patience(), "the reason", |s| {
+        s["source_error"].as_str().is_some()
+    });
+    let why = s["source_error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains(&format!("{first} was ended by SIGKILL")),
+        "{why}"
+    );
+    assert!(why.contains("starting it again in 1 s"), "{why}");
+    let good_at = wait_seen(&frames, Seen::Good, "after the restart");
+    let s = server.wait_status(patience(), "the error to clear", |s| {
+        s["source_error"].is_null()
+    });
+    assert_eq!(s["source_restarts"], 1, "{s}");
+    assert!(
+        s["source"].as_str().unwrap().contains("process of its own"),
+        "{s}"
+    );
+    let second = source_process(&server);
+    assert_ne!(first, second, "a new source process runs");
+    println!(
+        "source process killed: no-signal after {}, first good frame after {} (status said: {why})",
+        secs(no_signal_at - fault_at),
+        secs(good_at - fault_at)
+    );
+}
+
+#[test]
+fn a_hung_source_process_is_killed_and_started_again() {
+    if !can_start_source_processes() {
+        return;
+    }
+    let server = Server::start(ISOLATED_PATTERN);
+    let frames = watch_pattern(&server);
+    wait_seen(&frames, Seen::Good, "before the fault");
+    let first = source_process(&server);
+    let fault_at = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let no_signal_at = wait_seen(&frames, Seen::NoSignal, "after the hang");
+    let s = server.wait_status(patience(), "the reason", |s| {
+        s["source_error"].as_str().is_some()
+    });
+    let why = s["source_error"].as_str().unwrap().to_string();
+    assert!(why.contains("said nothing for 10 s: hung"), "{why}");
+    assert!(why.contains(&format!("{first} was killed")), "{why}");
+    let good_at = wait_seen(&frames, Seen::Good, "after the restart");
+    assert_ne!(source_process(&server), first);
+    println!(
+        "source process stopped: no-signal after {}, first good frame after {}",
+        secs(no_signal_at - fault_at),
+        secs(good_at - fault_at)
+    );
+}
+
+#[test]
+fn the_source_process_runs_only_while_somebody_watches() {
+    if !can_start_source_processes() {
+        return;
+    }
+    let mut server = Server::start(ISOLATED_PATTERN);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        children_of(server.child.id()).is_empty(),
+        "started with nobody watching"
+    );
+    let frames = watch_pattern(&server);
+    wait_seen(&frames, Seen::Good, "while watched");
+    let pid = source_process(&server);
+    assert_eq!(server.status()["capturing"], true);
+    drop(frames); // the client goes away with its next frame
+    let left_at = Instant::now();
+    let deadline = left_at + patience();
+    while !children_of(server.child.id()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the source process {pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = server.status();
+    assert_eq!(s["capturing"], false, "{s}");
+    assert!(s["source_error"].is_null(), "{s}");
+    server.wait_log("nobody watching: source process", Duration::from_secs(5));
+    println!(
+        "source process {pid} ended {} after the last viewer left",
+        secs(left_at.elapsed())
+    );
+    // A snapshot starts it again, and the server stops it when it stops.
+    let r = get(server.addr, "/snapshot.jpg");
+    assert_eq!(r.status, 200);
+    assert!(!is_no_signal(&r.body));
+    let pid = source_process(&server);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the source process {pid} outlived the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

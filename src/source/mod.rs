@@ -10,10 +10,14 @@
 //! * `v4l2:/dev/videoN`: a V4L2 capture device such as a USB webcam ([`v4l2`]).
 //! * `libcamera[:INDEX|:ID]`: Pi camera modules, in binaries built with libcamera.
 //! * `auto`: a camera when one is found, otherwise the test pattern.
+//!
+//! A source that captures or draws can run in a process of its own ([`isolate`]), so
+//! that a camera library that crashes cannot take the server with it.
 
 pub mod backoff;
 pub mod exec;
 pub mod font;
+pub mod isolate;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
 pub mod nosignal;
@@ -33,6 +37,7 @@ use crate::config::Transform;
 use crate::encoder::{EncoderChoice, JpegEncoder};
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
+pub use isolate::Isolation;
 
 /// Stack of the source thread, which decodes and encodes pictures: the usual size, set
 /// explicitly since the program makes smaller stacks the default.
@@ -110,9 +115,13 @@ pub struct Settings {
     pub transform: Transform,
 }
 
+/// Where good frames go instead of the slot, in a source's own process ([`isolate`]).
+pub type FrameTap = Box<dyn FnMut(&[u8]) + Send>;
+
 /// Where a source delivers its pictures.
 pub struct FrameSink {
     slot: Arc<FrameSlot>,
+    tap: Option<FrameTap>,
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
     rate: RateMeter,
@@ -124,6 +133,7 @@ impl FrameSink {
     pub fn new(slot: Arc<FrameSlot>, stats: Arc<SourceStats>, stop: Arc<AtomicBool>) -> FrameSink {
         FrameSink {
             slot,
+            tap: None,
             stats,
             stop,
             rate: RateMeter::default(),
@@ -151,7 +161,12 @@ impl FrameSink {
     /// the source's current problem, if it had one.
     pub fn publish_checked(&mut self, jpeg: &[u8], width: u16, height: u16) {
         let now = Instant::now();
-        self.slot.publish(jpeg, width, height);
+        match &mut self.tap {
+            Some(tap) => tap(jpeg),
+            None => {
+                self.slot.publish(jpeg, width, height);
+            }
+        }
         self.stats.mark_published(now);
         if let Some(fps) = self.rate.tick(now) {
             self.stats.set_fps(fps);
@@ -167,8 +182,12 @@ impl FrameSink {
 
     /// Publishes a stand-in picture (the no-signal frame): viewers see it, but it does
     /// not count as a frame from the source in the frame rate or the last frame's age.
+    /// In a source's own process it goes nowhere: the server draws its own from the
+    /// problem it is told.
     pub fn publish_placeholder(&mut self, jpeg: &[u8], width: u16, height: u16) {
-        self.slot.publish(jpeg, width, height);
+        if self.tap.is_none() {
+            self.slot.publish(jpeg, width, height);
+        }
     }
 
     /// Size of the last good frame, if there was one.
@@ -230,14 +249,9 @@ pub fn list_cameras() -> String {
     "this binary is built without libcamera\n".to_string()
 }
 
-/// Resolves `auto`, opens the source and starts its thread.
-pub fn start(
-    spec: &SourceSpec,
-    settings: Settings,
-    slot: Arc<FrameSlot>,
-    stop: Arc<AtomicBool>,
-) -> Result<RunningSource, SourceError> {
-    let spec = match spec {
+/// The source `auto` stands for on this machine; other specs stand for themselves.
+fn resolve(spec: &SourceSpec) -> SourceSpec {
+    match spec {
         SourceSpec::Auto if libcamera_camera_found() => {
             log::info!("found a libcamera camera");
             SourceSpec::Libcamera(None)
@@ -253,14 +267,59 @@ pub fn start(
             }
         },
         other => other.clone(),
-    };
-    // Sources that encode get their encoder now, so that `--encoder hardware` without
-    // a hardware encoder stops the program at start.
-    let encoder = || JpegEncoder::new(settings.encoder, settings.quality).map_err(SourceError);
+    }
+}
+
+/// What a source thread runs.
+type Body = Box<dyn FnOnce(FrameSink) + Send>;
+
+/// Resolves `auto`, opens the source and starts its thread; with `isolation`, the
+/// thread runs the source in a process of its own (see [`isolate`]).
+pub fn start(
+    spec: &SourceSpec,
+    settings: Settings,
+    isolation: Isolation,
+    slot: Arc<FrameSlot>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunningSource, SourceError> {
+    let spec = resolve(spec);
     if !settings.transform.is_identity() && !matches!(spec, SourceSpec::Libcamera(_)) {
         log::warn!("--rotation, --hflip and --vflip apply only to the libcamera source; ignored");
     }
-    let (description, body): (String, Box<dyn FnOnce(FrameSink) + Send>) = match &spec {
+    if isolation == Isolation::On && !isolation.applies_to(&spec) {
+        log::warn!("--isolate applies only to the test, v4l2 and libcamera sources; ignored");
+    }
+    // The checks happen here in either case, so that a mistake stops the program at
+    // start with its message.
+    let (description, body) = plan(&spec, settings, true)?;
+    if isolation.applies_to(&spec) {
+        let description = format!("{description} (in a process of its own)");
+        let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink));
+        return launch(description, body, slot, stop, None);
+    }
+    launch(description, body, slot, stop, None)
+}
+
+/// Starts `spec` (already resolved) in this process with frames going to `tap`, without
+/// the start-up checks: for a source's own process, whose parent made them.
+pub(crate) fn start_here(
+    spec: &SourceSpec,
+    settings: Settings,
+    slot: Arc<FrameSlot>,
+    stop: Arc<AtomicBool>,
+    tap: Option<FrameTap>,
+) -> Result<RunningSource, SourceError> {
+    let (description, body) = plan(spec, settings, false)?;
+    launch(description, body, slot, stop, tap)
+}
+
+/// The description and thread body of `spec` (already resolved); `check` makes the
+/// sources that can check their device at start do so.
+fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, Body), SourceError> {
+    // Sources that encode get their encoder now, so that `--encoder hardware` without
+    // a hardware encoder stops the program at start.
+    let encoder = || JpegEncoder::new(settings.encoder, settings.quality).map_err(SourceError);
+    let planned: (String, Body) = match spec {
         SourceSpec::Test => {
             let encoder = encoder()?;
             (
@@ -305,8 +364,11 @@ pub fn start(
         #[cfg(feature = "libcamera")]
         SourceSpec::Libcamera(selector) => {
             let selector = selector.clone();
-            let description =
-                libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;
+            let description = if check {
+                libcamera::check(selector.as_deref(), settings).map_err(SourceError)?
+            } else {
+                spec.to_string()
+            };
             let encoder = encoder()?;
             (
                 format!("libcamera camera {description}"),
@@ -315,16 +377,29 @@ pub fn start(
         }
         #[cfg(not(feature = "libcamera"))]
         SourceSpec::Libcamera(_) => {
+            let _ = check;
             return Err(SourceError(format!(
                 "source '{spec}' is not built into this binary: it needs a build with the \
                  libcamera feature; this one takes test, stdin, file:PATH, exec:COMMAND \
                  and v4l2:/dev/videoN"
-            )))
+            )));
         }
-        SourceSpec::Auto => unreachable!("auto was resolved above"),
+        SourceSpec::Auto => unreachable!("auto is resolved before a source is planned"),
     };
+    Ok(planned)
+}
+
+/// Starts the source thread running `body`.
+fn launch(
+    description: String,
+    body: Body,
+    slot: Arc<FrameSlot>,
+    stop: Arc<AtomicBool>,
+    tap: Option<FrameTap>,
+) -> Result<RunningSource, SourceError> {
     let stats = Arc::new(SourceStats::new(description));
-    let sink = FrameSink::new(slot, stats.clone(), stop);
+    let mut sink = FrameSink::new(slot, stats.clone(), stop);
+    sink.tap = tap;
     let thread = std::thread::Builder::new()
         .name("source".into())
         .stack_size(SOURCE_STACK)

@@ -92,8 +92,9 @@ impl NoSignal {
             return;
         }
         log::warn!("{why}");
-        sink.stats().set_error(Some(why.to_string()));
+        // The picture first: whoever sees the problem in /status finds it published.
         self.show(sink, why);
+        sink.stats().set_error(Some(why.to_string()));
     }
 
     /// Waits `total` (less if the server stops), drawing the picture again about once a
@@ -101,15 +102,19 @@ impl NoSignal {
     pub fn wait(&mut self, sink: &mut FrameSink, why: &str, total: Duration) {
         let end = Instant::now() + total;
         while !sink.stopping() {
-            let now = Instant::now();
-            if now >= end {
+            if Instant::now() >= end {
                 return;
             }
-            let due = self.shown_at.is_none_or(|t| now >= t + REFRESH);
-            if due && sink.wanted(Duration::ZERO) {
-                self.show(sink, why);
-            }
+            self.refresh(sink, why);
             std::thread::sleep((end - Instant::now().min(end)).min(Duration::from_millis(100)));
+        }
+    }
+
+    /// Draws the picture again if it is about a second old and somebody watches.
+    pub fn refresh(&mut self, sink: &mut FrameSink, why: &str) {
+        let due = self.shown_at.is_none_or(|t| Instant::now() >= t + REFRESH);
+        if due && sink.wanted(Duration::ZERO) {
+            self.show(sink, why);
         }
     }
 }

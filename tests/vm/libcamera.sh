@@ -12,11 +12,13 @@
 #   * once vimc is loaded the server finds the camera by itself (retrying with
 #     back-off) and streams `--source libcamera`: snapshots and stream parts decode
 #     (djpeg) to exactly the asked size;
+#   * the camera vanishes mid-stream (vimc's driver unbound): the server lives on,
+#     shows the no-signal picture with source_error, and capture resumes by itself
+#     once the driver is bound again. (libcamera 0.4 does not mark the running camera
+#     disconnected and aborts its process when the camera is stopped; the source runs
+#     in a process of its own, so only that process ends and is started again);
 #   * after the server stops, --list-cameras names vimc's sensor, and --rotation 180,
-#     which vimc's sensor cannot do, is refused naming what it can do.
-# (Unbinding vimc while it streams is not tested: libcamera 0.4 logs the media
-# device's removal but does not mark the running camera disconnected, and stopping
-# it then fails an assertion inside libcamera that aborts the process.)
+#     which vimc's sensor cannot do, is refused naming what it can do;
 # and prints capture-to-publish latency (from the server's debug log), encoding time
 # and CPU time per frame with the software encoder.
 # Ends with "libcamera-vm: N passed, N failed".
@@ -86,13 +88,26 @@ RUST_LOG=debug chroot \$R picam-stream --listen 0.0.0.0:8000 --source libcamera 
     --size ${WIDTH}x${HEIGHT} --fps $FPS --quality 80 > /host/server.log 2>&1 &
 server=\$!
 echo \$server > /host/server.pid
-cpu() { awk '{ print \$14 + \$15 }' /proc/\$server/stat; }
+# CPU ticks of the server, its source process and any that ended (reaped).
+cpu() {
+    awk -v p=\$server '\$1 == p { t += \$14 + \$15 + \$16 + \$17 } \$4 == p { t += \$14 + \$15 } END { print t + 0 }' \\
+        /proc/[0-9]*/stat 2>/dev/null
+}
 while [ ! -e /host/done ]; do
     for m in start end; do
         if [ -e /host/measure-\$m ] && [ ! -e /host/cpu-\$m ]; then
             echo "\$(cpu) \$(cut -d' ' -f1 /proc/uptime)" > /host/cpu-\$m
         fi
     done
+    if [ -e /host/unplug ]; then
+        rm /host/unplug
+        echo vimc.0 > /sys/bus/platform/drivers/vimc/unbind && touch /host/unplugged
+    fi
+    if [ -e /host/replug ]; then
+        rm /host/replug
+        echo vimc.0 > /sys/bus/platform/drivers/vimc/bind && in_root udevadm settle --timeout=60
+        touch /host/replugged
+    fi
     if [ -e /host/plug ]; then
         rm /host/plug
         modprobe vimc && in_root udevadm settle --timeout=60
@@ -221,6 +236,36 @@ else
     nok "no frames published while a viewer watched"
 fi
 grep 'capture to publish' "$SHARE/server.log" | tail -n 3 | sed 's/.*libcamera: /libcamera-vm: measured: /'
+
+# The camera vanishes mid-stream, and comes back.
+t=$SECONDS
+: >"$SHARE/unplug"
+wait_file "$SHARE/unplugged" 60 || nok "the guest did not unbind vimc"
+if s=$(wait_status 180 '"source_error":"'); then
+    ok "camera unbound mid-stream: no signal after $((SECONDS - t)) s, source_error: $(field source_error "$s")"
+else
+    nok "no source_error after the camera vanished (status: $s)"
+fi
+: >"$SHARE/replug"
+wait_file "$SHARE/replugged" 120 || nok "the guest did not bind vimc again"
+t=$SECONDS
+resumed=0
+if s=$(wait_status 240 '"source_error":null'); then
+    f2=$(field frames_captured "$s")
+    deadline=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        f3=$(field frames_captured "$(status)")
+        if [ -n "$f3" ] && [ "$f3" -ge $((f2 + 2)) ]; then resumed=1; break; fi
+        sleep 0.5
+    done
+fi
+if [ "$resumed" = 1 ]; then
+    ok "capture resumed $((SECONDS - t)) s after the camera came back (restarts: $(field source_restarts "$(status)"))"
+else
+    nok "capture did not resume after the camera came back (status: $(status))"
+fi
+grep -E 'source process [0-9]+ (was|exited)|the camera was disconnected|no frame for' "$SHARE/server.log" |
+    sed 's/^/libcamera-vm:   log: /' | head -n 6
 
 kill "$viewer" 2>/dev/null || true
 wait "$viewer" 2>/dev/null || true

@@ -13,7 +13,10 @@
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger, as
 //!   the V4L2 source does; the camera is released otherwise.
 //! * A camera that fails or disappears mid-stream is shown as a "no signal" picture,
-//!   reported in `/status`, and opened again with a growing pause.
+//!   reported in `/status`, and opened again with a growing pause. Where libcamera
+//!   itself aborts (0.4, stopping a camera whose device vanished unnoticed), the
+//!   source's own process ([`super::isolate`], the default for this source) ends
+//!   instead of the server, and is started again.
 
 mod list;
 mod setup;

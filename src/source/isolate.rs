@@ -1,0 +1,614 @@
+//! Running a source in a process of its own (`--isolate`), so that a camera library
+//! that aborts, crashes or hangs takes only that process down: the server shows the
+//! no-signal picture, says why in `/status` and starts the process again.
+//!
+//! The child is this same program, started again with the same arguments and
+//! environment plus [`WORKER_VAR`] naming the source to run. In the child the source
+//! runs as it always does, except that its [`FrameSink`] writes every good frame to
+//! standard output instead of a frame slot. Beside the frames go the source's problem,
+//! its encoder and its dropped-frame count whenever they change, and a heartbeat every
+//! second. Standard input closing is the child's signal to stop.
+//!
+//! Each message is a tag byte, a little-endian `u32` length and that many bytes:
+//!
+//! | tag | payload |
+//! |-----|---------|
+//! | `F` | a JPEG frame |
+//! | `E` | the source's current problem, UTF-8 (empty: none) |
+//! | `C` | the encoder's description, UTF-8 |
+//! | `D` | frames dropped so far, `u64` little-endian |
+//! | `H` | nothing: the child is alive |
+//!
+//! The parent runs the child only while somebody wants frames (plus a linger, so the
+//! camera is released when nobody watches), checks every frame as it checks a
+//! byte-stream source's, and counts as a failure the child's exit, a message it cannot
+//! read, and a child that says nothing at all for [`SILENCE`].
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::backoff::Backoff;
+use super::nosignal::NoSignal;
+use super::{FrameSink, Settings, SourceSpec};
+use crate::slot::FrameSlot;
+use crate::stats::SourceStats;
+
+/// The variable that makes the program the child: its value is the source to run.
+pub const WORKER_VAR: &str = "PICAM_SOURCE_PROCESS";
+
+/// What `--isolate` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// A process of its own for the libcamera source only.
+    #[default]
+    Auto,
+    /// A process of its own for every source that captures or draws (test, v4l2,
+    /// libcamera).
+    On,
+    /// Every source runs inside the server.
+    Off,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Isolation, String> {
+        match s {
+            "auto" => Ok(Isolation::Auto),
+            "on" => Ok(Isolation::On),
+            "off" => Ok(Isolation::Off),
+            _ => Err("expected auto, on or off".to_string()),
+        }
+    }
+}
+
+impl Isolation {
+    /// Whether `spec` (already resolved from `auto`) runs in a process of its own.
+    /// Byte-stream sources never do: `exec:` already runs its command apart, and
+    /// `stdin` and `file:` have nothing that could crash.
+    pub fn applies_to(self, spec: &SourceSpec) -> bool {
+        match (self, spec) {
+            (Isolation::Off, _) => false,
+            (Isolation::Auto, SourceSpec::Libcamera(_)) => true,
+            (Isolation::Auto, _) => false,
+            (Isolation::On, s) => matches!(
+                s,
+                SourceSpec::Test | SourceSpec::V4l2(_) | SourceSpec::Libcamera(_)
+            ),
+        }
+    }
+}
+
+const FRAME: u8 = b'F';
+const PROBLEM: u8 = b'E';
+const ENCODER: u8 = b'C';
+const DROPPED: u8 = b'D';
+const ALIVE: u8 = b'H';
+
+/// Largest message the parent accepts: more than any JPEG of a 4096x4096 picture.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// A child that sends nothing at all (not even its heartbeat) for this long is hung.
+pub const SILENCE: Duration = Duration::from_secs(10);
+
+/// How often the child sends its state and heartbeat.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long capture goes on after the last viewer leaves (as the camera sources do).
+const LINGER: Duration = Duration::from_secs(3);
+
+/// How long a child told to stop has before it is killed. Short enough to fit in the
+/// server's own grace at shutdown.
+const STOP_GRACE: Duration = Duration::from_millis(400);
+
+/// Longest wait for the child's output before demand and stopping are checked again.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+
+// ------------------------------------------------------------------ messages
+
+/// Writes one message.
+fn write_message(out: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "message too long"))?;
+    let mut head = [0u8; 5];
+    head[0] = tag;
+    head[1..].copy_from_slice(&len.to_le_bytes());
+    out.write_all(&head)?;
+    out.write_all(payload)
+}
+
+/// Reads messages out of the bytes received so far.
+#[derive(Default)]
+struct MessageReader {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already handed out.
+    used: usize,
+}
+
+impl MessageReader {
+    /// Adds bytes read from the child.
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.used > 0 {
+            self.buf.drain(..self.used);
+            self.used = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole message, if one has arrived; an error for bytes that cannot be one.
+    fn next(&mut self) -> Result<Option<(u8, &[u8])>, String> {
+        let rest = &self.buf[self.used..];
+        if rest.len() < 5 {
+            return Ok(None);
+        }
+        let tag = rest[0];
+        if ![FRAME, PROBLEM, ENCODER, DROPPED, ALIVE].contains(&tag) {
+            return Err(format!("unknown message type 0x{tag:02x}"));
+        }
+        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        if len > MAX_MESSAGE {
+            return Err(format!("a message of {len} bytes is too long"));
+        }
+        if rest.len() < 5 + len {
+            return Ok(None);
+        }
+        let start = self.used + 5;
+        self.used = start + len;
+        Ok(Some((tag, &self.buf[start..start + len])))
+    }
+
+    /// True when bytes of an unfinished message are waiting.
+    fn partial(&self) -> bool {
+        self.used < self.buf.len()
+    }
+}
+
+// ------------------------------------------------------------------ the child
+
+/// The child's standard output, shared by the source thread (frames) and the thread
+/// that reports state; a message is written whole under the lock.
+struct Outlet(Mutex<File>);
+
+impl Outlet {
+    fn send(&self, tag: u8, payload: &[u8]) -> io::Result<()> {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        write_message(&mut *out, tag, payload)
+    }
+}
+
+/// Takes the standard output for messages and points file descriptor 1 at standard
+/// error, so that nothing else printed by mistake can break a message.
+fn private_stdout() -> io::Result<File> {
+    let out: OwnedFd = io::stdout().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2(io::stderr().as_raw_fd(), io::stdout().as_raw_fd())?;
+    Ok(File::from(out))
+}
+
+/// The child's side: runs `spec` and sends what it makes to standard output until
+/// standard input closes. Returns the process's exit code.
+pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
+    let outlet = match private_stdout() {
+        Ok(out) => Arc::new(Outlet(Mutex::new(out))),
+        Err(e) => {
+            log::error!("source process: cannot take standard output: {e}");
+            return 1;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(FrameSlot::new());
+    // The parent only runs this process while somebody watches.
+    let _watch = slot.watch();
+    {
+        let stop = stop.clone();
+        let watcher = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 64];
+                while matches!(io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+                stop.store(true, Ordering::SeqCst);
+            });
+        if let Err(e) = watcher {
+            log::error!("source process: cannot watch standard input: {e}");
+            return 1;
+        }
+    }
+    let tap = {
+        let outlet = outlet.clone();
+        let stop = stop.clone();
+        Box::new(move |jpeg: &[u8]| {
+            if outlet.send(FRAME, jpeg).is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        })
+    };
+    let running = match super::start_here(spec, settings, slot.clone(), stop.clone(), Some(tap)) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = outlet.send(PROBLEM, e.0.as_bytes());
+            log::error!("source process: {e}");
+            return 1;
+        }
+    };
+    let mut reported = Reported::default();
+    while !stop.load(Ordering::SeqCst) && !running.thread.is_finished() {
+        if reported.send_changes(&running.stats, &outlet).is_err() {
+            break;
+        }
+        let deadline = Instant::now() + REPORT_EVERY;
+        while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(POLL_SLICE);
+            if reported.send_changes(&running.stats, &outlet).is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        if outlet.send(ALIVE, &[]).is_err() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    // The source lets go of its device; one that hangs is left to the process's exit.
+    let deadline = Instant::now() + STOP_GRACE;
+    while !running.thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    0
+}
+
+/// What the child last told the parent about its source.
+#[derive(Default)]
+struct Reported {
+    problem: Option<String>,
+    encoder: String,
+    dropped: u64,
+}
+
+impl Reported {
+    fn send_changes(&mut self, stats: &SourceStats, outlet: &Outlet) -> io::Result<()> {
+        let problem = stats.error();
+        if problem != self.problem {
+            outlet.send(PROBLEM, problem.as_deref().unwrap_or("").as_bytes())?;
+            self.problem = problem;
+        }
+        let encoder = stats.encoder();
+        if encoder != self.encoder {
+            outlet.send(ENCODER, encoder.as_bytes())?;
+            self.encoder = encoder;
+        }
+        let dropped = stats.dropped();
+        if dropped != self.dropped {
+            outlet.send(DROPPED, &dropped.to_le_bytes())?;
+            self.dropped = dropped;
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ the parent
+
+/// How a run of the child ended.
+enum End {
+    /// The server is stopping.
+    Stopping,
+    /// Nobody wants frames: the child was told to stop.
+    Idle,
+    /// Something went wrong, as said.
+    Failed(String),
+    /// The child's output ended, with what else there is to say (a message cut short,
+    /// the child's last problem).
+    Ended(String),
+}
+
+/// The parent's side: keeps a child running `spec` while somebody wants frames, and
+/// publishes what it sends. Runs until the server stops.
+pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
+    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut runs = 0u64;
+    sink.stats().set_capturing(false);
+    while !sink.stopping() {
+        if !sink.wanted(LINGER) {
+            std::thread::sleep(POLL_SLICE);
+            continue;
+        }
+        if runs > 0 && sink.stats().error().is_some() {
+            sink.stats().count_restart();
+        }
+        runs += 1;
+        let mut child = match spawn(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("cannot start the source process: {e}");
+                fail(&mut sink, &mut nosignal, &mut backoff, why, Duration::ZERO);
+                continue;
+            }
+        };
+        let pid = child.id();
+        log::info!("source process {pid} started for {spec}");
+        let mut run = Run {
+            reader: MessageReader::default(),
+            dropped: 0,
+            first_good: None,
+        };
+        let end = run.pump(&mut child, &mut sink, &mut nosignal);
+        sink.stats().set_capturing(false);
+        let status = stop_child(&mut child);
+        let why = match end {
+            End::Stopping => return,
+            End::Idle => {
+                log::info!("nobody watching: source process {pid} {status}");
+                sink.stats().set_error(None);
+                continue;
+            }
+            End::Ended(more) => format!("the source process {pid} {status}{more}"),
+            End::Failed(why) => format!("{why}; the source process {pid} {status}"),
+        };
+        let healthy = run.first_good.map_or(Duration::ZERO, |t| t.elapsed());
+        fail(&mut sink, &mut nosignal, &mut backoff, why, healthy);
+    }
+}
+
+/// Reports a failed run and waits the back-off pause, showing the no-signal picture.
+fn fail(
+    sink: &mut FrameSink,
+    nosignal: &mut NoSignal,
+    backoff: &mut Backoff,
+    why: String,
+    healthy_for: Duration,
+) {
+    if sink.stopping() {
+        return;
+    }
+    let pause = backoff.after_failure(healthy_for);
+    let why = format!("{why}; starting it again in {} s", pause.as_secs());
+    nosignal.report(sink, &why);
+    nosignal.wait(sink, &why, pause);
+}
+
+fn spawn(spec: &SourceSpec) -> io::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .args(std::env::args_os().skip(1))
+        .env(WORKER_VAR, spec.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: the closure runs in the child between fork and exec and makes one
+    // async-signal-safe system call (prctl); it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            // A child whose parent died without closing its input (SIGKILL) must not
+            // keep the camera.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+        });
+    }
+    command.spawn()
+}
+
+/// Tells the child to stop (its input closes), waits [`STOP_GRACE`], kills it if it
+/// is still there, and says how it ended.
+fn stop_child(child: &mut Child) -> String {
+    drop(child.stdin.take());
+    let deadline = Instant::now() + STOP_GRACE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return describe(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => break,
+        }
+    }
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+    match child.wait() {
+        Ok(status) => format!("was killed ({})", describe(status)),
+        Err(e) => format!("ended (status unknown: {e})"),
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(s) => format!("was ended by {s}"),
+            Err(_) => format!("was ended by signal {signal}"),
+        },
+        _ => format!("ended ({status})"),
+    }
+}
+
+/// One run of the child, as the parent sees it.
+struct Run {
+    reader: MessageReader,
+    /// The child's dropped-frame count last reported.
+    dropped: u64,
+    /// When the first good frame of this run arrived.
+    first_good: Option<Instant>,
+}
+
+impl Run {
+    fn pump(&mut self, child: &mut Child, sink: &mut FrameSink, nosignal: &mut NoSignal) -> End {
+        let Some(mut out) = child.stdout.take() else {
+            return End::Failed("the source process has no output".to_string());
+        };
+        let input: Option<ChildStdin> = child.stdin.take();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut heard = Instant::now();
+        let mut problem: Option<String> = None;
+        let end = loop {
+            if sink.stopping() {
+                break End::Stopping;
+            }
+            if !sink.wanted(LINGER) {
+                break End::Idle;
+            }
+            if heard.elapsed() >= SILENCE {
+                break End::Failed(format!(
+                    "the source process said nothing for {} s: hung",
+                    SILENCE.as_secs()
+                ));
+            }
+            // While the child reports a problem, its picture says so, kept fresh.
+            if let Some(why) = &problem {
+                nosignal.refresh(sink, why);
+            }
+            let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLIN)];
+            let timeout = PollTimeout::try_from(POLL_SLICE).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, timeout) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => break End::Failed(format!("cannot wait for the source process: {e}")),
+            }
+            let n = match out.read(&mut buf) {
+                Ok(0) => {
+                    let cut = if self.reader.partial() {
+                        " in the middle of a message"
+                    } else {
+                        ""
+                    };
+                    let why = problem
+                        .as_deref()
+                        .map_or(String::new(), |p| format!(" (its last problem: {p})"));
+                    break End::Ended(format!("{cut}{why}"));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break End::Failed(format!("cannot read from the source process: {e}")),
+            };
+            heard = Instant::now();
+            self.reader.extend(&buf[..n]);
+            if let Err(why) = self.handle_messages(sink, nosignal, &mut problem) {
+                break End::Failed(format!("the source process sent {why}"));
+            }
+        };
+        child.stdin = input;
+        end
+    }
+
+    /// Handles every whole message received so far.
+    fn handle_messages(
+        &mut self,
+        sink: &mut FrameSink,
+        nosignal: &mut NoSignal,
+        problem: &mut Option<String>,
+    ) -> Result<(), String> {
+        while let Some((tag, payload)) = self.reader.next()? {
+            match tag {
+                FRAME if sink.offer_jpeg(payload) => {
+                    if self.first_good.is_none() {
+                        self.first_good = Some(Instant::now());
+                        sink.stats().set_capturing(true);
+                    }
+                    *problem = None;
+                }
+                FRAME => {} // checked, counted and logged by the sink
+                PROBLEM => {
+                    let text = String::from_utf8_lossy(payload).into_owned();
+                    if text.is_empty() {
+                        *problem = None;
+                    } else {
+                        sink.stats().set_capturing(false);
+                        nosignal.report(sink, &text);
+                        self.first_good = None;
+                        *problem = Some(text);
+                    }
+                }
+                ENCODER => sink.stats().set_encoder(&String::from_utf8_lossy(payload)),
+                DROPPED => {
+                    let total = <[u8; 8]>::try_from(payload)
+                        .map(u64::from_le_bytes)
+                        .map_err(|_| "a dropped-frame count of the wrong size".to_string())?;
+                    for _ in self.dropped..total {
+                        sink.stats().count_dropped();
+                    }
+                    self.dropped = total;
+                }
+                _ => {} // ALIVE: hearing it was the point
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(reader: &mut MessageReader) -> Vec<(u8, Vec<u8>)> {
+        let mut got = Vec::new();
+        while let Some((tag, payload)) = reader.next().unwrap() {
+            got.push((tag, payload.to_vec()));
+        }
+        got
+    }
+
+    #[test]
+    fn messages_arrive_whole_however_the_bytes_are_cut() {
+        let mut wire = Vec::new();
+        let sent: Vec<(u8, Vec<u8>)> = vec![
+            (FRAME, (0..=255u8).cycle().take(70_000).collect()),
+            (PROBLEM, b"camera gone".to_vec()),
+            (ALIVE, Vec::new()),
+            (DROPPED, 7u64.to_le_bytes().to_vec()),
+            (ENCODER, b"software".to_vec()),
+        ];
+        for (tag, payload) in &sent {
+            write_message(&mut wire, *tag, payload).unwrap();
+        }
+        for cut in [1, 3, 5, 4096, wire.len()] {
+            let mut reader = MessageReader::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(cut) {
+                reader.extend(piece);
+                got.extend(messages(&mut reader));
+            }
+            assert_eq!(got, sent, "pieces of {cut} bytes");
+            assert!(!reader.partial());
+        }
+    }
+
+    #[test]
+    fn a_cut_message_is_partial_and_bad_bytes_are_refused() {
+        let mut wire = Vec::new();
+        write_message(&mut wire, FRAME, b"abcdef").unwrap();
+        let mut reader = MessageReader::default();
+        reader.extend(&wire[..8]);
+        assert!(reader.next().unwrap().is_none());
+        assert!(reader.partial());
+
+        let mut reader = MessageReader::default();
+        reader.extend(b"hello world");
+        assert_eq!(reader.next().unwrap_err(), "unknown message type 0x68");
+
+        let mut reader = MessageReader::default();
+        reader.extend(&[FRAME, 0xff, 0xff, 0xff, 0xff]);
+        assert!(reader.next().unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn isolation_covers_the_sources_that_capture() {
+        let lc = SourceSpec::Libcamera(None);
+        let v4l2 = SourceSpec::V4l2("/dev/video0".into());
+        let exec = SourceSpec::Exec("cat".into());
+        assert!(Isolation::Auto.applies_to(&lc));
+        assert!(!Isolation::Auto.applies_to(&v4l2));
+        assert!(Isolation::On.applies_to(&v4l2));
+        assert!(Isolation::On.applies_to(&SourceSpec::Test));
+        assert!(!Isolation::On.applies_to(&exec));
+        assert!(!Isolation::On.applies_to(&SourceSpec::Stdin));
+        assert!(!Isolation::Off.applies_to(&lc));
+        assert_eq!("on".parse(), Ok(Isolation::On));
+        assert!("yes".parse::<Isolation>().is_err());
+    }
+}
