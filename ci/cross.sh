@@ -258,7 +258,11 @@ run_cargo() {
     else
         cargo_cmd=(cargo "$sub")
     fi
-    env "${envs[@]}" timeout "$BUILD_TIMEOUT" "${cargo_cmd[@]}" --release \
+    # The binary is built as it ships (--release); test executables in the ci-test
+    # profile (release without LTO), and they test that shipped binary.
+    local profile=(--release)
+    [ "$sub" = build ] || [ "$sub" = zigbuild ] || profile=(--profile ci-test)
+    env "${envs[@]}" timeout "$BUILD_TIMEOUT" "${cargo_cmd[@]}" "${profile[@]}" \
         --target "$(cargo_target_arg "$t")" ${PICAM_CROSS_FEATURES:+--features "$PICAM_CROSS_FEATURES"} \
         "${extra[@]}" "$@" 2>>"$logf"
 }
@@ -316,13 +320,14 @@ do_target() {
         for cpu in $(cpus_for "$t"); do
             wrapper="$qemu -cpu $cpu"
             [ -n "$sysroot" ] && wrapper="$wrapper -L $sysroot"
-            log "$t: cargo test --release under '$wrapper'"
+            log "$t: cargo test (ci-test profile, testing the release binary) under '$wrapper'"
             local tl="$CACHE/logs/$t-test-$cpu.log" trc=0
             : >"$tl"
             (
                 cd "$SRC"
                 export "CARGO_TARGET_${T}_RUNNER=$wrapper"
                 export PICAM_TEST_EXEC_WRAPPER="$wrapper"
+                export PICAM_TEST_BINARY="$bin"
                 BUILD_TIMEOUT=$TEST_TIMEOUT run_cargo "$t" "$tl" test --no-fail-fast
             ) >"$tl.out" 2>&1 || trc=$?
             cat "$tl.out" "$tl" >"$tl.all" 2>/dev/null || true

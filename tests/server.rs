@@ -664,7 +664,7 @@ fn runs_as_an_unprivileged_user() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.join("picam-stream");
-    std::fs::copy(env!("CARGO_BIN_EXE_picam-stream"), &bin).unwrap();
+    std::fs::copy(server_binary(), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = std::process::Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])

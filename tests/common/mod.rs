@@ -20,18 +20,27 @@ pub fn slow_factor() -> u32 {
     }
 }
 
+/// The server binary: the one cargo built with the tests, or PICAM_TEST_BINARY (CI tests
+/// the shipped release binary with test executables built in a quicker profile).
+pub fn server_binary() -> String {
+    std::env::var("PICAM_TEST_BINARY")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_picam-stream").to_string())
+}
+
 /// The server binary as a command, behind the emulator given in PICAM_TEST_EXEC_WRAPPER
 /// (e.g. "qemu-arm-static -cpu arm1176") when the tests run for another CPU.
 pub fn server_command() -> Command {
-    let bin = env!("CARGO_BIN_EXE_picam-stream");
+    let bin = server_binary();
     match std::env::var("PICAM_TEST_EXEC_WRAPPER") {
         Ok(w) if !w.trim().is_empty() => {
             let mut words = w.split_whitespace();
             let mut cmd = Command::new(words.next().unwrap());
-            cmd.args(words).arg(bin);
+            cmd.args(words).arg(&bin);
             cmd
         }
-        _ => Command::new(bin),
+        _ => Command::new(&bin),
     }
 }
 
