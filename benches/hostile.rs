@@ -13,15 +13,15 @@
 
 #[path = "../tests/common/hostile.rs"]
 mod hostile;
+mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use hostile::*;
+use support::start_server;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -34,16 +34,19 @@ fn main() {
     let limit = raise_fd_limit((idle_n + slow_n + 200) as u64);
     let idle_n = idle_n.min(limit.saturating_sub(slow_n as u64 + 100) as usize);
 
-    let mut server = start_server(&[
-        "--source",
-        "test",
-        "--size",
-        "320x240",
-        "--fps",
-        "20",
-        "--header-timeout",
-        &head_timeout.to_string(),
-    ]);
+    let mut server = start_server(
+        &[
+            "--source",
+            "test",
+            "--size",
+            "320x240",
+            "--fps",
+            "20",
+            "--header-timeout",
+            &head_timeout.to_string(),
+        ],
+        Stdio::null(),
+    );
     let addr = server.addr;
     let watch = ProcWatch::start(server.child.id());
     time_first_frame(addr).expect("the server streams");
@@ -173,35 +176,4 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
         v.parse()
             .unwrap_or_else(|_| panic!("{name} wants a number, not {v}")),
     )
-}
-
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-fn start_server(args: &[&str]) -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picam-stream"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "warn,picam_stream=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server starts")
-        .parse()
-        .expect("listening address");
-    ServerProcess { child, addr }
 }

@@ -10,12 +10,15 @@
 //! cargo bench --bench isolate_cost -- --size 1280x720 --seconds 20
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use support::{children_of, proc_usage, start_server};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -60,41 +63,23 @@ struct Figures {
     processes: usize,
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picam-stream"))
-        .args(["--listen", "127.0.0.1:0", "--no-mdns", "--source", "test"])
-        .args(["--encoder", "software", "--size", size, "--fps", fps])
-        .args(["--isolate", isolate])
-        .env("RUST_LOG", "warn,picam_stream=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-            }
-        }
-    });
-    let addr: SocketAddr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server start")
-        .parse()
-        .unwrap();
+    let server = start_server(
+        &[
+            "--source",
+            "test",
+            "--encoder",
+            "software",
+            "--size",
+            size,
+            "--fps",
+            fps,
+            "--isolate",
+            isolate,
+        ],
+        Stdio::null(),
+    );
+    let addr = server.addr;
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
@@ -110,11 +95,11 @@ fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
         assert!(n > 0, "the stream ended");
     }
     let pids = || {
-        let mut pids = vec![server.0.id()];
-        pids.extend(children_of(server.0.id()));
+        let mut pids = vec![server.child.id()];
+        pids.extend(children_of(server.child.id()));
         pids
     };
-    let cpu0: u64 = pids().into_iter().map(|p| usage(p).0).sum();
+    let cpu0: u64 = pids().into_iter().map(|p| proc_usage(p).cpu_us).sum();
     let start = Instant::now();
     let mut boundaries = 0u64;
     let mut tail = Vec::new();
@@ -129,8 +114,8 @@ fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
     }
     let wall = start.elapsed();
     let now = pids();
-    let cpu1: u64 = now.iter().map(|&p| usage(p).0).sum();
-    let rss_kib = now.iter().map(|&p| usage(p).1).sum();
+    let cpu1: u64 = now.iter().map(|&p| proc_usage(p).cpu_us).sum();
+    let rss_kib = now.iter().map(|&p| proc_usage(p).rss_kib).sum();
     Figures {
         frames: boundaries,
         wall,
@@ -138,38 +123,4 @@ fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
         rss_kib,
         processes: now.len(),
     }
-}
-
-/// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
-            found.push(child);
-        }
-    }
-    found
-}
-
-/// utime + stime of `pid` in microseconds, and its resident set in KiB.
-fn usage(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
-    (ticks * 10_000, rss)
 }

@@ -21,6 +21,8 @@
 //! cargo bench --bench soak -- --seconds 180  # what CI runs (ci/soak.sh)
 //! ```
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -473,20 +475,12 @@ struct Usage {
 }
 
 fn usage(pid: u32) -> Usage {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
+    let p = support::proc_usage(pid);
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(-1, |d| d.count() as i64);
     Usage {
-        threads: field("Threads:"),
+        threads: p.threads as i64,
         fds,
-        rss: field("VmRSS:") * 1024,
+        rss: p.rss_kib as i64 * 1024,
     }
 }
 

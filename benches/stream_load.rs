@@ -11,13 +11,17 @@
 //! cargo bench --bench stream_load -- --clients 50 --slow 10 --slow-rate 200000
 //! ```
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use support::{proc_usage, start_server, ProcUsage};
 
 /// Marks our comment segment: "PCS" + u64 sequence + u64 nanoseconds since `epoch`.
 const TAG: &[u8; 3] = b"PCS";
@@ -169,73 +173,6 @@ fn read_stamp(jpeg: &[u8]) -> Option<(u64, u64)> {
     Some((seq, nanos))
 }
 
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> ServerProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picam-stream"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--source",
-            "stdin",
-            "--max-clients",
-            "0",
-        ])
-        .env("RUST_LOG", "warn,picam_stream=info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server start")
-        .parse()
-        .unwrap();
-    ServerProcess { child, addr }
-}
-
-/// utime + stime of `pid` in microseconds, and its resident set in KiB and threads.
-fn proc_usage(pid: u32) -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // /proc reports times in USER_HZ, which Linux fixes at 100 for user space.
-    let hz = 100;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks * 1_000_000 / hz, field("VmRSS:"), field("Threads:"))
-}
-
 #[derive(Default)]
 struct ClientResult {
     slow: bool,
@@ -381,7 +318,7 @@ fn run(s: &Scenario, frames: &[Vec<u8>], epoch: Instant) {
         "== {}: {} clients ({} slow), {} fps, {} s ==",
         s.name, s.clients, s.slow, s.fps, s.seconds
     );
-    let mut server = start_server();
+    let mut server = start_server(&["--source", "stdin", "--max-clients", "0"], Stdio::piped());
     let pid = server.child.id();
     let mut stdin = server.child.stdin.take().unwrap();
     let stop_feed = Arc::new(AtomicBool::new(false));
@@ -429,12 +366,16 @@ fn run(s: &Scenario, frames: &[Vec<u8>], epoch: Instant) {
         .collect();
     ready.wait();
     thread::sleep(Duration::from_secs(2));
-    let (cpu0, _, _) = proc_usage(pid);
+    let cpu0 = proc_usage(pid).cpu_us;
     let seq0 = published.load(Ordering::Relaxed);
     measuring.store(true, Ordering::SeqCst);
     thread::sleep(Duration::from_secs(s.seconds));
     measuring.store(false, Ordering::SeqCst);
-    let (cpu1, rss_kib, threads) = proc_usage(pid);
+    let ProcUsage {
+        cpu_us: cpu1,
+        rss_kib,
+        threads,
+    } = proc_usage(pid);
     let seq1 = published.load(Ordering::Relaxed);
     done.store(true, Ordering::SeqCst);
     // Clients blocked in a read wake up with the next frame, or with the kill below.

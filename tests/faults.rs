@@ -581,8 +581,11 @@ const ISOLATED_PATTERN: &[&str] = &[
     "on",
 ];
 
-#[test]
-fn a_source_process_that_is_killed_is_started_again() {
+/// Sends `signal` to the source process of a server streaming the test pattern, and
+/// checks that viewers see no signal, that /status gives a reason with each of
+/// `expect` (`{pid}` stands for the process's pid), and that frames come back from a
+/// new process. Prints the recovery times.
+fn source_process_fault(signal: nix::sys::signal::Signal, expect: &[&str]) {
     if !can_start_source_processes() {
         return;
     }
@@ -591,21 +594,16 @@ fn a_source_process_that_is_killed_is_started_again() {
     wait_seen(&frames, Seen::Good, "before the fault");
     let first = source_process(&server);
     let fault_at = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let no_signal_at = wait_seen(&frames, Seen::NoSignal, "after the kill");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first as i32), signal).unwrap();
+    let no_signal_at = wait_seen(&frames, Seen::NoSignal, "after the fault");
     let s = server.wait_status(patience(), "the reason", |s| {
         s["source_error"].as_str().is_some()
     });
     let why = s["source_error"].as_str().unwrap().to_string();
-    assert!(
-        why.contains(&format!("{first} was ended by SIGKILL")),
-        "{why}"
-    );
-    assert!(why.contains("starting it again in 1 s"), "{why}");
+    for e in expect {
+        let e = e.replace("{pid}", &first.to_string());
+        assert!(why.contains(&e), "{why:?} lacks {e:?}");
+    }
     let good_at = wait_seen(&frames, Seen::Good, "after the restart");
     let s = server.wait_status(patience(), "the error to clear", |s| {
         s["source_error"].is_null()
@@ -615,43 +613,27 @@ fn a_source_process_that_is_killed_is_started_again() {
         s["source"].as_str().unwrap().contains("process of its own"),
         "{s}"
     );
-    let second = source_process(&server);
-    assert_ne!(first, second, "a new source process runs");
+    assert_ne!(source_process(&server), first, "a new source process runs");
     println!(
-        "source process killed: no-signal after {}, first good frame after {} (status said: {why})",
+        "source process sent {signal}: no-signal after {}, first good frame after {} (status said: {why})",
         secs(no_signal_at - fault_at),
         secs(good_at - fault_at)
     );
 }
 
 #[test]
+fn a_source_process_that_is_killed_is_started_again() {
+    source_process_fault(
+        nix::sys::signal::Signal::SIGKILL,
+        &["{pid} was ended by SIGKILL", "starting it again in 1 s"],
+    );
+}
+
+#[test]
 fn a_hung_source_process_is_killed_and_started_again() {
-    if !can_start_source_processes() {
-        return;
-    }
-    let server = Server::start(ISOLATED_PATTERN);
-    let frames = watch_pattern(&server);
-    wait_seen(&frames, Seen::Good, "before the fault");
-    let first = source_process(&server);
-    let fault_at = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first as i32),
+    source_process_fault(
         nix::sys::signal::Signal::SIGSTOP,
-    )
-    .unwrap();
-    let no_signal_at = wait_seen(&frames, Seen::NoSignal, "after the hang");
-    let s = server.wait_status(patience(), "the reason", |s| {
-        s["source_error"].as_str().is_some()
-    });
-    let why = s["source_error"].as_str().unwrap().to_string();
-    assert!(why.contains("said nothing for 10 s: hung"), "{why}");
-    assert!(why.contains(&format!("{first} was killed")), "{why}");
-    let good_at = wait_seen(&frames, Seen::Good, "after the restart");
-    assert_ne!(source_process(&server), first);
-    println!(
-        "source process stopped: no-signal after {}, first good frame after {}",
-        secs(no_signal_at - fault_at),
-        secs(good_at - fault_at)
+        &["said nothing for 10 s: hung", "{pid} was killed"],
     );
 }
 

@@ -153,6 +153,19 @@ wait_file() {
     while [ ! -e "$1" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
     [ -e "$1" ]
 }
+# True once /status has no problem (within $1 s) and then counts two more frames.
+capture_resumes() {
+    local s f2 f3 deadline
+    s=$(wait_status "$1" '"source_error":null') || return 1
+    f2=$(field frames_captured "$s")
+    deadline=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        f3=$(field frames_captured "$(status)")
+        if [ -n "$f3" ] && [ "$f3" -ge $((f2 + 2)) ]; then return 0; fi
+        sleep 0.5
+    done
+    return 1
+}
 # Decodes a JPEG fully and prints its size as WxH.
 jpeg_size() { { djpeg -pnm "$1" 2>/dev/null || true; } | head -c 64 | tr '\n' ' ' | awk '{ print $2 "x" $3 }'; }
 
@@ -182,17 +195,7 @@ fi
 : >"$SHARE/plug"
 wait_file "$SHARE/plugged" 120 || nok "the guest did not load vimc"
 t=$SECONDS
-resumed=0
-if s=$(wait_status 120 '"source_error":null'); then
-    f2=$(field frames_captured "$s")
-    deadline=$((SECONDS + 90))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        f3=$(field frames_captured "$(status)")
-        if [ -n "$f3" ] && [ "$f3" -ge $((f2 + 2)) ]; then resumed=1; break; fi
-        sleep 0.5
-    done
-fi
-if [ "$resumed" = 1 ]; then
+if capture_resumes 120; then
     ok "capture began $((SECONDS - t)) s after the camera appeared"
 else
     nok "capture did not begin after the camera appeared (status: $(status))"
@@ -249,17 +252,7 @@ fi
 : >"$SHARE/replug"
 wait_file "$SHARE/replugged" 120 || nok "the guest did not bind vimc again"
 t=$SECONDS
-resumed=0
-if s=$(wait_status 240 '"source_error":null'); then
-    f2=$(field frames_captured "$s")
-    deadline=$((SECONDS + 90))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        f3=$(field frames_captured "$(status)")
-        if [ -n "$f3" ] && [ "$f3" -ge $((f2 + 2)) ]; then resumed=1; break; fi
-        sleep 0.5
-    done
-fi
-if [ "$resumed" = 1 ]; then
+if capture_resumes 240; then
     ok "capture resumed $((SECONDS - t)) s after the camera came back (restarts: $(field source_restarts "$(status)"))"
 else
     nok "capture did not resume after the camera came back (status: $(status))"
