@@ -64,6 +64,8 @@ pub struct NoSignal {
     /// Size used before any good frame was seen.
     fallback: (u16, u16),
     shown_at: Option<Instant>,
+    /// The problem [`NoSignal::retry`] last logged (empty: none since the source worked).
+    last_logged: String,
 }
 
 impl NoSignal {
@@ -72,6 +74,7 @@ impl NoSignal {
             encoder: SoftwareEncoder::new(quality),
             fallback,
             shown_at: None,
+            last_logged: String::new(),
         }
     }
 
@@ -95,6 +98,24 @@ impl NoSignal {
         // The picture first: whoever sees the problem in /status finds it published.
         self.show(sink, why);
         sink.stats().set_error(Some(why.to_string()));
+    }
+
+    /// A camera source's failed attempt to capture: logs `problem` unless it repeats the
+    /// last one, shows the picture, records the problem for `/status`, and waits `pause`
+    /// before the next attempt.
+    pub fn retry(&mut self, sink: &mut FrameSink, problem: &str, pause: Duration) {
+        if problem != self.last_logged {
+            log::warn!("{problem}; trying again");
+            self.last_logged = problem.to_string();
+        }
+        self.show(sink, problem);
+        sink.stats().set_error(Some(problem.to_string()));
+        self.wait(sink, problem, pause);
+    }
+
+    /// The source works again: true if [`NoSignal::retry`] had a problem to forget.
+    pub fn recovered(&mut self) -> bool {
+        !std::mem::take(&mut self.last_logged).is_empty()
     }
 
     /// Waits `total` (less if the server stops), drawing the picture again about once a

@@ -357,7 +357,6 @@ pub fn run(
 ) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Duration::from_secs(1);
-    let mut last_problem = String::new();
     let mut manager: Option<CameraManager> = None;
     sink.stats().set_capturing(false);
     while !sink.stopping() {
@@ -382,9 +381,8 @@ pub fn run(
         let problem = match result {
             Ok(Stop::Stopping) => return,
             Ok(Stop::Idle) => {
-                if !last_problem.is_empty() {
+                if nosignal.recovered() {
                     log::info!("the camera is back");
-                    last_problem.clear();
                 }
                 sink.stats().set_error(None);
                 backoff = Duration::from_secs(1);
@@ -395,13 +393,7 @@ pub fn run(
         };
         // A fresh manager sees cameras that came back or were replaced.
         manager = None;
-        if problem != last_problem {
-            log::warn!("{problem}; trying again");
-            last_problem = problem.clone();
-        }
-        sink.stats().set_error(Some(problem.clone()));
-        nosignal.show(&mut sink, &problem);
-        sleep_unless_stopping(&sink, backoff);
+        nosignal.retry(&mut sink, &problem, backoff);
         backoff = (backoff * 2).min(Duration::from_secs(4));
     }
 }

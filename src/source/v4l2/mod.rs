@@ -231,7 +231,6 @@ fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> 
 pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Duration::from_secs(1);
-    let mut last_problem = String::new();
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
@@ -240,10 +239,9 @@ pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink
         }
         let problem = match open(&path, settings) {
             Ok(camera) => {
-                if !last_problem.is_empty() {
+                if nosignal.recovered() {
                     log::info!("{} is back", camera.device.describe());
                     sink.stats().count_restart();
-                    last_problem.clear();
                 }
                 sink.stats().set_error(None);
                 sink.stats().set_capturing(true);
@@ -261,13 +259,7 @@ pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink
             }
             Err(e) => e,
         };
-        if problem != last_problem {
-            log::warn!("{problem}; trying again");
-            last_problem = problem.clone();
-        }
-        sink.stats().set_error(Some(problem.clone()));
-        nosignal.show(&mut sink, &problem);
-        sleep_unless_stopping(&sink, backoff);
+        nosignal.retry(&mut sink, &problem, backoff);
         backoff = (backoff * 2).min(Duration::from_secs(4));
     }
 }
