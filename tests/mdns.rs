@@ -16,7 +16,7 @@ use common::{slow_factor, Server};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use picam_stream::mdns::socket::{MdnsSocket, MAX_PACKET};
 use picam_stream::mdns::wire::{
-    self, Message, Name, Question, RData, Writer, CLASS_IN, TYPE_A, TYPE_PTR, TYPE_SRV, TYPE_TXT,
+    self, query, Message, Name, RData, TYPE_A, TYPE_PTR, TYPE_SRV, TYPE_TXT,
 };
 
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -28,19 +28,6 @@ fn lo_index() -> u32 {
 /// A name no other server on this machine uses.
 fn unique(tag: &str) -> String {
     format!("t{}-{tag}", std::process::id())
-}
-
-fn query(id: u16, questions: &[(&str, u16)]) -> Vec<u8> {
-    let mut w = Writer::new(id, 0);
-    for (name, qtype) in questions {
-        w.question(&Question {
-            name: Name::new(name),
-            qtype: *qtype,
-            class: CLASS_IN,
-            unicast_response: false,
-        });
-    }
-    w.finish()
 }
 
 /// Receives packets on `sock` until `want` accepts one or `timeout` passes.

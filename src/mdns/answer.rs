@@ -315,6 +315,7 @@ pub fn conflicting_address(id: &Identity, ours: &[Ipv4Addr], msg: &Message) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mdns::wire::query;
 
     fn id() -> Identity {
         Identity::new("picam", 8000)
@@ -325,19 +326,6 @@ mod tests {
             v4: vec![Ipv4Addr::new(192, 0, 2, 10)],
             v6: vec![],
         }
-    }
-
-    fn query(id: u16, questions: &[(&str, u16)]) -> Vec<u8> {
-        let mut w = Writer::new(id, 0);
-        for (name, qtype) in questions {
-            w.question(&Question {
-                name: Name::new(name),
-                qtype: *qtype,
-                class: CLASS_IN,
-                unicast_response: false,
-            });
-        }
-        w.finish()
     }
 
     fn ask(addrs: &Addresses, questions: &[(&str, u16)], port: u16) -> Option<(Message, bool)> {

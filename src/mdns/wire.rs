@@ -404,6 +404,21 @@ impl Reader<'_> {
     }
 }
 
+/// A query message (id `id`, no flags) asking each `(name, type)` in class IN with a
+/// multicast answer: what a browser or a resolver sends, for tools and tests.
+pub fn query(id: u16, questions: &[(&str, u16)]) -> Vec<u8> {
+    let mut w = Writer::new(id, 0);
+    for (name, qtype) in questions {
+        w.question(&Question {
+            name: Name::new(name),
+            qtype: *qtype,
+            class: CLASS_IN,
+            unicast_response: false,
+        });
+    }
+    w.finish()
+}
+
 /// Builds a message, compressing names against those already written.
 pub struct Writer {
     buf: Vec<u8>,
