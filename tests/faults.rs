@@ -693,3 +693,21 @@ fn the_source_process_runs_only_while_somebody_watches() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn the_source_process_starts_after_the_binary_was_removed() {
+    // As after an upgrade that replaced the file: the running program starts itself.
+    if !can_start_source_processes() {
+        return;
+    }
+    let dir = Scratch::new("removed");
+    let bin = dir.path("picam-stream");
+    std::fs::copy(server_binary(), &bin).unwrap();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["--listen", "127.0.0.1:0"]).args(ISOLATED_PATTERN);
+    let server = Server::start_command(cmd);
+    std::fs::remove_file(&bin).unwrap();
+    let frames = watch_pattern(&server);
+    wait_seen(&frames, Seen::Good, "from a removed binary");
+    source_process(&server);
+}

@@ -376,10 +376,15 @@ fn fail(
 }
 
 fn spawn(spec: &SourceSpec) -> io::Result<Child> {
-    let exe = std::env::current_exe()?;
-    let mut command = Command::new(exe);
+    // The running program itself, even when its file was replaced or removed since it
+    // started (an upgrade): the child's /proc/self/exe is, until exec, the parent's.
+    let mut command = Command::new("/proc/self/exe");
+    let mut args = std::env::args_os();
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
     command
-        .args(std::env::args_os().skip(1))
+        .args(args)
         .env(WORKER_VAR, spec.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
