@@ -11,7 +11,9 @@
 //!
 //! * [`source`] produces JPEG frames: the built-in test pattern, an MJPEG byte stream
 //!   from standard input, a file or a child process (cut into frames by [`splitter`]),
-//!   V4L2 cameras, and Pi cameras through libcamera (cargo feature `libcamera`).
+//!   V4L2 cameras, and Pi cameras through libcamera (cargo feature `libcamera`). A
+//!   camera source can run in a process of its own, so that a crash in a camera library
+//!   ends only that process ([`source::isolate`]).
 //! * [`encoder`] turns raw pictures into JPEG: on a V4L2 memory-to-memory hardware
 //!   encoder when there is one (the Pi's VideoCore), in software otherwise.
 //! * [`slot`] holds the newest frame. Publishing never locks or waits; each client asks
