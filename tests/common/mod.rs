@@ -178,7 +178,20 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server as a service manager would (SIGTERM, so that it stops what it
+    /// started: an `exec:` command's process group, a source process), and kills it if
+    /// it is still there after a few seconds.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(3) * slow_factor();
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
