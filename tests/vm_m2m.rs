@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use picam_stream::encoder::m2m::{self, M2mDevice, M2mError, M2mNode, M2mSetup};
+use picam_stream::encoder::m2m::{self, InputMemory, M2mDevice, M2mError, M2mNode, M2mSetup};
 use picam_stream::encoder::{EncoderChoice, JpegEncoder, RawLayout, SoftwareEncoder};
 use picam_stream::source::v4l2::sys::fourcc;
 
@@ -147,6 +147,7 @@ fn vim2m_setup(w: u32, h: u32, trans_ms: i32) -> M2mSetup {
         height: h,
         input_buffers: 2,
         output_buffers: 3,
+        input_memory: InputMemory::Mmap,
         controls: vec![(VIM2M_TRANS_TIME_MSEC, trans_ms)],
     }
 }
@@ -326,6 +327,7 @@ fn guest_vicodec_mplane_encodes_and_decodes_back() {
         height: 240,
         input_buffers: 3,
         output_buffers: 3,
+        input_memory: InputMemory::Mmap,
         controls: vec![],
     };
     let mut dev = M2mDevice::open(&node.path, &setup).unwrap();
