@@ -829,10 +829,10 @@ fn guest_vim2m_imports_dmabuf_and_refuses_what_it_cannot() {
     assert!(bufs.iter().all(|b| b.len >= w * h * 3));
     let mut setup = vim2m_setup(w as u32, h as u32, 1);
     setup.input_memory = InputMemory::Dmabuf;
-    setup.input_buffers = 3;
+    setup.input_buffers = 4;
     let mut dev = M2mDevice::open(&node.path, &setup).unwrap();
     assert_eq!(dev.input_memory(), InputMemory::Dmabuf);
-    assert_eq!(dev.buffer_counts(), (3, 3));
+    assert_eq!(dev.buffer_counts(), (4, 3));
     // Each picture is written only into the exported buffer: the result can only come
     // from the device reading that buffer.
     let frames = 60;
@@ -890,7 +890,7 @@ fn guest_vim2m_imports_dmabuf_and_refuses_what_it_cannot() {
             w * h * 3
         ),
     }
-    // The device still imports after the refusals.
+    // The device still imports after the refusals, in the slots it has left.
     for frame in [100, 101, 102, 103] {
         let buf = &mut bufs[frame % 3];
         buf.bytes()[..w * h * 3].copy_from_slice(&rgb_picture(frame, w, h, w * 3));
@@ -899,6 +899,20 @@ fn guest_vim2m_imports_dmabuf_and_refuses_what_it_cannot() {
             .unwrap();
         check_yuyv(r.data, frame, w, h, w * 2);
     }
+    // Refused until no slot is left: then every import is refused at once, no waiting.
+    for _ in 0..2 {
+        assert!(matches!(
+            dev.process_dmabuf(not_dmabuf, Duration::from_secs(2)),
+            Err(M2mError::DmabufRefused { .. })
+        ));
+    }
+    let t = Instant::now();
+    match dev.process_dmabuf(bufs[0].plane(w * h * 3), Duration::from_secs(5)) {
+        Err(e @ M2mError::DmabufRefused { .. }) => println!("refused as expected: {e}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("imported with every slot refused"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     drop(dev);
 
     // Feed: imports while the driver takes the buffers; at a refusal it sets the device

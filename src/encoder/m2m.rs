@@ -327,6 +327,8 @@ pub struct M2mDevice {
     /// With imported input: the descriptor last queued in each OUTPUT slot, so that a
     /// buffer goes back to the slot where the driver still has it attached.
     slot_fds: Vec<RawFd>,
+    /// With imported input: slots given up after the driver refused a buffer in them.
+    retired: u32,
     /// The CAPTURE buffer lent to the caller, queued again on the next call.
     lent: Option<Lent>,
     streaming: bool,
@@ -405,6 +407,7 @@ impl M2mDevice {
             },
             free_inputs: Vec::new(),
             slot_fds: Vec::new(),
+            retired: 0,
             lent: None,
             streaming: false,
             controls_set: Vec::new(),
@@ -867,6 +870,12 @@ impl M2mDevice {
         if end > picture.length as u64 {
             return Err(self.input_error("the picture runs past the end of its buffer"));
         }
+        if self.retired == self.output.count {
+            return Err(M2mError::DmabufRefused {
+                path: self.path.clone(),
+                why: "every input slot held a buffer the driver refused".into(),
+            });
+        }
         let started = Instant::now();
         let deadline = started + timeout;
         self.await_free_input(deadline, started, timeout)?;
@@ -894,8 +903,16 @@ impl M2mDevice {
         // takes its own reference to the buffer); in the multi-planar API it points at
         // `plane`, which outlives the call.
         if let Err(e) = call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) }) {
-            self.free_inputs.push(index);
             self.slot_fds[index as usize] = -1;
+            let refused = matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EBADF));
+            if refused && !self.mplane {
+                // A failed import leaves the slot with a length of 0, which the kernel's
+                // single-planar check then holds every later picture against: the slot
+                // cannot take a picture again, so it is not used again.
+                self.retired += 1;
+            } else {
+                self.free_inputs.push(index);
+            }
             return Err(match e.raw_os_error() {
                 Some(libc::EINVAL) | Some(libc::EBADF) => M2mError::DmabufRefused {
                     path: self.path.clone(),
