@@ -447,7 +447,6 @@ impl JpegEncoder {
     /// (`camera`, in the same order; `None` past the last plane). The hardware encoder
     /// imports the buffer without a copy where it can; otherwise the mapped planes are
     /// copied, or encoded in software.
-    #[allow(clippy::too_many_arguments)]
     pub fn encode_camera_buffer(
         &mut self,
         planes: [&[u8]; 3],
@@ -659,6 +658,25 @@ mod tests {
             .to_vec();
         let d = crate::jpeg::inspect(&jpeg).unwrap();
         assert_eq!((d.width, d.height), (4, 2));
+        // Given with their buffers too, they still go to software without hardware.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let camera = Some(CameraPlane {
+            fd: file.as_fd(),
+            offset: 0,
+            length: 12,
+        });
+        let again = enc
+            .encode_camera_buffer(
+                [&y, &u, &v],
+                [camera, None, None],
+                RawLayout::Yuv420,
+                4,
+                2,
+                6,
+            )
+            .unwrap();
+        assert_eq!(again, &jpeg[..]);
+        assert!(!enc.imports_camera_buffers());
     }
 
     #[test]
