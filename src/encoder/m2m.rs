@@ -263,7 +263,8 @@ pub struct DmabufPlane<'a> {
     /// Where the picture starts in the buffer (the multi-planar API only; single-planar
     /// devices read from the start, so it must be 0 there).
     pub offset: u32,
-    /// The buffer's length from its start; 0 lets the driver take the whole buffer.
+    /// The buffer's length from its start (at least `offset + bytesused`; the driver
+    /// also wants at least its format's image size).
     pub length: u32,
     /// The picture's length in bytes, from `offset`.
     pub bytesused: u32,
