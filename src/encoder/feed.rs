@@ -4,8 +4,8 @@
 //! [`Feed`] owns that decision for one device set-up. Asked to import, it opens the
 //! device's input queue for DMABUF; when the driver refuses DMABUF there, refuses a
 //! buffer, or a picture cannot be imported as it lies, it sets the device up again with
-//! mapped buffers, says why once, and copies from then on. Nothing else changes for the
-//! caller: every picture still comes out.
+//! mapped buffers, keeps the reason ([`Feed::copy_reason`]) and copies from then on.
+//! Nothing else changes for the caller: every picture still comes out.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
