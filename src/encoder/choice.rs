@@ -579,6 +579,7 @@ impl JpegEncoder {
         let stride = format.bytes_per_line as usize;
         let (w, h) = (width as usize, height as usize);
         let import = match (camera, picture) {
+            // Copying: the feed does not look at this.
             _ if !session.feed.imports() => Err(String::new()),
             (Some(camera), Picture::Planes { layout, stride, .. }) => {
                 importable(camera, layout, h, stride, &format)
