@@ -7,12 +7,19 @@
 //! picture format and size and kept streaming. When it fails — at set-up or mid-stream —
 //! the failure is logged once and every later picture is encoded in software; the
 //! description that `/status` shows says so.
+//!
+//! Camera pictures that come with their DMABUF buffers
+//! ([`JpegEncoder::encode_camera_buffer`]) are imported into the hardware encoder
+//! without a copy when the buffer holds the picture exactly as the device reads it and
+//! the driver takes DMABUF; otherwise they are copied, and the log says once why.
 
 use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::m2m::{self, M2mDevice, M2mNode, M2mSetup};
+use super::feed::Feed;
+use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
 use super::{EncodeError, RawLayout, SoftwareEncoder};
 use crate::source::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
 
@@ -67,6 +74,18 @@ const HARDWARE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Buffers per queue: one being filled while one is encoded.
 const HARDWARE_BUFFERS: u32 = 2;
+
+/// Input slots when importing camera buffers: a buffer keeps its slot, and with it the
+/// driver's attachment, when there are at least as many slots as camera buffers.
+const IMPORT_SLOTS: u32 = 8;
+
+/// One plane of a camera buffer: the DMABUF it lies in, and where.
+#[derive(Debug, Clone, Copy)]
+pub struct CameraPlane<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub offset: usize,
+    pub length: usize,
+}
 
 /// A picture handed to the encoder.
 #[derive(Clone, Copy)]
@@ -199,17 +218,20 @@ fn copy_planes(
         RawLayout::Nv12 | RawLayout::Yuv420 => width,
     };
     let (ss, ds) = (stride.max(first_row), dst_stride.max(first_row));
-    let mut jobs = vec![(0, ss, first_row, height, 0, ds)];
-    match layout {
-        RawLayout::Nv12 => jobs.push((1, ss, cw * 2, ch, ds * height, ds)),
-        RawLayout::Yuv420 => {
-            jobs.push((1, ss / 2, cw, ch, ds * height, ds / 2));
-            jobs.push((2, ss / 2, cw, ch, ds * height + ds / 2 * ch, ds / 2));
-        }
-        _ => {}
-    }
+    let starts = plane_starts(layout, ds, height);
+    let jobs = [
+        (0, ss, first_row, height, starts[0], ds),
+        (1, ss, cw * 2, ch, starts[1], ds),
+        (1, ss / 2, cw, ch, starts[1], ds / 2),
+        (2, ss / 2, cw, ch, starts[2], ds / 2),
+    ];
+    let jobs = match layout {
+        RawLayout::Nv12 => &jobs[..2],
+        RawLayout::Yuv420 => &[jobs[0], jobs[2], jobs[3]],
+        _ => &jobs[..1],
+    };
     let mut used = 0;
-    for (plane, src_stride, row, rows, base, step) in jobs {
+    for &(plane, src_stride, row, rows, base, step) in jobs {
         for y in 0..rows {
             let (s, d) = (y * src_stride, base + y * step);
             let (Some(from), Some(to)) = (planes[plane].get(s..s + row), dst.get_mut(d..d + row))
@@ -228,10 +250,89 @@ fn copy_planes(
     Ok(used.min(dst.len()))
 }
 
+/// Planes a picture of `layout` has.
+fn plane_count(layout: RawLayout) -> usize {
+    match layout {
+        RawLayout::Nv12 => 2,
+        RawLayout::Yuv420 => 3,
+        _ => 1,
+    }
+}
+
+/// Where each plane starts in one buffer laid out as single-planar V4L2 wants it, with
+/// luma rows `stride` bytes apart (see [`copy_planes`]); unused planes start at 0.
+fn plane_starts(layout: RawLayout, stride: usize, height: usize) -> [usize; 3] {
+    let luma = stride * height;
+    match layout {
+        RawLayout::Nv12 => [0, luma, 0],
+        RawLayout::Yuv420 => [0, luma, luma + stride / 2 * height.div_ceil(2)],
+        _ => [0, 0, 0],
+    }
+}
+
+/// The one DMABUF buffer a camera picture can be imported as: all its planes in one
+/// buffer, starting at its start, where the device's layout (`format`) puts them. `Err`
+/// says why not. (A picture further into its buffer is not imported: drivers differ in
+/// whether they honour an offset on their input queue.)
+fn importable<'a>(
+    camera: &[Option<CameraPlane<'a>>; 3],
+    layout: RawLayout,
+    height: usize,
+    stride: usize,
+    format: &QueueFormat,
+) -> Result<DmabufPlane<'a>, String> {
+    let planes = plane_count(layout);
+    let Some(first) = camera[0] else {
+        return Err("the camera gave no buffer description".into());
+    };
+    if camera[..planes].iter().any(|p| p.is_none()) {
+        return Err(format!("the camera describes fewer than {planes} planes"));
+    }
+    let fd = first.fd.as_raw_fd();
+    if camera.iter().flatten().any(|p| p.fd.as_raw_fd() != fd) {
+        return Err("the camera's planes lie in separate buffers".into());
+    }
+    if stride != format.bytes_per_line as usize {
+        return Err(format!(
+            "the camera's rows are {stride} bytes apart, the device's {}",
+            format.bytes_per_line
+        ));
+    }
+    let starts = plane_starts(layout, stride, height);
+    for (i, p) in camera[..planes].iter().flatten().enumerate() {
+        if p.offset != starts[i] {
+            return Err(format!(
+                "plane {i} starts at byte {} of the camera's buffer, the device reads it \
+                 from byte {}",
+                p.offset, starts[i]
+            ));
+        }
+    }
+    let length = camera
+        .iter()
+        .flatten()
+        .map(|p| p.offset + p.length)
+        .max()
+        .unwrap_or(0);
+    if length < format.size_image as usize {
+        return Err(format!(
+            "the camera's buffer holds {length} bytes, the device reads {}",
+            format.size_image
+        ));
+    }
+    let length = u32::try_from(length).map_err(|_| "the camera's buffer is too large")?;
+    Ok(DmabufPlane {
+        fd: first.fd,
+        offset: 0,
+        length,
+        bytesused: format.size_image,
+    })
+}
+
 /// The hardware encoder set up for one format and size.
 struct Session {
     key: (u32, u16, u16),
-    device: M2mDevice,
+    feed: Feed,
 }
 
 /// Encodes pictures to JPEG in hardware when it can, in software otherwise.
@@ -241,6 +342,8 @@ pub struct JpegEncoder {
     /// The hardware node while it is in use.
     node: Option<M2mNode>,
     session: Option<Session>,
+    /// Why camera buffers are no longer imported (set once, at the first refusal).
+    import_refused: Option<String>,
     description: String,
     changed: bool,
 }
@@ -274,6 +377,7 @@ impl JpegEncoder {
             quality: quality.clamp(1, 100),
             node,
             session: None,
+            import_refused: None,
             description,
             changed: true,
         }
@@ -309,7 +413,7 @@ impl JpegEncoder {
             layout,
             stride,
         };
-        if self.try_hardware(picture, width, height) {
+        if self.try_hardware(picture, None, width, height) {
             return Ok(self.hardware_result());
         }
         self.software
@@ -331,11 +435,42 @@ impl JpegEncoder {
             layout,
             stride,
         };
-        if self.try_hardware(picture, width, height) {
+        if self.try_hardware(picture, None, width, height) {
             return Ok(self.hardware_result());
         }
         self.software
             .encode_planes(planes, layout, width, height, stride)
+    }
+
+    /// Encodes a camera picture given both ways: its planes mapped into memory (as for
+    /// [`encode_planes`](Self::encode_planes)) and the DMABUF buffers they lie in
+    /// (`camera`, in the same order; `None` past the last plane). The hardware encoder
+    /// imports the buffer without a copy where it can; otherwise the mapped planes are
+    /// copied, or encoded in software.
+    pub fn encode_camera_buffer(
+        &mut self,
+        planes: [&[u8]; 3],
+        camera: [Option<CameraPlane<'_>>; 3],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+    ) -> Result<&[u8], EncodeError> {
+        let picture = Picture::Planes {
+            planes,
+            layout,
+            stride,
+        };
+        if self.try_hardware(picture, Some(&camera), width, height) {
+            return Ok(self.hardware_result());
+        }
+        self.software
+            .encode_planes(planes, layout, width, height, stride)
+    }
+
+    /// Whether camera buffers are imported into the hardware now (rather than copied).
+    pub fn imports_camera_buffers(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.feed.imports())
     }
 
     /// Encodes packed RGB; see [`SoftwareEncoder::encode_rgb`].
@@ -345,7 +480,7 @@ impl JpegEncoder {
         width: u16,
         height: u16,
     ) -> Result<&[u8], EncodeError> {
-        if self.try_hardware(Picture::Rgb(rgb), width, height) {
+        if self.try_hardware(Picture::Rgb(rgb), None, width, height) {
             return Ok(self.hardware_result());
         }
         self.software.encode_rgb(rgb, width, height)
@@ -354,17 +489,23 @@ impl JpegEncoder {
     fn hardware_result(&self) -> &[u8] {
         self.session
             .as_ref()
-            .and_then(|s| s.device.result())
+            .and_then(|s| s.feed.device().result())
             .map_or(&[], |r| r.data)
     }
 
     /// Runs `picture` through the hardware; false (after falling back) when it failed
     /// or there is none.
-    fn try_hardware(&mut self, picture: Picture<'_>, width: u16, height: u16) -> bool {
+    fn try_hardware(
+        &mut self,
+        picture: Picture<'_>,
+        camera: Option<&[Option<CameraPlane<'_>>; 3]>,
+        width: u16,
+        height: u16,
+    ) -> bool {
         if self.node.is_none() || picture.fourcc().is_none() {
             return false;
         }
-        match self.hardware(picture, width, height) {
+        match self.hardware(picture, camera, width, height) {
             Ok(()) => true,
             Err(why) => {
                 self.fall_back(&why);
@@ -373,7 +514,13 @@ impl JpegEncoder {
         }
     }
 
-    fn hardware(&mut self, picture: Picture<'_>, width: u16, height: u16) -> Result<(), String> {
+    fn hardware(
+        &mut self,
+        picture: Picture<'_>,
+        camera: Option<&[Option<CameraPlane<'_>>; 3]>,
+        width: u16,
+        height: u16,
+    ) -> Result<(), String> {
         let node = self.node.as_ref().expect("hardware in use");
         let input = picture.fourcc().ok_or("an unknown picture layout")?;
         let key = (input, width, height);
@@ -386,17 +533,27 @@ impl JpegEncoder {
                 .into_iter()
                 .find(|f| node.capture_formats.contains(f))
                 .ok_or("it produces no JPEG")?;
+            let import = camera.is_some() && self.import_refused.is_none();
             let setup = M2mSetup {
                 input,
                 output,
                 width: width as u32,
                 height: height as u32,
-                input_buffers: HARDWARE_BUFFERS,
+                input_buffers: if import {
+                    IMPORT_SLOTS
+                } else {
+                    HARDWARE_BUFFERS
+                },
                 output_buffers: HARDWARE_BUFFERS,
+                input_memory: if import {
+                    InputMemory::Dmabuf
+                } else {
+                    InputMemory::Mmap
+                },
                 controls: vec![(V4L2_CID_JPEG_COMPRESSION_QUALITY, self.quality as i32)],
             };
-            let device = M2mDevice::open(&node.path, &setup).map_err(|e| e.to_string())?;
-            let got = device.input_format();
+            let feed = Feed::open(&node.path, &setup).map_err(|e| e.to_string())?;
+            let got = feed.device().input_format();
             if (got.width, got.height) != (width as u32, height as u32) {
                 return Err(format!(
                     "it encodes {}x{}, not {width}x{height}",
@@ -404,23 +561,48 @@ impl JpegEncoder {
                 ));
             }
             log::info!(
-                "{}: encoding {} {width}x{height} to {} at quality {}",
+                "{}: encoding {} {width}x{height} to {} at quality {}{}",
                 node.describe(),
                 fourcc_name(input),
                 fourcc_name(output),
-                self.quality
+                self.quality,
+                if feed.imports() {
+                    ", importing the camera's buffers"
+                } else {
+                    ""
+                }
             );
-            self.session = Some(Session { key, device });
+            self.session = Some(Session { key, feed });
         }
         let session = self.session.as_mut().expect("set up above");
-        let stride = session.device.input_format().bytes_per_line as usize;
+        let format = session.feed.device().input_format();
+        let stride = format.bytes_per_line as usize;
         let (w, h) = (width as usize, height as usize);
+        let import = match (camera, picture) {
+            // Copying: the feed does not look at this.
+            _ if !session.feed.imports() => Err(String::new()),
+            (Some(camera), Picture::Planes { layout, stride, .. }) => {
+                importable(camera, layout, h, stride, &format)
+            }
+            _ => Err("a picture came without its camera buffer".into()),
+        };
         let result = session
-            .device
-            .process_with(|buf| picture.copy_to(buf, w, h, stride), HARDWARE_TIMEOUT)
+            .feed
+            .process(
+                import,
+                |buf| picture.copy_to(buf, w, h, stride),
+                HARDWARE_TIMEOUT,
+            )
             .map_err(|e| e.to_string())?;
-        let dims = crate::jpeg::inspect(result.data)
-            .map_err(|e| format!("it produced a bad JPEG: {e}"))?;
+        let dims = crate::jpeg::inspect(result.data);
+        if let (Some(why), None) = (session.feed.copy_reason(), &self.import_refused) {
+            log::info!(
+                "{}: copying camera pictures into the encoder: {why}",
+                node.path.display()
+            );
+            self.import_refused = Some(why.to_string());
+        }
+        let dims = dims.map_err(|e| format!("it produced a bad JPEG: {e}"))?;
         if (dims.width, dims.height) != (width, height) {
             return Err(format!(
                 "it produced a {}x{} JPEG for a {width}x{height} picture",
@@ -448,6 +630,7 @@ impl JpegEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn planes_apart_land_where_single_planar_v4l2_wants_them() {
@@ -476,6 +659,79 @@ mod tests {
             .to_vec();
         let d = crate::jpeg::inspect(&jpeg).unwrap();
         assert_eq!((d.width, d.height), (4, 2));
+        // Given with their buffers too, they still go to software without hardware.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let camera = Some(CameraPlane {
+            fd: file.as_fd(),
+            offset: 0,
+            length: 12,
+        });
+        let again = enc
+            .encode_camera_buffer(
+                [&y, &u, &v],
+                [camera, None, None],
+                RawLayout::Yuv420,
+                4,
+                2,
+                6,
+            )
+            .unwrap();
+        assert_eq!(again, &jpeg[..]);
+        assert!(!enc.imports_camera_buffers());
+    }
+
+    #[test]
+    fn camera_buffers_import_only_as_the_device_reads_them() {
+        let a = std::fs::File::open("/dev/null").unwrap();
+        let b = std::fs::File::open("/dev/null").unwrap();
+        let (fa, fb) = (a.as_fd(), b.as_fd());
+        let plane = |fd, offset, length| Some(CameraPlane { fd, offset, length });
+        // 64x32 I420, rows of 64: Y at 0, U at 2048, V at 2048 + 32 * 16.
+        let format = QueueFormat {
+            fourcc: fourcc(b"YU12"),
+            width: 64,
+            height: 32,
+            bytes_per_line: 64,
+            size_image: 3072,
+        };
+        let good = [
+            plane(fa, 0, 2048),
+            plane(fa, 2048, 512),
+            plane(fa, 2560, 512),
+        ];
+        let one = importable(&good, RawLayout::Yuv420, 32, 64, &format).unwrap();
+        assert_eq!(one.fd.as_raw_fd(), fa.as_raw_fd());
+        assert_eq!((one.offset, one.length, one.bytesused), (0, 3072, 3072));
+        let why = |camera, stride, format: &QueueFormat| {
+            importable(&camera, RawLayout::Yuv420, 32, stride, format).unwrap_err()
+        };
+        let mut apart = good;
+        apart[2] = plane(fb, 2560, 512);
+        assert!(why(apart, 64, &format).contains("separate buffers"));
+        let mut gap = good;
+        gap[1] = plane(fa, 4096, 512);
+        assert!(why(gap, 64, &format).contains("plane 1 starts at byte 4096"));
+        assert!(why(good, 80, &format).contains("80 bytes apart, the device's 64"));
+        let bigger = QueueFormat {
+            size_image: 4096,
+            ..format
+        };
+        assert!(why(good, 64, &bigger).contains("holds 3072 bytes, the device reads 4096"));
+        assert!(why([good[0], good[1], None], 64, &format).contains("fewer than 3 planes"));
+        // NV12: the chroma plane right after the luma plane; packed: one plane.
+        let nv12 = [plane(fa, 0, 2048), plane(fa, 2048, 1024), None];
+        assert!(importable(&nv12, RawLayout::Nv12, 32, 64, &format).is_ok());
+        let packed = QueueFormat {
+            bytes_per_line: 128,
+            size_image: 4096,
+            ..format
+        };
+        let yuyv = [plane(fa, 0, 4096), None, None];
+        assert!(importable(&yuyv, RawLayout::Yuyv, 32, 128, &packed).is_ok());
+        let late = [plane(fa, 64, 4096), None, None];
+        assert!(importable(&late, RawLayout::Yuyv, 32, 128, &packed)
+            .unwrap_err()
+            .contains("plane 0 starts at byte 64"));
     }
 
     #[test]

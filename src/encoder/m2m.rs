@@ -10,12 +10,19 @@
 //! One picture at a time: [`M2mDevice::process_with`] writes the picture straight into a
 //! free OUTPUT buffer, queues it, waits (with `poll` and a time limit) for the CAPTURE
 //! buffer, and lends its bytes to the caller until the next call.
+//!
+//! The OUTPUT queue can instead import the caller's buffers ([`InputMemory::Dmabuf`]):
+//! [`M2mDevice::process_dmabuf`] queues a DMABUF file descriptor (a camera's buffer, say)
+//! and the device reads the picture where it lies, without a copy. A driver that does
+//! not take DMABUF on that queue, or refuses a particular buffer, answers with
+//! [`M2mError::DmabufRefused`], so the caller can set up again with mapped buffers and
+//! copy. The CAPTURE queue is always mapped.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -49,6 +56,10 @@ pub enum M2mError {
     Damaged { path: PathBuf },
     /// The picture handed in does not fit the negotiated format.
     Input { path: PathBuf, why: String },
+    /// The driver does not import DMABUF buffers on its input queue (at set-up), or
+    /// refused the one handed in (not a DMABUF, too small, not attachable). Copying into
+    /// mapped buffers ([`InputMemory::Mmap`]) is the way on.
+    DmabufRefused { path: PathBuf, why: String },
     /// Any other failed call.
     Io {
         path: PathBuf,
@@ -88,6 +99,9 @@ impl fmt::Display for M2mError {
                 )
             }
             M2mError::Input { path, why } => write!(f, "{}: {why}", path.display()),
+            M2mError::DmabufRefused { path, why } => {
+                write!(f, "{}: DMABUF input refused: {why}", path.display())
+            }
             M2mError::Io { path, what, err } => {
                 write!(f, "{}: {what} failed: {err}", path.display())
             }
@@ -229,6 +243,33 @@ fn queue_types(mplane: bool) -> (u32, u32) {
     }
 }
 
+/// `V4L2_MEMORY_DMABUF`: buffers are DMABUF file descriptors the caller hands in.
+const V4L2_MEMORY_DMABUF: u32 = 4;
+
+/// Where the OUTPUT queue's pictures live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputMemory {
+    /// Buffers the driver allocates and we map; pictures are copied into them.
+    #[default]
+    Mmap,
+    /// The caller's DMABUF buffers, imported as they are ([`M2mDevice::process_dmabuf`]).
+    Dmabuf,
+}
+
+/// One picture in a DMABUF buffer, as handed to [`M2mDevice::process_dmabuf`].
+#[derive(Debug, Clone, Copy)]
+pub struct DmabufPlane<'a> {
+    pub fd: BorrowedFd<'a>,
+    /// Where the picture starts in the buffer (the multi-planar API only; single-planar
+    /// devices read from the start, so it must be 0 there).
+    pub offset: u32,
+    /// The buffer's length from its start (at least `offset + bytesused`; the driver
+    /// also wants at least its format's image size).
+    pub length: u32,
+    /// The picture's length in bytes, from `offset`.
+    pub bytesused: u32,
+}
+
 /// What to ask of the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct M2mSetup {
@@ -238,8 +279,13 @@ pub struct M2mSetup {
     pub output: u32,
     pub width: u32,
     pub height: u32,
+    /// OUTPUT buffers; with [`InputMemory::Dmabuf`] these are slots for imported
+    /// buffers, which cost nothing, and a buffer the device saw before is imported again
+    /// more cheaply when it gets its slot back, so as many as the camera has is best.
     pub input_buffers: u32,
     pub output_buffers: u32,
+    /// Mapped buffers or imported DMABUF on the OUTPUT queue.
+    pub input_memory: InputMemory,
     /// Controls set before streaming, as (id, value); ones the driver lacks are skipped.
     pub controls: Vec<(u32, i32)>,
 }
@@ -259,11 +305,14 @@ struct Mapping {
     len: usize,
 }
 
-/// One queue's buffers, mapped into our memory.
+/// One queue's buffers, mapped into our memory (none for imported buffers).
 struct Queue {
     kind: u32,
+    memory: u32,
     format: QueueFormat,
     maps: Vec<Mapping>,
+    /// How many buffers the driver gave.
+    count: u32,
 }
 
 /// A configured, streaming memory-to-memory device. Dropping it stops both queues,
@@ -276,6 +325,11 @@ pub struct M2mDevice {
     capture: Queue,
     /// OUTPUT buffers we own (not queued to the driver).
     free_inputs: Vec<u32>,
+    /// With imported input: the descriptor last queued in each OUTPUT slot, so that a
+    /// buffer goes back to the slot where the driver still has it attached.
+    slot_fds: Vec<RawFd>,
+    /// With imported input: slots given up after the driver refused a buffer in them.
+    retired: u32,
     /// The CAPTURE buffer lent to the caller, queued again on the next call.
     lent: Option<Lent>,
     streaming: bool,
@@ -337,15 +391,24 @@ impl M2mDevice {
             mplane,
             output: Queue {
                 kind: out_type,
+                memory: match setup.input_memory {
+                    InputMemory::Mmap => sys::V4L2_MEMORY_MMAP,
+                    InputMemory::Dmabuf => V4L2_MEMORY_DMABUF,
+                },
                 format: blank_format(),
                 maps: Vec::new(),
+                count: 0,
             },
             capture: Queue {
                 kind: cap_type,
+                memory: sys::V4L2_MEMORY_MMAP,
                 format: blank_format(),
                 maps: Vec::new(),
+                count: 0,
             },
             free_inputs: Vec::new(),
+            slot_fds: Vec::new(),
+            retired: 0,
             lent: None,
             streaming: false,
             controls_set: Vec::new(),
@@ -362,8 +425,9 @@ impl M2mDevice {
         }
         dev.allocate(true, setup.input_buffers.max(1))?;
         dev.allocate(false, setup.output_buffers.max(1))?;
-        dev.free_inputs = (0..dev.output.maps.len() as u32).rev().collect();
-        for index in 0..dev.capture.maps.len() as u32 {
+        dev.free_inputs = (0..dev.output.count).rev().collect();
+        dev.slot_fds = vec![-1; dev.output.count as usize];
+        for index in 0..dev.capture.count {
             dev.queue_capture(index)?;
         }
         for kind in [out_type, cap_type] {
@@ -404,9 +468,18 @@ impl M2mDevice {
         &self.controls_set
     }
 
-    /// Buffers allocated on the OUTPUT and CAPTURE queues.
+    /// Buffers allocated on the OUTPUT and CAPTURE queues (for imported input, slots).
     pub fn buffer_counts(&self) -> (usize, usize) {
-        (self.output.maps.len(), self.capture.maps.len())
+        (self.output.count as usize, self.capture.count as usize)
+    }
+
+    /// Whether the OUTPUT queue imports DMABUF buffers or copies into mapped ones.
+    pub fn input_memory(&self) -> InputMemory {
+        if self.output.memory == V4L2_MEMORY_DMABUF {
+            InputMemory::Dmabuf
+        } else {
+            InputMemory::Mmap
+        }
     }
 
     fn io_error(&self, what: &'static str, err: io::Error) -> M2mError {
@@ -542,7 +615,11 @@ impl M2mDevice {
         let mut buf: sys::v4l2_buffer = zeroed();
         buf.index = index;
         buf.type_ = kind;
-        buf.memory = sys::V4L2_MEMORY_MMAP;
+        buf.memory = if kind == self.output.kind {
+            self.output.memory
+        } else {
+            self.capture.memory
+        };
         buf.field = sys::V4L2_FIELD_NONE;
         if self.mplane {
             buf.m.planes = (plane as *mut sys::v4l2_plane).cast();
@@ -552,23 +629,40 @@ impl M2mDevice {
     }
 
     fn allocate(&mut self, input: bool, count: u32) -> Result<(), M2mError> {
-        let kind = if input {
-            self.output.kind
+        let (kind, memory) = if input {
+            (self.output.kind, self.output.memory)
         } else {
-            self.capture.kind
+            (self.capture.kind, self.capture.memory)
         };
         let mut req: sys::v4l2_requestbuffers = zeroed();
         req.count = count;
         req.type_ = kind;
-        req.memory = sys::V4L2_MEMORY_MMAP;
+        req.memory = memory;
         // SAFETY: the descriptor is open; `req` is a v4l2_requestbuffers.
-        call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) })
-            .map_err(|e| self.io_error("VIDIOC_REQBUFS", e))?;
+        call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) }).map_err(|e| {
+            if memory == V4L2_MEMORY_DMABUF && e.raw_os_error() == Some(libc::EINVAL) {
+                M2mError::DmabufRefused {
+                    path: self.path.clone(),
+                    why: "the driver does not import DMABUF buffers on its input queue".into(),
+                }
+            } else {
+                self.io_error("VIDIOC_REQBUFS", e)
+            }
+        })?;
         if req.count == 0 {
             return Err(self.io_error(
                 "VIDIOC_REQBUFS",
                 io::Error::other("the driver gave no buffers"),
             ));
+        }
+        if input {
+            self.output.count = req.count;
+        } else {
+            self.capture.count = req.count;
+        }
+        if memory == V4L2_MEMORY_DMABUF {
+            // Slots only: the buffers come with each picture.
+            return Ok(());
         }
         let mut maps = Vec::with_capacity(req.count as usize);
         for index in 0..req.count {
@@ -722,21 +816,12 @@ impl M2mDevice {
         fill: impl FnOnce(&mut [u8]) -> Result<usize, String>,
         timeout: Duration,
     ) -> Result<Processed<'_>, M2mError> {
+        if self.output.memory != sys::V4L2_MEMORY_MMAP {
+            return Err(self.input_error("set up to import buffers, not to copy into its own"));
+        }
         let started = Instant::now();
         let deadline = started + timeout;
-        if let Some(lent) = self.lent.take() {
-            self.queue_capture(lent.index)?;
-        }
-        self.reclaim_inputs()?;
-        while self.free_inputs.is_empty() {
-            if !self.wait(PollFlags::POLLOUT, deadline, started)? {
-                return Err(M2mError::Timeout {
-                    path: self.path.clone(),
-                    waited: timeout,
-                });
-            }
-            self.reclaim_inputs()?;
-        }
+        self.await_free_input(deadline, started, timeout)?;
         let index = self.free_inputs.pop().expect("a free input buffer");
         let map = &self.output.maps[index as usize];
         // SAFETY: the mapping is `map.len` bytes, stays mapped while `self` lives, and the
@@ -763,6 +848,132 @@ impl M2mDevice {
             self.free_inputs.push(index);
             return Err(self.io_error("VIDIOC_QBUF (input)", e));
         }
+        self.await_result(deadline, started, timeout)
+    }
+
+    /// Hands the device the picture in `picture`'s DMABUF buffer, without copying it, and
+    /// returns the result, or an error within `timeout`. When it returns `Ok`, the device
+    /// has given the buffer back: the caller may refill it. The device must have been set
+    /// up with [`InputMemory::Dmabuf`]. A buffer the driver will not import is
+    /// [`M2mError::DmabufRefused`]; the device stays usable.
+    pub fn process_dmabuf(
+        &mut self,
+        picture: DmabufPlane<'_>,
+        timeout: Duration,
+    ) -> Result<Processed<'_>, M2mError> {
+        if self.output.memory != V4L2_MEMORY_DMABUF {
+            return Err(self.input_error("set up to copy into its own buffers, not to import"));
+        }
+        let end = picture.offset as u64 + picture.bytesused as u64;
+        if !self.mplane && picture.offset != 0 {
+            return Err(self.input_error("a single-planar device reads from the buffer's start"));
+        }
+        if end > picture.length as u64 {
+            return Err(self.input_error("the picture runs past the end of its buffer"));
+        }
+        if self.retired == self.output.count {
+            return Err(M2mError::DmabufRefused {
+                path: self.path.clone(),
+                why: "every input slot held a buffer the driver refused".into(),
+            });
+        }
+        let started = Instant::now();
+        let deadline = started + timeout;
+        self.await_free_input(deadline, started, timeout)?;
+        let fd = picture.fd.as_raw_fd();
+        // The slot this buffer had before, if free: the driver keeps it attached there.
+        let at = self
+            .free_inputs
+            .iter()
+            .position(|&i| self.slot_fds[i as usize] == fd)
+            .unwrap_or(self.free_inputs.len() - 1);
+        let index = self.free_inputs.swap_remove(at);
+        let mut plane: sys::v4l2_plane = zeroed();
+        plane.m.fd = fd;
+        plane.length = picture.length;
+        plane.bytesused = end as u32;
+        plane.data_offset = picture.offset;
+        let mut buf = self.blank_buffer(self.output.kind, index, &mut plane);
+        if !self.mplane {
+            buf.m.fd = fd;
+            buf.length = picture.length;
+            buf.bytesused = picture.bytesused;
+        }
+        // SAFETY: the descriptor is open; `buf` names one of our OUTPUT slots and carries
+        // the caller's descriptor, which the borrow keeps open for the call (the driver
+        // takes its own reference to the buffer); in the multi-planar API it points at
+        // `plane`, which outlives the call.
+        if let Err(e) = call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) }) {
+            self.slot_fds[index as usize] = -1;
+            let refused = matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EBADF));
+            if refused && !self.mplane {
+                // A failed import leaves the slot with a length of 0, which the kernel's
+                // single-planar check then holds every later picture against: the slot
+                // cannot take a picture again, so it is not used again.
+                self.retired += 1;
+            } else {
+                self.free_inputs.push(index);
+            }
+            return Err(match e.raw_os_error() {
+                Some(libc::EINVAL) | Some(libc::EBADF) => M2mError::DmabufRefused {
+                    path: self.path.clone(),
+                    why: format!("the driver would not take the buffer ({e})"),
+                },
+                _ => self.io_error("VIDIOC_QBUF (input)", e),
+            });
+        }
+        self.slot_fds[index as usize] = fd;
+        self.await_result(deadline, started, timeout)?;
+        // The caller reuses its buffer once this returns: wait until the device is done.
+        while !self.free_inputs.contains(&index) {
+            if !self.wait(PollFlags::POLLOUT, deadline, started)? {
+                return Err(M2mError::Timeout {
+                    path: self.path.clone(),
+                    waited: timeout,
+                });
+            }
+            self.reclaim_inputs()?;
+        }
+        Ok(self.result().expect("a result was just stored"))
+    }
+
+    fn input_error(&self, why: &str) -> M2mError {
+        M2mError::Input {
+            path: self.path.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    /// Queues the lent CAPTURE buffer again and waits until an OUTPUT buffer is free.
+    fn await_free_input(
+        &mut self,
+        deadline: Instant,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<(), M2mError> {
+        if let Some(lent) = self.lent.take() {
+            self.queue_capture(lent.index)?;
+        }
+        self.reclaim_inputs()?;
+        while self.free_inputs.is_empty() {
+            if !self.wait(PollFlags::POLLOUT, deadline, started)? {
+                return Err(M2mError::Timeout {
+                    path: self.path.clone(),
+                    waited: timeout,
+                });
+            }
+            self.reclaim_inputs()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the next result and lends it out.
+    fn await_result(
+        &mut self,
+        deadline: Instant,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<Processed<'_>, M2mError> {
         loop {
             if let Some((buf, plane)) = self.try_dequeue(self.capture.kind)? {
                 self.reclaim_inputs()?;
@@ -852,10 +1063,13 @@ impl Drop for M2mDevice {
             // no slice into it outlives the borrow of `self` that made it.
             let _ = unsafe { munmap(map.ptr, map.len) };
         }
-        for kind in [self.output.kind, self.capture.kind] {
+        for (kind, memory) in [
+            (self.output.kind, self.output.memory),
+            (self.capture.kind, self.capture.memory),
+        ] {
             let mut req: sys::v4l2_requestbuffers = zeroed();
             req.type_ = kind;
-            req.memory = sys::V4L2_MEMORY_MMAP;
+            req.memory = memory;
             // SAFETY: the descriptor is open; count 0 frees the driver's buffers.
             let _ = call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) });
         }

@@ -3,15 +3,18 @@
 //! * `software`: encoding on the CPU ([`SoftwareEncoder`]): the pure Rust
 //!   `jpeg-encoder`, or libjpeg-turbo (`turbo`, cargo feature `turbojpeg`).
 //! * [`m2m`]: V4L2 memory-to-memory devices, such as the Pi's hardware JPEG encoder.
+//! * [`feed`]: feeding a memory-to-memory device by importing the camera's buffers
+//!   (DMABUF) or by copying.
 //! * [`choice`]: [`JpegEncoder`], which uses the hardware when `--encoder` allows and one
 //!   is found, and falls back to software when it fails.
 
 pub mod choice;
+pub mod feed;
 pub mod m2m;
 mod software;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
 
-pub use choice::{EncoderChoice, JpegEncoder};
+pub use choice::{CameraPlane, EncoderChoice, JpegEncoder};
 // Everything public in `software` stays reachable as `encoder::*`, as before the split.
 pub use software::*;

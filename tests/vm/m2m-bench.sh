@@ -9,9 +9,10 @@
 # Read the VM figures with care: the guest runs under qemu's TCG emulation (several times
 # slower than the host), and vim2m is a software driver whose conversion runs on the CPU
 # inside the kernel, followed by an artificial delay (its "transtime" control, in jiffies
-# of 4 ms at the kernel's 250 Hz). Only the user-space part of the M2M row (copying the
-# picture into the device's buffer) carries over to a real hardware encoder, and the
-# guest's user/kernel split is sampled at ticks: compare sums, over several runs.
+# of 4 ms at the kernel's 250 Hz). Only the user-space part of the M2M rows (copying the
+# picture into the device's buffer, or for the DMABUF rows importing it without a copy)
+# carries over to a real hardware encoder, and the guest's user/kernel split is sampled
+# at ticks: compare sums, over several runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 frames=${1:-60}

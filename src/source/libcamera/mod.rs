@@ -23,6 +23,7 @@ mod setup;
 
 pub use list::describe_all;
 
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use super::nosignal::NoSignal;
 use super::v4l2::sleep_unless_stopping;
 use super::{FrameSink, Settings};
-use crate::encoder::JpegEncoder;
+use crate::encoder::{CameraPlane, JpegEncoder};
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
 const LINGER: Duration = Duration::from_secs(3);
@@ -307,9 +308,24 @@ fn session(
             if ok {
                 let planes = buffer.data();
                 let plane = |i: usize| planes.get(i).copied().unwrap_or(&[]);
+                // The DMABUF each plane lies in, for the hardware encoder to import.
+                let described = buffer.planes();
+                let camera = |i: usize| {
+                    let p = described.get(i)?;
+                    let fd = (p.fd() >= 0).then_some(p.fd())?;
+                    Some(CameraPlane {
+                        // SAFETY: the descriptor belongs to the frame buffer, which this
+                        // request holds until it is queued again after encoding, so it
+                        // stays open for as long as the borrow is used.
+                        fd: unsafe { BorrowedFd::borrow_raw(fd) },
+                        offset: p.offset()?,
+                        length: p.len(),
+                    })
+                };
                 let t0 = Instant::now();
-                match encoder.encode_planes(
+                match encoder.encode_camera_buffer(
                     [plane(0), plane(1), plane(2)],
+                    [camera(0), camera(1), camera(2)],
                     plan.layout,
                     w,
                     h,
