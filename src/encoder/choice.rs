@@ -430,16 +430,7 @@ impl JpegEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
-        let picture = Picture::Planes {
-            planes,
-            layout,
-            stride,
-        };
-        if self.try_hardware(picture, None, width, height) {
-            return Ok(self.hardware_result());
-        }
-        self.software
-            .encode_planes(planes, layout, width, height, stride)
+        self.encode_planes_from(planes, None, layout, width, height, stride)
     }
 
     /// Encodes a camera picture given both ways: its planes mapped into memory (as for
@@ -456,12 +447,26 @@ impl JpegEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
+        self.encode_planes_from(planes, Some(&camera), layout, width, height, stride)
+    }
+
+    /// [`encode_planes`](Self::encode_planes), with the camera's buffers to import
+    /// when there are any.
+    fn encode_planes_from(
+        &mut self,
+        planes: [&[u8]; 3],
+        camera: Option<&[Option<CameraPlane<'_>>; 3]>,
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+    ) -> Result<&[u8], EncodeError> {
         let picture = Picture::Planes {
             planes,
             layout,
             stride,
         };
-        if self.try_hardware(picture, Some(&camera), width, height) {
+        if self.try_hardware(picture, camera, width, height) {
             return Ok(self.hardware_result());
         }
         self.software
