@@ -33,7 +33,7 @@ use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
-use crate::source::v4l2::device::{call, nodes, text};
+use crate::source::v4l2::device::{call, enumerate_formats, nodes, query_capability, text};
 use crate::source::v4l2::sys::{self, fourcc_name, zeroed};
 
 /// Why the device could not be set up or did not deliver.
@@ -202,30 +202,15 @@ fn open_node(path: &Path) -> io::Result<File> {
 
 /// Driver name, card name and the node's own capabilities.
 fn query(file: &File) -> io::Result<(String, String, u32)> {
-    let mut cap: sys::v4l2_capability = zeroed();
-    // SAFETY: the descriptor is open; `cap` is a v4l2_capability the kernel fills.
-    call(|| unsafe { sys::vidioc_querycap(file.as_raw_fd(), &mut cap) })?;
-    let caps = if cap.capabilities & sys::V4L2_CAP_DEVICE_CAPS != 0 {
-        cap.device_caps
-    } else {
-        cap.capabilities
-    };
+    let (cap, caps) = query_capability(file.as_raw_fd())?;
     Ok((text(&cap.driver), text(&cap.card), caps))
 }
 
 fn enum_formats(file: &File, kind: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for index in 0..64 {
-        let mut desc: sys::v4l2_fmtdesc = zeroed();
-        desc.index = index;
-        desc.type_ = kind;
-        // SAFETY: the descriptor is open; `desc` is a v4l2_fmtdesc with index and type set.
-        if call(|| unsafe { sys::vidioc_enum_fmt(file.as_raw_fd(), &mut desc) }).is_err() {
-            break;
-        }
-        out.push(desc.pixelformat);
-    }
-    out
+    enumerate_formats(file.as_raw_fd(), kind)
+        .iter()
+        .map(|desc| desc.pixelformat)
+        .collect()
 }
 
 /// The buffer types of the OUTPUT and CAPTURE queues.

@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -34,6 +34,37 @@ pub(crate) fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Resul
 pub(crate) fn text(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// `VIDIOC_QUERYCAP` on an open node: the answer, and the capabilities of this node
+/// (not of the whole physical device) where the driver says them apart.
+pub(crate) fn query_capability(fd: RawFd) -> io::Result<(sys::v4l2_capability, u32)> {
+    let mut cap: sys::v4l2_capability = zeroed();
+    // SAFETY: `fd` is an open descriptor; `cap` is a v4l2_capability the kernel fills.
+    call(|| unsafe { sys::vidioc_querycap(fd, &mut cap) })?;
+    let caps = if cap.capabilities & sys::V4L2_CAP_DEVICE_CAPS != 0 {
+        cap.device_caps
+    } else {
+        cap.capabilities
+    };
+    Ok((cap, caps))
+}
+
+/// The pixel formats a queue of buffer type `kind` offers (`VIDIOC_ENUM_FMT`).
+pub(crate) fn enumerate_formats(fd: RawFd, kind: u32) -> Vec<sys::v4l2_fmtdesc> {
+    let mut out = Vec::new();
+    for index in 0..64 {
+        let mut desc: sys::v4l2_fmtdesc = zeroed();
+        desc.index = index;
+        desc.type_ = kind;
+        // SAFETY: `fd` is an open descriptor; `desc` is a v4l2_fmtdesc with index and
+        // type set.
+        if call(|| unsafe { sys::vidioc_enum_fmt(fd, &mut desc) }).is_err() {
+            break;
+        }
+        out.push(desc);
+    }
+    out
 }
 
 /// What `VIDIOC_QUERYCAP` says about a device node.
@@ -99,14 +130,7 @@ impl Device {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
-        let mut cap: sys::v4l2_capability = zeroed();
-        // SAFETY: the descriptor is open; `cap` is a v4l2_capability the kernel fills.
-        call(|| unsafe { sys::vidioc_querycap(file.as_raw_fd(), &mut cap) })?;
-        let caps = if cap.capabilities & sys::V4L2_CAP_DEVICE_CAPS != 0 {
-            cap.device_caps
-        } else {
-            cap.capabilities
-        };
+        let (cap, caps) = query_capability(file.as_raw_fd())?;
         Ok(Device {
             file,
             path: path.to_path_buf(),
@@ -129,21 +153,13 @@ impl Device {
 
     /// The pixel formats of the capture queue.
     pub fn formats(&self) -> Vec<FormatDesc> {
-        let mut out = Vec::new();
-        for index in 0..64 {
-            let mut desc: sys::v4l2_fmtdesc = zeroed();
-            desc.index = index;
-            desc.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
-            // SAFETY: the descriptor is open; `desc` is a v4l2_fmtdesc with index and type set.
-            if call(|| unsafe { sys::vidioc_enum_fmt(self.fd(), &mut desc) }).is_err() {
-                break;
-            }
-            out.push(FormatDesc {
+        enumerate_formats(self.fd(), sys::V4L2_BUF_TYPE_VIDEO_CAPTURE)
+            .iter()
+            .map(|desc| FormatDesc {
                 fourcc: desc.pixelformat,
                 description: text(&desc.description),
-            });
-        }
-        out
+            })
+            .collect()
     }
 
     /// The frame sizes offered for `fourcc`.
