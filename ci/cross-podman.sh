@@ -162,7 +162,7 @@ libcamera_build() {
     local root="$CACHE/cross-libcamera/run-$arch" out
     LIBCAMERA_APT_DIR="$CACHE/libcamera/suites" bash "$REPO/cross/install-deps.sh" libcamera-run "$arch" "$root" ||
         { RES[$t]="${RES[$t]}, no trixie $arch run-time root"; return 1; }
-    if ! out=$(timeout 300 "$qemu" -L "$root" "$root/usr/lib/$loader" --library-path "$root/usr/lib/$triple" \
+    if ! out=$(LIBCAMERA_LOG_NO_COLOR=1 timeout 300 "$qemu" -L "$root" "$root/usr/lib/$loader" --library-path "$root/usr/lib/$triple" \
         "$bin" --list-cameras 2>&1); then
         printf '%s\n' "$out" | tail -n 20
         RES[$t]="${RES[$t]}, libcamera build does NOT run on trixie"

@@ -15,10 +15,11 @@ RUN bash /opt/picam-cross/install-deps.sh debian-rust \
 # Debian's arm64 libcamera (headers, pkg-config file, .so) in a private root,
 # from the suite LIBCAMERA_SUITE of the image's own Debian mirror.  trixie's is
 # libcamera 0.4: binaries built with the feature need libcamera.so.0.4 on the Pi.
+# A mirror that cannot serve it costs only the feature (the build warns).
 FROM ${BASE_IMAGE} AS libcamera
 ARG LIBCAMERA_SUITE=trixie
 COPY install-deps.sh /opt/picam-cross/install-deps.sh
-RUN LIBCAMERA_SUITE=${LIBCAMERA_SUITE} bash /opt/picam-cross/install-deps.sh libcamera arm64 /opt/libcamera/arm64
+RUN LIBCAMERA_SUITE=${LIBCAMERA_SUITE} LIBCAMERA_OPTIONAL=1 bash /opt/picam-cross/install-deps.sh libcamera arm64 /opt/libcamera/arm64
 
 FROM ${BASE_IMAGE}
 COPY install-deps.sh /opt/picam-cross/install-deps.sh

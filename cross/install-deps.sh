@@ -29,6 +29,7 @@
 #                                   armhf) unpacked into ROOT: libcamera-dev and
 #                                   its library package (headers, pkg-config file,
 #                                   .so), to build the `libcamera` feature against.
+#                                   With LIBCAMERA_OPTIONAL=1 a failure only warns.
 #   install-deps.sh libcamera-run ARCH ROOT
 #                                   libcamera's library, its IPA modules and udev
 #                                   for ARCH with everything they load, unpacked
@@ -392,6 +393,16 @@ lc_arch() {
 
 cmd_libcamera() {
     local arch="${1:?usage: install-deps.sh libcamera ARCH ROOT}" root="${2:?usage: install-deps.sh libcamera ARCH ROOT}"
+    if [ "${LIBCAMERA_OPTIONAL:-0}" = 1 ]; then
+        # the images: a mirror that cannot serve the suite costs the feature, not
+        # the image (the feature's build then finds no libcamera.pc)
+        if ! (LIBCAMERA_OPTIONAL=0 cmd_libcamera "$arch" "$root"); then
+            mkdir -p "$root"
+            echo "Debian's $LIBCAMERA_SUITE $arch libcamera could not be fetched when this image was built" >"$root/NOT-FETCHED"
+            log "WARNING: no $LIBCAMERA_SUITE $arch libcamera: --features libcamera will not build in this image"
+        fi
+        return 0
+    fi
     lc_arch "$arch"
     lc_setup "$arch"
     local lib
