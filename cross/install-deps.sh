@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the Raspberry Pi cross builds need, on a Debian 12 host or in a
-# cross/ image.  Shared by ci/cross.sh and the cross/*.Dockerfile images.
+# cross/ image.  Shared by ci/cross.sh, ci/libcamera.sh, ci/cross-podman.sh and
+# the cross/*.Dockerfile images.
 #
 #   install-deps.sh apt FAMILY...   Debian packages: native gcc (build scripts),
 #                                   qemu-user-static, python3-venv and, per
 #                                   FAMILY (aarch64 | armv7 | armv6), the cross
-#                                   gcc, libc and binutils.
+#                                   gcc, libc and binutils; libcamera-aarch64 |
+#                                   libcamera-armv7: the cross g++, libclang and
+#                                   pkg-config the `libcamera` feature needs.
 #   install-deps.sh pkgs PKG...     the named Debian packages, if missing.
 #   install-deps.sh zig PREFIX      zig from PyPI (package "ziglang") in a venv at
 #                                   PREFIX, with PREFIX/bin/zig on its path.
