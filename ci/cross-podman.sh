@@ -9,13 +9,18 @@
 #   - makes the Dockerfiles' base image (debian:bookworm-slim) from debootstrap
 #     + `podman import`, so the very cross/*.Dockerfile users build are built;
 #   - installs cross with cargo, then runs `cross build --release` for each
-#     target and `cross test --release` for the targets in PICAM_CROSS_TEST_TARGETS.
+#     target and `cross test --release` for the targets in PICAM_CROSS_TEST_TARGETS;
+#   - for the targets in PICAM_CROSS_LIBCAMERA_TARGETS, also `cross build --release
+#     --features libcamera` (into its own target directory, so that it leaves the
+#     default build's alone), checks that the binary links libcamera.so and runs
+#     its `--list-cameras` under qemu-user on Debian trixie's libraries.
 #
 #   ci/cross-podman.sh [TARGET...]   default: all six Pi targets
 #
 # Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci), PICAM_SRC,
 # PICAM_RUST_TOOLCHAIN, PICAM_CROSS_TEST_TARGETS (default: the aarch64 and
-# armv7 gnu targets).
+# armv7 gnu targets), PICAM_CROSS_LIBCAMERA_TARGETS (default: the aarch64 gnu
+# target; the armv7 gnu target can be added).
 set -euo pipefail
 
 CROSS_VERSION=0.2.5
@@ -27,6 +32,7 @@ mapfile -t ALL_TARGETS < <(grep -v '^#' "$REPO/cross/targets")
 SRC="${PICAM_SRC:-$REPO}"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
 TEST_TARGETS="${PICAM_CROSS_TEST_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
+LIBCAMERA_TARGETS="${PICAM_CROSS_LIBCAMERA_TARGETS-aarch64-unknown-linux-gnu}"
 T0=$SECONDS
 
 log() { printf '[cross-podman] %s\n' "$*"; }
@@ -40,6 +46,12 @@ passed_failed() {
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 for t in "${TARGETS[@]}"; do
     case " ${ALL_TARGETS[*]} " in *" $t "*) ;; *) die "unknown target '$t'" ;; esac
+done
+for t in $LIBCAMERA_TARGETS; do
+    case "$t" in
+        aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf) ;;
+        *) die "PICAM_CROSS_LIBCAMERA_TARGETS: '$t' has no libcamera in the cross images (the feature needs a glibc target with a libcamera built for it: aarch64-unknown-linux-gnu or armv7-unknown-linux-gnueabihf)" ;;
+    esac
 done
 [ -f "$SRC/Cross.toml" ] || die "no Cross.toml in $SRC"
 
@@ -68,21 +80,10 @@ timeout 120 podman info >"$CACHE/logs/podman-info.log" 2>&1 || {
     tail -n 20 "$CACHE/logs/podman-info.log"; die "podman does not work here"; }
 
 # ---------------------------------------------------------------- base image
-debian_mirror() { # first Debian archive URI of the machine's apt sources
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk 'BEGIN{IGNORECASE=1} /^URIs:/{u=$2} /^Suites:/{ if ($0 ~ /bookworm( |$)/ && u !~ /security/) {print u; exit} }' "$f"
-    done | head -n1
-    if [ -f /etc/apt/sources.list ]; then
-        awk '$1=="deb" && $0 !~ /security/ && $0 ~ / bookworm /{for(i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' /etc/apt/sources.list
-    fi
-}
 if timeout 60 podman image exists "$BASE_IMAGE"; then
     log "base image $BASE_IMAGE present"
 else
-    mirror=$(debian_mirror | head -n1)
-    [ -n "$mirror" ] || die "no Debian bookworm archive in the machine's apt sources"
+    mirror=$(bash "$REPO/cross/install-deps.sh" debian-mirror) || die "no Debian archive in the machine's apt sources"
     rootfs="$CACHE/podman/rootfs-bookworm"
     tarball="$CACHE/podman/bookworm-minbase.tar"
     if [ ! -s "$tarball" ]; then
@@ -130,6 +131,46 @@ else
 fi
 log "cross $(cross --version 2>/dev/null | awk 'NR==1{print $2}'), toolchain $RUSTUP_TOOLCHAIN"
 t_setup=$((SECONDS - t_setup))
+
+# ---------------------------------------------------------------- libcamera
+# libcamera_build TARGET [ENV...]: `cross build --features libcamera`, then the
+# binary must need libcamera.so and run `--list-cameras` under qemu-user on
+# trixie's libcamera, its IPA modules and udev (the run-time root comes from
+# cross/install-deps.sh, as the image's build root does).
+libcamera_build() {
+    local t=$1 arch qemu loader triple ts=$SECONDS
+    shift
+    case "$t" in
+        aarch64-unknown-linux-gnu) arch=arm64 qemu=qemu-aarch64-static loader=ld-linux-aarch64.so.1 triple=aarch64-linux-gnu ;;
+        armv7-unknown-linux-gnueabihf) arch=armhf qemu=qemu-arm-static loader=ld-linux-armhf.so.3 triple=arm-linux-gnueabihf ;;
+    esac
+    local log="$CACHE/logs/podman-$t-libcamera.log" dir="$CACHE/podman-target-libcamera"
+    log "$t: cross build --release --features libcamera"
+    if ! (cd "$SRC" && env "$@" CARGO_TARGET_DIR="$dir" timeout 2400 cross build --release --features libcamera --target "$t") \
+        >"$log" 2>&1; then
+        tail -n 30 "$log"
+        RES[$t]="${RES[$t]}, libcamera build FAILED"
+        return 1
+    fi
+    local bin="$dir/$t/release/picam-stream" needed
+    needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+    log "$t: NEEDED $needed"
+    case " $needed " in
+        *" libcamera.so."*) ;;
+        *) RES[$t]="${RES[$t]}, libcamera build does NOT link libcamera.so"; return 1 ;;
+    esac
+    local root="$CACHE/cross-libcamera/run-$arch" out
+    LIBCAMERA_APT_DIR="$CACHE/libcamera/suites" bash "$REPO/cross/install-deps.sh" libcamera-run "$arch" "$root" ||
+        { RES[$t]="${RES[$t]}, no trixie $arch run-time root"; return 1; }
+    if ! out=$(LIBCAMERA_LOG_NO_COLOR=1 timeout 300 "$qemu" -L "$root" "$root/usr/lib/$loader" --library-path "$root/usr/lib/$triple" \
+        "$bin" --list-cameras 2>&1); then
+        printf '%s\n' "$out" | tail -n 20
+        RES[$t]="${RES[$t]}, libcamera build does NOT run on trixie"
+        return 1
+    fi
+    printf '%s\n' "$out" | sed 's/^/  | /'
+    RES[$t]="${RES[$t]}, libcamera build ok ($(grep -o 'libcamera\.so\.[0-9.]*' <<<"$needed"), --list-cameras runs on trixie, $((SECONDS - ts))s)"
+}
 
 # ---------------------------------------------------------------- builds
 export CARGO_TARGET_DIR="$CACHE/podman-target"
@@ -180,6 +221,9 @@ for t in "${TARGETS[@]}"; do
                 fi
             fi
             ;;
+    esac
+    case " $LIBCAMERA_TARGETS " in
+        *" $t "*) libcamera_build "$t" "${envs[@]}" || FAILED=1 ;;
     esac
     RES[$t]="${RES[$t]} [$((SECONDS - ts))s]"
 done

@@ -30,11 +30,6 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera"
-SUITE=trixie
-PKGS=(libcamera-dev libcamera0.4)
-# The run-time roots (qemu-user, the unit tests, the VM): libcamera with everything it
-# loads, its IPA modules, and udev, without which libcamera enumerates no camera.
-RUNTIME_PKGS=(libcamera0.4 libcamera-ipa udev libc-bin)
 
 T0=$SECONDS
 log() { printf '[libcamera] %s\n' "$*" >&2; }
@@ -60,116 +55,18 @@ need_host() {
     }
 }
 
-# ---------------------------------------------------------------- private apt
-# trixie's lists for amd64 and arm64 in a private state directory; the host's apt
-# configuration, lists and dpkg status are neither read nor written.
-APT=$CACHE/apt
-apt_setup() {
-    mkdir -p "$APT"/{state/lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d,etc/apt.conf.d,debs}
-    [ -e "$APT/status" ] || : >"$APT/status"
-    cat >"$APT/apt.conf" <<EOF
-Dir::Etc::SourceList "$APT/etc/sources.list";
-Dir::Etc::SourceParts "$APT/etc/sources.list.d";
-Dir::Etc::Preferences "$APT/etc/preferences";
-Dir::Etc::PreferencesParts "$APT/etc/preferences.d";
-Dir::Etc::Parts "$APT/etc/apt.conf.d";
-Dir::State "$APT/state";
-Dir::State::status "$APT/status";
-Dir::Cache "$APT/cache";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; "arm64"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::Retries "3";
-Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
-Acquire::IndexTargets::deb::CNF::DefaultEnabled "false";
-EOF
-    : >"$APT/etc/sources.list"
-    cat >"$APT/etc/sources.list.d/$SUITE.sources" <<EOF
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: $SUITE $SUITE-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    # Lists older than a week are refreshed; otherwise the cache works offline.
-    if [ -z "$(find "$APT/updated" -mtime -7 2>/dev/null)" ]; then
-        log "apt-get update ($SUITE, private lists)"
-        papt apt-get -q update >"$APT/update.log" 2>&1 || { tail -n 20 "$APT/update.log" >&2; die "apt-get update failed"; }
-        touch "$APT/updated"
-    fi
-}
-papt() { APT_CONFIG=$APT/apt.conf "$@"; }
-
-# Downloads the named packages (with "deps", their dependency closure against an
-# empty system) into $APT/debs and prints the .deb paths.
-fetch() {
-    local mode=$1 uris line file size key
-    shift
-    # The answer is kept until the lists change: resolving against both architectures'
-    # lists takes apt several seconds.
-    key=$APT/resolved-$(printf '%s\n' "$mode" "$@" | sha256sum | cut -c1-16)
-    if [ "$key" -nt "$APT/updated" ] && [ -s "$key" ]; then
-        uris=$(cat "$key")
-    elif [ "$mode" = deps ]; then
-        mkdir -p "$APT/listing/partial"
-        uris=$(papt apt-get -qq -o Dir::Cache::archives="$APT/listing" --print-uris install "$@") ||
-            die "apt cannot resolve $*"
-    else
-        uris=$(papt apt-get -qq --print-uris download "$@") || die "apt cannot download $*"
-    fi
-    printf '%s\n' "$uris" >"$key"
-    local -a todo=() files=()
-    while read -r line; do
-        [ -n "$line" ] || continue
-        read -r _ file size _ <<<"$(tr -d "'" <<<"$line")"
-        files+=("$file")
-        [ -s "$APT/debs/$file" ] && [ "$(stat -c %s "$APT/debs/$file")" = "$size" ] || todo+=("$file")
-    done <<<"$uris"
-    if [ "${#todo[@]}" -gt 0 ]; then
-        log "downloading ${#todo[@]} package(s)"
-        if [ "$mode" = deps ]; then
-            papt apt-get -q -y -o Dir::Cache::archives="$APT/debs" install --download-only "$@" \
-                >"$APT/download.log" 2>&1 || { tail -n 20 "$APT/download.log" >&2; die "download failed: $*"; }
-        else
-            (cd "$APT/debs" && papt apt-get -q download "$@" >"$APT/download.log" 2>&1) ||
-                { tail -n 20 "$APT/download.log" >&2; die "download failed: $*"; }
-        fi
-    fi
-    for file in "${files[@]}"; do
-        [ -s "$APT/debs/$file" ] || die "missing after download: $file"
-        printf '%s\n' "$APT/debs/$file"
-    done
-}
-
-# Unpacks .debs (read from stdin) into root $1, once per set of files.
-unpack_root() {
-    local root=$1 debs fp
-    debs=$(sort)
-    fp=$(printf '%s\n' layout-1 "$debs" | xargs -n1 basename | sha256sum | cut -c1-16)
-    if [ "$(cat "$root/.fp" 2>/dev/null)" = "$fp" ]; then return 0; fi
-    log "unpacking $(wc -l <<<"$debs") package(s) into $root"
-    rm -rf "$root" && mkdir -p "$root"
-    local d
-    while read -r d; do dpkg-deb -x "$d" "$root"; done <<<"$debs"
-    # trixie is merged-/usr: the loader path /lib/ld-linux-* must resolve inside the root.
-    for d in bin sbin lib lib64; do
-        if [ -d "$root/usr/$d" ] && [ ! -e "$root/$d" ]; then ln -s "usr/$d" "$root/$d"; fi
-    done
-    printf '%s\n' "$fp" >"$root/.fp"
-}
-
-# The build roots: headers, pkg-config file and the .so links, per architecture.
+# ---------------------------------------------------------------- roots
+# cross/install-deps.sh fetches and unpacks them, as it does in the cross images:
+# trixie's lists, one private apt state per architecture under $CACHE/suites (the
+# host's apt configuration, lists and dpkg status are neither read nor written).
+# The build roots hold headers, pkg-config file and the .so links; the run-time
+# roots (qemu-user, the unit tests, the VM) libcamera with everything it loads, its
+# IPA modules, and udev, without which libcamera enumerates no camera.
 prepare_roots() {
     local arch
     for arch in amd64 arm64; do
-        fetch nodeps "${PKGS[@]/%/:$arch}" | unpack_root "$CACHE/root-$arch"
-    done
-    for arch in amd64 arm64; do
-        fetch deps "${RUNTIME_PKGS[@]/%/:$arch}" | unpack_root "$CACHE/run-$arch"
+        LIBCAMERA_APT_DIR=$CACHE/suites bash "$REPO/cross/install-deps.sh" libcamera "$arch" "$CACHE/root-$arch"
+        LIBCAMERA_APT_DIR=$CACHE/suites bash "$REPO/cross/install-deps.sh" libcamera-run "$arch" "$CACHE/run-$arch"
     done
 }
 
@@ -203,9 +100,8 @@ main() {
     flock -w 1800 9 || die "another run holds $CACHE/.lock"
     need_host
     local t=$SECONDS
-    apt_setup
     prepare_roots
-    log "roots ready in $(elapsed "$t"): $(cat "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc" | sed -n 's/^Version: //p') headers"
+    log "roots ready in $(elapsed "$t"): $(sed -n 's/^Version: //p' "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc") headers"
     case "${1:-}" in
         env) build_env x86_64-unknown-linux-gnu; build_env aarch64-unknown-linux-gnu; return 0 ;;
         root) printf '%s\n' "$CACHE/run-amd64"; return 0 ;;

@@ -20,6 +20,7 @@ RUN bash /opt/picam-cross/install-deps.sh apt armv6 \
  && bash /opt/picam-cross/install-deps.sh zig /opt/zig \
  && ARMV6_GLIBC=${ARMV6_GLIBC} bash /opt/picam-cross/install-deps.sh zig-linker arm-unknown-linux-gnueabihf /usr/local/bin \
  && bash /opt/picam-cross/install-deps.sh zig-linker arm-unknown-linux-musleabihf /usr/local/bin \
+ && bash /opt/picam-cross/install-deps.sh no-libcamera /usr/local/bin \
  && rm -rf /var/lib/apt/lists/* /root/.cache
 COPY --from=zigbuild /opt/zigbuild/bin/cargo-zigbuild /usr/local/bin/cargo-zigbuild
 # CPU that `cross test` emulates.  arm1176 is the Pi Zero's own core; the
@@ -35,3 +36,8 @@ ENV PATH=/opt/zig/bin:$PATH \
     CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUNNER="qemu-arm-static -cpu ${QEMU_CPU} -L /usr/arm-linux-gnueabihf" \
     CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-Clink-self-contained=no" \
     PICAM_TEST_EXEC_WRAPPER="qemu-arm-static -cpu ${QEMU_CPU} -L /usr/arm-linux-gnueabihf"
+# No `--features libcamera` here: Debian's armhf libcamera is ARMv7 code and a
+# musl binary cannot load a glibc one (the Buildroot package builds libcamera
+# for the Pi Zero); pkg-config says so.
+ENV PKG_CONFIG_arm_unknown_linux_gnueabihf=/usr/local/bin/pkg-config-no-libcamera \
+    PKG_CONFIG_arm_unknown_linux_musleabihf=/usr/local/bin/pkg-config-no-libcamera

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the Raspberry Pi cross builds need, on a Debian 12 host or in a
-# cross/ image.  Shared by ci/cross.sh and the cross/*.Dockerfile images.
+# cross/ image.  Shared by ci/cross.sh, ci/libcamera.sh, ci/cross-podman.sh and
+# the cross/*.Dockerfile images.
 #
 #   install-deps.sh apt FAMILY...   Debian packages: native gcc (build scripts),
 #                                   qemu-user-static, python3-venv and, per
 #                                   FAMILY (aarch64 | armv7 | armv6), the cross
-#                                   gcc, libc and binutils.
+#                                   gcc, libc and binutils; libcamera-aarch64 |
+#                                   libcamera-armv7: the cross g++, libclang and
+#                                   pkg-config the `libcamera` feature needs.
 #   install-deps.sh pkgs PKG...     the named Debian packages, if missing.
 #   install-deps.sh zig PREFIX      zig from PyPI (package "ziglang") in a venv at
 #                                   PREFIX, with PREFIX/bin/zig on its path.
@@ -17,6 +20,31 @@
 #   install-deps.sh debian-rust     Debian's rustc-web/cargo-web/rust-web-src
 #                                   (fallback toolchain when rustup cannot
 #                                   provide rust-src).
+#   install-deps.sh no-libcamera DIR
+#                                   DIR/pkg-config-no-libcamera: the pkg-config of
+#                                   targets without a libcamera (musl, ARMv6); it
+#                                   says why the `libcamera` feature cannot be
+#                                   built for them.
+#   install-deps.sh debian-mirror   prints the Debian archive address of the
+#                                   machine's apt sources.
+#   install-deps.sh libcamera ARCH ROOT
+#                                   Debian's libcamera for ARCH (amd64 | arm64 |
+#                                   armhf) unpacked into ROOT: libcamera-dev and
+#                                   its library package (headers, pkg-config file,
+#                                   .so), to build the `libcamera` feature against.
+#                                   With LIBCAMERA_OPTIONAL=1 a failure only warns.
+#   install-deps.sh libcamera-run ARCH ROOT
+#                                   libcamera's library, its IPA modules and udev
+#                                   for ARCH with everything they load, unpacked
+#                                   into ROOT (a run-time root for qemu-user or a
+#                                   chroot).
+#
+# The libcamera packages come from the suite LIBCAMERA_SUITE (default trixie,
+# whose libcamera 0.4 is the first the crate builds against) of the machine's
+# own Debian mirror, through a private apt state in LIBCAMERA_APT_DIR (default: a
+# temporary directory): the machine's package database is neither read nor
+# changed.  Binaries built against it need that libcamera's soname at run time
+# (libcamera.so.0.4 for trixie).
 #
 # Every step checks first and skips what is already there; apt sources are the
 # machine's own configuration.  Versions can be overridden from the environment.
@@ -25,6 +53,7 @@ set -euo pipefail
 ZIG_VERSION="${ZIG_VERSION:-0.15.1}"
 ZIGBUILD_VERSION="${ZIGBUILD_VERSION:-0.24.1}"
 APT_TIMEOUT="${APT_TIMEOUT:-600}"
+LIBCAMERA_SUITE="${LIBCAMERA_SUITE:-trixie}"
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 die() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -42,7 +71,11 @@ packages_for() {
         base) echo gcc libc6-dev ca-certificates qemu-user-static python3 python3-venv binutils xz-utils ;;
         aarch64) echo gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu ;;
         armv7|armv6) echo gcc-arm-linux-gnueabihf libc6-dev-armhf-cross binutils-arm-linux-gnueabihf ;;
-        *) die "unknown package family '$1' (aarch64, armv7, armv6)" ;;
+        # building the `libcamera` feature: the C++ shim's compiler, bindgen's
+        # libclang, pkg-config
+        libcamera-aarch64) echo g++-aarch64-linux-gnu libclang-dev pkg-config ;;
+        libcamera-armv7) echo g++-arm-linux-gnueabihf libclang-dev pkg-config ;;
+        *) die "unknown package family '$1' (aarch64, armv7, armv6, libcamera-aarch64, libcamera-armv7)" ;;
     esac
 }
 
@@ -159,6 +192,241 @@ cmd_debian_rust() {
     [ -d /usr/lib/rustlib/src/rust/library ] || die "rust-web-src did not provide /usr/lib/rustlib/src/rust/library"
 }
 
+# no-libcamera DIR: the images point PKG_CONFIG_<target> of the targets that
+# have no libcamera at this script, so that `--features libcamera` stops with
+# the reason (the libcamera crates find libcamera through pkg-config); any
+# other library goes to the real pkg-config.
+cmd_no_libcamera() {
+    local dir="${1:?usage: install-deps.sh no-libcamera DIR}"
+    mkdir -p "$dir"
+    cat >"$dir/pkg-config-no-libcamera" <<'EOF'
+#!/bin/sh
+# pkg-config for targets with no libcamera to build against (see cross/install-deps.sh)
+for a in "$@"; do
+    case "$a" in
+        libcamera | camera)
+            echo "The libcamera feature cannot be built for ${TARGET:-this target}: it needs a glibc target with a libcamera built for it." >&2
+            echo "This image has Debian's libcamera for aarch64-unknown-linux-gnu and armv7-unknown-linux-gnueabihf only." >&2
+            echo "musl binaries cannot load the Pi's (glibc) libcamera, and Debian's armhf libcamera is ARMv7 code, so ARMv6 builds" >&2
+            echo "(Pi Zero, Pi 1) cannot use it: build those with the Buildroot package, which builds libcamera for the Pi." >&2
+            exit 1 ;;
+    esac
+done
+command -v pkg-config >/dev/null 2>&1 || { echo "pkg-config is not installed in this image" >&2; exit 1; }
+exec pkg-config "$@"
+EOF
+    chmod 755 "$dir/pkg-config-no-libcamera"
+    log "wrote $dir/pkg-config-no-libcamera"
+}
+
+# The first Debian archive (not its security archive) named by the machine's apt
+# sources, deb822 files first, then the one-line format.  DEBIAN_MIRROR wins.
+cmd_debian_mirror() {
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then
+        echo "$DEBIAN_MIRROR"
+        return 0
+    fi
+    local releases='(oldstable|stable|testing|unstable|sid|bullseye|bookworm|trixie|forky)'
+    local f uri=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        uri=$(awk -v rel="$releases" '
+            BEGIN { RS = "" }
+            {
+                u = ""; s = ""
+                n = split($0, line, "\n")
+                for (i = 1; i <= n; i++) {
+                    l = line[i]
+                    if (l ~ /^#/) continue
+                    k = tolower(l)
+                    if (k ~ /^uris:/) { split(l, w, /[ \t]+/); u = w[2] }
+                    if (k ~ /^suites:/) s = l " "
+                }
+                if (u != "" && u !~ /security/ && s ~ ("[ \t]" rel "[ \t-]")) { print u; exit }
+            }' "$f")
+        [ -n "$uri" ] && break
+    done
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri=$(awk -v rel="$releases" '
+            $1 == "deb" && $0 !~ /security/ {
+                for (i = 2; i < NF; i++)
+                    if ($i ~ /^[a-z+]+:\/\//) {
+                        if ($(i + 1) ~ ("^" rel)) { print $i; exit }
+                        break
+                    }
+            }' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || die "no Debian archive in the machine's apt sources (set DEBIAN_MIRROR)"
+    echo "${uri%/}"
+}
+
+# Private apt state for one architecture of LIBCAMERA_SUITE, in $lc_apt: its own
+# sources, lists, status and download cache, with ARCH as the native
+# architecture so packages resolve as on that machine.
+lc_apt=""
+lc_setup() {
+    local arch=$1 base mirror suites
+    base="${LIBCAMERA_APT_DIR:-}"
+    if [ -z "$base" ]; then
+        base=$(mktemp -d)
+        # shellcheck disable=SC2064
+        trap "rm -rf '$base'" EXIT
+    fi
+    lc_apt="$base/$LIBCAMERA_SUITE-$arch"
+    mkdir -p "$lc_apt"/{state/lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d,etc/apt.conf.d,debs,listing/partial}
+    exec 8>"$lc_apt/.lock"
+    flock -w 1800 8 || die "another run holds $lc_apt/.lock"
+    [ -e "$lc_apt/status" ] || : >"$lc_apt/status"
+    mirror=$(cmd_debian_mirror)
+    case "$mirror" in
+        https:*) if ! [ -s /etc/ssl/certs/ca-certificates.crt ]; then apt_install ca-certificates; fi ;;
+    esac
+    command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
+    cat >"$lc_apt/apt.conf" <<EOF
+Dir::Etc::SourceList "$lc_apt/etc/sources.list";
+Dir::Etc::SourceParts "$lc_apt/etc/sources.list.d";
+Dir::Etc::Preferences "$lc_apt/etc/preferences";
+Dir::Etc::PreferencesParts "$lc_apt/etc/preferences.d";
+Dir::Etc::Parts "$lc_apt/etc/apt.conf.d";
+Dir::State "$lc_apt/state";
+Dir::State::status "$lc_apt/status";
+Dir::Cache "$lc_apt/cache";
+APT::Architecture "$arch";
+APT::Architectures { "$arch"; };
+APT::Install-Recommends "false";
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+Acquire::Retries "3";
+Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
+Acquire::IndexTargets::deb::CNF::DefaultEnabled "false";
+EOF
+    : >"$lc_apt/etc/sources.list"
+    suites=$LIBCAMERA_SUITE
+    case "$LIBCAMERA_SUITE" in sid | unstable | experimental) ;; *) suites="$suites $LIBCAMERA_SUITE-updates" ;; esac
+    local sources
+    sources=$(printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" "$suites")
+    # Lists older than a week (or from another mirror) are refreshed; otherwise
+    # the state works offline.
+    if [ "$(cat "$lc_apt/etc/sources.list.d/libcamera.sources" 2>/dev/null)" != "$sources" ] ||
+        [ -z "$(find "$lc_apt/updated" -mtime -7 2>/dev/null)" ]; then
+        printf '%s\n' "$sources" >"$lc_apt/etc/sources.list.d/libcamera.sources"
+        log "apt-get update ($LIBCAMERA_SUITE $arch, private lists)"
+        lc_papt apt-get -q update >"$lc_apt/update.log" 2>&1 ||
+            { tail -n 20 "$lc_apt/update.log" >&2; die "apt-get update ($LIBCAMERA_SUITE $arch) failed"; }
+        touch "$lc_apt/updated"
+    fi
+}
+lc_papt() { APT_CONFIG="$lc_apt/apt.conf" timeout "$APT_TIMEOUT" "$@"; }
+
+# The library package libcamera-dev belongs with (libcamera0.4 in trixie).
+lc_library_package() {
+    local p
+    p=$(lc_papt apt-cache depends libcamera-dev | awk '$1 == "Depends:" && $2 ~ /^libcamera[0-9]/ { print $2; exit }')
+    [ -n "$p" ] || die "no libcamera-dev with a libcamera library in $LIBCAMERA_SUITE"
+    echo "$p"
+}
+
+# lc_fetch deps|nodeps PKG...: downloads the packages (with "deps", their
+# dependency closure against an empty system) into $lc_apt/debs and prints the
+# .deb paths.  The resolution is kept until the lists change.
+lc_fetch() {
+    local mode=$1 uris line file size key
+    shift
+    key="$lc_apt/resolved-$(printf '%s\n' "$mode" "$@" | sha256sum | cut -c1-16)"
+    if [ "$key" -nt "$lc_apt/updated" ] && [ -s "$key" ]; then
+        uris=$(cat "$key")
+    elif [ "$mode" = deps ]; then
+        uris=$(lc_papt apt-get -qq -o Dir::Cache::archives="$lc_apt/listing" --print-uris install "$@") ||
+            die "apt cannot resolve $*"
+    else
+        uris=$(lc_papt apt-get -qq --print-uris download "$@") || die "apt cannot download $*"
+    fi
+    printf '%s\n' "$uris" >"$key"
+    local -a todo=() files=()
+    while read -r line; do
+        [ -n "$line" ] || continue
+        read -r _ file size _ <<<"$(tr -d "'" <<<"$line")"
+        files+=("$file")
+        { [ -s "$lc_apt/debs/$file" ] && [ "$(stat -c %s "$lc_apt/debs/$file")" = "$size" ]; } || todo+=("$file")
+    done <<<"$uris"
+    if [ "${#todo[@]}" -gt 0 ]; then
+        log "downloading ${#todo[@]} package(s)"
+        if [ "$mode" = deps ]; then
+            lc_papt apt-get -q -y -o Dir::Cache::archives="$lc_apt/debs" install --download-only "$@" \
+                >"$lc_apt/download.log" 2>&1 || { tail -n 20 "$lc_apt/download.log" >&2; die "download failed: $*"; }
+        else
+            (cd "$lc_apt/debs" && lc_papt apt-get -q download "$@" >"$lc_apt/download.log" 2>&1) ||
+                { tail -n 20 "$lc_apt/download.log" >&2; die "download failed: $*"; }
+        fi
+    fi
+    for file in "${files[@]}"; do
+        [ -s "$lc_apt/debs/$file" ] || die "missing after download: $file"
+        printf '%s\n' "$lc_apt/debs/$file"
+    done
+}
+
+# lc_unpack ROOT: unpacks the .debs read from stdin into ROOT, once per set.
+lc_unpack() {
+    local root=$1 debs fp d
+    debs=$(sort)
+    fp=$(printf '%s\n' layout-1 "$debs" | xargs -n1 basename | sha256sum | cut -c1-16)
+    if [ "$(cat "$root/.fp" 2>/dev/null)" = "$fp" ]; then
+        log "$root is up to date"
+        return 0
+    fi
+    log "unpacking $(wc -l <<<"$debs") package(s) into $root"
+    rm -rf "$root" && mkdir -p "$root"
+    while read -r d; do dpkg-deb -x "$d" "$root"; done <<<"$debs"
+    # merged /usr: the loader path /lib/ld-linux-* must resolve inside the root
+    for d in bin sbin lib lib64; do
+        if [ -d "$root/usr/$d" ] && [ ! -e "$root/$d" ]; then ln -s "usr/$d" "$root/$d"; fi
+    done
+    printf '%s\n' "$fp" >"$root/.fp"
+}
+
+lc_arch() {
+    case "$1" in
+        amd64 | arm64 | armhf) ;;
+        *) die "libcamera: unknown Debian architecture '$1' (amd64, arm64, armhf)" ;;
+    esac
+}
+
+cmd_libcamera() {
+    local arch="${1:?usage: install-deps.sh libcamera ARCH ROOT}" root="${2:?usage: install-deps.sh libcamera ARCH ROOT}"
+    if [ "${LIBCAMERA_OPTIONAL:-0}" = 1 ]; then
+        # the images: a mirror that cannot serve the suite costs the feature, not
+        # the image (the feature's build then finds no libcamera.pc)
+        if ! (LIBCAMERA_OPTIONAL=0 cmd_libcamera "$arch" "$root"); then
+            mkdir -p "$root"
+            echo "Debian's $LIBCAMERA_SUITE $arch libcamera could not be fetched when this image was built" >"$root/NOT-FETCHED"
+            log "WARNING: no $LIBCAMERA_SUITE $arch libcamera: --features libcamera will not build in this image"
+        fi
+        return 0
+    fi
+    lc_arch "$arch"
+    lc_setup "$arch"
+    local lib
+    lib=$(lc_library_package)
+    lc_fetch nodeps libcamera-dev "$lib" | lc_unpack "$root"
+    local pc
+    pc=$(find "$root/usr/lib" -name libcamera.pc | head -n1)
+    [ -n "$pc" ] || die "no libcamera.pc in $root"
+    log "libcamera $(sed -n 's/^Version: //p' "$pc") ($LIBCAMERA_SUITE $arch, $lib) in $root"
+}
+
+cmd_libcamera_run() {
+    local arch="${1:?usage: install-deps.sh libcamera-run ARCH ROOT}" root="${2:?usage: install-deps.sh libcamera-run ARCH ROOT}"
+    lc_arch "$arch"
+    lc_setup "$arch"
+    local lib
+    lib=$(lc_library_package)
+    # udev: without it libcamera enumerates no camera
+    lc_fetch deps "$lib" libcamera-ipa udev libc-bin | lc_unpack "$root"
+}
+
 main() {
     local cmd="${1:-}"
     [ $# -gt 0 ] && shift
@@ -169,7 +437,11 @@ main() {
         zigbuild) cmd_zigbuild "$@" ;;
         zig-linker) cmd_zig_linker "$@" ;;
         debian-rust) cmd_debian_rust ;;
-        *) die "usage: install-deps.sh {apt FAMILY...|pkgs PKG...|zig PREFIX|zigbuild ROOT|zig-linker TARGET DIR|debian-rust}" ;;
+        no-libcamera) cmd_no_libcamera "$@" ;;
+        debian-mirror) cmd_debian_mirror ;;
+        libcamera) cmd_libcamera "$@" ;;
+        libcamera-run) cmd_libcamera_run "$@" ;;
+        *) die "usage: install-deps.sh {apt FAMILY...|pkgs PKG...|zig PREFIX|zigbuild ROOT|zig-linker TARGET DIR|debian-rust|no-libcamera DIR|debian-mirror|libcamera ARCH ROOT|libcamera-run ARCH ROOT}" ;;
     esac
 }
 
