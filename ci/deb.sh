@@ -30,13 +30,13 @@ declare -A ARCH=([aarch64-unknown-linux-gnu]=arm64 [arm-unknown-linux-gnueabihf]
 declare -A VARIANT=([aarch64-unknown-linux-gnu]="" [arm-unknown-linux-gnueabihf]=armhf)
 declare -A GLIBC=([arm64]=2.34 [armhf]=2.30)
 
+mkdir -p "$MINE" "$OUT" "$CACHE/logs"
 if ! cargo-deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
     echo "deb: installing cargo-deb $CARGO_DEB_VERSION"
     nice -n 5 cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --root "$MINE/tools" \
         > "$MINE/cargo-deb-install.log" 2>&1 || { tail -n 20 "$MINE/cargo-deb-install.log"; die "cargo install cargo-deb failed"; }
 fi
 
-mkdir -p "$OUT" "$CACHE/logs"
 if [ "${PICAM_DEB_REBUILD:-1}" = 1 ]; then
     PICAM_CROSS_SKIP_TESTS=1 bash "$REPO/ci/cross.sh" "${!ARCH[@]}" > "$CACHE/logs/deb-cross.log" 2>&1 ||
         { tail -n 30 "$CACHE/logs/deb-cross.log"; die "the cross build failed"; }
