@@ -80,7 +80,12 @@ impl SourceStats {
     }
 
     pub fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.count_dropped_by(1);
+    }
+
+    /// Counts `n` dropped frames at once (a source process reports its total).
+    pub fn count_dropped_by(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn dropped(&self) -> u64 {

@@ -102,8 +102,8 @@ const MAX_MESSAGE: usize = 64 << 20;
 /// A child that sends nothing at all (not even its heartbeat) for this long is hung.
 pub const SILENCE: Duration = Duration::from_secs(10);
 
-/// How often the child sends its state and heartbeat.
-const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often the child sends its heartbeat (its state goes as soon as it changes).
+const ALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long capture goes on after the last viewer leaves (as the camera sources do).
 const LINGER: Duration = Duration::from_secs(3);
@@ -241,20 +241,17 @@ pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
         }
     };
     let mut reported = Reported::default();
+    let mut alive_at = Instant::now();
     while !stop.load(Ordering::SeqCst) && !running.thread.is_finished() {
-        if reported.send_changes(&running.stats, &outlet).is_err() {
+        let mut sent = reported.send_changes(&running.stats, &outlet);
+        if sent.is_ok() && alive_at.elapsed() >= ALIVE_EVERY {
+            alive_at = Instant::now();
+            sent = outlet.send(ALIVE, &[]);
+        }
+        if sent.is_err() {
             break;
         }
-        let deadline = Instant::now() + REPORT_EVERY;
-        while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(POLL_SLICE);
-            if reported.send_changes(&running.stats, &outlet).is_err() {
-                stop.store(true, Ordering::SeqCst);
-            }
-        }
-        if outlet.send(ALIVE, &[]).is_err() {
-            break;
-        }
+        std::thread::sleep(POLL_SLICE);
     }
     stop.store(true, Ordering::SeqCst);
     // The source lets go of its device; one that hangs is left to the process's exit.
@@ -534,9 +531,8 @@ impl Run {
                     let total = <[u8; 8]>::try_from(payload)
                         .map(u64::from_le_bytes)
                         .map_err(|_| "a dropped-frame count of the wrong size".to_string())?;
-                    for _ in self.dropped..total {
-                        sink.stats().count_dropped();
-                    }
+                    sink.stats()
+                        .count_dropped_by(total.saturating_sub(self.dropped));
                     self.dropped = total;
                 }
                 _ => {} // ALIVE: hearing it was the point
