@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -443,11 +443,10 @@ impl Run {
         let Some(mut out) = child.stdout.take() else {
             return End::Failed("the source process has no output".to_string());
         };
-        let input: Option<ChildStdin> = child.stdin.take();
         let mut buf = vec![0u8; 64 * 1024];
         let mut heard = Instant::now();
         let mut problem: Option<String> = None;
-        let end = loop {
+        loop {
             if sink.stopping() {
                 break End::Stopping;
             }
@@ -493,9 +492,7 @@ impl Run {
             if let Err(why) = self.handle_messages(sink, nosignal, &mut problem) {
                 break End::Failed(format!("the source process sent {why}"));
             }
-        };
-        child.stdin = input;
-        end
+        }
     }
 
     /// Handles every whole message received so far.
