@@ -401,19 +401,21 @@ fn stdin_that_goes_quiet_shows_no_signal_until_frames_come_back() {
     let mut server = Server::start_with(&["--source", "stdin", "--source-timeout", "1"], true);
     let mut stdin = server.stdin.take().unwrap();
     let goods = good_frames(1);
+    // The viewer first: a frame written before it connects may already have given way
+    // to no-signal (after the 1 s timeout) on a slow machine, and it would never see it.
+    let watcher = Watcher::start(&server, goods.clone());
+    let first_at = Instant::now();
     stdin.write_all(&goods[0]).unwrap();
     stdin.flush().unwrap();
-    let watcher = Watcher::start(&server, goods.clone());
-    let good_at = watcher.wait_for(Seen::Good, Instant::now(), "the first frame");
+    let good_at = watcher.wait_for(Seen::Good, first_at, "the first frame");
     let no_signal_at = watcher.wait_for(Seen::NoSignal, good_at, "after a quiet second");
-    let s = server.status();
-    assert!(
+    // The no-signal picture is published before /status reports the problem (so that a
+    // snapshot never finds the error without a picture): wait for the report.
+    server.wait_status(Duration::from_secs(10), "the quiet source's error", |s| {
         s["source_error"]
             .as_str()
-            .unwrap()
-            .contains("no frame on standard input"),
-        "{s}"
-    );
+            .is_some_and(|e| e.contains("no frame on standard input"))
+    });
     let resume_at = Instant::now();
     stdin.write_all(&goods[0]).unwrap();
     stdin.flush().unwrap();
