@@ -137,7 +137,12 @@ check "picam has no login shell" sh -c "grep '^picam:' '$ROOT/etc/passwd' | grep
 check "the unit is enabled (multi-user.target.wants)" \
     test -L "$ROOT/etc/systemd/system/multi-user.target.wants/picam-stream.service"
 
-# The installed binary, under qemu-user against that root's glibc.
+# The installed binary, under qemu-user against that root's glibc; its snapshot is
+# decoded with Pillow (as tests/vm/boot-image.sh does).
+if ! python3 -c 'import PIL' 2>/dev/null; then
+    echo "deb: installing Pillow (JPEG decoding)"
+    python3 -m pip install -q pillow || die "could not install Pillow"
+fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ -n "$qemu" ]; then
