@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Cross-build picam-stream for every Raspberry Pi target, run the whole test
-# suite of each under qemu-user, scan the ARMv6 binaries for ARMv7+
-# instructions and print the stripped size (and glibc need) per target.
+# suite on every Pi CPU under qemu-user (one target per CPU: see SUITE_TARGETS below),
+# run the libjpeg-turbo encoder tests on the 64- and 32-bit gnu targets, scan
+# the ARMv6 binaries for ARMv7+ instructions and print the stripped size (and
+# glibc need) per target.
 #
 #   ci/cross.sh [TARGET...]      default: all six targets in cross/targets
+#
+# Each target's release binary is built once and is what its suite tests. The
+# suites run in the background while the next target builds (a suite under
+# qemu-user leaves most of a core idle), so targets with a suite are built first.
 #
 # Installs what it needs on a Debian 12 machine that has rustup's toolchain,
 # gcc, python3 and apt (see cross/install-deps.sh); everything it downloads or
@@ -20,13 +26,18 @@
 #                         rust-web-src for every target)
 #   PICAM_ARMV6_GLIBC     glibc version the ARMv6 gnu build links against (2.31)
 #   PICAM_CROSS_SKIP_TESTS=1  build, scan and size only
+#   PICAM_CROSS_SUITE_TARGETS targets whose test suite runs (default: one per Pi
+#                         CPU, see suite_cpus_for); the others are built, scanned
+#                         and sized
+#   PICAM_CROSS_TURBOJPEG_TARGETS  targets whose libjpeg-turbo encoder tests run
+#                         (default: the aarch64 and armv7 gnu targets)
 #   PICAM_CROSS_FEATURES  cargo features to build with (e.g. tls)
 #   PICAM_CROSS_TARGET_DIR  cargo target directory (default $PICAM_CI_CACHE/cross-target)
-#   PICAM_TEST_TIMEOUT    seconds allowed for one test-suite run (default 1200)
+#   PICAM_TEST_TIMEOUT    seconds allowed for one test executable (default 1200)
 #
-# qemu runs the test binaries through cargo's runner variable
-# (CARGO_TARGET_<TRIPLE>_RUNNER); the integration tests start the server
-# binary through the same command, which they read from PICAM_TEST_EXEC_WRAPPER.
+# qemu-user runs each test executable directly (cargo lists them when it builds
+# them); the integration tests start the server binary through the same
+# command, which they read from PICAM_TEST_EXEC_WRAPPER.
 set -euo pipefail
 
 
@@ -48,7 +59,7 @@ die() { printf '[cross] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- arguments
 if [ $# -gt 0 ]; then
-    case "$1" in -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
+    case "$1" in -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;p}' "${BASH_SOURCE[0]}"; exit 0 ;; esac
     TARGETS=("$@")
 else
     TARGETS=("${ALL_TARGETS[@]}")
@@ -76,10 +87,15 @@ linker_kind() {
     esac
 }
 qemu_for() { case "$(family "$1")" in aarch64) echo qemu-aarch64-static ;; *) echo qemu-arm-static ;; esac; }
-# CPUs the suite runs on.  The ARMv6 glibc build runs on cortex-a7: the only
-# armhf glibc (loader and libc.so) on a Debian host is built for ARMv7/Thumb-2;
-# its own code is proven ARMv6-clean by the scanner, and the same code runs as
-# arm1176 in the static musl build.
+# The CPU each target's suite runs on. Every Pi CPU gets the whole suite once:
+# Cortex-A53 (Pi 3, Zero 2 W) and Cortex-A72 (Pi 4, 400) with the aarch64 gnu
+# build, Cortex-A7 (Pi 2) with the armv7 gnu build, ARM1176 (Pi Zero, Pi 1)
+# with the static ARMv6 musl build. The other three targets share their CPU's
+# code generation with one of these and are built, scanned and sized. (The
+# ARMv6 glibc build could only run as a Cortex-A7 here: the only armhf glibc
+# on a Debian host is ARMv7/Thumb-2; the scanner proves its own code ARMv6.)
+SUITE_TARGETS="${PICAM_CROSS_SUITE_TARGETS-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf arm-unknown-linux-musleabihf}"
+TURBOJPEG_TARGETS="${PICAM_CROSS_TURBOJPEG_TARGETS-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
 cpus_for() {
     case "$1" in
         aarch64-*) echo "cortex-a53 cortex-a72" ;;
@@ -88,6 +104,8 @@ cpus_for() {
         arm-unknown-linux-musleabihf) echo "arm1176" ;;
     esac
 }
+has_suite() { case " $SUITE_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
+has_turbojpeg() { case " $TURBOJPEG_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
 sysroot_for() {
     case "$1" in
         aarch64-unknown-linux-gnu) echo /usr/aarch64-linux-gnu ;;
@@ -127,6 +145,12 @@ for t in "${TARGETS[@]}"; do
 done
 # the scanner self-test needs the armhf cross gcc
 case " ${families[*]} " in *" armv6 "*) case " ${families[*]} " in *" armv7 "*) ;; *) families+=(armv7) ;; esac ;; esac
+# the libjpeg-turbo encoder tests need CMake and the target's g++
+if [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ]; then
+    for t in "${TARGETS[@]}"; do
+        has_suite "$t" && has_turbojpeg "$t" && families+=("turbojpeg-$(family "$t")")
+    done
+fi
 
 t_install=$SECONDS
 log "installing host packages for: ${families[*]}"
@@ -228,6 +252,7 @@ cargo_env_for() { # prints nothing; exports target-specific variables
     if [ "$(linker_kind "$t")" = gcc ]; then
         export "CARGO_TARGET_${T}_LINKER=$(gcc_for "$t")-gcc"
         export "CC_${tu}=$(gcc_for "$t")-gcc"
+        export "CXX_${tu}=$(gcc_for "$t")-g++"
         export "AR_${tu}=$(gcc_for "$t")-ar"
     fi
     # std built from source has no self-contained musl start files: let zig
@@ -285,12 +310,70 @@ glibc_need() { # highest GLIBC_x.y symbol version a dynamic binary asks for
     "$objdump" -T "$bin" 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*' | sort -u -V | tail -n1
 }
 
+# run_suite TARGET BIN TESTS_FILE [FEATURE_TESTS_FILE]: the test executables under
+# qemu-user on each of the target's CPUs, then (for the libjpeg-turbo targets) the
+# encoder tests with that feature on the Pi 4's or Pi 2's CPU. Runs in the
+# background: it writes its verdict to $SUITE_DIR/TARGET, and runs the executables
+# itself (no cargo, so the next target's build is not held up by cargo's lock). One
+# suite at a time: they take turns on a lock.
+run_suite() {
+    local t=$1 bin=$2 tests=$3 feature_tests=${4:-} qemu sysroot cpu wrapper ran="" status=ok first_log=""
+    qemu=$(qemu_for "$t"); sysroot=$(sysroot_for "$t")
+    exec 8>"$SUITE_DIR/.lock"
+    flock 8
+    local t0=$SECONDS
+    for cpu in $(cpus_for "$t"); do
+        wrapper="$qemu -cpu $cpu"
+        [ -n "$sysroot" ] && wrapper="$wrapper -L $sysroot"
+        local tl="$CACHE/logs/$t-test-$cpu.log.out" rc=0
+        run_executables "$wrapper" "$bin" "$tests" >"$tl" 2>&1 || rc=$?
+        [ -n "$first_log" ] || first_log=$tl
+        local passed failed
+        passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$tl" | awk '{s+=$4} END{print s+0}')
+        failed=$(grep -Eo '[0-9]+ failed' "$tl" | awk '{s+=$1} END{print s+0}')
+        if [ "$rc" != 0 ]; then
+            [ "$rc" = 124 ] && echo "$t: a test executable on $cpu ran past ${TEST_TIMEOUT}s" >>"$tl"
+            status="tests FAILED on $cpu (log: $tl)"
+        fi
+        ran="$ran $cpu:${passed}p/${failed}f"
+    done
+    if [ -n "$feature_tests" ]; then
+        local fcpu=cortex-a7 fl="$CACHE/logs/$t-test-turbojpeg.log.out" rc=0
+        [ "$(family "$t")" = aarch64 ] && fcpu=cortex-a72
+        wrapper="$qemu -cpu $fcpu"
+        [ -n "$sysroot" ] && wrapper="$wrapper -L $sysroot"
+        run_executables "$wrapper" "$bin" "$feature_tests" encoder >"$fl" 2>&1 || rc=$?
+        local fp
+        fp=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$fl" | awk '{s+=$4} END{print s+0}')
+        [ "$rc" = 0 ] && [ "$fp" -gt 0 ] || status="turbojpeg encoder tests FAILED on $fcpu (log: $fl)"
+        ran="$ran turbojpeg@$fcpu:${fp}p"
+    fi
+    # verdict, what ran, seconds, the first CPU's log (ci/cross-podman.sh compares with it)
+    printf '%s\t%s\t%s\t%s\n' "$status" "${ran# }" "$((SECONDS - t0))" "$first_log" >"$SUITE_DIR/$t.tmp"
+    mv "$SUITE_DIR/$t.tmp" "$SUITE_DIR/$t"
+}
+
+# run_executables WRAPPER BIN TESTS_FILE [FILTER]: each test executable under the
+# wrapper, from the crate's folder as cargo runs them; the integration tests start
+# the shipped binary BIN through the same wrapper. Every executable runs, even
+# after a failure; the exit status says whether all passed.
+run_executables() {
+    local wrapper=$1 bin=$2 list=$3 filter=${4:-} exe rc=0
+    while IFS= read -r exe; do
+        [ -n "$exe" ] || continue
+        echo "     Running $exe under '$wrapper'"
+        # shellcheck disable=SC2086 # the wrapper is a command line
+        (cd "$SRC" && PICAM_TEST_EXEC_WRAPPER="$wrapper" PICAM_TEST_BINARY="$bin" \
+            timeout -k 10 "$TEST_TIMEOUT" $wrapper "$exe" ${filter:+"$filter"}) || rc=$?
+    done <"$list"
+    return "$rc"
+}
+
 do_target() {
     local t=$1 t_start=$SECONDS logf="$CACHE/logs/$1.log"
     : >"$logf"
-    local std=${STD_OF[$t]} gccp strip objdump qemu sysroot T
+    local std=${STD_OF[$t]} gccp strip objdump
     gccp=$(gcc_for "$t"); strip="$gccp-strip"; objdump="$gccp-objdump"
-    qemu=$(qemu_for "$t"); sysroot=$(sysroot_for "$t"); T=$(upper "$t")
     log "=== $t (std: $std, linker: $(linker_kind "$t"), log: $logf)"
     cargo_env_for "$t"
 
@@ -299,54 +382,33 @@ do_target() {
     fi
     local bin="$CARGO_TARGET_DIR/$t/release/$BIN_NAME"
     [ -f "$bin" ] || { RESULT[$t]="no binary at $bin"; return 1; }
-    local tests
-    if ! tests=$(cd "$SRC" && run_cargo "$t" "$logf" test --no-run --message-format=json | test_executables); then
-        tail -n 40 "$logf"; RESULT[$t]="test build FAILED"; return 1
+    local suite=0 tests="$SUITE_DIR/$t.tests" feature_tests=""
+    : >"$tests"
+    if [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ] && has_suite "$t"; then
+        suite=1
+        if ! (cd "$SRC" && run_cargo "$t" "$logf" test --no-run --message-format=json | test_executables) >"$tests"; then
+            tail -n 40 "$logf"; RESULT[$t]="test build FAILED"; return 1
+        fi
+        if has_turbojpeg "$t"; then
+            feature_tests="$SUITE_DIR/$t.turbojpeg-tests"
+            if ! (cd "$SRC" && run_cargo "$t" "$logf" test --no-run --features turbojpeg --lib \
+                --message-format=json | test_executables) >"$feature_tests"; then
+                tail -n 40 "$logf"; RESULT[$t]="turbojpeg test build FAILED"; return 1
+            fi
+        fi
+        log "$t: built the binary and $(grep -c . "$tests" || true) test executable(s) in $((SECONDS - t_start))s"
+    else
+        log "$t: built the binary in $((SECONDS - t_start))s"
     fi
-    log "$t: built $(echo "$tests" | grep -c . || true) test executable(s) in $((SECONDS - t_start))s"
 
     local status=ok
     if [ "$(family "$t")" = armv6 ]; then
         local -a scan_files=("$bin")
         local f
-        while IFS= read -r f; do [ -n "$f" ] && scan_files+=("$f"); done <<<"$tests"
+        while IFS= read -r f; do [ -n "$f" ] && scan_files+=("$f"); done <"$tests"
         if ! "${SCAN[@]}" "${scan_files[@]}"; then
             status="ARMv6 scan FAILED"
         fi
-    fi
-
-    if [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ]; then
-        local cpu wrapper ran=""
-        for cpu in $(cpus_for "$t"); do
-            wrapper="$qemu -cpu $cpu"
-            [ -n "$sysroot" ] && wrapper="$wrapper -L $sysroot"
-            log "$t: cargo test (ci-test profile, testing the release binary) under '$wrapper'"
-            local tl="$CACHE/logs/$t-test-$cpu.log" trc=0
-            : >"$tl"
-            (
-                cd "$SRC"
-                export "CARGO_TARGET_${T}_RUNNER=$wrapper"
-                export PICAM_TEST_EXEC_WRAPPER="$wrapper"
-                export PICAM_TEST_BINARY="$bin"
-                BUILD_TIMEOUT=$TEST_TIMEOUT run_cargo "$t" "$tl" test --no-fail-fast
-            ) >"$tl.out" 2>&1 || trc=$?
-            cat "$tl.out" "$tl" >"$tl.all" 2>/dev/null || true
-            # show the suite's own output (results, failures)
-            cat "$tl.out"
-            grep -E '^(error|warning: unused)|test result:|FAILED|panicked' "$tl" || true
-            local passed failed
-            passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$tl.out" | awk '{s+=$4} END{print s+0}')
-            failed=$(grep -Eo '[0-9]+ failed' "$tl.out" | awk '{s+=$1} END{print s+0}')
-            if [ "$trc" != 0 ]; then
-                [ "$trc" = 124 ] && warn "$t: test run on $cpu timed out after ${TEST_TIMEOUT}s"
-                tail -n 30 "$tl"
-                status="tests FAILED on $cpu"
-            fi
-            ran="$ran $cpu:${passed}p/${failed}f"
-        done
-        TESTS[$t]="${ran# }"
-    else
-        TESTS[$t]="skipped"
     fi
 
     mkdir -p "$CACHE/dist/$t"
@@ -358,12 +420,46 @@ do_target() {
     esac
     RESULT[$t]=$status
     TIME[$t]=$((SECONDS - t_start))
+    if [ "$suite" = 1 ]; then
+        log "$t: suite started in the background ($(cpus_for "$t")${feature_tests:+; turbojpeg encoder tests})"
+        run_suite "$t" "$bin" "$tests" "$feature_tests" &
+        SUITE_PIDS+=("$!")
+        TESTS[$t]="running"
+    else
+        TESTS[$t]=$([ "${PICAM_CROSS_SKIP_TESTS:-0}" = 1 ] && echo skipped || echo "built only")
+    fi
     log "$t: $status; stripped size ${SIZE[$t]} bytes; glibc: ${GLIBC[$t]}; ${TIME[$t]}s"
     [ "$status" = ok ]
 }
 
-for t in "${TARGETS[@]}"; do
+# Targets with a suite first, so that their suites run while the rest build.
+ORDERED=()
+for t in "${TARGETS[@]}"; do has_suite "$t" && ORDERED+=("$t"); done
+for t in "${TARGETS[@]}"; do has_suite "$t" || ORDERED+=("$t"); done
+SUITE_DIR="$CACHE/logs/suites"
+rm -rf "$SUITE_DIR"; mkdir -p "$SUITE_DIR"
+SUITE_PIDS=()
+t_builds=$SECONDS
+for t in "${ORDERED[@]}"; do
     do_target "$t" || FAILED=1
+done
+log "all builds done in $((SECONDS - t_builds))s; waiting for the suites"
+for pid in "${SUITE_PIDS[@]}"; do wait "$pid" || true; done
+for t in "${ORDERED[@]}"; do
+    [ "${TESTS[$t]:-}" = running ] || continue
+    if [ ! -s "$SUITE_DIR/$t" ]; then
+        TESTS[$t]="no verdict"; RESULT[$t]="suite ended without a verdict"; FAILED=1; continue
+    fi
+    IFS=$'\t' read -r verdict ran took _ <"$SUITE_DIR/$t"
+    TESTS[$t]="$ran (${took}s)"
+    for f in "$CACHE/logs/$t-test-"*.log.out; do
+        printf '\n--- %s\n' "$f"
+        grep -E '^     Running|^test result:|FAILED|panicked|ran past' "$f" || true
+    done
+    if [ "$verdict" != ok ]; then
+        RESULT[$t]=$verdict; FAILED=1
+        for f in "$CACHE/logs/$t-test-"*.log.out; do tail -n 40 "$f"; done
+    fi
 done
 
 SELFTEST="not run (no ARMv6 target)"

@@ -8,7 +8,9 @@
 #                                   FAMILY (aarch64 | armv7 | armv6), the cross
 #                                   gcc, libc and binutils; libcamera-aarch64 |
 #                                   libcamera-armv7: the cross g++, libclang and
-#                                   pkg-config the `libcamera` feature needs.
+#                                   pkg-config the `libcamera` feature needs;
+#                                   turbojpeg-aarch64 | turbojpeg-armv7: CMake and
+#                                   the cross g++ for the `turbojpeg` feature.
 #   install-deps.sh pkgs PKG...     the named Debian packages, if missing.
 #   install-deps.sh zig PREFIX      zig from PyPI (package "ziglang") in a venv at
 #                                   PREFIX, with PREFIX/bin/zig on its path.
@@ -75,7 +77,10 @@ packages_for() {
         # libclang, pkg-config
         libcamera-aarch64) echo g++-aarch64-linux-gnu libclang-dev pkg-config ;;
         libcamera-armv7) echo g++-arm-linux-gnueabihf libclang-dev pkg-config ;;
-        *) die "unknown package family '$1' (aarch64, armv7, armv6, libcamera-aarch64, libcamera-armv7)" ;;
+        # the `turbojpeg` feature: libjpeg-turbo built for the target by CMake
+        turbojpeg-aarch64) echo cmake g++-aarch64-linux-gnu ;;
+        turbojpeg-armv7) echo cmake g++-arm-linux-gnueabihf ;;
+        *) die "unknown package family '$1' (aarch64, armv7, armv6, libcamera-aarch64, libcamera-armv7, turbojpeg-aarch64, turbojpeg-armv7)" ;;
     esac
 }
 
