@@ -9,11 +9,14 @@
 #   - makes the Dockerfiles' base image (debian:bookworm-slim) from debootstrap
 #     + `podman import`, so the very cross/*.Dockerfile users build are built;
 #   - installs cross with cargo, then runs `cross build --release` for each
-#     target and `cross test --release` for the targets in PICAM_CROSS_TEST_TARGETS;
+#     target and `cross test --profile ci-test` (release without LTO, as
+#     ci/cross.sh builds its test executables) for the targets in
+#     PICAM_CROSS_TEST_TARGETS;
 #   - for the targets in PICAM_CROSS_LIBCAMERA_TARGETS, also `cross build --release
-#     --features libcamera` (into its own target directory, so that it leaves the
-#     default build's alone), checks that the binary links libcamera.so and runs
-#     its `--list-cameras` under qemu-user on Debian trixie's libraries.
+#     --features libcamera` (in the same target directory: only the crates the
+#     feature changes are built again, and cargo keeps both binaries apart in deps/),
+#     checks that the binary links libcamera.so and runs its `--list-cameras` under
+#     qemu-user on Debian trixie's libraries.
 #
 #   ci/cross-podman.sh [TARGET...]   default: all six Pi targets
 #
@@ -144,9 +147,9 @@ libcamera_build() {
         aarch64-unknown-linux-gnu) arch=arm64 qemu=qemu-aarch64-static loader=ld-linux-aarch64.so.1 triple=aarch64-linux-gnu ;;
         armv7-unknown-linux-gnueabihf) arch=armhf qemu=qemu-arm-static loader=ld-linux-armhf.so.3 triple=arm-linux-gnueabihf ;;
     esac
-    local log="$CACHE/logs/podman-$t-libcamera.log" dir="$CACHE/podman-target-libcamera"
+    local log="$CACHE/logs/podman-$t-libcamera.log" dir="$CARGO_TARGET_DIR"
     log "$t: cross build --release --features libcamera"
-    if ! (cd "$SRC" && env "$@" CARGO_TARGET_DIR="$dir" timeout 2400 cross build --release --features libcamera --target "$t") \
+    if ! (cd "$SRC" && env "$@" timeout 2400 cross build --release --features libcamera --target "$t") \
         >"$log" 2>&1; then
         tail -n 30 "$log"
         RES[$t]="${RES[$t]}, libcamera build FAILED"
@@ -200,8 +203,8 @@ for t in "${TARGETS[@]}"; do
     fi
     case " $TEST_TARGETS " in
         *" $t "*)
-            log "$t: cross test --release"
-            if (cd "$SRC" && env "${envs[@]}" timeout 2400 cross test --release --target "$t") \
+            log "$t: cross test --profile ci-test"
+            if (cd "$SRC" && env "${envs[@]}" timeout 2400 cross test --profile ci-test --target "$t") \
                 >"$CACHE/logs/podman-$t-test.log" 2>&1; then
                 RES[$t]="${RES[$t]}, tests ok"
             else
@@ -210,9 +213,13 @@ for t in "${TARGETS[@]}"; do
             grep -E '^test result:|FAILED|panicked' "$CACHE/logs/podman-$t-test.log" || true
             ours=$(passed_failed "$CACHE/logs/podman-$t-test.log")
             RES[$t]="${RES[$t]} ($ours)"
-            # The same tests must pass as in ci/cross.sh's direct build of this target.
-            direct=$(ls "$CACHE/logs/$t-test-"*.log.out 2>/dev/null | head -n1 || true)
-            if [ -n "$direct" ]; then
+            # The same tests must pass as in ci/cross.sh's direct build of this target,
+            # once that suite has finished (its verdict in logs/suites/ names the log of
+            # its first CPU's run).
+            direct=$(cut -f4 "$CACHE/logs/suites/$t" 2>/dev/null || true)
+            if [ -z "$direct" ]; then
+                log "$t: no finished ci/cross.sh suite of this target to compare with"
+            elif [ -s "$direct" ]; then
                 theirs=$(passed_failed "$direct")
                 if [ "$ours" = "$theirs" ]; then
                     RES[$t]="${RES[$t]}, same as the direct build"

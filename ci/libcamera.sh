@@ -4,15 +4,16 @@
 # package database changes), then
 #   * x86_64: cargo clippy (all targets, -D warnings) and the unit tests with the feature,
 #     and a release build,
-#   * aarch64: a release build linked against the arm64 libcamera.so
-#     with Debian's cross linker; the linked binary then runs under qemu-user on
-#     trixie's arm64 libraries (`--list-cameras`), which proves it loads and resolves,
 #   * then the end-to-end test in the VM rig (tests/vm/libcamera.sh), unless
 #     PICAM_LIBCAMERA_SKIP_VM=1.
+# The aarch64 build of the feature is ci/cross-podman.sh's: `cross build --features
+# libcamera` with the image users build, linked against trixie's arm64 libcamera.so,
+# then `--list-cameras` under qemu-user on trixie's arm64 libraries.
 #
 #   ci/libcamera.sh [env|root]
-#       env    only prepares the roots and prints the variables a shell needs to build
-#              the feature itself (eval "$(ci/libcamera.sh env)")
+#       env    only prepares the roots (amd64 and arm64) and prints the variables a
+#              shell needs to build the feature itself, for x86_64 or for aarch64 with
+#              Debian's cross g++ (eval "$(ci/libcamera.sh env)")
 #       root   only prepares the roots and prints the amd64 run-time root (libcamera,
 #              its IPA modules, udev and their libraries: what the VM test chroots into)
 #
@@ -62,9 +63,9 @@ need_host() {
 # The build roots hold headers, pkg-config file and the .so links; the run-time
 # roots (qemu-user, the unit tests, the VM) libcamera with everything it loads, its
 # IPA modules, and udev, without which libcamera enumerates no camera.
-prepare_roots() {
+prepare_roots() { # prepare_roots ARCH...
     local arch
-    for arch in amd64 arm64; do
+    for arch in "$@"; do
         LIBCAMERA_APT_DIR=$CACHE/suites bash "$REPO/cross/install-deps.sh" libcamera "$arch" "$CACHE/root-$arch"
         LIBCAMERA_APT_DIR=$CACHE/suites bash "$REPO/cross/install-deps.sh" libcamera-run "$arch" "$CACHE/run-$arch"
     done
@@ -100,7 +101,7 @@ main() {
     flock -w 1800 9 || die "another run holds $CACHE/.lock"
     need_host
     local t=$SECONDS
-    prepare_roots
+    if [ "${1:-}" = env ]; then prepare_roots amd64 arm64; else prepare_roots amd64; fi
     log "roots ready in $(elapsed "$t"): $(sed -n 's/^Version: //p' "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc") headers"
     case "${1:-}" in
         env) build_env x86_64-unknown-linux-gnu; build_env aarch64-unknown-linux-gnu; return 0 ;;
@@ -110,11 +111,9 @@ main() {
     esac
     cd "$REPO"
     export CARGO_TERM_COLOR=never
-    export CARGO_TARGET_DIR="$CACHE/target"
+    # .ci/run shares one target directory among its steps
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
     eval "$(build_env x86_64-unknown-linux-gnu)"
-    eval "$(build_env aarch64-unknown-linux-gnu)"
-    rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu ||
-        rustup target add aarch64-unknown-linux-gnu >/dev/null
 
     t=$SECONDS
     log "x86_64: clippy with the feature"
@@ -126,23 +125,6 @@ main() {
     log "x86_64: release build"
     nice -n 5 cargo build --release --features libcamera --target x86_64-unknown-linux-gnu
     log "x86_64 done in $(elapsed "$t")"
-
-    t=$SECONDS
-    # The release build is the aarch64 compile check (clippy's lints are the same as
-    # x86_64's) and the link.
-    log "aarch64: a release build linked against the arm64 libcamera"
-    nice -n 5 cargo build --release --features libcamera --target aarch64-unknown-linux-gnu
-    local bin=$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/release/picam-stream
-    file "$bin" | sed 's/^/[libcamera] /' >&2
-    aarch64-linux-gnu-readelf -d "$bin" | grep NEEDED | sed 's/^/[libcamera]   /' >&2
-    aarch64-linux-gnu-readelf -d "$bin" | grep -q 'NEEDED.*libcamera\.so' || die "the aarch64 binary does not link libcamera"
-    log "aarch64: --list-cameras under qemu-user on trixie's arm64 libraries"
-    local run=$CACHE/run-arm64 out
-    out=$(timeout 120 qemu-aarch64-static -L "$run" "$run/usr/lib/ld-linux-aarch64.so.1" \
-        --library-path "$run/usr/lib/aarch64-linux-gnu" "$bin" --list-cameras 2>&1) ||
-        { printf '%s\n' "$out" >&2; die "the aarch64 binary did not run on trixie's libraries"; }
-    printf '%s\n' "$out" | sed 's/^/[libcamera]   | /' >&2
-    log "aarch64 done in $(elapsed "$t")"
 
     if [ "${PICAM_LIBCAMERA_SKIP_VM:-0}" != 1 ]; then
         flock -u 9
