@@ -13,7 +13,8 @@
 #
 # Environment:
 #   PICAM_CI_CACHE            cache directory (default /var/cache/picam-stream-ci)
-#   PICAM_BROWSER_TARGET      cargo target dir of the release build ($PICAM_CI_CACHE/browser-target)
+#   PICAM_BROWSER_TARGET      cargo target dir of the release build (default: CARGO_TARGET_DIR
+#                             when set, as .ci/run sets it, else $PICAM_CI_CACHE/browser-target)
 #   PICAM_BROWSER_ARTIFACTS   where screenshots go (default: target/browser-artifacts in the checkout)
 #   PICAM_BROWSER_NO_WEBKIT=1 neither install nor run WebKitGTK
 set -euo pipefail
@@ -22,7 +23,7 @@ T0=$SECONDS
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
-TARGET_DIR="${PICAM_BROWSER_TARGET:-$CACHE/browser-target}"
+TARGET_DIR="${PICAM_BROWSER_TARGET:-${CARGO_TARGET_DIR:-$CACHE/browser-target}}"
 ARTIFACTS="${PICAM_BROWSER_ARTIFACTS:-$REPO/target/browser-artifacts}"
 TESTS="$REPO/tests/browser"
 

@@ -67,7 +67,7 @@ print('python-zeroconf', zeroconf.__version__, '/ dnspython', dns.version.versio
 
 log "cargo build --release"
 (cd "$REPO" && cargo build --release --quiet)
-BIN="$REPO/target/release/picam-stream"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/picam-stream"
 
 # --- namespaces -----------------------------------------------------------------------
 SRV="picam-mdns-srv-$$"

@@ -5,14 +5,14 @@
 #
 #   ci/tls.sh
 #
-# Installs curl and openssl with apt when missing. The feature build lives in its own
-# target directory under $PICAM_CI_CACHE/auth (default /var/cache/picam-stream-ci/auth)
-# so that it neither rebuilds nor is rebuilt by the default-feature build.
+# Installs curl and openssl with apt when missing. Builds in CARGO_TARGET_DIR when it
+# is set (.ci/run shares one among its steps: cargo keeps each feature set's build
+# apart), else in $PICAM_CI_CACHE/auth/tls-target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/auth"
 mkdir -p "$CACHE"
-export CARGO_TARGET_DIR="$CACHE/tls-target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/tls-target}"
 
 missing=()
 command -v curl >/dev/null || missing+=(curl)
