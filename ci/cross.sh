@@ -27,7 +27,7 @@
 #   PICAM_ARMV6_GLIBC     glibc version the ARMv6 gnu build links against (2.31)
 #   PICAM_CROSS_SKIP_TESTS=1  build, scan and size only
 #   PICAM_CROSS_SUITE_TARGETS targets whose test suite runs (default: one per Pi
-#                         CPU, see suite_cpus_for); the others are built, scanned
+#                         CPU, see cpus_for); the others are built, scanned
 #                         and sized
 #   PICAM_CROSS_TURBOJPEG_TARGETS  targets whose libjpeg-turbo encoder tests run
 #                         (default: the aarch64 and armv7 gnu targets)
