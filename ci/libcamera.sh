@@ -38,12 +38,14 @@ die() { printf '[libcamera] ERROR: %s\n' "$*" >&2; exit 1; }
 elapsed() { printf '%d s' $((SECONDS - $1)); }
 
 # ---------------------------------------------------------------- host tools
+# need_host [env]: the aarch64 cross g++ only for `env`, whose shell may build for aarch64
 need_host() {
     local -a missing=()
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v dpkg-deb >/dev/null || missing+=(dpkg)
-    command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
-    command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+    if [ "${1:-}" = env ]; then
+        command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
+    fi
     ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing+=(libclang-dev)
     [ "${#missing[@]}" -eq 0 ] && return 0
     log "installing host packages: ${missing[*]}"
@@ -99,7 +101,7 @@ main() {
     mkdir -p "$CACHE"
     exec 9>"$CACHE/.lock"
     flock -w 1800 9 || die "another run holds $CACHE/.lock"
-    need_host
+    need_host "${1:-}"
     local t=$SECONDS
     if [ "${1:-}" = env ]; then prepare_roots amd64 arm64; else prepare_roots amd64; fi
     log "roots ready in $(elapsed "$t"): $(sed -n 's/^Version: //p' "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc") headers"
