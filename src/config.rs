@@ -28,6 +28,8 @@ pub struct Config {
     pub encoder: EncoderChoice,
     /// 0: no limit.
     pub max_clients: usize,
+    /// Streams one client address (an IPv6 /64) may hold at once; 0: no limit.
+    pub max_clients_per_address: usize,
     /// Seconds a byte-stream source may go without a good frame before it counts as broken.
     pub source_timeout: u32,
     /// The mDNS host name (`<name>.local`), or `None` for no mDNS at all.
@@ -90,6 +92,7 @@ impl Default for Config {
             quality: 80,
             encoder: EncoderChoice::Auto,
             max_clients: 100,
+            max_clients_per_address: 10,
             source_timeout: 5,
             mdns_name: Some(crate::mdns::DEFAULT_NAME.to_string()),
             auth: None,
@@ -220,6 +223,16 @@ const OPTIONS: &[Opt] = &[
         switch: false,
         apply: |c, v| {
             c.max_clients = parse_number(v, 0, 10_000)? as usize;
+            Ok(())
+        },
+        secret: false,
+    },
+    Opt {
+        flag: "--max-clients-per-address",
+        var: "PICAM_MAX_CLIENTS_PER_ADDRESS",
+        switch: false,
+        apply: |c, v| {
+            c.max_clients_per_address = parse_number(v, 0, 10_000)? as usize;
             Ok(())
         },
         secret: false,
@@ -466,6 +479,11 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        /status says which encoder runs.
   --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
                        (default 100; 0 means no limit)
+  --max-clients-per-address N
+                       Streams one client address (IPv6: one /64 network) may
+                       hold at once, so that one host cannot take every place;
+                       one more gets 503 [PICAM_MAX_CLIENTS_PER_ADDRESS]
+                       (default 10; 0 means no limit)
   --source-timeout S   Seconds without a good frame after which stdin and exec:
                        sources count as broken: viewers see a no-signal picture
                        and an exec: command is stopped and started again

@@ -5,7 +5,7 @@
 //! ```text
 //!  source ──▶ encoder ──▶ FrameSlot ──▶ http clients
 //! (pattern,    (hardware or (newest      (one thread per
-//!  pipe, exec,   software)   frame only)   stream, tiny_http)
+//!  pipe, exec,   software)   frame only)   connection)
 //!  V4L2, libcamera)
 //! ```
 //!

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use picam_stream::auth::{Credentials, Guard};
 use picam_stream::config::{self, Action, Config};
-use picam_stream::http::gate::Gate;
 use picam_stream::http::server::HttpServer;
+use picam_stream::http::shares::Shares;
+use picam_stream::http::waiting::Waiting;
 use picam_stream::http::{tls, AppState};
 use picam_stream::shutdown::StopSignals;
 use picam_stream::slot::FrameSlot;
@@ -20,10 +21,8 @@ use picam_stream::{logging, mdns, net};
 /// How long stopping waits for streams to end before exiting anyway.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
-/// Stack of threads started without a size, `tiny_http`'s connection threads among them,
-/// which only parse request heads. With the usual 2 MiB, a burst of connections would use
-/// up a 32-bit address space at about 1,400 threads, and `tiny_http` cannot survive a
-/// failed thread start.
+/// Stack of threads started without a size. With the usual 2 MiB, a few hundred threads
+/// would take much of a 32-bit address space.
 const DEFAULT_STACK: usize = 256 * 1024;
 
 fn main() {
@@ -99,20 +98,16 @@ fn main() {
     .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
 
-    let local_addr = listener
-        .local_addr()
-        .unwrap_or_else(|e| fail(1, &format!("cannot read the listening address: {e}")));
-    let gate = Gate::start(local_addr, config.patience, stopping.clone())
-        .unwrap_or_else(|e| fail(1, &format!("cannot start the connection gate: {e}")));
     let state = Arc::new(AppState {
         slot: slot.clone(),
         source: source.stats.clone(),
         clients: Arc::new(ClientCounter::new(config.max_clients)),
+        shares: Arc::new(Shares::new(config.max_clients_per_address)),
         settings,
         started: Instant::now(),
         stopping: stopping.clone(),
-        local_addr,
-        gate,
+        patience: config.patience,
+        waiting: Waiting::new(config.patience.pending),
         guard,
         allow_origin: config.allow_origin.clone(),
         tls: tls.is_some(),

@@ -1,8 +1,7 @@
 //! The listening socket and the addresses people can open.
 //!
 //! Per-connection limits are set once on the listening socket: Linux copies these options
-//! to every connection it accepts, so they apply to the connections `tiny_http` accepts
-//! without reaching into it:
+//! to every connection it accepts:
 //!
 //! * `TCP_NODELAY`: a frame goes out as soon as it is written.
 //! * `TCP_NOTSENT_LOWAT`: a write blocks while more than a small amount is still unsent,
@@ -11,8 +10,7 @@
 //! * `SO_SNDTIMEO`: a client that stops reading is dropped after [`WRITE_TIMEOUT`].
 //! * `TCP_USER_TIMEOUT` and keep-alive probes: a vanished peer is noticed.
 //! * `SO_RCVBUF`: small, because clients only send short requests; it bounds what the
-//!   kernel holds for each connection and how much a client can push between two looks
-//!   of [`crate::http::gate`].
+//!   kernel holds for each connection.
 //!
 //! And on the listening socket itself:
 //!
@@ -22,10 +20,8 @@
 //! * a listen backlog of [`BACKLOG`]: room for that many such connections; beyond it the
 //!   kernel answers with SYN cookies and the connections are accepted at once.
 //!
-//! Not `SO_RCVTIMEO`: on a listening socket it also limits how long `accept` waits, and
-//! `tiny_http`'s accept thread ends on the first timeout, so a server nobody connected to
-//! for a while would stop accepting. Idle and silent connections are closed by
-//! [`crate::http::gate`] instead.
+//! Not `SO_RCVTIMEO`: on a listening socket it would also limit how long `accept` waits.
+//! Each connection's thread sets its own read timeouts (see [`crate::http::conn`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -80,7 +76,7 @@ pub fn listen(addr: SocketAddr, patience: &Patience) -> io::Result<TcpListener> 
         return Err(io::Error::last_os_error());
     }
     let defer = patience.head.as_secs().clamp(1, i32::MAX as u64) as i32;
-    // The limits below are also enforced by the connection gate; a system that refuses
+    // The limits below are also enforced by each connection's thread; a system that refuses
     // one of these options (seen with 32-bit musl builds under qemu-user) still serves.
     optional(
         "TCP_DEFER_ACCEPT",
@@ -142,37 +138,6 @@ fn set_int(listener: &TcpListener, level: i32, name: i32, value: i32) -> io::Res
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// Connections waiting in the listening socket's accept queue (from `TCP_INFO`, where
-/// Linux reports a listener's queue length as `tcpi_unacked`).
-pub fn accept_queue_len(listener: &TcpListener) -> io::Result<u32> {
-    // SAFETY: tcp_info is plain integers, for which all-zero bytes are a valid value.
-    let mut info: nix::libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<nix::libc::tcp_info>() as nix::libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is that large and
-    // lives on our stack for the call, and stores the written length in `len`.
-    let rc = unsafe {
-        nix::libc::getsockopt(
-            listener.as_raw_fd(),
-            nix::libc::IPPROTO_TCP,
-            nix::libc::TCP_INFO,
-            &mut info as *mut nix::libc::tcp_info as *mut nix::libc::c_void,
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // Some environments (CPU emulators) answer with a plain int rather than the structure.
-    let needed = std::mem::offset_of!(nix::libc::tcp_info, tcpi_unacked) + 4;
-    if (len as usize) < needed {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("TCP_INFO returned {len} bytes, fewer than the {needed} needed"),
-        ));
-    }
-    Ok(info.tcpi_unacked)
 }
 
 /// Raises the soft limit on open files to the hard limit: every viewer holds a few
@@ -251,33 +216,6 @@ mod tests {
             "{all:?}"
         );
         assert!(all.iter().all(|u| !u.contains('[')), "{all:?}");
-    }
-
-    #[test]
-    fn accept_queue_length_counts_waiting_connections() {
-        let listener = listen("127.0.0.1:0".parse().unwrap(), &Patience::default()).unwrap();
-        match accept_queue_len(&listener) {
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                eprintln!("skipped: the accept queue cannot be read here: {e}");
-                return;
-            }
-            other => assert_eq!(other.unwrap(), 0),
-        }
-        let addr = listener.local_addr().unwrap();
-        // Connections that have sent nothing wait outside the queue (TCP_DEFER_ACCEPT).
-        let _idle = std::net::TcpStream::connect(addr).unwrap();
-        let mut a = std::net::TcpStream::connect(addr).unwrap();
-        let mut b = std::net::TcpStream::connect(addr).unwrap();
-        a.write_all(b"G").unwrap();
-        b.write_all(b"G").unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while accept_queue_len(&listener).unwrap() < 2 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(accept_queue_len(&listener).unwrap(), 2);
-        let _conn = listener.accept().unwrap();
-        assert_eq!(accept_queue_len(&listener).unwrap(), 1);
     }
 
     #[test]

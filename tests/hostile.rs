@@ -127,7 +127,7 @@ fn idle_connections_and_slowloris_do_not_keep_a_real_client_out() {
     let frame = time_first_frame(addr).expect("the first frame after the attack");
     assert!(frame < liveness);
 
-    // tiny_http's idle threads leave its pool 5 s after their last connection.
+    // Connection threads end with their connections.
     let deadline = Instant::now() + Duration::from_secs(10) * slow_factor();
     let settled = loop {
         let (threads, _) = watch.now();
@@ -341,5 +341,301 @@ fn a_server_nobody_connects_to_keeps_accepting() {
     assert!(
         !log.contains("stopped taking connections") && !log.contains("Error accepting"),
         "{log}"
+    );
+}
+
+/// Sends `bytes` on a new connection and reads the answer, up to `max` bytes.
+fn exchange(addr: std::net::SocketAddr, bytes: &[u8], max: usize) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    let mut s = connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(10) * slow_factor()))
+        .unwrap();
+    let _ = s.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = (&mut s).take(max as u64).read_to_end(&mut answer);
+    (answer, started.elapsed())
+}
+
+fn status_line(answer: &[u8]) -> String {
+    String::from_utf8_lossy(answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn other_http_versions_get_505_and_leave_nothing_behind() {
+    let server = Server::start(&["--source", "test", "--size", "160x120", "--fps", "5"]);
+    let (addr, pid) = (server.addr, server.child.id());
+    assert!(time_page(addr).is_some());
+    thread::sleep(Duration::from_millis(300));
+    let (rest_threads, _) = threads_and_rss(pid);
+    let rest_fds = open_fds(pid);
+
+    let lines: [&[u8]; 4] = [
+        b"GET / HTTP/2.0\r\n\r\n",
+        b"GET / HTTP/3.0\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"GET /status HTTP/1.2\r\nHost: x\r\n\r\n",
+    ];
+    for line in lines {
+        let (answer, _) = exchange(addr, line, 4096);
+        assert!(
+            status_line(&answer).starts_with("HTTP/1.1 505"),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(line),
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    // The attack as reported: send and hang up without reading, hundreds of times.
+    let n = 600 / slow_factor() as usize;
+    for i in 0..n {
+        let mut s = connect(addr);
+        let _ = s.write_all(lines[i % 3]);
+    }
+    let (threads, fds) = settle(
+        pid,
+        rest_threads,
+        rest_fds,
+        Duration::from_secs(10) * slow_factor(),
+    );
+    eprintln!("after {n} HTTP/2 request lines: threads {rest_threads} -> {threads}, fds {rest_fds} -> {fds}");
+    assert!(
+        threads <= rest_threads && fds <= rest_fds,
+        "threads {rest_threads} -> {threads}, fds {rest_fds} -> {fds}"
+    );
+    assert_eq!(get(addr, "/status").status, 200);
+}
+
+#[test]
+fn a_request_pipelined_after_a_stream_holds_up_no_one() {
+    let server = Server::start(&["--source", "test", "--size", "320x240", "--fps", "20"]);
+    let addr = server.addr;
+    assert!(time_first_frame(addr).is_some());
+    // Eight clients ask for a stream and, in the same write, for the status; then they
+    // read nothing at all.
+    let greedy: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = connect(addr);
+            s.write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let liveness = Duration::from_secs(3) * slow_factor();
+    for round in 0..3 {
+        let page = time_page(addr).expect("the page");
+        let frame = time_first_frame(addr).expect("a new stream's first frame");
+        let started = Instant::now();
+        let snapshot = get(addr, "/snapshot.jpg");
+        let snap = started.elapsed();
+        let started = Instant::now();
+        let status = get(addr, "/status");
+        let stat = started.elapsed();
+        eprintln!("round {round}: page {page:?}, first frame {frame:?}, snapshot {snap:?}, status {stat:?}");
+        assert_eq!(snapshot.status, 200);
+        assert_eq!(status.status, 200);
+        assert!(page < liveness && frame < liveness && snap < liveness && stat < liveness);
+        thread::sleep(Duration::from_millis(300));
+    }
+    // The pipelined request was never answered on the stream's connection.
+    let mut first = greedy.into_iter().next().unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(2) * slow_factor()))
+        .unwrap();
+    let mut seen = vec![0u8; 256 * 1024];
+    let mut got = Vec::new();
+    while got.len() < 200_000 {
+        match first.read(&mut seen) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&seen[..n]),
+        }
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", status_line(&got));
+    assert!(
+        !got.windows(9).any(|w| w == b"\"version\""),
+        "a status document appeared inside the stream"
+    );
+}
+
+#[test]
+fn a_huge_head_sent_at_once_is_refused_not_echoed_and_memory_comes_back() {
+    let server = Server::start(&[
+        "--source",
+        "test",
+        "--size",
+        "160x120",
+        "--fps",
+        "5",
+        "--max-header-bytes",
+        "16384",
+    ]);
+    let (addr, pid) = (server.addr, server.child.id());
+    let watch = ProcWatch::start(pid);
+    assert!(time_page(addr).is_some());
+    thread::sleep(Duration::from_millis(300));
+    let (rest_threads, rest_rss) = watch.now();
+    let rest_fds = open_fds(pid);
+    let uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1 << 20));
+    let uri = std::sync::Arc::new(uri.into_bytes());
+    // Forty clients at once, each sending a 1 MB request line in one write.
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            let uri = uri.clone();
+            thread::spawn(move || exchange(addr, &uri, 64 * 1024).0)
+        })
+        .collect();
+    for client in clients {
+        let answer = client.join().unwrap();
+        let line = status_line(&answer);
+        assert!(
+            answer.is_empty() || line.starts_with("HTTP/1.1 431"),
+            "{line:?}"
+        );
+        assert!(answer.len() < 4096, "{} bytes came back", answer.len());
+    }
+    let (_, peak_rss) = watch.peak();
+    let (threads, fds) = settle(
+        pid,
+        rest_threads,
+        rest_fds,
+        Duration::from_secs(10) * slow_factor(),
+    );
+    let (_, after_rss) = watch.now();
+    eprintln!(
+        "RSS at rest {rest_rss} KiB, peak {peak_rss} KiB, after {after_rss} KiB; threads {rest_threads} -> {threads}; fds {rest_fds} -> {fds}"
+    );
+    assert!(threads <= rest_threads && fds <= rest_fds);
+    if !under_emulation() {
+        assert!(
+            peak_rss <= rest_rss + 16 * 1024,
+            "{rest_rss} -> {peak_rss} KiB"
+        );
+    }
+    assert_eq!(get(addr, "/status").status, 200);
+}
+
+#[test]
+fn ambiguous_lengths_are_refused_and_bare_line_feeds_answered() {
+    let server = Server::start(&["--source", "test", "--size", "160x120", "--fps", "5"]);
+    let addr = server.addr;
+    for head in [
+        &b"GET /status HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"[..],
+        b"GET /status HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /status HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        b"GET /status\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    ] {
+        let (answer, _) = exchange(addr, head, 4096);
+        assert!(
+            status_line(&answer).starts_with("HTTP/1.1 400"),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(head),
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let (answer, took) = exchange(
+        addr,
+        b"GET /status HTTP/1.1\nHost: x\nConnection: close\n\n",
+        64 * 1024,
+    );
+    eprintln!("bare line feeds answered in {took:?}");
+    assert!(
+        status_line(&answer).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(took < Duration::from_secs(3) * slow_factor());
+    // Two requests in one write on a kept-alive connection: both answered, in order.
+    let (answer, _) = exchange(
+        addr,
+        b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\nGET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        64 * 1024,
+    );
+    let text = String::from_utf8_lossy(&answer);
+    let first = text.find("HTTP/1.1 204").expect("the first answer");
+    let second = text.find("HTTP/1.1 404").expect("the second answer");
+    assert!(first < second, "{text}");
+}
+
+#[test]
+fn one_address_gets_only_its_share_of_streams() {
+    let server = Server::start(&[
+        "--source",
+        "test",
+        "--size",
+        "160x120",
+        "--fps",
+        "10",
+        "--max-clients-per-address",
+        "2",
+    ]);
+    let addr = server.addr;
+    let _a = MjpegClient::open(addr, "/stream.mjpg");
+    let _b = MjpegClient::open(addr, "/stream.mjpg");
+    let third = get(addr, "/stream.mjpg");
+    assert_eq!(third.status, 503);
+    assert!(
+        third.text().contains("--max-clients-per-address"),
+        "{}",
+        third.text()
+    );
+    // Another address still gets in.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut s = match connect_from(other, addr) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped the second address: cannot bind 127.0.0.2 here: {e}");
+            return;
+        }
+    };
+    s.write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let (status, _) = read_head(&mut r);
+    assert_eq!(status, 200);
+    assert_eq!(server.status()["clients"], 3);
+}
+
+#[test]
+fn clients_that_reset_at_once_are_forgotten_quietly() {
+    let server = Server::start(&["--source", "test", "--size", "160x120", "--fps", "5"]);
+    let (addr, pid) = (server.addr, server.child.id());
+    assert!(time_page(addr).is_some());
+    thread::sleep(Duration::from_millis(300));
+    let (rest_threads, _) = threads_and_rss(pid);
+    let rest_fds = open_fds(pid);
+    let n = 4000 / slow_factor() as usize;
+    let resetters: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..n / 4 {
+                    connect_and_reset(addr);
+                }
+            })
+        })
+        .collect();
+    for r in resetters {
+        r.join().unwrap();
+    }
+    let (threads, fds) = settle(
+        pid,
+        rest_threads,
+        rest_fds,
+        Duration::from_secs(10) * slow_factor(),
+    );
+    assert!(
+        threads <= rest_threads && fds <= rest_fds,
+        "threads {threads}, fds {fds}"
+    );
+    assert_eq!(get(addr, "/status").status, 200);
+    let log = server.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.lines().count() < 40,
+        "{} log lines:\n{log}",
+        log.lines().count()
     );
 }

@@ -170,6 +170,26 @@ fn main() {
         write("routes", name, line.as_bytes());
     }
 
+    // http_head: a control byte (limit and piece size), then what a client sends.
+    for (name, bytes) in [
+        ("get", &b"\x05GET /status HTTP/1.1\r\nHost: pi\r\n\r\n"[..]),
+        (
+            "pipelined",
+            b"\x0dGET /stream.mjpg HTTP/1.1\r\nHost: pi\r\n\r\nGET /status HTTP/1.1\r\n\r\n",
+        ),
+        ("http2", b"\x03PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        (
+            "lengths",
+            b"\x15POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ),
+        (
+            "auth",
+            b"\x02GET / HTTP/1.0\nAuthorization: Basic YTpi\nConnection: keep-alive\n\n",
+        ),
+    ] {
+        write("http_head", name, bytes);
+    }
+
     // config: NUL-separated items; byte 1 then an index sets a PICAM_* variable.
     for (name, items) in [
         ("defaults", &[][..]),

@@ -1,138 +1,104 @@
 //! Who may ask: CORS preflights, and the HTTP Basic check of every other request when
-//! users are configured. Credentials seen for the first time are verified on a thread of
-//! their own, so that a slow hash, or the pause after a wrong password, never holds up
-//! the threads that take requests from `tiny_http`.
+//! users are configured. Credentials are checked on the connection's own thread, so a
+//! slow hash, or the pause after a wrong password, holds up no one else.
 
-use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use tiny_http::{Request, Response, StatusCode};
-
-use super::reply::{header, peer_name, send, text};
-use super::routes::Method;
+use super::head::RequestHead;
+use super::reply::{Body, Response};
 use super::AppState;
-use crate::auth::{Precheck, Presented};
-
-/// What answers an admitted request.
-pub type Answer = fn(Request, &Arc<AppState>, Method);
-
-/// Stack of a verification thread: a hash needs a few kilobytes, an answer little more.
-const AUTH_STACK: usize = 256 * 1024;
+use crate::auth::Precheck;
 
 /// Wrong or missing credentials: ask for them.
-pub fn unauthorized() -> Response<Cursor<Vec<u8>>> {
-    text(
+pub fn unauthorized() -> Response {
+    Response::text(
         401,
         "authorization required: this camera lets in only its users\n".into(),
     )
-    .with_header(header("WWW-Authenticate", AUTH_CHALLENGE))
+    .with_header("WWW-Authenticate", AUTH_CHALLENGE)
 }
 
 /// The `WWW-Authenticate` challenge of every `401`.
 pub const AUTH_CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\"";
 
-/// How long the answer to wrong credentials is held back (on a thread of its own).
+/// How long the answer to wrong credentials is held back.
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 /// Verifications running at once; more get `503`.
 const MAX_VERIFYING: usize = 4;
 
-/// Refusals held back at once (each a sleeping thread); more are sent at once.
+/// Refusals held back at once; more are sent at once.
 const MAX_PAUSING: usize = 64;
 
 /// True for a CORS preflight, answered only when `--allow-origin` is set.
-pub fn is_preflight(request: &Request, state: &AppState) -> bool {
-    state.allow_origin.is_some() && request.method().as_str() == "OPTIONS"
+pub fn is_preflight(head: &RequestHead, state: &AppState) -> bool {
+    state.allow_origin.is_some() && head.method == "OPTIONS"
 }
 
 /// Answers a preflight: headers only, no credentials asked (browsers send none).
-pub fn preflight(request: Request, state: &AppState) {
-    let response = Response::empty(StatusCode(204))
-        .with_header(header("Access-Control-Allow-Methods", "GET, HEAD"))
-        .with_header(header("Access-Control-Allow-Headers", "Authorization"))
-        .with_header(header("Access-Control-Max-Age", "600"))
-        .with_header(header("Content-Length", "0"));
-    send(request, response, state)
+pub fn preflight() -> Response {
+    Response::new(204, Body::Empty)
+        .with_header("Access-Control-Allow-Methods", "GET, HEAD")
+        .with_header("Access-Control-Allow-Headers", "Authorization")
+        .with_header("Access-Control-Max-Age", "600")
 }
 
-/// Lets `request` through to `answer` when no users are configured or its credentials
-/// are right; otherwise answers it with `401`, `429` or `503`.
-pub fn admit(request: Request, state: &Arc<AppState>, method: Method, answer: Answer) {
+/// Lets the request through when no users are configured or its credentials are
+/// right; otherwise gives the answer that refuses it (`401`, `429` or `503`).
+pub fn admit(
+    head: &RequestHead,
+    peer: &str,
+    ip: std::net::IpAddr,
+    state: &AppState,
+) -> Result<(), Response> {
     let Some(guard) = &state.guard else {
-        return answer(request, state, method);
+        return Ok(());
     };
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str());
-    let peer = request.remote_addr().map(|a| a.ip());
-    match guard.precheck(authorization, peer) {
-        Precheck::Known => answer(request, state, method),
-        Precheck::Missing => send(request, unauthorized(), state),
+    match guard.precheck(head.authorization.as_deref(), Some(ip)) {
+        Precheck::Known => Ok(()),
+        Precheck::Missing => Err(unauthorized()),
         Precheck::Throttled(wait) => {
-            log::debug!(
-                "{} is held off after too many wrong passwords",
-                peer_name(&request)
-            );
+            log::debug!("{peer} is held off after too many wrong passwords");
             let body = "too many wrong passwords from this address; try again later\n";
-            let response = text(429, body.into())
-                .with_header(header("Retry-After", &(wait.as_secs() + 1).to_string()));
-            send(request, response, state)
+            Err(Response::text(429, body.into())
+                .with_header("Retry-After", &(wait.as_secs() + 1).to_string()))
         }
         Precheck::Verify(presented) => {
-            verify_then_answer(request, state, presented, method, answer)
-        }
-    }
-}
-
-/// Verifies credentials seen for the first time on a thread of its own, so that a slow
-/// hash (or the pause after a wrong one) never holds up the request threads.
-fn verify_then_answer(
-    request: Request,
-    state: &Arc<AppState>,
-    presented: Presented,
-    method: Method,
-    answer: Answer,
-) {
-    let Some(permit) = Permit::take(&VERIFYING, MAX_VERIFYING) else {
-        let body = "busy checking passwords; try again in a moment\n";
-        let response = text(503, body.into()).with_header(header("Retry-After", "1"));
-        return send(request, response, state);
-    };
-    let state2 = state.clone();
-    let spawned = thread::Builder::new()
-        .name("auth".into())
-        .stack_size(AUTH_STACK)
-        .spawn(move || {
-            let state = state2;
-            let Some(guard) = &state.guard else { return };
-            let peer = request.remote_addr().map(|a| a.ip());
-            if guard.verify(&presented, peer) {
-                drop(presented);
-                drop(permit);
-                return answer(request, &state, method);
-            }
-            drop(presented);
+            let Some(permit) = Permit::take(&VERIFYING, MAX_VERIFYING) else {
+                let body = "busy checking passwords; try again in a moment\n";
+                return Err(Response::text(503, body.into()).with_header("Retry-After", "1"));
+            };
+            let right = guard.verify(&presented, Some(ip));
             drop(permit);
+            if right {
+                return Ok(());
+            }
             log::warn!(
-                "{} sent a wrong user name or password for {}",
-                peer_name(&request),
-                request.url()
+                "{peer} sent a wrong user name or password for {}",
+                printable(&head.target)
             );
-            // The pause does not hold a verification slot; past a bound on pauses
-            // waiting at once, the refusal goes out at once.
             if let Some(_pausing) = Permit::take(&PAUSING, MAX_PAUSING) {
                 thread::sleep(FAILURE_DELAY);
             }
-            send(request, unauthorized(), &state);
-        });
-    if let Err(e) = spawned {
-        log::error!("cannot start a thread to check a password: {e}");
+            Err(unauthorized())
+        }
     }
+}
+
+/// A request target as it may appear in the log: at most 200 characters, control
+/// characters replaced.
+pub fn printable(target: &str) -> String {
+    let mut out: String = target
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if target.chars().count() > 200 {
+        out.push('…');
+    }
+    out
 }
 
 /// Password checks running now (see [`MAX_VERIFYING`]).

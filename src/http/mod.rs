@@ -1,31 +1,34 @@
 //! The HTTP side: the viewer page, the MJPEG stream, snapshots and status.
 //!
-//! Every request passes the [`Guard`] first when users are configured (HTTP Basic).
-//! It is built on `tiny_http`, which parses requests on its own connection threads; this
-//! module answers them. Short answers are written by a few worker threads; every stream
-//! gets a thread of its own. The [`gate`] bounds the connections that have not yet made
-//! a request, which `tiny_http` would wait for without limit. The HTTP side reads frames from the [`FrameSlot`] and counters
-//! from [`SourceStats`]; it knows nothing about cameras.
+//! A small HTTP/1.1 server on std threads and blocking sockets: [`server`] accepts and
+//! gives every connection a thread, [`conn`] reads its request heads within bounded time
+//! and size ([`head`] parses them, [`waiting`] bounds how many wait at once), [`answer`]
+//! decides each answer after [`access`] has checked who asks, and [`reply`] writes it;
+//! a stream runs on its connection's thread ([`stream`]). The HTTP side reads frames from
+//! the [`FrameSlot`] and counters from [`SourceStats`]; it knows nothing about cameras.
 //!
 //! [`FrameSlot`]: crate::slot::FrameSlot
 //! [`SourceStats`]: crate::stats::SourceStats
 
 pub mod access;
-pub mod gate;
+pub mod answer;
+pub mod conn;
+pub mod head;
 pub mod reply;
 pub mod routes;
 pub mod server;
-pub mod socket;
+pub mod shares;
 pub mod status;
 pub mod stream;
 pub mod tls;
+pub mod waiting;
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Guard;
+use crate::net::Patience;
 use crate::slot::FrameSlot;
 use crate::source::Settings;
 use crate::stats::{ClientCounter, SourceStats};
@@ -35,21 +38,21 @@ pub struct AppState {
     pub slot: Arc<FrameSlot>,
     pub source: Arc<SourceStats>,
     pub clients: Arc<ClientCounter>,
+    /// Streams per client address (`--max-clients-per-address`).
+    pub shares: Arc<shares::Shares>,
     pub settings: Settings,
     pub started: Instant,
     pub stopping: Arc<AtomicBool>,
-    /// The address the server listens on (its port identifies our connections).
-    pub local_addr: SocketAddr,
-    /// Bounds the connections that have not yet made a request; requests being
-    /// answered and streams are marked in it.
-    pub gate: Arc<gate::Gate>,
+    /// How long clients may take, and how much they may send, to make a request.
+    pub patience: Patience,
+    /// The connections waiting for a request head now.
+    pub waiting: waiting::Waiting,
     /// Who may watch; `None`: everybody.
     pub guard: Option<Arc<Guard>>,
     /// `Access-Control-Allow-Origin` for every answer; `None`: no CORS headers, and
     /// `OPTIONS` is refused like any other method but GET and HEAD.
     pub allow_origin: Option<String>,
-    /// Connections speak TLS: streams must be written through `tiny_http`'s writer,
-    /// never to the raw socket.
+    /// Connections speak TLS.
     pub tls: bool,
 }
 

@@ -8,8 +8,11 @@
 //! set on the listening socket (see [`crate::net`]).
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use super::reply::cors_headers;
+use super::AppState;
 use crate::frame::{ADVANCE_PART_HEAD, BOUNDARY};
 use crate::slot::{FrameSlot, Next};
 
@@ -55,6 +58,45 @@ pub fn response_head(advance: bool, extra: &str) -> Vec<u8> {
         head.extend_from_slice(ADVANCE_PART_HEAD);
     }
     head
+}
+
+/// Runs a stream to `peer` on `out` until it ends, and logs how it went.
+pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppState, advance: bool) {
+    let started = Instant::now();
+    let _watch = state.slot.watch();
+    log::info!(
+        "{peer} started watching {target} ({} watching)",
+        state.clients.current()
+    );
+    let extra: String = cors_headers(state)
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let head = response_head(advance, &extra);
+    let outcome = match out.write_all(&head).and_then(|()| out.flush()) {
+        Err(e) => StreamOutcome {
+            sent: 0,
+            skipped: 0,
+            end: EndReason::Client(e),
+        },
+        Ok(()) => run(out, &state.slot, advance),
+    };
+    let why = match &outcome.end {
+        EndReason::ServerStopping => "server stopping".to_string(),
+        EndReason::Client(e) => match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                "client stopped reading (write timed out)".to_string()
+            }
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => "client left".to_string(),
+            _ => format!("write failed: {e}"),
+        },
+    };
+    log::info!(
+        "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why})",
+        started.elapsed().as_secs_f64(),
+        outcome.sent,
+        outcome.skipped
+    );
 }
 
 /// Writes frames from `slot` to `out` (after the response head) until the client goes or

@@ -305,3 +305,60 @@ pub fn flood_head(addr: SocketAddr, kind: usize, limit: usize) -> (usize, Seen) 
     };
     (sent, seen)
 }
+
+/// Open descriptors of `pid`.
+pub fn open_fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+/// Waits (up to `within`) for `pid`'s threads and descriptors to come down to at most
+/// `threads` and `fds`; returns what they were at the end.
+pub fn settle(pid: u32, threads: u64, fds: u64, within: Duration) -> (u64, u64) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = (threads_and_rss(pid).0, open_fds(pid));
+        if (now.0 <= threads && now.1 <= fds) || Instant::now() > deadline {
+            return now;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TCP connection to `addr` from the local address `from` (another loopback address,
+/// so that the server sees another client).
+pub fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{
+        bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    };
+    let family = if from.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(SocketAddr::new(from, 0)),
+    )?;
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Connects, sends the first byte of a request, and closes at once with a reset
+/// (`SO_LINGER` 0).
+pub fn connect_and_reset(addr: SocketAddr) {
+    if let Ok(mut s) = TcpStream::connect(addr) {
+        let _ = s.write_all(b"G");
+        let _ = nix::sys::socket::setsockopt(
+            &s,
+            nix::sys::socket::sockopt::Linger,
+            &nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Decides the answer to one request: refusals of method and credentials, then the
+//! route's page, picture, status or stream.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::access::{self, printable};
+use super::head::RequestHead;
+use super::reply::{Body, Response};
+use super::routes::{self, Method, Route};
+use super::shares::Share;
+use super::{status, AppState, PAGE};
+use crate::frame::{Frame, BOUNDARY};
+use crate::stats::ClientPlace;
+
+/// What to do with a request.
+pub enum Reply {
+    /// Send this answer.
+    Answer(Response),
+    /// Run a stream on the connection, in the given places.
+    Stream {
+        advance: bool,
+        place: ClientPlace,
+        share: Share,
+    },
+}
+
+/// The reply to `head`, from `peer`.
+pub fn answer(head: &RequestHead, peer: SocketAddr, state: &Arc<AppState>) -> Reply {
+    let response = |r| Reply::Answer(r);
+    if access::is_preflight(head, state) {
+        return response(access::preflight());
+    }
+    let method = routes::method(&head.method);
+    if method == Method::Other {
+        let allow = if state.allow_origin.is_some() {
+            "GET, HEAD, OPTIONS"
+        } else {
+            "GET, HEAD"
+        };
+        let body = format!(
+            "method {} is not allowed: use GET or HEAD\n",
+            printable(&head.method)
+        );
+        return response(Response::text(405, body).with_header("Allow", allow));
+    }
+    if let Err(refusal) = access::admit(head, &peer.to_string(), peer.ip(), state) {
+        return response(refusal);
+    }
+    match routes::route(&head.target) {
+        Route::RedirectToPage => response(
+            Response::new(301, Body::Empty).with_header("Location", "/index.html"),
+        ),
+        Route::Page => response(
+            Response::new(200, Body::Static(PAGE.as_bytes()))
+                .with_header("Content-Type", "text/html; charset=utf-8")
+                .with_header("Cache-Control", "no-cache"),
+        ),
+        Route::Snapshot => match fresh_frame(state) {
+            Some(frame) => response(
+                Response::new(200, Body::Jpeg(frame))
+                    .with_header("Content-Type", "image/jpeg")
+                    .with_header("Cache-Control", "no-cache, private")
+                    .with_header("Pragma", "no-cache"),
+            ),
+            None => response(
+                Response::text(
+                    503,
+                    "no frame yet: the source has not delivered a picture; try again shortly\n"
+                        .into(),
+                )
+                .with_header("Retry-After", "1"),
+            ),
+        },
+        Route::Status => response(
+            Response::new(200, Body::Owned(status::render(state).into_bytes()))
+                .with_header("Content-Type", "application/json")
+                .with_header("Cache-Control", "no-cache"),
+        ),
+        Route::Favicon => response(Response::new(204, Body::Empty)),
+        Route::UnknownAction => response(Response::text(
+            404,
+            "unknown action: use /?action=stream or /?action=snapshot\n".into(),
+        )),
+        Route::NotFound => response(Response::text(
+            404,
+            format!(
+                "not found: {}\nthis server has /index.html, /stream.mjpg, /snapshot.jpg and /status\n",
+                printable(&head.target)
+            ),
+        )),
+        Route::Stream { advance } => stream(peer, state, advance, method),
+    }
+}
+
+/// The newest frame for a snapshot. A source idle for lack of viewers is asked for a
+/// frame, and the answer waits for it (up to a few seconds) rather than sending an old one.
+fn fresh_frame(state: &AppState) -> Option<Arc<Frame>> {
+    state.slot.want();
+    let latest = state.slot.latest();
+    if state.source.capturing() {
+        return latest;
+    }
+    let seen = latest.as_ref().map_or(0, |f| f.seq());
+    match state.slot.next_after(seen, Duration::from_secs(5)) {
+        crate::slot::Next::Frame(f) => Some(f),
+        _ => latest,
+    }
+}
+
+/// A stream's places, or the answer refusing it.
+fn stream(peer: SocketAddr, state: &Arc<AppState>, advance: bool, method: Method) -> Reply {
+    if method == Method::Head {
+        let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
+        return Reply::Answer(
+            Response::new(200, Body::Empty)
+                .with_header("Content-Type", &content_type)
+                .with_header("Cache-Control", "no-cache, private")
+                .with_header("Pragma", "no-cache")
+                .without_length(),
+        );
+    }
+    let Some(share) = state.shares.try_take(peer.ip()) else {
+        let max = state.shares.max().unwrap_or(0);
+        log::warn!(
+            "refused a stream to {peer}: it already watches {max} streams (--max-clients-per-address)"
+        );
+        let body = format!(
+            "too many streams from this address: {max} already run (the server's --max-clients-per-address)\n"
+        );
+        return Reply::Answer(Response::text(503, body).with_header("Retry-After", "5"));
+    };
+    let Some(place) = state.clients.try_enter() else {
+        let max = state.clients.max().unwrap_or(0);
+        log::warn!("refused a stream to {peer}: {max} clients already watching (--max-clients)");
+        let body = format!(
+            "too many clients: {max} streams are already running (the server's --max-clients)\n"
+        );
+        return Reply::Answer(Response::text(503, body).with_header("Retry-After", "5"));
+    };
+    Reply::Stream {
+        advance,
+        place,
+        share,
+    }
+}
