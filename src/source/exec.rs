@@ -482,6 +482,9 @@ impl Guardian {
     /// Ends every process under the guardian: SIGTERM (and SIGCONT, for a stopped
     /// one), SIGKILL after [`GUARD_GRACE`].
     fn end_all(&mut self) {
+        // The process group first, in case /proc cannot be read (the guardian's own
+        // SIGTERM waits, blocked, and is read as one more stop request).
+        let _ = killpg(self.me, Signal::SIGTERM);
         let kill_at = Instant::now() + GUARD_GRACE;
         let give_up = kill_at + GUARD_GRACE;
         let mut warned: Vec<Pid> = Vec::new();
