@@ -1,5 +1,6 @@
 //! The `picam-stream` program: reads the configuration, starts the source, the HTTP
-//! server and the mDNS responder, and stops them cleanly on SIGINT or SIGTERM.
+//! server and the mDNS responder, and stops them cleanly on SIGINT, SIGTERM, SIGHUP or
+//! SIGQUIT (see `shutdown.rs` for every signal).
 
 use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,7 @@ use picam_stream::http::server::HttpServer;
 use picam_stream::http::shares::Shares;
 use picam_stream::http::waiting::Waiting;
 use picam_stream::http::{tls, AppState};
-use picam_stream::shutdown::StopSignals;
+use picam_stream::shutdown::{self, StopSignals};
 use picam_stream::slot::FrameSlot;
 use picam_stream::source::{self, isolate, Settings};
 use picam_stream::stats::ClientCounter;
@@ -30,6 +31,10 @@ fn main() {
     // Before any thread exists, so that every thread inherits the blocked mask.
     let signals =
         StopSignals::block().unwrap_or_else(|e| fail(1, &format!("cannot block signals: {e}")));
+    // Started again by the `exec:` source to watch over its command.
+    if let Some(code) = source::exec::guardian_from_env() {
+        exit(code);
+    }
     let config = match config::parse(std::env::args_os().skip(1), |k| std::env::var_os(k)) {
         Ok(Action::Run(c)) => *c,
         Ok(Action::Help) => {
@@ -142,7 +147,8 @@ fn main() {
             .ok()
     });
 
-    let signal = signals.wait();
+    let signal =
+        signals.wait(|| shutdown::status_line(&source.stats, &state.clients, state.started));
     log::info!("{signal} received: stopping");
     if let Some(mdns) = mdns {
         mdns.stop();

@@ -713,3 +713,205 @@ fn the_source_process_starts_after_the_binary_was_removed() {
     wait_seen(&frames, Seen::Good, "from a removed binary");
     source_process(&server);
 }
+
+// ------------------------------------------------------------------ signals, and the
+// `exec:` command's life tied to the server's
+
+/// The `exec:` command's guardian is this binary started again, which qemu-user without
+/// a binfmt handler cannot do (the server then runs the command directly).
+fn can_guard_commands() -> bool {
+    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
+        println!("skipped: the exec guardian cannot be started under the emulator's wrapper");
+        return false;
+    }
+    true
+}
+
+/// True once `pid` has ended (gone, or a zombie waiting to be collected).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Waits until every one of `pids` has ended.
+fn wait_gone(pids: &[i32], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5) * slow_factor();
+    loop {
+        let left: Vec<i32> = pids.iter().copied().filter(|&p| !process_gone(p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {left:?} still run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the file `path` holds at least `n` pids, one a line, and returns them.
+fn wait_pids(path: &Path, n: usize, server: &Server) -> Vec<i32> {
+    let deadline = Instant::now() + patience();
+    loop {
+        let pids: Vec<i32> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.len() >= n {
+            return pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} pids written; log:\n{}",
+            pids.len(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a server whose `exec:` command writes three pids to `pids` (the shell, a
+/// background child in its process group, and a child that left for a session of its
+/// own with `setsid`) and then streams good frames. Returns the server and the pids.
+fn server_with_family(dir: &Scratch) -> (Server, Vec<i32>) {
+    std::fs::write(dir.path("good.jpg"), make_jpeg(W, H, 60)).unwrap();
+    let script = dir.script(
+        "family.sh",
+        &format!(
+            "cd '{}'\n\
+             echo $$ >> pids\n\
+             sleep 1000 & echo $! >> pids\n\
+             setsid sh -c 'echo $$ >> pids; exec sleep 1000' </dev/null >/dev/null 2>&1 &\n\
+             while :; do cat good.jpg; sleep 0.05; done\n",
+            dir.0.display()
+        ),
+    );
+    let source = format!("exec:sh '{}'", script.display());
+    let server = Server::start(&["--source", &source]);
+    let pids = wait_pids(&dir.path("pids"), 3, &server);
+    server.wait_status(patience(), "a good frame", |s| {
+        s["frames_captured"].as_u64().is_some_and(|n| n > 0)
+    });
+    (server, pids)
+}
+
+/// Waits for the server to exit by itself and returns its exit code.
+fn wait_exit(server: &mut Server, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(5) * slow_factor();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the server still runs; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_exec_command_ends_with_a_server_killed_by_sigkill() {
+    if !can_guard_commands() {
+        return;
+    }
+    let dir = Scratch::new("sigkill");
+    let (mut server, pids) = server_with_family(&dir);
+    let killed_at = Instant::now();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    wait_gone(&pids, "after the server was killed with SIGKILL");
+    println!(
+        "the command's three processes ended {} after SIGKILL",
+        secs(killed_at.elapsed())
+    );
+}
+
+#[test]
+fn sighup_and_sigquit_stop_the_server_and_its_command() {
+    use nix::sys::signal::{kill, Signal};
+    for signal in [Signal::SIGHUP, Signal::SIGQUIT] {
+        let dir = Scratch::new(&format!("stop-{signal}"));
+        let (mut server, pids) = server_with_family(&dir);
+        kill(nix::unistd::Pid::from_raw(server.child.id() as i32), signal).unwrap();
+        let code = wait_exit(&mut server, signal.as_str());
+        assert_eq!(code, Some(0), "{signal}; log:\n{}", server.log_text());
+        server.wait_log(
+            &format!("{signal} received: stopping"),
+            Duration::from_secs(2),
+        );
+        server.wait_log("stopped", Duration::from_secs(2));
+        if can_guard_commands() {
+            wait_gone(&pids, &format!("after {signal}"));
+        } else {
+            // Without the guardian, the process group at least is stopped; the child
+            // in a session of its own is left to the test.
+            wait_gone(&pids[..2], &format!("after {signal}"));
+            let _ = kill(nix::unistd::Pid::from_raw(pids[2]), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn sigusr1_logs_a_status_line_and_other_signals_are_ignored() {
+    use nix::sys::signal::{kill, Signal};
+    let mut server = Server::start(&["--source", "test", "--size", "160x120"]);
+    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    for signal in [Signal::SIGALRM, Signal::SIGUSR2, Signal::SIGPIPE] {
+        kill(pid, signal).unwrap();
+    }
+    kill(pid, Signal::SIGUSR1).unwrap();
+    server.wait_log("SIGUSR1 received: up ", Duration::from_secs(5));
+    let log = server.log_text();
+    let line = log.lines().find(|l| l.contains("SIGUSR1")).unwrap();
+    assert!(line.contains("source test pattern"), "{line}");
+    assert!(line.contains("viewers now"), "{line}");
+    // Still serving, after every one of them.
+    let r = get(server.addr, "/status");
+    assert_eq!(r.status, 200);
+    assert!(alive(&mut server));
+    assert!(!log.contains("stopping"), "{log}");
+}
+
+#[test]
+fn setsid_children_of_a_restarted_command_do_not_pile_up() {
+    if !can_guard_commands() {
+        return;
+    }
+    let dir = Scratch::new("setsid");
+    std::fs::write(dir.path("good.jpg"), make_jpeg(W, H, 90)).unwrap();
+    // Each run leaves a child in a session of its own, sends one frame and exits.
+    let script = dir.script(
+        "leaver.sh",
+        &format!(
+            "cd '{}'\n\
+             setsid sh -c 'echo $$ >> pids; exec sleep 1000' </dev/null >/dev/null 2>&1 &\n\
+             cat good.jpg\n",
+            dir.0.display()
+        ),
+    );
+    let source = format!("exec:sh '{}'", script.display());
+    let mut server = Server::start(&["--source", &source]);
+    // Three runs: the first and two restarts.
+    let pids = wait_pids(&dir.path("pids"), 3, &server);
+    wait_gone(&pids[..2], "children of the runs before the restarts");
+    let s = server.status();
+    assert!(s["source_restarts"].as_u64().unwrap() >= 2, "{s}");
+    kill_politely(&mut server);
+    let pids = wait_pids(&dir.path("pids"), 3, &server);
+    wait_gone(&pids, "after the server stopped");
+}
+
+/// SIGTERM, and the server exits 0 by itself.
+fn kill_politely(server: &mut Server) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(wait_exit(server, "SIGTERM"), Some(0));
+}
