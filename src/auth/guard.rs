@@ -304,6 +304,15 @@ impl Guard {
         self.credentials.len()
     }
 
+    /// The slowest verification seen, once the timing at start has finished (`None`
+    /// before): how long every refusal takes at least (up to 10 s).
+    pub fn slowest_check(&self) -> Option<Duration> {
+        self.timing
+            .measured
+            .load(Ordering::Acquire)
+            .then(|| self.timing.slowest())
+    }
+
     /// The cheap part of the check, done on the thread that got the request.
     pub fn precheck(&self, authorization: Option<&str>, peer: Option<IpAddr>) -> Precheck {
         let Some(presented) = authorization.and_then(decode_authorization) else {
