@@ -131,7 +131,7 @@ impl Credentials {
     }
 
     /// The user whose secret is estimated dearest to check, from its kind and cost alone
-    /// (see [`Secret::estimated_cost`]); the first of equals.
+    /// (bcrypt by its cost, SHA-crypt by its rounds); the first of equals.
     pub fn costliest(&self) -> Option<usize> {
         let mut best: Option<(usize, u64)> = None;
         for (i, user) in self.users.iter().enumerate() {
