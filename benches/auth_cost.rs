@@ -1,7 +1,11 @@
 //! What one password check costs: prints the time of one verification for each kind of
 //! stored secret (bcrypt at htpasswd's cost 5 and at the bcrypt library's default cost
 //! 12, SHA-512-crypt and SHA-256-crypt at their default 5000 rounds, a plain password),
-//! and of a request whose credentials were verified before (the gate's cache).
+//! and of a request whose credentials were verified before (the gate's cache). Then,
+//! with users of all those kinds in one file, the median time of a wrong password for
+//! each user against that of an unknown user name: as the stored hashes check it
+//! (`Credentials::verify`) and as the server answers it (`Guard::check`, which holds
+//! every refusal back to the slowest check).
 //!
 //!   cargo bench --bench auth_cost
 
@@ -10,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use picam_stream::auth::{Credentials, Guard, Precheck};
+use picam_stream::auth::{decode_authorization, Credentials, Guard, Precheck, Verdict};
 
 /// CPU time this thread has used (unlike wall time, not inflated by other processes
 /// sharing the cores).
@@ -108,4 +112,84 @@ fn main() {
         }),
     );
     println!("  (CPU time of the measuring thread; wall time also counts waiting for a core)");
+    refusals();
+}
+
+/// Median wall time of `runs` calls of `f`.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A wrong password for each kind of user, and an unknown name, side by side.
+fn refusals() {
+    const SHA512: &str = "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.";
+    const SHA256: &str = "$5$abcdefgh$gruCpC7VkOTspMQTTSAR8mtlO9Upms.fwqE5y16JVM.";
+    const RUNS: usize = 7;
+    // The cheap kinds first: an unknown name once met the first user's hash.
+    let users = [
+        ("sha512", "SHA-512-crypt 5000 rounds", SHA512.to_string()),
+        ("sha256", "SHA-256-crypt 5000 rounds", SHA256.to_string()),
+        ("bc5", "bcrypt cost 5", bcrypt::hash("secret", 5).unwrap()),
+        (
+            "bc12",
+            "bcrypt cost 12",
+            bcrypt::hash("secret", 12).unwrap(),
+        ),
+    ];
+    let mut c = Credentials::default();
+    let text: String = users
+        .iter()
+        .map(|(name, _, hash)| format!("{name}:{hash}\n"))
+        .collect();
+    c.add_file_text(Path::new("bench"), &text).unwrap();
+    c.add_plain("plain:secret").unwrap();
+    let mut cases: Vec<(String, &str)> = users
+        .iter()
+        .map(|(name, what, _)| (format!("wrong password, {what}"), *name))
+        .collect();
+    cases.push(("wrong password, plain (--auth)".into(), "plain"));
+    cases.push(("unknown user name".into(), "nobody"));
+
+    let guard = Guard::new(c.clone());
+    println!("auth_cost: median wall time of a refused check, {RUNS} runs each");
+    println!("  {:<48} {:>12} {:>12}", "", "hash only", "as answered");
+    // Bounded: the timing at start takes about one check of each kind.
+    for _ in 0..600 {
+        if guard.slowest_check().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (what, name) in cases {
+        let hash_only = median(RUNS, || {
+            black_box(c.verify(name, "wrong"));
+        });
+        let presented = decode_authorization(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{name}:wrong"))
+        ))
+        .unwrap();
+        let answered = median(RUNS, || {
+            assert_eq!(guard.check(&presented, None), Verdict::Refused);
+        });
+        println!(
+            "  {what:<48} {:>9.1} ms {:>9.1} ms",
+            hash_only.as_secs_f64() * 1e3,
+            answered.as_secs_f64() * 1e3
+        );
+    }
+    if let Some(slowest) = guard.slowest_check() {
+        println!(
+            "  (slowest check seen: {:.1} ms; every refusal is held back to it)",
+            slowest.as_secs_f64() * 1e3
+        );
+    }
 }

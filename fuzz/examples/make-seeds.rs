@@ -1,5 +1,6 @@
 //! Writes the seed corpora in `corpus/<target>/`: pictures made by the server's own
-//! encoder, MJPEG streams built from them, request lines and option lists.
+//! encoder, MJPEG streams built from them, request lines, option lists, `Authorization`
+//! header values and auth files.
 //!
 //! Run from the `fuzz` directory with `cargo run --example make-seeds`. The output is
 //! deterministic, so running it again changes nothing unless the encoder changed.
@@ -234,5 +235,52 @@ fn main() {
         ("unknown", &["--bogus", "1"][..]),
     ] {
         write("config", name, items.join("\0").as_bytes());
+    }
+
+    // authorization: header values as clients send them (the target also reads each
+    // one as the bytes of `user:password`).
+    for (name, value) in [
+        ("basic", "Basic YW5uOnNlY3JldA=="),
+        ("lower-case", "basic YW5uOnNlY3JldA=="),
+        ("blanks", "  BASIC   YW5uOnBhOnNz  "),
+        ("empty-password", "Basic YW5uOg=="),
+        ("no-colon", "Basic YW5u"),
+        ("not-base64", "Basic !!!"),
+        ("not-utf8", "Basic /w=="),
+        ("bearer", "Bearer abc.def"),
+        ("scheme-only", "Basic"),
+        ("pair", "ann:s3cret-pw"),
+    ] {
+        write("authorization", name, value.as_bytes());
+    }
+
+    // auth_file: USER:HASH lines, comments and the mistakes people make.
+    let bcrypt = "$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+    let sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+    let sha256 = "$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA";
+    let rounds = "$6$rounds=10000$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+    for (name, text) in [
+        (
+            "kinds",
+            format!("# who may watch\n\nann:{bcrypt}\nbob:{sha512}\ncid:{sha256}\ndee:{rounds}\n"),
+        ),
+        (
+            "crlf",
+            format!("ann:{bcrypt}\r\n# note\r\nbob:{sha256}\r\n"),
+        ),
+        ("twice", format!("ann:{bcrypt}\nann:{sha512}\n")),
+        ("md5", "ann:$1$abc$defghijklmnop\n".to_string()),
+        ("plain", "ann:secret\n".to_string()),
+        ("no-hash", "ann\n".to_string()),
+        (
+            "bad-rounds",
+            format!("ann:$6$rounds=12$saltsalt${}\n", &sha512[12..]),
+        ),
+        (
+            "regression-split-character",
+            format!("ann:$2x\u{e9}{}\n", "a".repeat(55)),
+        ),
+    ] {
+        write("auth_file", name, text.as_bytes());
     }
 }

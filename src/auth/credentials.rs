@@ -125,22 +125,101 @@ impl Credentials {
         self.users.first().map(|u| u.secret.kind())
     }
 
-    /// True when `name` exists and `password` is theirs. An unknown name costs as much
-    /// as a known one with a wrong password, so timing does not tell which names exist.
+    /// The kind of each user's secret, in the order they were added (for measurements).
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.users.iter().map(|u| u.secret.kind()).collect()
+    }
+
+    /// The user whose secret is estimated dearest to check, from its kind and cost alone
+    /// (bcrypt by its cost, SHA-crypt by its rounds); the first of equals.
+    pub fn costliest(&self) -> Option<usize> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, user) in self.users.iter().enumerate() {
+            let cost = user.secret.estimated_cost();
+            if best.is_none_or(|(_, b)| cost > b) {
+                best = Some((i, cost));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// One user for each distinct kind and cost of secret: the ones worth timing to find
+    /// which check is really the slowest on this machine.
+    pub fn cost_classes(&self) -> Vec<usize> {
+        let mut seen: Vec<(Kind, u64)> = Vec::new();
+        let mut picked = Vec::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let class = (user.secret.kind(), user.secret.estimated_cost());
+            if !seen.contains(&class) {
+                seen.push(class);
+                picked.push(i);
+            }
+        }
+        picked
+    }
+
+    /// Checks `password` against the secret of user number `index` (for timing a
+    /// check); false when there is no such user.
+    pub fn check_secret(&self, index: usize, password: &str) -> bool {
+        self.users
+            .get(index)
+            .is_some_and(|u| u.secret.matches(password))
+    }
+
+    /// True when `name` exists and `password` is theirs. An unknown name is checked
+    /// against the secret estimated dearest ([`Credentials::costliest`]), so that it
+    /// costs at least as much as a wrong password for any user.
     pub fn verify(&self, name: &str, password: &str) -> bool {
-        match self.users.iter().find(|u| u.name == name) {
-            Some(user) => user.secret.matches(password),
+        self.verify_with_decoy(name, password, self.costliest().unwrap_or(0))
+            .0
+    }
+
+    /// Like [`Credentials::verify`], checking an unknown name against the secret of user
+    /// number `decoy`. Also returns the number of the user whose secret was checked.
+    /// Every user name is compared, in constant time for names of equal length.
+    pub fn verify_with_decoy(&self, name: &str, password: &str, decoy: usize) -> (bool, usize) {
+        let mut found: Option<usize> = None;
+        for (i, user) in self.users.iter().enumerate() {
+            let same = bool::from(user.name.as_bytes().ct_eq(name.as_bytes()));
+            if same && found.is_none() {
+                found = Some(i);
+            }
+        }
+        match found {
+            Some(i) => (self.check_secret(i, password), i),
             None => {
-                if let Some(first) = self.users.first() {
-                    let _ = first.secret.matches(password);
-                }
-                false
+                let _ = self.check_secret(decoy, password);
+                (false, decoy)
             }
         }
     }
 }
 
 impl Secret {
+    /// Roughly what one check costs, in nanoseconds of one x86-64 core (measured with
+    /// `cargo bench --bench auth_cost`): good enough to rank secrets before anything is
+    /// timed. The ranking of different kinds differs between machines; the guard times
+    /// them at start to correct it.
+    fn estimated_cost(&self) -> u64 {
+        match self {
+            Secret::Plain(_) => 1,
+            Secret::Bcrypt(hash) => {
+                let cost = hash.get(4..6).and_then(|c| c.parse::<u32>().ok());
+                60_000u64.saturating_mul(1u64 << cost.unwrap_or(4).min(31))
+            }
+            Secret::ShaCrypt(hash) => {
+                let per_round = if hash.starts_with("$6$") { 340 } else { 100 };
+                let rounds = hash
+                    .get(3..)
+                    .and_then(|rest| rest.strip_prefix("rounds="))
+                    .and_then(|rest| rest.split('$').next())
+                    .and_then(|r| r.parse::<u64>().ok())
+                    .unwrap_or(5000);
+                per_round * rounds
+            }
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self {
             Secret::Plain(_) => Kind::Plain,
@@ -188,7 +267,7 @@ fn parse_hash(hash: &str) -> Result<Secret, String> {
     if hash.starts_with("$2") {
         let b = hash.as_bytes();
         let shaped = b.len() == 60
-            && matches!(&hash[..4], "$2y$" | "$2b$" | "$2a$")
+            && matches!(hash.get(..4), Some("$2y$" | "$2b$" | "$2a$"))
             && b[6] == b'$'
             && hash[4..6]
                 .parse::<u32>()
@@ -285,5 +364,48 @@ mod tests {
             assert!(e.contains(why), "{e}");
             assert!(!e.contains("short") && !e.contains("abc"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_unknown_name_is_checked_against_the_dearest_secret() {
+        // A cheap first user, then dearer ones: the unknown name must not get the first.
+        let bc6 = bcrypt::hash("secret", 6).unwrap();
+        let text = format!("ann:{SHA256}\nbob:{bc6}\ncid:{SHA512}\n");
+        let mut c = Credentials::default();
+        c.add_file_text(Path::new("users"), &text).unwrap();
+        c.add_plain("dan:secret").unwrap();
+        assert_eq!(c.costliest(), Some(1));
+        assert_eq!(c.verify_with_decoy("nobody", "secret", 1), (false, 1));
+        assert_eq!(c.verify_with_decoy("cid", "wrong", 1), (false, 2));
+        assert_eq!(c.verify_with_decoy("dan", "secret", 1), (true, 3));
+        assert!(!c.verify("nobody", "secret"));
+        assert_eq!(c.cost_classes(), vec![0, 1, 2, 3]);
+
+        // SHA-crypt with many rounds outweighs a cheap bcrypt.
+        let many = "$6$rounds=200000$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG.";
+        let bc4 = bcrypt::hash("secret", 4).unwrap();
+        let mut c = Credentials::default();
+        let text = format!("ann:{bc4}\nbob:{SHA512}\ncid:{many}\ndee:{bc4}\n");
+        c.add_file_text(Path::new("users"), &text).unwrap();
+        assert_eq!(c.costliest(), Some(2));
+        assert_eq!(c.cost_classes(), vec![0, 1, 2]);
+        assert_eq!(Credentials::default().costliest(), None);
+        assert_eq!(
+            Credentials::default().verify_with_decoy("x", "y", 0),
+            (false, 0)
+        );
+    }
+
+    #[test]
+    fn a_bcrypt_prefix_split_inside_a_character_is_refused_not_a_panic() {
+        let hash = format!("$2\u{e9}{}", "a".repeat(57));
+        assert_eq!(hash.len(), 61);
+        let hash = format!("$2x\u{e9}{}", "a".repeat(55));
+        assert_eq!(hash.len(), 60);
+        let mut c = Credentials::default();
+        let e = c
+            .add_file_text(Path::new("users"), &format!("ann:{hash}\n"))
+            .unwrap_err();
+        assert!(e.contains("malformed bcrypt"), "{e}");
     }
 }

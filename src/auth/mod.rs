@@ -1,8 +1,10 @@
 //! Who may watch: the users and their passwords ([`credentials`]) and the check of each
-//! request's HTTP Basic credentials ([`guard`]). Knows nothing of HTTP beyond the header.
+//! request's HTTP Basic credentials ([`guard`]), whose password verifications take
+//! turns ([`schedule`]). Knows nothing of HTTP beyond the header.
 
 pub mod credentials;
 pub mod guard;
+pub mod schedule;
 
 pub use credentials::Credentials;
-pub use guard::{Guard, Precheck, Presented};
+pub use guard::{decode_authorization, failure_source, Guard, Precheck, Presented, Verdict};
