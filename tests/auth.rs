@@ -362,12 +362,9 @@ fn status_from(from: Ipv4Addr, server: SocketAddr, path: &str, pair: &str) -> Op
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Finding F3: guessers from many addresses must not keep a person's first login out.
-/// Needs the HTTP layer to verify through `Guard::check` (fair slots); the current one
-/// takes its own four slots and answers 503 when they are full, where this test passes
-/// or fails by luck.
+/// Finding F3: guessers from many addresses must not keep a person's first login out:
+/// checks from addresses with fewer failures go first (`Guard::check`).
 #[test]
-#[ignore = "until the HTTP layer verifies through Guard::check"]
 fn a_first_login_gets_in_while_many_addresses_guess() {
     let dir = temp_dir("guessers");
     let file = dir.join("users");

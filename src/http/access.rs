@@ -1,6 +1,7 @@
 //! Who may ask: CORS preflights, and the HTTP Basic check of every other request when
 //! users are configured. Credentials are checked on the connection's own thread, so a
-//! slow hash, or the pause after a wrong password, holds up no one else.
+//! slow hash, or the pause after a wrong password, holds up no one else; the auth module
+//! decides whose check goes first and how many run at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use super::head::RequestHead;
 use super::reply::{Body, Response};
 use super::AppState;
-use crate::auth::Precheck;
+use crate::auth::{Precheck, Verdict};
 
 /// Wrong or missing credentials: ask for them.
 pub fn unauthorized() -> Response {
@@ -25,9 +26,6 @@ pub const AUTH_CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\
 
 /// How long the answer to wrong credentials is held back.
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
-
-/// Verifications running at once; more get `503`.
-const MAX_VERIFYING: usize = 4;
 
 /// Refusals held back at once; more are sent at once.
 const MAX_PAUSING: usize = 64;
@@ -61,30 +59,35 @@ pub fn admit(
         Precheck::Missing => Err(unauthorized()),
         Precheck::Throttled(wait) => {
             log::debug!("{peer} is held off after too many wrong passwords");
-            let body = "too many wrong passwords from this address; try again later\n";
-            Err(Response::text(429, body.into())
-                .with_header("Retry-After", &(wait.as_secs() + 1).to_string()))
+            Err(throttled(wait))
         }
-        Precheck::Verify(presented) => {
-            let Some(permit) = Permit::take(&VERIFYING, MAX_VERIFYING) else {
+        Precheck::Verify(presented) => match guard.check(&presented, Some(ip)) {
+            Verdict::Accepted => Ok(()),
+            Verdict::Refused => {
+                log::warn!(
+                    "{peer} sent a wrong user name or password for {}",
+                    printable(&head.target)
+                );
+                // On top of the hold-back in `check` (which makes every refusal take
+                // as long as the slowest hash), a pause that slows guessing down.
+                if let Some(_pausing) = Permit::take(&PAUSING, MAX_PAUSING) {
+                    thread::sleep(FAILURE_DELAY);
+                }
+                Err(unauthorized())
+            }
+            Verdict::Throttled(wait) => Err(throttled(wait)),
+            Verdict::Busy => {
                 let body = "busy checking passwords; try again in a moment\n";
-                return Err(Response::text(503, body.into()).with_header("Retry-After", "1"));
-            };
-            let right = guard.verify(&presented, Some(ip));
-            drop(permit);
-            if right {
-                return Ok(());
+                Err(Response::text(503, body.into()).with_header("Retry-After", "1"))
             }
-            log::warn!(
-                "{peer} sent a wrong user name or password for {}",
-                printable(&head.target)
-            );
-            if let Some(_pausing) = Permit::take(&PAUSING, MAX_PAUSING) {
-                thread::sleep(FAILURE_DELAY);
-            }
-            Err(unauthorized())
-        }
+        },
     }
+}
+
+/// Too many wrong passwords from this address.
+fn throttled(wait: Duration) -> Response {
+    let body = "too many wrong passwords from this address; try again later\n";
+    Response::text(429, body.into()).with_header("Retry-After", &(wait.as_secs() + 1).to_string())
 }
 
 /// A request target as it may appear in the log: at most 200 characters, control
@@ -100,9 +103,6 @@ pub fn printable(target: &str) -> String {
     }
     out
 }
-
-/// Password checks running now (see [`MAX_VERIFYING`]).
-static VERIFYING: AtomicUsize = AtomicUsize::new(0);
 
 /// Refusals being held back now (see [`MAX_PAUSING`]).
 static PAUSING: AtomicUsize = AtomicUsize::new(0);
