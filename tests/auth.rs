@@ -564,3 +564,33 @@ fn tls_options_in_a_binary_without_tls_say_how_to_get_it() {
     );
     assert!(refused(&["--tls-cert", "cert.pem"], &[]).contains("needs --tls-key"));
 }
+
+/// Finding F11: a burst of requests with known credentials is answered, every one,
+/// with no error and no sign of a stuck server in the log.
+#[test]
+fn a_burst_of_authorized_requests_is_answered_without_errors() {
+    let server = Server::start(&["--source", "test", "--size", "160x120", "--auth", "ann:pw"]);
+    let addr = server.addr;
+    assert_eq!(get_as(&server, "/status", "ann:pw").status, 200);
+    let per_thread = 300 / slow_factor() as usize;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let auth = basic("ann:pw");
+                (0..per_thread)
+                    .map(|_| {
+                        request_with(addr, "GET", "/status", &[("Authorization", &auth)]).status
+                    })
+                    .filter(|&s| s != 200)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let other: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(other.is_empty(), "answers other than 200: {other:?}");
+    let log = server.log_text();
+    assert!(!log.contains("ERROR") && !log.contains("panicked"), "{log}");
+}

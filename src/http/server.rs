@@ -44,10 +44,15 @@ pub struct HttpServer {
     local_addr: SocketAddr,
 }
 
+/// Connections at once above which their end counts as the end of a burst.
+const BURST: usize = 32;
+
 /// Counts connection threads; see the module docs.
 struct Live {
     now: AtomicUsize,
     max: usize,
+    /// The most at once since memory was last given back.
+    peak: AtomicUsize,
 }
 
 /// A connection thread's place in [`Live`].
@@ -55,9 +60,36 @@ struct LivePlace(Arc<Live>);
 
 impl Drop for LivePlace {
     fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::SeqCst);
+        let now = self.0.now.fetch_sub(1, Ordering::SeqCst) - 1;
+        // A burst of connections is over when fewer than a quarter of its peak remain:
+        // the C library keeps what their threads freed for later unless told otherwise.
+        let peak = self.0.peak.load(Ordering::SeqCst);
+        if peak >= BURST
+            && now <= peak / 4
+            && self
+                .0
+                .peak
+                .compare_exchange(peak, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            give_back_freed_memory();
+        }
     }
 }
+
+/// Returns the memory freed in the C library's heaps to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_freed_memory() {
+    // SAFETY: malloc_trim only walks glibc's own heaps under their locks; it takes and
+    // returns plain integers.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+/// musl's allocator gives freed memory back by itself.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 impl HttpServer {
     /// Serves on `listener` (bound and configured by [`crate::net::listen`]) until the
@@ -78,6 +110,7 @@ impl HttpServer {
         let live = Arc::new(Live {
             now: AtomicUsize::new(0),
             max: state.patience.pending + streams + ANSWERING,
+            peak: AtomicUsize::new(0),
         });
         {
             let listener = listener.clone();
@@ -163,6 +196,8 @@ fn accept_loop(
             });
             continue;
         }
+        live.peak
+            .fetch_max(live.now.load(Ordering::SeqCst), Ordering::SeqCst);
         let place = LivePlace(live.clone());
         let state2 = state.clone();
         let acceptor = acceptor.clone();
