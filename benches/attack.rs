@@ -356,6 +356,9 @@ impl Server {
                 command.env_remove(name);
             }
         }
+        // As the packaged service runs it: glibc gives the stacks of ended connection
+        // threads back instead of keeping them for reuse.
+        command.env("GLIBC_TUNABLES", "glibc.pthread.stack_cache_size=0");
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--no-mdns"])
             .args(args)

@@ -32,7 +32,7 @@ pub const FIRST_BYTE_GRACE: Duration = Duration::from_secs(2);
 /// How long, and how much, a refused client's remaining bytes are read and thrown away
 /// before the connection closes, so that its answer is not lost to a reset.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
-const DRAIN_BYTES: usize = 256 * 1024;
+const DRAIN_BYTES: usize = 64 * 1024;
 
 /// The bytes of a connection: plain TCP or TLS over it.
 pub enum Transport {
