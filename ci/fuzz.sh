@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fuzz the code that reads untrusted bytes (the MJPEG splitter, the JPEG checks and
-# Huffman-table insertion, request routing, option parsing) with cargo-fuzz and
-# libFuzzer for a bounded time, and fail on any crash, printing the input that
-# caused it and how to replay it.
+# Huffman-table insertion, HTTP request heads as a connection reads them, request
+# routing, the Authorization header, auth files, option parsing, received mDNS packets
+# and the replies to them, the messages a source process sends over the --isolate
+# pipe) with cargo-fuzz and libFuzzer for a bounded time, and fail on any crash, printing
+# the input that caused it and how to replay it.
 #
 #   ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)
 #   ci/fuzz.sh reproduce TARGET FILE  run TARGET once on FILE (a crash input)
@@ -33,7 +35,7 @@ CARGO_FUZZ_VERSION=0.13.2
 log() { printf '[fuzz] %s\n' "$*"; }
 die() { printf '[fuzz] ERROR: %s\n' "$*" >&2; exit 1; }
 
-case "${1:-}" in -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
 case "$SECONDS_TOTAL" in ''|*[!0-9]*) die "PICAM_FUZZ_SECONDS must be a whole number of seconds, not '$SECONDS_TOTAL'" ;; esac
 case "$SANITIZER" in address|none) ;; *) die "PICAM_FUZZ_SANITIZER must be address or none, not '$SANITIZER'" ;; esac
 

@@ -24,6 +24,7 @@
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
 //! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
+//! * [`ratelog`] bounds the log lines that input can cause (bad frames, packets).
 
 pub mod auth;
 pub mod clock;
@@ -35,6 +36,7 @@ pub mod jpeg;
 pub mod logging;
 pub mod mdns;
 pub mod net;
+pub mod ratelog;
 pub mod shutdown;
 pub mod slot;
 pub mod source;

@@ -12,6 +12,9 @@
 //! * frames over the size cap, dropped without buffering them whole.
 //!
 //! Scanning is incremental: each byte is examined about once however the input is cut.
+//! Looking for a frame inside a corrupt one examines its bytes again; how much of that is
+//! done is bounded by the size of the corrupt stretch (see [`MjpegSplitter::drop_frame`]),
+//! so input made of frames nested in frames costs time in proportion to its length.
 
 /// Why the splitter dropped bytes that looked like a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,12 @@ pub enum Piece<'a> {
 /// Default cap on one frame: larger ones are dropped.
 pub const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
 
+/// Bytes that frames starting inside a corrupt stretch may examine again, per byte of
+/// the stretch, before the search for a frame skips to its end ...
+const RESCAN_PER_BYTE: u64 = 2;
+/// ... plus this many in any case.
+const RESCAN_ALLOWANCE: u64 = 64 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     /// Looking for a start-of-image marker from `buf[pos]` on.
@@ -74,6 +83,12 @@ pub struct MjpegSplitter {
     max_frame: usize,
     /// Bytes of the current frame (or drop) that are already gone from `buf`.
     skipped: usize,
+    /// Position in the stream of `buf[0]`.
+    offset: u64,
+    /// Position in the stream up to which frames dropped as corrupt have been parsed.
+    corrupt_end: u64,
+    /// How many more bytes before `corrupt_end` frames dropped as corrupt may parse.
+    rescan_budget: u64,
 }
 
 impl Default for MjpegSplitter {
@@ -92,6 +107,9 @@ impl MjpegSplitter {
             pos: 0,
             max_frame: max_frame.max(4),
             skipped: 0,
+            offset: 0,
+            corrupt_end: 0,
+            rescan_budget: 0,
         }
     }
 
@@ -123,6 +141,7 @@ impl MjpegSplitter {
                 }
             }
         }
+        self.offset += end as u64;
         self.buf.clear();
         self.skipped = 0;
         self.state = State::Seek;
@@ -220,13 +239,44 @@ impl MjpegSplitter {
     /// at `at`; whether it is over the cap depends only on the stream, never on how it was
     /// cut into reads. Bytes skipped on the way belong to the drop, not to garbage; it is
     /// reported when the next frame starts.
+    ///
+    /// Frames found that way can be corrupt too, and break where the first one did or
+    /// further on: each search from right after an SOI then parses the same stretch again,
+    /// which input made of frames nested in frames turns into time growing with the
+    /// square of its length. So the bytes that frames starting inside a corrupt stretch
+    /// parse again are counted, and once they are more than twice the stretch (and some
+    /// allowance), a frame that breaks in it is dropped together with the rest of the
+    /// stretch, and the search goes on from its end. That depends on the stream only.
     fn drop_frame(&mut self, at: usize) {
         if self.frame_len(at) > self.max_frame {
             self.pos = at;
             self.state = State::Skip(DropReason::TooLarge);
+            return;
+        }
+        self.state = State::Skip(DropReason::Corrupt);
+        self.pos = self.start + 2;
+        let start = self.offset + self.start as u64;
+        let end = self.offset + at as u64;
+        if start >= self.corrupt_end {
+            // A new corrupt stretch.
+            self.rescan_budget = RESCAN_ALLOWANCE + RESCAN_PER_BYTE * (end - start);
+            self.corrupt_end = end;
+            return;
+        }
+        let again = end.min(self.corrupt_end) - start;
+        if end > self.corrupt_end {
+            let longer = end - self.corrupt_end;
+            self.rescan_budget = self.rescan_budget.saturating_add(RESCAN_PER_BYTE * longer);
+            self.corrupt_end = end;
+        }
+        if again <= self.rescan_budget {
+            self.rescan_budget -= again;
         } else {
-            self.pos = self.start + 2;
-            self.state = State::Skip(DropReason::Corrupt);
+            self.rescan_budget = 0;
+            // Within the buffer: the parse that reached `corrupt_end` had those bytes, and
+            // the buffer keeps everything from this frame's start on.
+            let resume = usize::try_from(self.corrupt_end - self.offset).unwrap_or(usize::MAX);
+            self.pos = resume.clamp(self.start + 2, self.buf.len());
         }
     }
 
@@ -328,6 +378,7 @@ impl MjpegSplitter {
             return;
         }
         self.buf.drain(..self.start);
+        self.offset += self.start as u64;
         self.pos -= self.start;
         self.start = 0;
     }
@@ -424,6 +475,57 @@ mod tests {
         let got = run(&[&input], 1 << 20);
         assert_eq!(got.first(), Some(&Got::D(DropReason::Corrupt)), "{got:?}");
         assert_eq!(got[1..], [Got::F(a.clone()), Got::F(a)]);
+    }
+
+    /// `count` frames nested in each other's segments, all broken at the end: each
+    /// segment holds the next frame's SOI, and that frame's first segment is the next
+    /// one. With `sos`, every frame also starts a scan whose data all of them share.
+    fn nested(count: usize, sos: bool) -> Vec<u8> {
+        let mut v = vec![0xFF, 0xD8];
+        if sos {
+            // Each frame's SOS header reaches over the frames after it to the scan data.
+            for i in 0..count {
+                let rest = (count - i) * 6 - 2;
+                let len = u16::try_from(rest.min(0xFFFF)).unwrap();
+                v.extend_from_slice(&[0xFF, 0xDA]);
+                v.extend_from_slice(&len.to_be_bytes());
+                v.extend_from_slice(&[0xFF, 0xD8]);
+            }
+            v.extend(std::iter::repeat_n(0x55, 200_000));
+        } else {
+            for _ in 0..count {
+                v.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xD8]);
+            }
+        }
+        v.extend_from_slice(&[0xFF, 0x01, 0x00]); // a marker, then no marker: corrupt
+        v
+    }
+
+    #[test]
+    fn frames_nested_in_corrupt_frames_cost_time_in_proportion_to_their_length() {
+        // Unbounded, the first takes minutes (every frame parses the rest of the
+        // stream again) and the second hours; bounded, well under a second.
+        for (input, what) in [
+            (nested(300_000, false), "segments"),
+            (nested(10_000, true), "shared scan data"),
+        ] {
+            let started = std::time::Instant::now();
+            let (pieces, total) = pieces(&input, 64 * 1024, DEFAULT_MAX_FRAME);
+            let took = started.elapsed();
+            assert_eq!(total, input.len(), "{what}: every byte in one piece");
+            assert!(
+                pieces
+                    .iter()
+                    .all(|p| matches!(p, Got::D(DropReason::Corrupt))),
+                "{what}: {:?}",
+                &pieces[..pieces.len().min(10)]
+            );
+            assert!(
+                took < std::time::Duration::from_secs(30),
+                "{what}: {} bytes took {took:?}",
+                input.len()
+            );
+        }
     }
 
     #[test]

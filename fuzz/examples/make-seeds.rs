@@ -1,6 +1,7 @@
 //! Writes the seed corpora in `corpus/<target>/`: pictures made by the server's own
-//! encoder, MJPEG streams built from them, request lines, option lists, `Authorization`
-//! header values and auth files.
+//! encoder, MJPEG streams built from them, request lines and heads, option lists,
+//! `Authorization` header values, auth files, mDNS packets and source-process messages
+//! made by the server's own writers.
 //!
 //! Run from the `fuzz` directory with `cargo run --example make-seeds`. The output is
 //! deterministic, so running it again changes nothing unless the encoder changed.
@@ -8,7 +9,15 @@
 use std::fs;
 use std::path::Path;
 
+use std::net::Ipv4Addr;
+
 use picam_stream::encoder::{RawLayout, SoftwareEncoder};
+use picam_stream::mdns::answer::{announcement, Addresses, Identity};
+use picam_stream::mdns::wire::{
+    query, Question, RData, Record, Writer, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR,
+    TYPE_SRV, TYPE_TXT,
+};
+use picam_stream::source::isolate::Message;
 use picam_stream::source::pattern;
 
 /// A test-pattern picture of `width` x `height`, encoded at `quality`.
@@ -283,4 +292,108 @@ fn main() {
     ] {
         write("auth_file", name, text.as_bytes());
     }
+    // mdns: a byte for the querier's port (bit 2: legacy) and the interface's addresses
+    // (bits 0-1), then a packet as browsers and resolvers send them.
+    let udp = |choice: u8, packet: &[u8]| [&[choice][..], packet].concat();
+    let picam = Identity::new("picam", 8000);
+    write(
+        "mdns",
+        "browse-http",
+        &udp(0, &query(0, &[("_http._tcp.local", TYPE_PTR)])),
+    );
+    write(
+        "mdns",
+        "host-a-aaaa",
+        &udp(
+            2,
+            &query(0, &[("picam.local", TYPE_A), ("picam.local", TYPE_AAAA)]),
+        ),
+    );
+    write(
+        "mdns",
+        "legacy-any",
+        &udp(6, &query(0x1234, &[("picam.local", TYPE_ANY)])),
+    );
+    write(
+        "mdns",
+        "instance-srv-txt",
+        &udp(
+            1,
+            &query(
+                7,
+                &[
+                    ("picam._http._tcp.local", TYPE_SRV),
+                    ("picam._http._tcp.local", TYPE_TXT),
+                ],
+            ),
+        ),
+    );
+    write(
+        "mdns",
+        "service-types",
+        &udp(0, &query(0, &[("_services._dns-sd._udp.local", TYPE_PTR)])),
+    );
+    let mut known = Writer::new(0, 0);
+    known.question(&Question {
+        name: picam.service.clone(),
+        qtype: TYPE_PTR,
+        class: CLASS_IN,
+        unicast_response: true,
+    });
+    known.answer(&Record {
+        name: picam.service.clone(),
+        rtype: TYPE_PTR,
+        class: CLASS_IN,
+        cache_flush: false,
+        ttl: 4500,
+        data: RData::Ptr(picam.instance.clone()),
+    });
+    write("mdns", "known-answer", &udp(0, &known.finish()));
+    let other = Addresses {
+        v4: vec![Ipv4Addr::new(192, 0, 2, 99)],
+        v6: vec![],
+    };
+    write(
+        "mdns",
+        "conflicting-announcement",
+        &udp(0, &announcement(&picam, &other, false)),
+    );
+
+    // isolate_pipe: a byte for how reads are cut, then what a source process sends.
+    let pipe = |seed: u8, messages: &[Message<'_>]| {
+        let mut out = vec![seed];
+        for m in messages {
+            m.write_to(&mut out).expect("written to memory");
+        }
+        out
+    };
+    write(
+        "isolate_pipe",
+        "start-and-frames",
+        &pipe(
+            1,
+            &[
+                Message::Encoder("software (jpeg-encoder)".into()),
+                Message::Frame(&small),
+                Message::Alive,
+                Message::Frame(&camera),
+            ],
+        ),
+    );
+    write(
+        "isolate_pipe",
+        "problem-and-drops",
+        &pipe(
+            2,
+            &[
+                Message::Problem("cannot open /dev/video0: No such device".into()),
+                Message::Dropped(3),
+                Message::Problem("".into()),
+                Message::Frame(&corrupt),
+            ],
+        ),
+    );
+    let mut cut = pipe(0, &[Message::Alive, Message::Frame(&wide)]);
+    cut.truncate(cut.len() - 10);
+    write("isolate_pipe", "cut-short", &cut);
 }

@@ -251,14 +251,16 @@ pub fn reply_to(id: &Identity, addrs: &Addresses, msg: &Message, src_port: u16) 
     for q in &msg.questions {
         answer_question(id, addrs, q, &mut answers, &mut extra);
     }
-    answers.retain(|r| !already_known(msg, r));
+    // Duplicates go first, so that the known-answer check below looks at a handful of
+    // records however many questions repeat them.
     let mut unique = Vec::<Record>::new();
     for r in answers {
         if !unique.contains(&r) {
             unique.push(r);
         }
     }
-    let answers = unique;
+    let mut answers = unique;
+    answers.retain(|r| !already_known(msg, r));
     if answers.is_empty() {
         return None;
     }

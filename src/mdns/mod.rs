@@ -34,6 +34,8 @@ use answer::{Addresses, Identity};
 use iface::Interface;
 use socket::{MdnsSocket, MAX_PACKET};
 
+use crate::ratelog::{self, RateLimit};
+
 /// The host name used when none is configured.
 pub const DEFAULT_NAME: &str = "picam";
 
@@ -42,6 +44,9 @@ const SCAN_EVERY: Duration = Duration::from_secs(5);
 
 /// Announcements after start or a change: now, and once more after this.
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+
+/// Most conflicting addresses remembered (each is warned about once).
+const MAX_CONFLICTS: usize = 64;
 
 /// Checks a host name label for `--mdns-name`: 1 to 63 letters, digits and hyphens, not
 /// starting or ending with a hyphen. A trailing `.local` is accepted and removed.
@@ -118,7 +123,7 @@ struct Responder {
     listen: SocketAddr,
     joined: Vec<Joined>,
     next_scan: Instant,
-    /// Other hosts' addresses already warned about.
+    /// Other hosts' addresses already warned about (at most [`MAX_CONFLICTS`]).
     conflicts: HashSet<Ipv4Addr>,
 }
 
@@ -290,15 +295,23 @@ impl Responder {
             .chain(self.joined.iter().map(|j| j.iface.local))
             .collect();
         if let Some(ip) = answer::conflicting_address(&self.id, &ours, msg) {
-            if self.conflicts.insert(ip) {
-                log::warn!(
-                    "mDNS: {} ({}) also claims the name {}; give this one another with \
-                     --mdns-name",
-                    origin.from.ip(),
-                    ip,
-                    self.id.host
-                );
+            // Each address is told once; packets can carry any number of made-up ones,
+            // so the set stops growing and the lines are limited as well.
+            if self.conflicts.contains(&ip) {
+                return;
             }
+            if self.conflicts.len() < MAX_CONFLICTS {
+                self.conflicts.insert(ip);
+            }
+            static CONFLICT: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+            crate::warn_limited!(
+                CONFLICT,
+                "mDNS: {} ({}) also claims the name {}; give this one another with \
+                 --mdns-name",
+                origin.from.ip(),
+                ip,
+                self.id.host
+            );
         }
     }
 }

@@ -117,6 +117,51 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 
 // ------------------------------------------------------------------ messages
 
+/// One message from the child, decoded from its tag and payload by [`decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A JPEG frame (not checked yet).
+    Frame(&'a [u8]),
+    /// The source's current problem; empty when it has none.
+    Problem(std::borrow::Cow<'a, str>),
+    /// The encoder's description.
+    Encoder(std::borrow::Cow<'a, str>),
+    /// Frames dropped so far.
+    Dropped(u64),
+    /// The heartbeat.
+    Alive,
+}
+
+impl Message<'_> {
+    /// Writes the message as the child sends it.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        match self {
+            Message::Frame(jpeg) => write_message(out, FRAME, jpeg),
+            Message::Problem(text) => write_message(out, PROBLEM, text.as_bytes()),
+            Message::Encoder(text) => write_message(out, ENCODER, text.as_bytes()),
+            Message::Dropped(n) => write_message(out, DROPPED, &n.to_le_bytes()),
+            Message::Alive => write_message(out, ALIVE, &[]),
+        }
+    }
+}
+
+/// Decodes a message that [`MessageReader::next_message`] cut out: text is read as
+/// UTF-8 (bad sequences replaced), a count must be exactly eight bytes and a heartbeat
+/// empty.
+pub fn decode(tag: u8, payload: &[u8]) -> Result<Message<'_>, String> {
+    Ok(match tag {
+        FRAME => Message::Frame(payload),
+        PROBLEM => Message::Problem(String::from_utf8_lossy(payload)),
+        ENCODER => Message::Encoder(String::from_utf8_lossy(payload)),
+        DROPPED => <[u8; 8]>::try_from(payload)
+            .map(|b| Message::Dropped(u64::from_le_bytes(b)))
+            .map_err(|_| "a dropped-frame count of the wrong size".to_string())?,
+        ALIVE if payload.is_empty() => Message::Alive,
+        ALIVE => return Err(format!("a heartbeat carrying {} bytes", payload.len())),
+        _ => return Err(format!("unknown message type 0x{tag:02x}")),
+    })
+}
+
 /// Writes one message.
 fn write_message(out: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
     let len = u32::try_from(payload.len())
@@ -128,9 +173,10 @@ fn write_message(out: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()
     out.write_all(payload)
 }
 
-/// Reads messages out of the bytes received so far.
+/// Cuts the bytes received from the child so far into messages. The parent feeds it
+/// whatever each read returns; bytes that cannot be a message are an error.
 #[derive(Default)]
-struct MessageReader {
+pub struct MessageReader {
     buf: Vec<u8>,
     /// Bytes at the front of `buf` already handed out.
     used: usize,
@@ -138,7 +184,7 @@ struct MessageReader {
 
 impl MessageReader {
     /// Adds bytes read from the child.
-    fn extend(&mut self, bytes: &[u8]) {
+    pub fn extend(&mut self, bytes: &[u8]) {
         if self.used > 0 {
             self.buf.drain(..self.used);
             self.used = 0;
@@ -146,8 +192,9 @@ impl MessageReader {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next whole message, if one has arrived; an error for bytes that cannot be one.
-    fn next(&mut self) -> Result<Option<(u8, &[u8])>, String> {
+    /// The next whole message as its tag and payload, if one has arrived; an error for
+    /// bytes that cannot be one (an unknown tag, a length over the limit).
+    pub fn next_message(&mut self) -> Result<Option<(u8, &[u8])>, String> {
         let rest = &self.buf[self.used..];
         if rest.len() < 5 {
             return Ok(None);
@@ -169,7 +216,7 @@ impl MessageReader {
     }
 
     /// True when bytes of an unfinished message are waiting.
-    fn partial(&self) -> bool {
+    pub fn partial(&self) -> bool {
         self.used < self.buf.len()
     }
 }
@@ -502,18 +549,18 @@ impl Run {
         nosignal: &mut NoSignal,
         problem: &mut Option<String>,
     ) -> Result<(), String> {
-        while let Some((tag, payload)) = self.reader.next()? {
-            match tag {
-                FRAME if sink.offer_jpeg(payload) => {
+        while let Some((tag, payload)) = self.reader.next_message()? {
+            match decode(tag, payload)? {
+                Message::Frame(jpeg) if sink.offer_jpeg(jpeg) => {
                     if self.first_good.is_none() {
                         self.first_good = Some(Instant::now());
                         sink.stats().set_capturing(true);
                     }
                     *problem = None;
                 }
-                FRAME => {} // checked, counted and logged by the sink
-                PROBLEM => {
-                    let text = String::from_utf8_lossy(payload).into_owned();
+                Message::Frame(_) => {} // checked, counted and logged by the sink
+                Message::Problem(text) => {
+                    let text = text.into_owned();
                     if text.is_empty() {
                         *problem = None;
                     } else {
@@ -523,16 +570,13 @@ impl Run {
                         *problem = Some(text);
                     }
                 }
-                ENCODER => sink.stats().set_encoder(&String::from_utf8_lossy(payload)),
-                DROPPED => {
-                    let total = <[u8; 8]>::try_from(payload)
-                        .map(u64::from_le_bytes)
-                        .map_err(|_| "a dropped-frame count of the wrong size".to_string())?;
+                Message::Encoder(text) => sink.stats().set_encoder(&text),
+                Message::Dropped(total) => {
                     sink.stats()
                         .count_dropped_by(total.saturating_sub(self.dropped));
                     self.dropped = total;
                 }
-                _ => {} // ALIVE: hearing it was the point
+                Message::Alive => {} // hearing it was the point
             }
         }
         Ok(())
@@ -545,7 +589,7 @@ mod tests {
 
     fn messages(reader: &mut MessageReader) -> Vec<(u8, Vec<u8>)> {
         let mut got = Vec::new();
-        while let Some((tag, payload)) = reader.next().unwrap() {
+        while let Some((tag, payload)) = reader.next_message().unwrap() {
             got.push((tag, payload.to_vec()));
         }
         got
@@ -582,16 +626,58 @@ mod tests {
         write_message(&mut wire, FRAME, b"abcdef").unwrap();
         let mut reader = MessageReader::default();
         reader.extend(&wire[..8]);
-        assert!(reader.next().unwrap().is_none());
+        assert!(reader.next_message().unwrap().is_none());
         assert!(reader.partial());
 
         let mut reader = MessageReader::default();
         reader.extend(b"hello world");
-        assert_eq!(reader.next().unwrap_err(), "unknown message type 0x68");
+        assert_eq!(
+            reader.next_message().unwrap_err(),
+            "unknown message type 0x68"
+        );
 
         let mut reader = MessageReader::default();
         reader.extend(&[FRAME, 0xff, 0xff, 0xff, 0xff]);
-        assert!(reader.next().unwrap_err().contains("too long"));
+        assert!(reader.next_message().unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn messages_decode_to_what_was_written() {
+        let sent = [
+            Message::Frame(b"\xff\xd8 not checked here"),
+            Message::Problem("camera gone".into()),
+            Message::Problem("".into()),
+            Message::Encoder("software".into()),
+            Message::Dropped(u64::MAX - 3),
+            Message::Alive,
+        ];
+        let mut wire = Vec::new();
+        for m in &sent {
+            m.write_to(&mut wire).unwrap();
+        }
+        let mut reader = MessageReader::default();
+        reader.extend(&wire);
+        let mut got = Vec::new();
+        while let Some((tag, payload)) = reader.next_message().unwrap() {
+            // As text: each message borrows the reader, which the next one needs.
+            got.push(format!("{:?}", decode(tag, payload).unwrap()));
+        }
+        let sent: Vec<_> = sent.iter().map(|m| format!("{m:?}")).collect();
+        assert_eq!(got, sent);
+
+        assert!(decode(DROPPED, &[1, 2, 3])
+            .unwrap_err()
+            .contains("wrong size"));
+        assert_eq!(decode(b'x', b"").unwrap_err(), "unknown message type 0x78");
+        // Found by fuzzing: a heartbeat with a payload was taken for a heartbeat.
+        assert_eq!(
+            decode(ALIVE, b"xyz").unwrap_err(),
+            "a heartbeat carrying 3 bytes"
+        );
+        assert_eq!(
+            decode(PROBLEM, b"bad \xff byte").unwrap(),
+            Message::Problem("bad \u{fffd} byte".into())
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Transform;
 use crate::encoder::{EncoderChoice, JpegEncoder};
+use crate::ratelog::{self, RateLimit};
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
 pub use isolate::Isolation;
@@ -142,7 +143,7 @@ impl FrameSink {
     }
 
     /// Checks `jpeg` and publishes it; a picture that is not a valid JPEG is dropped,
-    /// counted and logged.
+    /// counted and logged (at most one line every ten seconds).
     pub fn offer_jpeg(&mut self, jpeg: &[u8]) -> bool {
         match crate::jpeg::inspect(jpeg) {
             Ok(dims) => {
@@ -150,7 +151,8 @@ impl FrameSink {
                 true
             }
             Err(e) => {
-                log::warn!("dropped a {} byte frame: {e}", jpeg.len());
+                static BAD: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+                crate::warn_limited!(BAD, "dropped a {} byte frame: {e}", jpeg.len());
                 self.stats.count_dropped();
                 false
             }

@@ -11,6 +11,7 @@ use super::font::{text_width, Canvas};
 use super::{FrameSink, Settings};
 use crate::clock::Utc;
 use crate::encoder::JpegEncoder;
+use crate::ratelog::{self, RateLimit};
 
 /// 75 % colour bars, left to right.
 const BARS: [[u8; 3]; 7] = [
@@ -117,7 +118,10 @@ pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
         match encoder.encode_rgb(&picture, settings.width, settings.height) {
             Ok(jpeg) => sink.publish_checked(jpeg, settings.width, settings.height),
             Err(e) => {
-                log::error!("test pattern: {e}");
+                static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+                if let Some(held) = FAILED.admit() {
+                    log::error!("test pattern: {e}{held}");
+                }
                 sink.stats().count_dropped();
             }
         }

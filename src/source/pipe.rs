@@ -2,8 +2,8 @@
 //! [`Pump`] here also reads the output of `exec:` commands (see [`super::exec`]).
 //!
 //! Bytes are cut into pictures by the [`MjpegSplitter`] and each picture is checked by
-//! the sink before it is published; bad input is dropped with a warning and never stops
-//! the stream. When the input breaks, viewers get the no-signal picture, `/status` says
+//! the sink before it is published; bad input is dropped and counted (in `/status`), with
+//! a warning at most every ten seconds, and never stops the stream. When the input breaks, viewers get the no-signal picture, `/status` says
 //! why, and the source tries again by itself:
 //!
 //! * standard input that ends is read again every second, so a FIFO that gets a new
@@ -25,6 +25,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
 use super::{FrameSink, Settings};
+use crate::ratelog::{self, RateLimit};
 use crate::splitter::{MjpegSplitter, Piece};
 
 /// Read size for pipes and files.
@@ -100,7 +101,12 @@ impl Tally {
                 }
             }
             Piece::Dropped(reason, bytes) => {
-                log::warn!("dropped a {} frame ({bytes} bytes)", reason.as_str());
+                static DROPPED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+                crate::warn_limited!(
+                    DROPPED,
+                    "dropped a {} frame ({bytes} bytes)",
+                    reason.as_str()
+                );
                 sink.stats().count_dropped();
                 self.dropped += 1;
             }

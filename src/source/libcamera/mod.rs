@@ -40,6 +40,7 @@ use super::nosignal::NoSignal;
 use super::v4l2::sleep_unless_stopping;
 use super::{FrameSink, Settings};
 use crate::encoder::{CameraPlane, JpegEncoder};
+use crate::ratelog::{self, RateLimit};
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
 const LINGER: Duration = Duration::from_secs(3);
@@ -346,7 +347,12 @@ fn session(
                         Some((latency, t0.elapsed()))
                     }
                     Err(e) => {
-                        log::warn!("{name}: dropped frame {}: {e}", request.sequence());
+                        static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+                        crate::warn_limited!(
+                            FAILED,
+                            "{name}: dropped frame {}: {e}",
+                            request.sequence()
+                        );
                         None
                     }
                 }

@@ -20,6 +20,7 @@ use self::sys::{fourcc, fourcc_name};
 use super::nosignal::NoSignal;
 use super::{FrameSink, Settings};
 use crate::encoder::{JpegEncoder, RawLayout};
+use crate::ratelog::{self, RateLimit};
 
 /// How long capture goes on after the last viewer leaves or snapshot asks.
 const LINGER: Duration = Duration::from_secs(3);
@@ -203,7 +204,8 @@ fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> 
                     match encoder.encode_raw(frame.data, layout, w16, h16, stride) {
                         Ok(jpeg) => sink.publish_checked(jpeg, w16, h16),
                         Err(e) => {
-                            log::warn!("dropped frame {}: {e}", frame.sequence);
+                            static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+                            crate::warn_limited!(FAILED, "dropped frame {}: {e}", frame.sequence);
                             sink.stats().count_dropped();
                         }
                     }
