@@ -35,7 +35,7 @@ CARGO_FUZZ_VERSION=0.13.2
 log() { printf '[fuzz] %s\n' "$*"; }
 die() { printf '[fuzz] ERROR: %s\n' "$*" >&2; exit 1; }
 
-case "${1:-}" in -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
 case "$SECONDS_TOTAL" in ''|*[!0-9]*) die "PICAM_FUZZ_SECONDS must be a whole number of seconds, not '$SECONDS_TOTAL'" ;; esac
 case "$SANITIZER" in address|none) ;; *) die "PICAM_FUZZ_SANITIZER must be address or none, not '$SANITIZER'" ;; esac
 

@@ -175,7 +175,15 @@ fn auth_file_with_bcrypt_and_sha_crypt_users() {
     server.wait_log("access: HTTP Basic, 5 user(s)", Duration::from_secs(5));
     for user in ["ann", "bob", "cid", "dee", "eve"] {
         let pair = format!("{user}:pw-for-{user}");
-        let r = get_as(&server, "/snapshot.jpg", &pair);
+        // The first frame may still be on its way on a busy machine ("no frame yet").
+        let deadline = Instant::now() + Duration::from_secs(10) * slow_factor();
+        let r = loop {
+            let r = get_as(&server, "/snapshot.jpg", &pair);
+            if r.status != 503 || Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         assert_eq!(r.status, 200, "{user}: {}", r.text());
         decode(&r.body);
         // Remembered now: a second request needs no new verification and still works.
@@ -374,10 +382,12 @@ fn a_first_login_gets_in_while_many_addresses_guess() {
     let server = start(&["--auth-file", file.to_str().unwrap()]);
     let addr = server.addr;
     let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     const GUESSERS: u8 = 32;
     let guessers: Vec<_> = (0..GUESSERS)
         .map(|i| {
             let stop = stop.clone();
+            let refused = refused.clone();
             std::thread::spawn(move || {
                 // Each guesser moves through its share of 127.0.0.2-254, to the next
                 // address when held off; bounded by `stop` and a request count.
@@ -389,6 +399,9 @@ fn a_first_login_gets_in_while_many_addresses_guess() {
                     }
                     let from = Ipv4Addr::new(127, 0, 0, host);
                     let status = status_from(from, addr, "/status", &format!("ann:guess-{n}"));
+                    if status == Some(401) {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
                     if status == Some(429) {
                         host = host
                             .checked_add(GUESSERS)
@@ -404,12 +417,7 @@ fn a_first_login_gets_in_while_many_addresses_guess() {
     // The guessers are at it: about every guesser's address has a failure counted (a
     // guess from an address that has not failed yet is as good as the login's).
     let warmup = Instant::now();
-    while server
-        .log_text()
-        .matches("sent a wrong user name or password")
-        .count()
-        < usize::from(GUESSERS) + 8
-    {
+    while refused.load(Ordering::SeqCst) < usize::from(GUESSERS) + 8 {
         assert!(
             warmup.elapsed() < Duration::from_secs(60) * slow_factor(),
             "the guesses are not being answered"

@@ -11,6 +11,7 @@ use super::head::RequestHead;
 use super::reply::{Body, Response};
 use super::AppState;
 use crate::auth::{Precheck, Verdict};
+use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 
 /// Wrong or missing credentials: ask for them.
 pub fn unauthorized() -> Response {
@@ -23,6 +24,9 @@ pub fn unauthorized() -> Response {
 
 /// The `WWW-Authenticate` challenge of every `401`.
 pub const AUTH_CHALLENGE: &str = "Basic realm=\"picam-stream\", charset=\"UTF-8\"";
+
+/// One line about wrong passwords per interval, however many guessers there are.
+static WRONG_PASSWORD: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 
 /// How long the answer to wrong credentials is held back.
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
@@ -64,7 +68,8 @@ pub fn admit(
         Precheck::Verify(presented) => match guard.check(&presented, Some(ip)) {
             Verdict::Accepted => Ok(()),
             Verdict::Refused => {
-                log::warn!(
+                crate::warn_limited!(
+                    WRONG_PASSWORD,
                     "{peer} sent a wrong user name or password for {}",
                     printable(&head.target)
                 );

@@ -12,7 +12,11 @@ use super::routes::{self, Method, Route};
 use super::shares::Share;
 use super::{status, AppState, PAGE};
 use crate::frame::{Frame, BOUNDARY};
+use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 use crate::stats::ClientPlace;
+
+/// One line about refused streams per interval.
+static REFUSED_STREAM: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 
 /// What to do with a request.
 pub enum Reply {
@@ -123,7 +127,8 @@ fn stream(peer: SocketAddr, state: &Arc<AppState>, advance: bool, method: Method
     }
     let Some(share) = state.shares.try_take(peer.ip()) else {
         let max = state.shares.max().unwrap_or(0);
-        log::warn!(
+        crate::warn_limited!(
+            REFUSED_STREAM,
             "refused a stream to {peer}: it already watches {max} streams (--max-clients-per-address)"
         );
         let body = format!(
@@ -133,7 +138,10 @@ fn stream(peer: SocketAddr, state: &Arc<AppState>, advance: bool, method: Method
     };
     let Some(place) = state.clients.try_enter() else {
         let max = state.clients.max().unwrap_or(0);
-        log::warn!("refused a stream to {peer}: {max} clients already watching (--max-clients)");
+        crate::warn_limited!(
+            REFUSED_STREAM,
+            "refused a stream to {peer}: {max} clients already watching (--max-clients)"
+        );
         let body = format!(
             "too many clients: {max} streams are already running (the server's --max-clients)\n"
         );

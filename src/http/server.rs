@@ -12,7 +12,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use super::answer::{answer, Reply};
 use super::conn::{Conn, Next, Transport};
 use super::tls::{Acceptor, TlsFiles};
 use super::{stream, AppState};
+use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 
 /// Stack of a connection's thread: a request head's parse, a password hash or a
 /// stream's loop each need little, and there may be hundreds of connections.
@@ -34,6 +35,11 @@ const ANSWERING: usize = 64;
 /// [`ACCEPT_PAUSE_MIN`].
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
 const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(50);
+
+/// One line per interval for each problem of the accepting thread.
+static ACCEPT_FAILED: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
+static TOO_MANY: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
+static NO_THREAD: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 
 /// The answer to a connection past the server's connection limit.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -147,8 +153,6 @@ fn accept_loop(
     live: &Arc<Live>,
 ) {
     let mut pause = ACCEPT_PAUSE_MIN;
-    let failures = Mutex::new(Report::default());
-    let refused = Mutex::new(Report::default());
     while !state.stopping.load(Ordering::SeqCst) {
         let (socket, peer) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -164,12 +168,11 @@ fn accept_loop(
                 }
                 // A full descriptor table, or memory: the connection waits in the queue
                 // until something is freed.
-                report(&failures, |n| {
-                    format!(
-                        "cannot accept connections: {e} ({n} times); the server tries again, up to every {} ms",
-                        ACCEPT_PAUSE_MAX.as_millis()
-                    )
-                });
+                crate::warn_limited!(
+                    ACCEPT_FAILED,
+                    "cannot accept connections: {e}; the server tries again, up to every {} ms",
+                    ACCEPT_PAUSE_MAX.as_millis()
+                );
                 thread::sleep(pause);
                 pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
                 continue;
@@ -178,7 +181,6 @@ fn accept_loop(
         if pause > ACCEPT_PAUSE_MIN {
             log::warn!("accepting connections again");
             pause = ACCEPT_PAUSE_MIN;
-            *failures.lock().unwrap_or_else(|e| e.into_inner()) = Report::default();
         }
         let accepted = Instant::now();
         if live.now.fetch_add(1, Ordering::SeqCst) >= live.max {
@@ -188,12 +190,11 @@ fn accept_loop(
                 BUSY,
                 MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
             );
-            report(&refused, |n| {
-                format!(
-                    "refused {n} connections: {} already open (--max-pending, --max-clients and {ANSWERING} being answered)",
-                    live.max
-                )
-            });
+            crate::warn_limited!(
+                TOO_MANY,
+                "refused a connection: {} already open (--max-pending, --max-clients and {ANSWERING} being answered)",
+                live.max
+            );
             continue;
         }
         live.peak
@@ -210,9 +211,7 @@ fn accept_loop(
             });
         if let Err(e) = spawned {
             // The closure, with the connection and its place, is dropped.
-            report(&failures, |n| {
-                format!("cannot start a thread for a connection: {e} ({n} times)")
-            });
+            crate::warn_limited!(NO_THREAD, "cannot start a thread for a connection: {e}");
         }
     }
 }
@@ -281,24 +280,4 @@ fn serve(
             }
         }
     }
-}
-
-/// A problem logged the first time at once, then at most every ten seconds with its count.
-#[derive(Default)]
-struct Report {
-    count: u64,
-    last: Option<Instant>,
-}
-
-fn report(report: &Mutex<Report>, line: impl FnOnce(u64) -> String) {
-    let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
-    r.count += 1;
-    let now = Instant::now();
-    if r.last
-        .is_some_and(|at| now.duration_since(at) < Duration::from_secs(10))
-    {
-        return;
-    }
-    r.last = Some(now);
-    log::warn!("{}", line(r.count));
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::reply::cors_headers;
 use super::AppState;
 use crate::frame::{ADVANCE_PART_HEAD, BOUNDARY};
+use crate::ratelog::RateLimit;
 use crate::slot::{FrameSlot, Next};
 
 /// How long the stream may go without a new frame before the newest one is sent again,
@@ -60,14 +61,21 @@ pub fn response_head(advance: bool, extra: &str) -> Vec<u8> {
     head
 }
 
+/// A line for a stream's start and one for its end, at most one of each a second: a
+/// client that opens and closes streams in a loop cannot fill the log.
+static STARTED: RateLimit = RateLimit::new(Duration::from_secs(1));
+static STOPPED: RateLimit = RateLimit::new(Duration::from_secs(1));
+
 /// Runs a stream to `peer` on `out` until it ends, and logs how it went.
 pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppState, advance: bool) {
     let started = Instant::now();
     let _watch = state.slot.watch();
-    log::info!(
-        "{peer} started watching {target} ({} watching)",
-        state.clients.current()
-    );
+    if let Some(held) = STARTED.admit() {
+        log::info!(
+            "{peer} started watching {target} ({} watching){held}",
+            state.clients.current()
+        );
+    }
     let extra: String = cors_headers(state)
         .iter()
         .map(|(name, value)| format!("{name}: {value}\r\n"))
@@ -91,12 +99,14 @@ pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppSta
             _ => format!("write failed: {e}"),
         },
     };
-    log::info!(
-        "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why})",
-        started.elapsed().as_secs_f64(),
-        outcome.sent,
-        outcome.skipped
-    );
+    if let Some(held) = STOPPED.admit() {
+        log::info!(
+            "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why}){held}",
+            started.elapsed().as_secs_f64(),
+            outcome.sent,
+            outcome.skipped
+        );
+    }
 }
 
 /// Writes frames from `slot` to `out` (after the response head) until the client goes or

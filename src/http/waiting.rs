@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recv, MsgFlags};
 
+use crate::ratelog::RateLimit;
+
 /// Shortest time between two log lines about closed connections.
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -60,8 +62,10 @@ pub struct Waiting {
     limit: usize,
     entries: Mutex<(u64, HashMap<u64, Entry>)>,
     closed: [AtomicU64; KINDS],
-    reported: Mutex<(u64, Option<Instant>)>,
 }
+
+/// One line about closed connections per [`REPORT_EVERY`].
+static REPORT: RateLimit = RateLimit::new(REPORT_EVERY);
 
 /// A connection's place in the registry, for as long as it waits; leaves when dropped.
 pub struct Ticket<'w> {
@@ -76,7 +80,6 @@ impl Waiting {
             limit: limit.max(1),
             entries: Mutex::new((0, HashMap::new())),
             closed: Default::default(),
-            reported: Mutex::new((0, None)),
         }
     }
 
@@ -132,15 +135,10 @@ impl Waiting {
     /// Counts a connection closed before it made a request, and reports now and then.
     pub fn count(&self, why: Closed) {
         self.closed[why.index()].fetch_add(1, Ordering::Relaxed);
-        let total: u64 = self.closed.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-        let now = Instant::now();
-        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-        if reported
-            .1
-            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
-        {
+        if REPORT.admit().is_none() {
             return;
         }
+        let total: u64 = self.closed.iter().map(|c| c.load(Ordering::Relaxed)).sum();
         let c = |k: Closed| self.closed[k.index()].load(Ordering::Relaxed);
         log::warn!(
             "closed {total} connections that made no proper request so far: {} too slow, {} too large, {} idle, {} beyond --max-pending, {} not HTTP/1.x",
@@ -150,7 +148,6 @@ impl Waiting {
             c(Closed::Excess),
             c(Closed::Malformed),
         );
-        *reported = (total, Some(now));
     }
 
     /// Connections waiting now.

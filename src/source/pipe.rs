@@ -26,7 +26,7 @@ use super::backoff::Backoff;
 use super::nosignal::NoSignal;
 use super::{FrameSink, Settings};
 use crate::ratelog::{self, RateLimit};
-use crate::splitter::{MjpegSplitter, Piece};
+use crate::splitter::{DropReason, MjpegSplitter, Piece};
 
 /// Read size for pipes and files.
 const CHUNK: usize = 64 * 1024;
@@ -101,12 +101,18 @@ impl Tally {
                 }
             }
             Piece::Dropped(reason, bytes) => {
-                static DROPPED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
-                crate::warn_limited!(
-                    DROPPED,
-                    "dropped a {} frame ({bytes} bytes)",
-                    reason.as_str()
-                );
+                // One limit per reason, so that each kind is named in the log.
+                static DROPPED: [RateLimit; 3] = [
+                    RateLimit::new(ratelog::DEFAULT_INTERVAL),
+                    RateLimit::new(ratelog::DEFAULT_INTERVAL),
+                    RateLimit::new(ratelog::DEFAULT_INTERVAL),
+                ];
+                let limit = &DROPPED[match reason {
+                    DropReason::Truncated => 0,
+                    DropReason::Corrupt => 1,
+                    DropReason::TooLarge => 2,
+                }];
+                crate::warn_limited!(limit, "dropped a {} frame ({bytes} bytes)", reason.as_str());
                 sink.stats().count_dropped();
                 self.dropped += 1;
             }
