@@ -44,6 +44,7 @@
 
 #[path = "../tests/common/hostile.rs"]
 mod hostile;
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -367,23 +368,8 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start the server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(log_path).unwrap_or_default();
-            if let Some(addr) = text
-                .lines()
-                .find_map(|l| l.split("listening on ").nth(1))
-                .and_then(|a| a.trim().parse().ok())
-            {
-                return Server { child, addr };
-            }
-            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the server did not start:\n{text}");
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let addr = support::wait_listening(&mut child, log_path);
+        Server { child, addr }
     }
 
     /// SIGTERM, then up to 10 s for it to exit (killed after that); says how it ended.

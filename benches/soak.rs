@@ -748,23 +748,8 @@ fn start_server(source: &str, log_path: &Path) -> (Child, SocketAddr) {
         .stderr(log)
         .spawn()
         .expect("start the server");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log_path).unwrap_or_default();
-        if let Some(addr) = text
-            .lines()
-            .find_map(|l| l.split("listening on ").nth(1))
-            .and_then(|a| a.trim().parse().ok())
-        {
-            return (child, addr);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not start:\n{text}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    let addr = support::wait_listening(&mut child, log_path);
+    (child, addr)
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {

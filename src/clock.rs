@@ -12,6 +12,8 @@ pub struct Utc {
     pub minute: u32,
     pub second: u32,
     pub milli: u32,
+    /// 0 for Monday to 6 for Sunday.
+    pub weekday: u32,
 }
 
 impl Utc {
@@ -35,6 +37,24 @@ impl Utc {
             self.month,
             self.day,
             self.time_of_day()
+        )
+    }
+
+    /// The form of HTTP's `Date` header (RFC 9110, 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+    pub fn http_date(&self) -> String {
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+            DAYS[self.weekday as usize % 7],
+            self.day,
+            MONTHS[(self.month as usize + 11) % 12],
+            self.year,
+            self.hour,
+            self.minute,
+            self.second
         )
     }
 }
@@ -66,6 +86,8 @@ impl From<SystemTime> for Utc {
             minute: (in_day / 60_000 % 60) as u32,
             second: (in_day / 1000 % 60) as u32,
             milli: (in_day % 1000) as u32,
+            // 1970-01-01 was a Thursday.
+            weekday: (days + 3).rem_euclid(7) as u32,
         }
     }
 }
@@ -87,5 +109,22 @@ mod tests {
         // 2026-11-24 21:05:30
         assert_eq!(at(1_795_554_330, 5).rfc3339(), "2026-11-24T21:05:30.005Z");
         assert_eq!(at(4_107_542_399, 999).rfc3339(), "2100-02-28T23:59:59.999Z");
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(at(0, 0).http_date(), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            at(784_111_777, 0).http_date(),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            at(951_782_400, 0).http_date(),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            at(1_796_324_399, 0).http_date(),
+            "Thu, 03 Dec 2026 18:59:59 GMT"
+        );
     }
 }

@@ -367,11 +367,8 @@ fn status_line(answer: &[u8]) -> String {
 #[test]
 fn other_http_versions_get_505_and_leave_nothing_behind() {
     let server = Server::start(&["--source", "test", "--size", "160x120", "--fps", "5"]);
-    let (addr, pid) = (server.addr, server.child.id());
-    assert!(time_page(addr).is_some());
-    thread::sleep(Duration::from_millis(300));
-    let (rest_threads, _) = threads_and_rss(pid);
-    let rest_fds = open_fds(pid);
+    let addr = server.addr;
+    let rest = AtRest::take(server.child.id(), addr);
 
     let lines: [&[u8]; 4] = [
         b"GET / HTTP/2.0\r\n\r\n",
@@ -394,16 +391,9 @@ fn other_http_versions_get_505_and_leave_nothing_behind() {
         let mut s = connect(addr);
         let _ = s.write_all(lines[i % 3]);
     }
-    let (threads, fds) = settle(
-        pid,
-        rest_threads,
-        rest_fds,
+    rest.assert_back(
+        &format!("{n} HTTP/2 request lines"),
         Duration::from_secs(10) * slow_factor(),
-    );
-    eprintln!("after {n} HTTP/2 request lines: threads {rest_threads} -> {threads}, fds {rest_fds} -> {fds}");
-    assert!(
-        threads <= rest_threads && fds <= rest_fds,
-        "threads {rest_threads} -> {threads}, fds {rest_fds} -> {fds}"
     );
     assert_eq!(get(addr, "/status").status, 200);
 }
@@ -474,10 +464,8 @@ fn a_huge_head_sent_at_once_is_refused_not_echoed_and_memory_comes_back() {
     ]);
     let (addr, pid) = (server.addr, server.child.id());
     let watch = ProcWatch::start(pid);
-    assert!(time_page(addr).is_some());
-    thread::sleep(Duration::from_millis(300));
-    let (rest_threads, rest_rss) = watch.now();
-    let rest_fds = open_fds(pid);
+    let rest = AtRest::take(pid, addr);
+    let (_, rest_rss) = watch.now();
     let uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1 << 20));
     let uri = std::sync::Arc::new(uri.into_bytes());
     // Forty clients at once, each sending a 1 MB request line in one write.
@@ -497,17 +485,9 @@ fn a_huge_head_sent_at_once_is_refused_not_echoed_and_memory_comes_back() {
         assert!(answer.len() < 4096, "{} bytes came back", answer.len());
     }
     let (_, peak_rss) = watch.peak();
-    let (threads, fds) = settle(
-        pid,
-        rest_threads,
-        rest_fds,
-        Duration::from_secs(10) * slow_factor(),
-    );
+    rest.assert_back("40 heads of 1 MB", Duration::from_secs(10) * slow_factor());
     let (_, after_rss) = watch.now();
-    eprintln!(
-        "RSS at rest {rest_rss} KiB, peak {peak_rss} KiB, after {after_rss} KiB; threads {rest_threads} -> {threads}; fds {rest_fds} -> {fds}"
-    );
-    assert!(threads <= rest_threads && fds <= rest_fds);
+    eprintln!("RSS at rest {rest_rss} KiB, peak {peak_rss} KiB, after {after_rss} KiB");
     if !under_emulation() {
         assert!(
             peak_rss <= rest_rss + 16 * 1024,
@@ -602,11 +582,8 @@ fn one_address_gets_only_its_share_of_streams() {
 #[test]
 fn clients_that_reset_at_once_are_forgotten_quietly() {
     let server = Server::start(&["--source", "test", "--size", "160x120", "--fps", "5"]);
-    let (addr, pid) = (server.addr, server.child.id());
-    assert!(time_page(addr).is_some());
-    thread::sleep(Duration::from_millis(300));
-    let (rest_threads, _) = threads_and_rss(pid);
-    let rest_fds = open_fds(pid);
+    let addr = server.addr;
+    let rest = AtRest::take(server.child.id(), addr);
     let n = 4000 / slow_factor() as usize;
     let resetters: Vec<_> = (0..4)
         .map(|_| {
@@ -620,15 +597,9 @@ fn clients_that_reset_at_once_are_forgotten_quietly() {
     for r in resetters {
         r.join().unwrap();
     }
-    let (threads, fds) = settle(
-        pid,
-        rest_threads,
-        rest_fds,
+    rest.assert_back(
+        &format!("{n} connections reset"),
         Duration::from_secs(10) * slow_factor(),
-    );
-    assert!(
-        threads <= rest_threads && fds <= rest_fds,
-        "threads {threads}, fds {fds}"
     );
     assert_eq!(get(addr, "/status").status, 200);
     let log = server.log_text();

@@ -51,6 +51,28 @@ pub fn start_server(args: &[&str], stdin: Stdio) -> ServerProcess {
     ServerProcess { child, addr }
 }
 
+/// Waits until `child`, a server whose standard error goes to the file `log_path`,
+/// says where it listens; kills it and panics with its log if it exits or takes 30 s.
+pub fn wait_listening(child: &mut Child, log_path: &std::path::Path) -> SocketAddr {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find_map(|l| l.split("listening on ").nth(1))
+            .and_then(|a| a.trim().parse().ok())
+        {
+            return addr;
+        }
+        if std::time::Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not start:\n{text}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// CPU time (user + system, microseconds), resident memory (KiB) and threads of `pid`.
 pub struct ProcUsage {
     pub cpu_us: u64,

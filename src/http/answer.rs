@@ -127,29 +127,29 @@ fn stream(peer: SocketAddr, state: &Arc<AppState>, advance: bool, method: Method
     }
     let Some(share) = state.shares.try_take(peer.ip()) else {
         let max = state.shares.max().unwrap_or(0);
-        crate::warn_limited!(
-            REFUSED_STREAM,
-            "refused a stream to {peer}: it already watches {max} streams (--max-clients-per-address)"
+        return refused_stream(
+            peer,
+            format!("it already watches {max} streams (--max-clients-per-address)"),
+            format!("too many streams from this address: {max} already run (the server's --max-clients-per-address)\n"),
         );
-        let body = format!(
-            "too many streams from this address: {max} already run (the server's --max-clients-per-address)\n"
-        );
-        return Reply::Answer(Response::text(503, body).with_header("Retry-After", "5"));
     };
     let Some(place) = state.clients.try_enter() else {
         let max = state.clients.max().unwrap_or(0);
-        crate::warn_limited!(
-            REFUSED_STREAM,
-            "refused a stream to {peer}: {max} clients already watching (--max-clients)"
+        return refused_stream(
+            peer,
+            format!("{max} clients already watching (--max-clients)"),
+            format!("too many clients: {max} streams are already running (the server's --max-clients)\n"),
         );
-        let body = format!(
-            "too many clients: {max} streams are already running (the server's --max-clients)\n"
-        );
-        return Reply::Answer(Response::text(503, body).with_header("Retry-After", "5"));
     };
     Reply::Stream {
         advance,
         place,
         share,
     }
+}
+
+/// A stream refused for a limit: `why` for the log, `body` for the client.
+fn refused_stream(peer: SocketAddr, why: String, body: String) -> Reply {
+    crate::warn_limited!(REFUSED_STREAM, "refused a stream to {peer}: {why}");
+    Reply::Answer(Response::text(503, body).with_header("Retry-After", "5"))
 }

@@ -4,9 +4,9 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::AppState;
+use crate::clock::Utc;
 use crate::frame::Frame;
 
 /// The body of an answer.
@@ -98,7 +98,7 @@ impl Response {
             self.status,
             reason(self.status),
             env!("CARGO_PKG_VERSION"),
-            http_date(SystemTime::now())
+            Utc::now().http_date()
         )?;
         for (name, value) in self.headers.iter().chain(cors_headers(state).iter()) {
             write!(head, "{name}: {value}\r\n")?;
@@ -161,55 +161,4 @@ pub fn cors_headers(state: &AppState) -> Vec<(&'static str, String)> {
         }
     }
     headers
-}
-
-/// `time` as an HTTP date (RFC 9110, 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub fn http_date(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rest = secs % 86_400;
-    // 1970-01-01 was a Thursday.
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let (year, month, day) = civil_from_days(days as i64);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!(
-        "{weekday}, {day:02} {month} {year} {:02}:{:02}:{:02} GMT",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Year, month (1-12) and day (1-31) of a count of days since 1970-01-01, in the
-/// proleptic Gregorian calendar (counted in 400-year eras from 0000-03-01).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn http_dates() {
-        let at = |s: u64| http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(at(1_796_324_399), "Thu, 03 Dec 2026 18:59:59 GMT");
-    }
 }

@@ -311,16 +311,45 @@ pub fn open_fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
 }
 
-/// Waits (up to `within`) for `pid`'s threads and descriptors to come down to at most
-/// `threads` and `fds`; returns what they were at the end.
-pub fn settle(pid: u32, threads: u64, fds: u64, within: Duration) -> (u64, u64) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = (threads_and_rss(pid).0, open_fds(pid));
-        if (now.0 <= threads && now.1 <= fds) || Instant::now() > deadline {
-            return now;
+/// A server's threads and descriptors at rest, after a page has been loaded.
+pub struct AtRest {
+    pub pid: u32,
+    pub threads: u64,
+    pub fds: u64,
+}
+
+impl AtRest {
+    pub fn take(pid: u32, addr: SocketAddr) -> AtRest {
+        assert!(time_page(addr).is_some(), "the page at rest");
+        thread::sleep(Duration::from_millis(300));
+        AtRest {
+            pid,
+            threads: threads_and_rss(pid).0,
+            fds: open_fds(pid),
         }
-        thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Waits up to `within` for the threads and descriptors to come back down to rest,
+    /// and fails the test if they do not; `after` says after what.
+    pub fn assert_back(&self, after: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        let (threads, fds) = loop {
+            let now = (threads_and_rss(self.pid).0, open_fds(self.pid));
+            if (now.0 <= self.threads && now.1 <= self.fds) || Instant::now() > deadline {
+                break now;
+            }
+            thread::sleep(Duration::from_millis(100));
+        };
+        eprintln!(
+            "after {after}: threads {} -> {threads}, fds {} -> {fds}",
+            self.threads, self.fds
+        );
+        assert!(
+            threads <= self.threads && fds <= self.fds,
+            "after {after}: threads {} -> {threads}, fds {} -> {fds}",
+            self.threads,
+            self.fds
+        );
     }
 }
 
