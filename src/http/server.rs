@@ -6,7 +6,8 @@
 //! connection. What bounds the threads: [`super::waiting`] for connections still
 //! sending a head, `--max-clients` (and its share per address) for streams, the auth
 //! module's limits for password checks, and [`Live`] for all of them together, past which
-//! a new connection is answered 503 at once and closed.
+//! a new connection waits in the kernel's queue for up to [`FULL_WAIT`], then is answered
+//! 503 and closed.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -40,6 +41,9 @@ const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(50);
 static ACCEPT_FAILED: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 static TOO_MANY: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 static NO_THREAD: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
+
+/// How long the accepting thread waits for a place before it answers 503.
+const FULL_WAIT: Duration = Duration::from_secs(1);
 
 /// The answer to a connection past the server's connection limit.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -154,6 +158,16 @@ fn accept_loop(
 ) {
     let mut pause = ACCEPT_PAUSE_MIN;
     while !state.stopping.load(Ordering::SeqCst) {
+        // At the limit, the next connection waits in the kernel's queue a moment: in a
+        // burst (idle connections all arriving when the kernel stops holding them) the
+        // places come free as fast as the waiting connections are shut out.
+        let full_since = Instant::now();
+        while live.now.load(Ordering::SeqCst) >= live.max
+            && full_since.elapsed() < FULL_WAIT
+            && !state.stopping.load(Ordering::SeqCst)
+        {
+            thread::sleep(Duration::from_millis(5));
+        }
         let (socket, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) => {
