@@ -741,6 +741,9 @@ fn start_server(source: &str, log_path: &Path) -> (Child, SocketAddr) {
             source,
             "--max-clients",
             "0",
+            // Every client comes from one address here.
+            "--max-clients-per-address",
+            "0",
         ])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -318,7 +318,18 @@ fn run(s: &Scenario, frames: &[Vec<u8>], epoch: Instant) {
         "== {}: {} clients ({} slow), {} fps, {} s ==",
         s.name, s.clients, s.slow, s.fps, s.seconds
     );
-    let mut server = start_server(&["--source", "stdin", "--max-clients", "0"], Stdio::piped());
+    // Every client comes from one address here.
+    let mut server = start_server(
+        &[
+            "--source",
+            "stdin",
+            "--max-clients",
+            "0",
+            "--max-clients-per-address",
+            "0",
+        ],
+        Stdio::piped(),
+    );
     let pid = server.child.id();
     let mut stdin = server.child.stdin.take().unwrap();
     let stop_feed = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,7 @@
 //! were held back since the previous one, so nothing goes unmentioned for long while
 //! the events go on. The counts themselves belong in `/status`, not in the log.
 //!
-//! ```
+//! ```text
 //! use std::time::Duration;
 //! use picam_stream::ratelog::RateLimit;
 //!
@@ -21,7 +21,6 @@
 //!         log::warn!("dropped a bad frame of {len} bytes{held}");
 //!     }
 //! }
-//! # on_bad_frame(3);
 //! ```
 //!
 //! The limit is a few atomics: no lock, no allocation, and for a held-back event one
