@@ -22,6 +22,7 @@ use nix::sys::socket::{send, MsgFlags};
 use super::answer::{answer, Reply};
 use super::conn::{Conn, Next, Transport};
 use super::tls::{Acceptor, TlsFiles};
+use super::waiting::{has_unread_bytes, Closed};
 use super::{stream, AppState};
 use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 
@@ -197,6 +198,13 @@ fn accept_loop(
             pause = ACCEPT_PAUSE_MIN;
         }
         let accepted = Instant::now();
+        // A connection that has sent nothing (it waited out the kernel's hold for its
+        // first byte) while the waiting connections are at their limit would only take
+        // the place of another silent one: close it here, without a thread.
+        if state.waiting.len() >= state.patience.pending && !has_unread_bytes(&socket) {
+            state.waiting.count(Closed::Excess);
+            continue;
+        }
         if live.now.fetch_add(1, Ordering::SeqCst) >= live.max {
             live.now.fetch_sub(1, Ordering::SeqCst);
             let _ = send(

@@ -182,7 +182,7 @@ impl Drop for Ticket<'_> {
 }
 
 /// True when the kernel holds bytes from the client that nobody has read yet.
-fn has_unread_bytes(socket: &TcpStream) -> bool {
+pub fn has_unread_bytes(socket: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(
         recv(
