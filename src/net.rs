@@ -140,6 +140,21 @@ fn set_int(listener: &TcpListener, level: i32, name: i32, value: i32) -> io::Res
     }
 }
 
+/// The address one client stands for, when clients are counted (failed logins, streams
+/// per address): an IPv4 address as it is (also when mapped into IPv6), an IPv6 address
+/// as its /64 network, the block one host can take addresses from at will.
+pub fn client_host(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit: every viewer holds a few
 /// descriptors, and the common default of 1024 would cap the server near 300 viewers.
 /// Returns the limit now in force.

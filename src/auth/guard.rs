@@ -20,7 +20,7 @@
 //! or password.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use subtle::ConstantTimeEq;
 
 use super::schedule::Schedule;
 use super::Credentials;
+use crate::net::client_host;
 
 /// Verified credentials remembered (their digests).
 const CACHE_SIZE: usize = 64;
@@ -207,18 +208,6 @@ impl FailureTable {
     }
 }
 
-/// The address failures are counted against: an IPv4 address (also when mapped into
-/// IPv6) as it is, an IPv6 address as its /64 prefix.
-pub fn failure_source(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        },
-    }
-}
-
 /// What the background timing at start found (shared with its thread).
 struct Timing {
     /// The slowest verification seen so far, in nanoseconds.
@@ -337,7 +326,7 @@ impl Guard {
     /// answered no sooner than the slowest verification seen (the slot is free by then).
     /// Takes at most about `MAX_WAIT` plus one verification plus 10 s.
     pub fn check(&self, presented: &Presented, peer: Option<IpAddr>) -> Verdict {
-        let source = peer.map(failure_source);
+        let source = peer.map(client_host);
         if let Some(wait) = peer.and_then(|ip| self.held_off(ip)) {
             return Verdict::Throttled(wait);
         }
@@ -377,8 +366,7 @@ impl Guard {
             return true;
         }
         if let Some(ip) = peer {
-            self.lock_failures()
-                .record(failure_source(ip), Instant::now());
+            self.lock_failures().record(client_host(ip), Instant::now());
         }
         self.hold_back(took);
         false
@@ -431,7 +419,7 @@ impl Guard {
 
     fn held_off(&self, ip: IpAddr) -> Option<Duration> {
         self.lock_failures()
-            .held_off(failure_source(ip), Instant::now())
+            .held_off(client_host(ip), Instant::now())
     }
 }
 
@@ -554,11 +542,11 @@ mod tests {
     #[test]
     fn ipv6_counts_per_64_prefix_and_mapped_ipv4_as_ipv4() {
         assert_eq!(
-            failure_source("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            client_host("2001:db8:1:2:aaaa::1".parse().unwrap()),
             "2001:db8:1:2::".parse::<IpAddr>().unwrap()
         );
         assert_eq!(
-            failure_source("::ffff:192.0.2.1".parse().unwrap()),
+            client_host("::ffff:192.0.2.1".parse().unwrap()),
             "192.0.2.1".parse::<IpAddr>().unwrap()
         );
         let g = guard();

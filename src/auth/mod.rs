@@ -7,4 +7,4 @@ pub mod guard;
 pub mod schedule;
 
 pub use credentials::Credentials;
-pub use guard::{decode_authorization, failure_source, Guard, Precheck, Presented, Verdict};
+pub use guard::{decode_authorization, Guard, Precheck, Presented, Verdict};

@@ -35,7 +35,7 @@ impl Shares {
 
     /// A place for one more stream to `ip`, unless its share is used up.
     pub fn try_take(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
-        let key = key(ip);
+        let key = crate::net::client_host(ip);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let n = held.entry(key).or_insert(0);
         if self.max > 0 && *n >= self.max {
@@ -58,21 +58,6 @@ impl Drop for Share {
                 held.remove(&self.key);
             }
         }
-    }
-}
-
-/// What an address counts as: itself, or its /64 for IPv6 (an IPv4 address mapped into
-/// IPv6 counts as that IPv4 address).
-pub fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
     }
 }
 
