@@ -15,14 +15,19 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The guest's side: start the server, then unplug and replug the camera when the host
-/// drops a file into the share, until the host says it is done.
+/// The guest's side: start the server with no option at all, as the package's unit does
+/// on a fresh install (`auto` finds vivid), then unplug and replug the camera and list the
+/// server's open files when the host drops a file into the share, until the host says it
+/// is done.
 const GUEST_SCRIPT: &str = r#"#!/bin/sh
 /host/picam-stream --list-devices > /host/devices.txt 2>&1
-RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
-    --size 640x480 --fps 10 --quality 70 > /host/server.log 2>&1 &
+RUST_LOG=info /host/picam-stream > /host/server.log 2>&1 &
 server=$!
 while [ ! -e /host/done ]; do
+    if [ -e /host/fds ]; then
+        rm /host/fds
+        ls -l /proc/$server/fd > /host/fds.tmp 2>&1; mv /host/fds.tmp /host/fds.txt
+    fi
     if [ -e /host/unplug ]; then
         rm /host/unplug
         # Unbinding the driver removes the device as a USB unplug does; the module
@@ -188,7 +193,7 @@ fn v4l2_source_in_a_vm_with_vivid() {
         frames += 1;
     }
     eprintln!(
-        "{arch} VM: {frames} frames in {:.1} s ({:.1} fps, asked 10), all decoded at 640x480",
+        "{arch} VM: {frames} frames in {:.1} s ({:.1} fps, asked 30), all decoded at 640x480",
         start.elapsed().as_secs_f64(),
         frames as f64 / start.elapsed().as_secs_f64()
     );
@@ -230,11 +235,36 @@ fn v4l2_source_in_a_vm_with_vivid() {
         assert!(Instant::now() < deadline, "live pictures did not come back");
     }
 
-    // The last viewer leaves: after the linger the device idles; a snapshot wakes it.
+    // While a viewer watches, the server holds the camera's node open.
+    let camera_nodes = |fds: &str| {
+        fds.lines()
+            .filter(|l| l.contains("/dev/video") || l.contains("/dev/media"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let open_files = || {
+        let _ = std::fs::remove_file(share.join("fds.txt"));
+        std::fs::write(share.join("fds"), b"").unwrap();
+        wait_file(&share.join("fds.txt"), minute);
+        std::fs::read_to_string(share.join("fds.txt")).unwrap()
+    };
+    let fds = open_files();
+    assert!(
+        !camera_nodes(&fds).is_empty(),
+        "capturing, yet no camera node open: {fds}"
+    );
+
+    // The last viewer leaves: after the linger the device idles and is closed; a
+    // snapshot wakes it.
     drop(client);
     wait_status(addr, minute, "idle after the viewer left", |s| {
         s["capturing"] == false
     });
+    let fds = open_files();
+    assert!(
+        camera_nodes(&fds).is_empty(),
+        "idle, yet the camera's nodes are open: {fds}"
+    );
     let snap = get(addr, "/snapshot.jpg");
     assert_eq!(snap.status, 200);
     assert_eq!(decode(&snap.body).0, 640);
