@@ -279,3 +279,102 @@ fn v4l2_source_in_a_vm_with_vivid() {
     assert!(log.contains("server exit 0"), "{log}");
     let _ = std::fs::remove_dir_all(&share);
 }
+
+/// The guest's side of the `auto` test: list the nodes, then serve `--source auto` with
+/// debug logging until the host is done.
+const AUTO_GUEST_SCRIPT: &str = r#"#!/bin/sh
+for d in /sys/class/video4linux/video*; do
+    echo "/dev/$(basename $d) $(cat $d/name)"
+done > /host/nodes.txt
+RUST_LOG=debug /host/picam-stream --listen 0.0.0.0:8000 --source auto \
+    --size 640x480 --fps 10 --quality 70 > /host/server.log 2>&1 &
+server=$!
+while [ ! -e /host/done ]; do sleep 0.2; done
+kill -TERM $server
+wait $server
+"#;
+
+/// `--source auto` against real kernel drivers: memory-to-memory nodes (vim2m, vicodec)
+/// registered before the vivid camera are skipped with a reason, and vivid's capture
+/// node is streamed.
+#[test]
+fn auto_skips_m2m_nodes_and_streams_vivid_in_a_vm() {
+    if std::env::var_os("PICAM_VM_TESTS").is_none() {
+        eprintln!("skipped: set PICAM_VM_TESTS=1 to boot the VM rig");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let share = std::env::temp_dir().join(format!("picam-vm-auto-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&share);
+    std::fs::create_dir_all(&share).unwrap();
+    let binary = std::env::var("PICAM_VM_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_picam-stream").to_string());
+    let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
+    std::fs::copy(&binary, share.join("picam-stream")).unwrap();
+    std::fs::write(share.join("guest.sh"), AUTO_GUEST_SCRIPT).unwrap();
+    let port = free_port();
+    let child = Command::new(root.join("tests/vm/rig.sh"))
+        .args(["run", "--arch", &arch])
+        .args(["--modules", "vim2m vicodec vivid n_devs=1"])
+        .args(["--timeout", "600"])
+        .arg("--share")
+        .arg(&share)
+        .args([
+            "--forward",
+            &format!("{port}:8000"),
+            "--",
+            "sh /host/guest.sh",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the VM rig");
+    let vm = Vm {
+        child,
+        share: share.clone(),
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let minute = Duration::from_secs(60);
+
+    let s = wait_status(addr, 3 * minute, "the server in the VM", |s| {
+        s["source"].is_string()
+    });
+    let nodes = std::fs::read_to_string(share.join("nodes.txt")).unwrap();
+    let node_named = |part: &str| -> String {
+        let line = nodes
+            .lines()
+            .find(|l| l.contains(part))
+            .unwrap_or_else(|| panic!("no node named *{part}*: {nodes}"));
+        line.split_whitespace().next().unwrap().to_string()
+    };
+    let vivid = node_named("vid-cap");
+    let vim2m = node_named("vim2m");
+    assert_eq!(
+        s["source"].as_str().unwrap(),
+        format!("V4L2 device {vivid}"),
+        "{s}\n{nodes}"
+    );
+
+    // It streams: real JPEGs of vivid's picture.
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    assert_eq!(decode(&client.next_jpeg()).0, 640);
+
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!(
+            "auto: V4L2 device {vivid} (vivid, driver vivid: the first capture device"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "auto: {vim2m}: vim2m, a codec or decoder (memory to memory): skipped"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("camera module"), "{log}");
+    let decision: Vec<&str> = log.lines().filter(|l| l.contains("auto:")).collect();
+    eprintln!("{arch} VM: nodes:\n{nodes}{}", decision.join("\n"));
+    drop(client);
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&share);
+}

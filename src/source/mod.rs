@@ -9,7 +9,7 @@
 //! * `exec:COMMAND`: MJPEG from a supervised child process ([`exec`]).
 //! * `v4l2:/dev/videoN`: a V4L2 capture device such as a USB webcam ([`v4l2`]).
 //! * `libcamera[:INDEX|:ID]`: Pi camera modules, in binaries built with libcamera.
-//! * `auto`: a camera when one is found, otherwise the test pattern.
+//! * `auto`: a camera when one is found, otherwise the test pattern ([`v4l2::scan`]).
 //!
 //! A source that captures or draws can run in a process of its own ([`isolate`]), so
 //! that a camera library that crashes cannot take the server with it.
@@ -253,22 +253,79 @@ pub fn list_cameras() -> String {
 
 /// The source `auto` stands for on this machine; other specs stand for themselves.
 fn resolve(spec: &SourceSpec) -> SourceSpec {
-    match spec {
-        SourceSpec::Auto if libcamera_camera_found() => {
-            log::info!("found a libcamera camera");
+    if *spec != SourceSpec::Auto {
+        return spec.clone();
+    }
+    let libcamera = libcamera_camera_found();
+    // With a libcamera camera there is nothing to look for among the V4L2 nodes.
+    let scan = if libcamera {
+        v4l2::scan::Scan::default()
+    } else {
+        v4l2::scan::scan()
+    };
+    let decision = v4l2::scan::choose(&scan, libcamera);
+    for line in &decision.skipped {
+        log::debug!("auto: {line}");
+    }
+    source_for(decision)
+}
+
+/// The source an `auto` decision maps to, with its one start-up line.
+fn source_for(decision: v4l2::scan::AutoDecision) -> SourceSpec {
+    use v4l2::scan::AutoChoice;
+    let reason = decision.reason;
+    match decision.choice {
+        AutoChoice::Libcamera => {
+            log::info!("auto: the libcamera source ({reason})");
             SourceSpec::Libcamera(None)
         }
-        SourceSpec::Auto => match v4l2::find_camera() {
-            Some(path) => {
-                log::info!("found a camera: {}", path.display());
-                SourceSpec::V4l2(path)
+        // No source here reads the module: say what to do, then use a webcam if there
+        // is one, else the test pattern.
+        AutoChoice::CameraModule { module, webcam } => {
+            log::warn!(
+                "{}",
+                camera_module_advice(&module, cfg!(feature = "libcamera"))
+            );
+            match webcam {
+                Some(path) => {
+                    log::info!(
+                        "auto: V4L2 device {} instead of the camera module ({reason})",
+                        path.display()
+                    );
+                    SourceSpec::V4l2(path)
+                }
+                None => {
+                    log::info!("auto: the test pattern instead of the camera module ({reason})");
+                    SourceSpec::Test
+                }
             }
-            None => {
-                log::info!("no camera found; streaming the test pattern");
-                SourceSpec::Test
-            }
-        },
-        other => other.clone(),
+        }
+        AutoChoice::Webcam(path) => {
+            log::info!("auto: V4L2 device {} ({reason})", path.display());
+            SourceSpec::V4l2(path)
+        }
+        AutoChoice::Pattern => {
+            log::info!("auto: the test pattern ({reason})");
+            SourceSpec::Test
+        }
+    }
+}
+
+/// What to do about a camera module no source of this binary reads: in a build with
+/// libcamera, libcamera did not see it.
+fn camera_module_advice(module: &v4l2::scan::CameraModule, has_libcamera: bool) -> String {
+    let exec = "--source 'exec:rpicam-vid -t 0 --codec mjpeg -o -'";
+    if has_libcamera {
+        format!(
+            "a camera module ({module}) is attached but libcamera does not see it: \
+             `picam-stream --list-cameras` and `rpicam-hello --list-cameras` say what \
+             libcamera finds; {exec} uses the system's camera tools instead"
+        )
+    } else {
+        format!(
+            "a camera module ({module}) is attached but this build has no libcamera: use \
+             {exec} or install a build with libcamera"
+        )
     }
 }
 
@@ -413,6 +470,60 @@ fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use v4l2::scan::{AutoChoice, AutoDecision, CameraModule};
+
+    fn decided(choice: AutoChoice) -> AutoDecision {
+        AutoDecision {
+            choice,
+            reason: "a reason".to_string(),
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn auto_decisions_map_to_sources() {
+        let module = CameraModule {
+            receiver: "/dev/video0".into(),
+            driver: "unicam".to_string(),
+            sensor: Some("imx219 10-0010".to_string()),
+        };
+        let advice = camera_module_advice(&module, false);
+        assert!(
+            advice.starts_with("a camera module (imx219 on unicam /dev/video0) is attached"),
+            "{advice}"
+        );
+        assert!(advice.contains("--source 'exec:rpicam-vid"), "{advice}");
+        assert!(
+            advice.contains("install a build with libcamera"),
+            "{advice}"
+        );
+        let advice = camera_module_advice(&module, true);
+        assert!(advice.contains("libcamera does not see it"), "{advice}");
+        assert!(advice.contains("--source 'exec:rpicam-vid"), "{advice}");
+        // The module cannot be read here: a webcam meanwhile, else the pattern.
+        let with_webcam = AutoChoice::CameraModule {
+            module: module.clone(),
+            webcam: Some("/dev/video2".into()),
+        };
+        assert_eq!(
+            source_for(decided(with_webcam)),
+            SourceSpec::V4l2("/dev/video2".into())
+        );
+        let alone = AutoChoice::CameraModule {
+            module,
+            webcam: None,
+        };
+        assert_eq!(source_for(decided(alone)), SourceSpec::Test);
+        assert_eq!(
+            source_for(decided(AutoChoice::Libcamera)),
+            SourceSpec::Libcamera(None)
+        );
+        assert_eq!(
+            source_for(decided(AutoChoice::Webcam("/dev/video0".into()))),
+            SourceSpec::V4l2("/dev/video0".into())
+        );
+        assert_eq!(source_for(decided(AutoChoice::Pattern)), SourceSpec::Test);
+    }
 
     #[test]
     fn parses_every_form() {

@@ -10,6 +10,7 @@
 //!   why in `/status`, and opens the device again by itself when it is back.
 
 pub mod device;
+pub mod scan;
 pub mod sys;
 
 use std::path::{Path, PathBuf};
@@ -271,15 +272,6 @@ pub(super) fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
     while !sink.stopping() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
     }
-}
-
-/// The first capture device with a format this source takes, for `--source auto`.
-pub fn find_camera() -> Option<PathBuf> {
-    device::nodes().into_iter().find(|path| {
-        Device::open(path).is_ok_and(|d| {
-            d.capability().is_capture() && d.formats().iter().any(|f| handling(f.fourcc).is_some())
-        })
-    })
 }
 
 #[cfg(test)]
