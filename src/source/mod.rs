@@ -8,6 +8,7 @@
 //! * `stdin`, `file:PATH`: MJPEG byte streams ([`pipe`]).
 //! * `exec:COMMAND`: MJPEG from a supervised child process ([`exec`]).
 //! * `v4l2:/dev/videoN`: a V4L2 capture device such as a USB webcam ([`v4l2`]).
+//! * `rpicam[:INDEX]`: Pi camera modules through the system's `rpicam-vid` ([`rpicam`]).
 //! * `libcamera[:INDEX|:ID]`: Pi camera modules, in binaries built with libcamera.
 //! * `auto`: a camera when one is found, otherwise the test pattern.
 //!
@@ -23,6 +24,7 @@ pub mod libcamera;
 pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
+pub mod rpicam;
 pub mod v4l2;
 
 use std::fmt;
@@ -52,13 +54,14 @@ pub enum SourceSpec {
     Stdin,
     File(PathBuf),
     Exec(String),
+    Rpicam(Option<u32>),
     Libcamera(Option<String>),
     V4l2(PathBuf),
 }
 
 /// The accepted forms of `--source`, for error messages and help.
-pub const SOURCE_FORMS: &str =
-    "auto, test, stdin, file:PATH, exec:COMMAND, libcamera[:INDEX|:ID] or v4l2:/dev/videoN";
+pub const SOURCE_FORMS: &str = "auto, test, stdin, file:PATH, exec:COMMAND, rpicam[:INDEX], \
+     libcamera[:INDEX|:ID] or v4l2:/dev/videoN";
 
 impl FromStr for SourceSpec {
     type Err = String;
@@ -78,6 +81,10 @@ impl FromStr for SourceSpec {
             ("stdin" | "-", None) => Ok(SourceSpec::Stdin),
             ("file", _) => Ok(SourceSpec::File(PathBuf::from(need_arg("a path")?))),
             ("exec", _) => Ok(SourceSpec::Exec(need_arg("a command")?)),
+            ("rpicam", None) => Ok(SourceSpec::Rpicam(None)),
+            ("rpicam", Some(index)) => index.trim().parse().map(|i| SourceSpec::Rpicam(Some(i))).map_err(
+                |_| "'rpicam:' needs a camera index (0, 1, ... as --list-cameras numbers them) after the colon".to_string(),
+            ),
             ("libcamera", None) => Ok(SourceSpec::Libcamera(None)),
             ("libcamera", Some(_)) => Ok(SourceSpec::Libcamera(Some(need_arg("an index or id")?))),
             ("v4l2", _) => Ok(SourceSpec::V4l2(PathBuf::from(need_arg("a device path")?))),
@@ -94,6 +101,8 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Stdin => f.write_str("stdin"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::Exec(c) => write!(f, "exec:{c}"),
+            SourceSpec::Rpicam(None) => f.write_str("rpicam"),
+            SourceSpec::Rpicam(Some(index)) => write!(f, "rpicam:{index}"),
             SourceSpec::Libcamera(None) => f.write_str("libcamera"),
             SourceSpec::Libcamera(Some(id)) => write!(f, "libcamera:{id}"),
             SourceSpec::V4l2(p) => write!(f, "v4l2:{}", p.display()),
@@ -112,7 +121,7 @@ pub struct Settings {
     pub source_timeout: Duration,
     /// Which JPEG encoder sources that encode use.
     pub encoder: EncoderChoice,
-    /// Turning and mirroring, for cameras that can (libcamera).
+    /// Turning and mirroring, for cameras that can (libcamera, rpicam).
     pub transform: Transform,
 }
 
@@ -243,12 +252,13 @@ fn libcamera_camera_found() -> bool {
     false
 }
 
-/// The text of `--list-cameras` (only reachable in binaries with libcamera).
-pub fn list_cameras() -> String {
+/// The text of `--list-cameras`: libcamera's cameras in binaries with libcamera, else
+/// what `rpicam-vid --list-cameras` prints; the error says what is missing.
+pub fn list_cameras() -> Result<String, String> {
     #[cfg(feature = "libcamera")]
-    return libcamera::describe_all();
+    return Ok(libcamera::describe_all());
     #[cfg(not(feature = "libcamera"))]
-    "this binary is built without libcamera\n".to_string()
+    rpicam::list_cameras()
 }
 
 /// The source `auto` stands for on this machine; other specs stand for themselves.
@@ -285,8 +295,12 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<RunningSource, SourceError> {
     let spec = resolve(spec);
-    if !settings.transform.is_identity() && !matches!(spec, SourceSpec::Libcamera(_)) {
-        log::warn!("--rotation, --hflip and --vflip apply only to the libcamera source; ignored");
+    if !settings.transform.is_identity()
+        && !matches!(spec, SourceSpec::Libcamera(_) | SourceSpec::Rpicam(_))
+    {
+        log::warn!(
+            "--rotation, --hflip and --vflip apply only to the libcamera and rpicam sources; ignored"
+        );
     }
     if isolation == Isolation::On && !isolation.applies_to(&spec) {
         log::warn!("--isolate applies only to the test, v4l2 and libcamera sources; ignored");
@@ -355,6 +369,14 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
                 Box::new(move |sink| exec::run(&command, settings, sink)),
             )
         }
+        SourceSpec::Rpicam(camera) => {
+            let camera = *camera;
+            let encoder = encoder()?;
+            (
+                rpicam::describe(camera, &settings, &encoder),
+                Box::new(move |sink| rpicam::run(camera, settings, encoder, sink)),
+            )
+        }
         SourceSpec::V4l2(path) => {
             let path = path.clone();
             let encoder = encoder()?;
@@ -382,8 +404,8 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
             let _ = check;
             return Err(SourceError(format!(
                 "source '{spec}' is not built into this binary: it needs a build with the \
-                 libcamera feature; this one takes test, stdin, file:PATH, exec:COMMAND \
-                 and v4l2:/dev/videoN"
+                 libcamera feature; this one takes test, stdin, file:PATH, exec:COMMAND, \
+                 rpicam[:INDEX] (the camera module through rpicam-vid) and v4l2:/dev/videoN"
             )));
         }
         SourceSpec::Auto => unreachable!("auto is resolved before a source is planned"),
@@ -431,6 +453,11 @@ mod tests {
             ))
         );
         assert_eq!(p("libcamera"), Ok(SourceSpec::Libcamera(None)));
+        assert_eq!(p("rpicam"), Ok(SourceSpec::Rpicam(None)));
+        assert_eq!(p("rpicam:1"), Ok(SourceSpec::Rpicam(Some(1))));
+        assert!(p("rpicam:").is_err());
+        let e = p("rpicam:front").unwrap_err();
+        assert!(e.contains("needs a camera index"), "{e}");
         assert_eq!(
             p("libcamera:1"),
             Ok(SourceSpec::Libcamera(Some("1".into())))
@@ -448,6 +475,8 @@ mod tests {
             "file:/x",
             "exec:cat",
             "libcamera:0",
+            "rpicam",
+            "rpicam:2",
             "v4l2:/dev/video2",
         ] {
             assert_eq!(p(s).unwrap().to_string(), s);
