@@ -54,10 +54,12 @@ impl Drop for Scratch {
 fn start(dir: &Scratch, args: &[&str], mode: &str) -> Server {
     let pid_file = dir.path("pid");
     let args_file = dir.path("args");
+    let term_file = dir.path("term");
     Server::start_custom(args, false, |cmd| {
         cmd.env("PICAM_RPICAM_VID", fake())
             .env("FAKE_RPICAM_PID_FILE", &pid_file)
             .env("FAKE_RPICAM_ARGS_FILE", &args_file)
+            .env("FAKE_RPICAM_TERM_FILE", &term_file)
             .env("FAKE_RPICAM_MODE", mode);
     })
 }
@@ -155,7 +157,7 @@ fn pictures_arrive_at_the_rounded_size_and_the_helper_runs_only_while_watched() 
         ],
         "ok",
     );
-    server.wait_log("asking for 320x202 instead of 300x201", patience());
+    server.wait_log("asking for 320x202 instead of --size 300x201", patience());
     // Nobody watches yet: the helper is not started.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -203,6 +205,13 @@ fn pictures_arrive_at_the_rounded_size_and_the_helper_runs_only_while_watched() 
     );
     server.wait_log("nobody watching: stopped fake-rpicam-vid", patience());
     assert!(!dir.path("pid").exists(), "it was not started again");
+    // Asked to stop with SIGTERM, which it can act on (rpicam-vid then lets go of the
+    // camera in order), rather than killed.
+    assert_eq!(
+        std::fs::read_to_string(dir.path("term")).unwrap_or_default(),
+        "SIGTERM\n",
+        "the helper saw SIGTERM"
+    );
 
     // A snapshot starts it again.
     let snap = get(server.addr, "/snapshot.jpg");

@@ -252,11 +252,13 @@ fn spawn_direct(command: &str, stderr: Stdio) -> io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(stderr)
         .process_group(0);
-    // SAFETY: as in `spawn_guarded`: one async-signal-safe system call, no allocation.
+    // SAFETY: as in `spawn_guarded`: async-signal-safe system calls, no allocation.
     unsafe {
         shell.pre_exec(|| {
             // The shell at least does not outlive the server (what it starts may).
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The server's threads block the stop signals; the command must get them.
+            SigSet::empty().thread_set_mask().map_err(io::Error::from)
         });
     }
     let child = shell.spawn()?;
@@ -406,12 +408,16 @@ impl Guardian {
             .stdin(Stdio::inherit())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        // SAFETY: the closure runs in the child between fork and exec and makes one
-        // async-signal-safe system call (prctl); it allocates nothing and takes no lock.
+        // SAFETY: the closure runs in the child between fork and exec and makes two
+        // async-signal-safe system calls (prctl, pthread_sigmask); it allocates nothing
+        // and takes no lock.
         unsafe {
             shell.pre_exec(|| {
                 // Should the guardian itself be killed, the shell goes with it.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+                // The mask blocks the signals the guardian reads (and the server's stop
+                // signals): the command starts with none blocked, so SIGTERM ends it.
+                SigSet::empty().thread_set_mask().map_err(io::Error::from)
             });
         }
         let started = shell.spawn();

@@ -446,8 +446,8 @@ pub fn run(camera: Option<u32>, settings: Settings, encoder: JpegEncoder, mut si
     let size = geometry(settings.width, settings.height);
     if size != (settings.width, settings.height) {
         log::info!(
-            "rpicam: asking for {}x{} instead of {}x{}: its raw pictures have no row \
-             padding only at widths that are a multiple of 64 and even heights",
+            "rpicam: asking for {}x{} instead of --size {}x{}: rpicam-vid's raw pictures \
+             carry no row padding only when the width is a multiple of 64 and the height even",
             size.0,
             size.1,
             settings.width,
@@ -551,6 +551,13 @@ impl Capture {
             }
         });
         sink.stats().set_capturing(false);
+        // A server that stops ends the helper, whose output then ends too: that is no
+        // failure to explain.
+        let outcome = if sink.stopping() {
+            Pump::Stopping
+        } else {
+            outcome
+        };
         let healthy_for = first_picture.map_or(Duration::ZERO, |t| t.elapsed());
         if first_picture.is_some() {
             last_logged.clear();
