@@ -45,7 +45,7 @@ pub struct Config {
     pub allow_origin: Option<String>,
     /// Limits on clients that have not yet made a request.
     pub patience: Patience,
-    /// Picture orientation for cameras that can turn it (libcamera).
+    /// Picture orientation for cameras that can turn it (libcamera, rpicam).
     pub transform: Transform,
     /// Which sources run in a process of their own.
     pub isolate: Isolation,
@@ -143,18 +143,6 @@ struct Opt {
 
 /// True when this binary was built with the libcamera source.
 pub const HAS_LIBCAMERA: bool = cfg!(feature = "libcamera");
-
-/// The complaint about a libcamera-only option in a binary without libcamera.
-fn libcamera_only(what: &str) -> Result<(), String> {
-    if HAS_LIBCAMERA {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} applies only to the libcamera source, which is not built into this \
-             binary (build it with --features libcamera)"
-        ))
-    }
-}
 
 const OPTIONS: &[Opt] = &[
     Opt {
@@ -363,9 +351,6 @@ const OPTIONS: &[Opt] = &[
                 "180" => true,
                 _ => return Err("expected 0 or 180".into()),
             };
-            if c.transform.rotate180 {
-                libcamera_only("rotation")?;
-            }
             Ok(())
         },
         secret: false,
@@ -376,9 +361,6 @@ const OPTIONS: &[Opt] = &[
         switch: true,
         apply: |c, v| {
             c.transform.hflip = parse_on_off(v)?;
-            if c.transform.hflip {
-                libcamera_only("mirroring")?;
-            }
             Ok(())
         },
         secret: false,
@@ -389,9 +371,6 @@ const OPTIONS: &[Opt] = &[
         switch: true,
         apply: |c, v| {
             c.transform.vflip = parse_on_off(v)?;
-            if c.transform.vflip {
-                libcamera_only("flipping")?;
-            }
             Ok(())
         },
         secret: false,
@@ -444,8 +423,9 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --listen ADDR:PORT   Address to serve on [PICAM_LISTEN] (default 0.0.0.0:8000;
                        [::]:8000 serves IPv6 and IPv4; a bare PORT means 0.0.0.0:PORT)
   --source SPEC        Where pictures come from [PICAM_SOURCE] (default auto):
-                         auto          the first camera found (libcamera, then V4L2),
-                                       else the test pattern
+                         auto          the first camera found: libcamera's (in
+                                       builds with it), a camera module (rpicam),
+                                       a USB webcam (v4l2); else the test pattern
                          test          built-in animated test pattern
                          stdin         MJPEG (concatenated JPEGs) on standard input
                          file:PATH     an MJPEG file, looped, paced at --fps
@@ -456,6 +436,14 @@ Options (each can also be set by the environment variable shown; the flag wins):
                          v4l2:/dev/videoN
                                        a V4L2 camera (USB webcam); MJPEG is passed
                                        through, YUYV/UYVY/NV12 encoded at --quality
+                         rpicam[:INDEX]
+                                       a Pi camera module through Raspberry Pi OS's
+                                       rpicam-vid (or libcamera-vid; another program
+                                       in PICAM_RPICAM_VID), run only while somebody
+                                       watches: the first camera or the INDEXth of
+                                       --list-cameras (from 0); raw pictures at
+                                       --size (width rounded to a multiple of 64,
+                                       height to even) and --fps, encoded at --quality
                          libcamera[:INDEX|:ID]
                                        a Pi camera module (in binaries built with
                                        libcamera): the first, the INDEXth of
@@ -484,9 +472,9 @@ Options (each can also be set by the environment variable shown; the flag wins):
                        hold at once, so that one host cannot take every place;
                        one more gets 503 [PICAM_MAX_CLIENTS_PER_ADDRESS]
                        (default 10; 0 means no limit)
-  --source-timeout S   Seconds without a good frame after which stdin and exec:
-                       sources count as broken: viewers see a no-signal picture
-                       and an exec: command is stopped and started again
+  --source-timeout S   Seconds without a good frame after which stdin, exec: and
+                       rpicam sources count as broken: viewers see a no-signal
+                       picture and a command is stopped and started again
                        [PICAM_SOURCE_TIMEOUT] (default 5; 1 to 3600)
   --mdns-name NAME     Advertise the stream on the local network as
                        http://NAME.local:PORT/ (mDNS, and DNS-SD service _http._tcp
@@ -526,10 +514,11 @@ Options (each can also be set by the environment variable shown; the flag wins):
   --max-pending N      Connections that may wait at once for a complete request; past
                        this the longest waiting are closed [PICAM_MAX_PENDING]
                        (default 64; 1 to 10000)
-  --rotation 0|180     Turn a libcamera camera's picture [PICAM_ROTATION] (default 0)
-  --hflip              Mirror a libcamera camera's picture left to right
+  --rotation 0|180     Turn a camera module's picture (rpicam and libcamera sources)
+                       [PICAM_ROTATION] (default 0)
+  --hflip              Mirror a camera module's picture left to right
                        [PICAM_HFLIP=1] (--hflip=no turns it off)
-  --vflip              Flip a libcamera camera's picture upside down [PICAM_VFLIP=1]
+  --vflip              Flip a camera module's picture upside down [PICAM_VFLIP=1]
   --isolate WHEN       Run the source in a process of its own, so that a camera
                        library that crashes or hangs takes only that process down:
                        viewers see the no-signal picture and it is started again
@@ -538,7 +527,9 @@ Options (each can also be set by the environment variable shown; the flag wins):
                          on    for test, v4l2 and libcamera sources
                          off   never
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
-  --list-cameras       List libcamera cameras: id, model, sensor modes (size, max fps)
+  --list-cameras       List the camera modules: id, model, sensor modes (size, max
+                       fps), from libcamera in binaries built with it, else from
+                       rpicam-vid --list-cameras
   -h, --help           Print this help
   -V, --version        Print the version
 
@@ -601,11 +592,7 @@ where
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
             "--list-devices" => return Ok(Action::ListDevices),
-            "--list-cameras" => {
-                libcamera_only("--list-cameras")
-                    .map_err(|why| ConfigError(format!("cannot list cameras: {why}")))?;
-                return Ok(Action::ListCameras);
-            }
+            "--list-cameras" => return Ok(Action::ListCameras),
             _ => {}
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -895,35 +882,20 @@ mod tests {
             &[("PICAM_VFLIP", "off")],
         );
         assert_eq!(c.transform, Transform::default());
+        // Every binary takes them: the rpicam source turns the picture too.
         let asked = run(&["--rotation", "180", "--hflip"], &[("PICAM_VFLIP", "yes")]);
-        if HAS_LIBCAMERA {
-            let Ok(Action::Run(c)) = asked else {
-                panic!("{asked:?}")
-            };
-            let want = Transform {
-                rotate180: true,
-                hflip: true,
-                vflip: true,
-            };
-            assert_eq!(c.transform, want);
-            // Turning and both flips cancel out.
-            assert!(want.is_identity());
-            assert_eq!(run(&["--list-cameras"], &[]), Ok(Action::ListCameras));
-        } else {
-            let e = asked.unwrap_err().0;
-            assert!(
-                e.starts_with("invalid value 'yes' for PICAM_VFLIP (--vflip): flipping applies only to the libcamera source")
-                    && e.contains("not built into this binary"),
-                "{e}"
-            );
-            let e = run(&["--hflip"], &[]).unwrap_err().0;
-            assert!(e.contains("--hflip") && e.contains("not built"), "{e}");
-            let e = run(&["--list-cameras"], &[]).unwrap_err().0;
-            assert!(
-                e.starts_with("cannot list cameras: --list-cameras applies only"),
-                "{e}"
-            );
-        }
+        let Ok(Action::Run(c)) = asked else {
+            panic!("{asked:?}")
+        };
+        let want = Transform {
+            rotate180: true,
+            hflip: true,
+            vflip: true,
+        };
+        assert_eq!(c.transform, want);
+        // Turning and both flips cancel out.
+        assert!(want.is_identity());
+        assert_eq!(run(&["--list-cameras"], &[]), Ok(Action::ListCameras));
         let t = Transform {
             rotate180: true,
             ..Transform::default()

@@ -45,10 +45,13 @@ fn main() {
             print!("{}", source::v4l2::device::describe_all());
             return;
         }
-        Ok(Action::ListCameras) => {
-            print!("{}", source::list_cameras());
-            return;
-        }
+        Ok(Action::ListCameras) => match source::list_cameras() {
+            Ok(text) => {
+                print!("{text}");
+                return;
+            }
+            Err(e) => fail(1, &e),
+        },
         Ok(Action::Version) => {
             println!("picam-stream {}", env!("CARGO_PKG_VERSION"));
             return;

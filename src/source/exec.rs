@@ -146,8 +146,21 @@ pub fn run(command: &str, settings: Settings, mut sink: FrameSink) {
 }
 
 fn spawn(command: &str) -> io::Result<Child> {
+    spawn_with_stderr(command, false)
+}
+
+/// Like [`spawn`]; with `pipe_stderr`, the command's standard error (and the guardian's)
+/// comes to the caller as `Child::stderr` instead of going to the server's own.
+pub(super) fn spawn_with_stderr(command: &str, pipe_stderr: bool) -> io::Result<Child> {
+    let stderr = || {
+        if pipe_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        }
+    };
     if GUARDED.load(Ordering::SeqCst) {
-        match spawn_guarded(command) {
+        match spawn_guarded(command, stderr()) {
             Ok(child) => return Ok(child),
             Err(e) => {
                 GUARDED.store(false, Ordering::SeqCst);
@@ -158,11 +171,11 @@ fn spawn(command: &str) -> io::Result<Child> {
             }
         }
     }
-    spawn_direct(command)
+    spawn_direct(command, stderr())
 }
 
 /// Starts the guardian (see the module docs) for `command` and waits for its greeting.
-fn spawn_guarded(command: &str) -> io::Result<Child> {
+fn spawn_guarded(command: &str, stderr: Stdio) -> io::Result<Child> {
     // The running program itself, as `--isolate` starts it.
     let mut guardian = Command::new("/proc/self/exe");
     if let Some(name) = std::env::args_os().next() {
@@ -173,7 +186,7 @@ fn spawn_guarded(command: &str) -> io::Result<Child> {
         .env(PARENT_VAR, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .process_group(0);
     // SAFETY: the closure runs in the child between fork and exec and makes one
     // async-signal-safe system call (prctl); it allocates nothing and takes no lock.
@@ -230,20 +243,22 @@ fn greeting(child: &mut Child) -> io::Result<()> {
 }
 
 /// Runs `sh -c command` as the server's own child, when no guardian can.
-fn spawn_direct(command: &str) -> io::Result<Child> {
+fn spawn_direct(command: &str, stderr: Stdio) -> io::Result<Child> {
     let mut shell = Command::new("/bin/sh");
     shell
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .process_group(0);
-    // SAFETY: as in `spawn_guarded`: one async-signal-safe system call, no allocation.
+    // SAFETY: as in `spawn_guarded`: async-signal-safe system calls, no allocation.
     unsafe {
         shell.pre_exec(|| {
             // The shell at least does not outlive the server (what it starts may).
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The server's threads block the stop signals; the command must get them.
+            SigSet::empty().thread_set_mask().map_err(io::Error::from)
         });
     }
     let child = shell.spawn()?;
@@ -278,7 +293,7 @@ fn wait_exit(pid: Pid, within: Duration) -> bool {
 /// Stops the child and everything in its process group, after giving it `grace` to
 /// exit by itself, and says how it ended ("exited (exit status: 0)", "was stopped
 /// (signal: 15 (SIGTERM))").
-fn stop(child: &mut Child, grace: Duration) -> String {
+pub(super) fn stop(child: &mut Child, grace: Duration) -> String {
     let pid = Pid::from_raw(child.id() as i32);
     let by_itself = wait_exit(pid, grace);
     // The leader is not reaped yet, so the group id cannot have been reused: whatever
@@ -393,12 +408,16 @@ impl Guardian {
             .stdin(Stdio::inherit())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        // SAFETY: the closure runs in the child between fork and exec and makes one
-        // async-signal-safe system call (prctl); it allocates nothing and takes no lock.
+        // SAFETY: the closure runs in the child between fork and exec and makes two
+        // async-signal-safe system calls (prctl, pthread_sigmask); it allocates nothing
+        // and takes no lock.
         unsafe {
             shell.pre_exec(|| {
                 // Should the guardian itself be killed, the shell goes with it.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+                // The mask blocks the signals the guardian reads (and the server's stop
+                // signals): the command starts with none blocked, so SIGTERM ends it.
+                SigSet::empty().thread_set_mask().map_err(io::Error::from)
             });
         }
         let started = shell.spawn();

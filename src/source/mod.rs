@@ -8,6 +8,7 @@
 //! * `stdin`, `file:PATH`: MJPEG byte streams ([`pipe`]).
 //! * `exec:COMMAND`: MJPEG from a supervised child process ([`exec`]).
 //! * `v4l2:/dev/videoN`: a V4L2 capture device such as a USB webcam ([`v4l2`]).
+//! * `rpicam[:INDEX]`: Pi camera modules through the system's `rpicam-vid` ([`rpicam`]).
 //! * `libcamera[:INDEX|:ID]`: Pi camera modules, in binaries built with libcamera.
 //! * `auto`: a camera when one is found, otherwise the test pattern ([`v4l2::scan`]).
 //!
@@ -23,6 +24,7 @@ pub mod libcamera;
 pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
+pub mod rpicam;
 pub mod v4l2;
 
 use std::fmt;
@@ -52,13 +54,14 @@ pub enum SourceSpec {
     Stdin,
     File(PathBuf),
     Exec(String),
+    Rpicam(Option<u32>),
     Libcamera(Option<String>),
     V4l2(PathBuf),
 }
 
 /// The accepted forms of `--source`, for error messages and help.
-pub const SOURCE_FORMS: &str =
-    "auto, test, stdin, file:PATH, exec:COMMAND, libcamera[:INDEX|:ID] or v4l2:/dev/videoN";
+pub const SOURCE_FORMS: &str = "auto, test, stdin, file:PATH, exec:COMMAND, rpicam[:INDEX], \
+     libcamera[:INDEX|:ID] or v4l2:/dev/videoN";
 
 impl FromStr for SourceSpec {
     type Err = String;
@@ -78,6 +81,10 @@ impl FromStr for SourceSpec {
             ("stdin" | "-", None) => Ok(SourceSpec::Stdin),
             ("file", _) => Ok(SourceSpec::File(PathBuf::from(need_arg("a path")?))),
             ("exec", _) => Ok(SourceSpec::Exec(need_arg("a command")?)),
+            ("rpicam", None) => Ok(SourceSpec::Rpicam(None)),
+            ("rpicam", Some(index)) => index.trim().parse().map(|i| SourceSpec::Rpicam(Some(i))).map_err(
+                |_| "'rpicam:' needs a camera index (0, 1, ... as --list-cameras numbers them) after the colon".to_string(),
+            ),
             ("libcamera", None) => Ok(SourceSpec::Libcamera(None)),
             ("libcamera", Some(_)) => Ok(SourceSpec::Libcamera(Some(need_arg("an index or id")?))),
             ("v4l2", _) => Ok(SourceSpec::V4l2(PathBuf::from(need_arg("a device path")?))),
@@ -94,6 +101,8 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Stdin => f.write_str("stdin"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::Exec(c) => write!(f, "exec:{c}"),
+            SourceSpec::Rpicam(None) => f.write_str("rpicam"),
+            SourceSpec::Rpicam(Some(index)) => write!(f, "rpicam:{index}"),
             SourceSpec::Libcamera(None) => f.write_str("libcamera"),
             SourceSpec::Libcamera(Some(id)) => write!(f, "libcamera:{id}"),
             SourceSpec::V4l2(p) => write!(f, "v4l2:{}", p.display()),
@@ -112,7 +121,7 @@ pub struct Settings {
     pub source_timeout: Duration,
     /// Which JPEG encoder sources that encode use.
     pub encoder: EncoderChoice,
-    /// Turning and mirroring, for cameras that can (libcamera).
+    /// Turning and mirroring, for cameras that can (libcamera, rpicam).
     pub transform: Transform,
 }
 
@@ -243,12 +252,13 @@ fn libcamera_camera_found() -> bool {
     false
 }
 
-/// The text of `--list-cameras` (only reachable in binaries with libcamera).
-pub fn list_cameras() -> String {
+/// The text of `--list-cameras`: libcamera's cameras in binaries with libcamera, else
+/// what `rpicam-vid --list-cameras` prints; the error says what is missing.
+pub fn list_cameras() -> Result<String, String> {
     #[cfg(feature = "libcamera")]
-    return libcamera::describe_all();
+    return Ok(libcamera::describe_all());
     #[cfg(not(feature = "libcamera"))]
-    "this binary is built without libcamera\n".to_string()
+    rpicam::list_cameras()
 }
 
 /// The source `auto` stands for on this machine; other specs stand for themselves.
@@ -267,11 +277,12 @@ fn resolve(spec: &SourceSpec) -> SourceSpec {
     for line in &decision.skipped {
         log::debug!("auto: {line}");
     }
-    source_for(decision)
+    source_for(decision, rpicam::helper_found())
 }
 
-/// The source an `auto` decision maps to, with its one start-up line.
-fn source_for(decision: v4l2::scan::AutoDecision) -> SourceSpec {
+/// The source an `auto` decision maps to, with its one start-up line; `helper` says
+/// whether rpicam-vid is there (or what to install).
+fn source_for(decision: v4l2::scan::AutoDecision, helper: Result<(), String>) -> SourceSpec {
     use v4l2::scan::AutoChoice;
     let reason = decision.reason;
     match decision.choice {
@@ -279,27 +290,27 @@ fn source_for(decision: v4l2::scan::AutoDecision) -> SourceSpec {
             log::info!("auto: the libcamera source ({reason})");
             SourceSpec::Libcamera(None)
         }
-        // No source here reads the module: say what to do, then use a webcam if there
-        // is one, else the test pattern.
-        AutoChoice::CameraModule { module, webcam } => {
-            log::warn!(
-                "{}",
-                camera_module_advice(&module, cfg!(feature = "libcamera"))
-            );
-            match webcam {
-                Some(path) => {
-                    log::info!(
-                        "auto: V4L2 device {} instead of the camera module ({reason})",
-                        path.display()
-                    );
-                    SourceSpec::V4l2(path)
-                }
-                None => {
-                    log::info!("auto: the test pattern instead of the camera module ({reason})");
-                    SourceSpec::Test
-                }
+        // The module is read through the system's rpicam-vid. Without it, a webcam
+        // meanwhile if there is one; else the rpicam source all the same: its no-signal
+        // picture and /status say what to install, and it starts once that is done.
+        AutoChoice::CameraModule { module, webcam } => match (helper, webcam) {
+            (Ok(()), _) => {
+                log::info!("auto: the camera module ({module}) through rpicam-vid ({reason})");
+                SourceSpec::Rpicam(None)
             }
-        }
+            (Err(missing), Some(path)) => {
+                log::warn!("{}", camera_module_advice(&module, &missing));
+                log::info!(
+                    "auto: V4L2 device {} instead of the camera module ({reason})",
+                    path.display()
+                );
+                SourceSpec::V4l2(path)
+            }
+            (Err(missing), None) => {
+                log::warn!("{}", camera_module_advice(&module, &missing));
+                SourceSpec::Rpicam(None)
+            }
+        },
         AutoChoice::Webcam(path) => {
             log::info!("auto: V4L2 device {} ({reason})", path.display());
             SourceSpec::V4l2(path)
@@ -311,22 +322,9 @@ fn source_for(decision: v4l2::scan::AutoDecision) -> SourceSpec {
     }
 }
 
-/// What to do about a camera module no source of this binary reads: in a build with
-/// libcamera, libcamera did not see it.
-fn camera_module_advice(module: &v4l2::scan::CameraModule, has_libcamera: bool) -> String {
-    let exec = "--source 'exec:rpicam-vid -t 0 --codec mjpeg -o -'";
-    if has_libcamera {
-        format!(
-            "a camera module ({module}) is attached but libcamera does not see it: \
-             `picam-stream --list-cameras` and `rpicam-hello --list-cameras` say what \
-             libcamera finds; {exec} uses the system's camera tools instead"
-        )
-    } else {
-        format!(
-            "a camera module ({module}) is attached but this build has no libcamera: use \
-             {exec} or install a build with libcamera"
-        )
-    }
+/// What to do about a camera module while the helper that reads it is `missing`.
+fn camera_module_advice(module: &v4l2::scan::CameraModule, missing: &str) -> String {
+    format!("a camera module ({module}) is attached, but {missing}")
 }
 
 /// What a source thread runs.
@@ -342,8 +340,12 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<RunningSource, SourceError> {
     let spec = resolve(spec);
-    if !settings.transform.is_identity() && !matches!(spec, SourceSpec::Libcamera(_)) {
-        log::warn!("--rotation, --hflip and --vflip apply only to the libcamera source; ignored");
+    if !settings.transform.is_identity()
+        && !matches!(spec, SourceSpec::Libcamera(_) | SourceSpec::Rpicam(_))
+    {
+        log::warn!(
+            "--rotation, --hflip and --vflip apply only to the libcamera and rpicam sources; ignored"
+        );
     }
     if isolation == Isolation::On && !isolation.applies_to(&spec) {
         log::warn!("--isolate applies only to the test, v4l2 and libcamera sources; ignored");
@@ -412,6 +414,14 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
                 Box::new(move |sink| exec::run(&command, settings, sink)),
             )
         }
+        SourceSpec::Rpicam(camera) => {
+            let camera = *camera;
+            let encoder = encoder()?;
+            (
+                rpicam::describe(camera, &settings, &encoder),
+                Box::new(move |sink| rpicam::run(camera, settings, encoder, sink)),
+            )
+        }
         SourceSpec::V4l2(path) => {
             let path = path.clone();
             let encoder = encoder()?;
@@ -439,8 +449,8 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
             let _ = check;
             return Err(SourceError(format!(
                 "source '{spec}' is not built into this binary: it needs a build with the \
-                 libcamera feature; this one takes test, stdin, file:PATH, exec:COMMAND \
-                 and v4l2:/dev/videoN"
+                 libcamera feature; this one takes test, stdin, file:PATH, exec:COMMAND, \
+                 rpicam[:INDEX] (the camera module through rpicam-vid) and v4l2:/dev/videoN"
             )));
         }
         SourceSpec::Auto => unreachable!("auto is resolved before a source is planned"),
@@ -487,42 +497,53 @@ mod tests {
             driver: "unicam".to_string(),
             sensor: Some("imx219 10-0010".to_string()),
         };
-        let advice = camera_module_advice(&module, false);
-        assert!(
-            advice.starts_with("a camera module (imx219 on unicam /dev/video0) is attached"),
-            "{advice}"
+        let missing = "rpicam-vid not found: install it with `sudo apt install rpicam-apps-lite`";
+        let advice = camera_module_advice(&module, missing);
+        assert_eq!(
+            advice,
+            format!("a camera module (imx219 on unicam /dev/video0) is attached, but {missing}")
         );
-        assert!(advice.contains("--source 'exec:rpicam-vid"), "{advice}");
-        assert!(
-            advice.contains("install a build with libcamera"),
-            "{advice}"
-        );
-        let advice = camera_module_advice(&module, true);
-        assert!(advice.contains("libcamera does not see it"), "{advice}");
-        assert!(advice.contains("--source 'exec:rpicam-vid"), "{advice}");
-        // The module cannot be read here: a webcam meanwhile, else the pattern.
-        let with_webcam = AutoChoice::CameraModule {
+        let found = || Ok(());
+        let gone = || Err(missing.to_string());
+        let with_webcam = || AutoChoice::CameraModule {
             module: module.clone(),
             webcam: Some("/dev/video2".into()),
         };
-        assert_eq!(
-            source_for(decided(with_webcam)),
-            SourceSpec::V4l2("/dev/video2".into())
-        );
-        let alone = AutoChoice::CameraModule {
-            module,
+        let alone = || AutoChoice::CameraModule {
+            module: module.clone(),
             webcam: None,
         };
-        assert_eq!(source_for(decided(alone)), SourceSpec::Test);
+        // With rpicam-vid: the module, even when a webcam is there too.
         assert_eq!(
-            source_for(decided(AutoChoice::Libcamera)),
+            source_for(decided(with_webcam()), found()),
+            SourceSpec::Rpicam(None)
+        );
+        assert_eq!(
+            source_for(decided(alone()), found()),
+            SourceSpec::Rpicam(None)
+        );
+        // Without: a webcam meanwhile; else the module's source all the same, whose
+        // no-signal picture says what to install.
+        assert_eq!(
+            source_for(decided(with_webcam()), gone()),
+            SourceSpec::V4l2("/dev/video2".into())
+        );
+        assert_eq!(
+            source_for(decided(alone()), gone()),
+            SourceSpec::Rpicam(None)
+        );
+        assert_eq!(
+            source_for(decided(AutoChoice::Libcamera), Ok(())),
             SourceSpec::Libcamera(None)
         );
         assert_eq!(
-            source_for(decided(AutoChoice::Webcam("/dev/video0".into()))),
+            source_for(decided(AutoChoice::Webcam("/dev/video0".into())), Ok(())),
             SourceSpec::V4l2("/dev/video0".into())
         );
-        assert_eq!(source_for(decided(AutoChoice::Pattern)), SourceSpec::Test);
+        assert_eq!(
+            source_for(decided(AutoChoice::Pattern), Ok(())),
+            SourceSpec::Test
+        );
     }
 
     #[test]
@@ -542,6 +563,11 @@ mod tests {
             ))
         );
         assert_eq!(p("libcamera"), Ok(SourceSpec::Libcamera(None)));
+        assert_eq!(p("rpicam"), Ok(SourceSpec::Rpicam(None)));
+        assert_eq!(p("rpicam:1"), Ok(SourceSpec::Rpicam(Some(1))));
+        assert!(p("rpicam:").is_err());
+        let e = p("rpicam:front").unwrap_err();
+        assert!(e.contains("needs a camera index"), "{e}");
         assert_eq!(
             p("libcamera:1"),
             Ok(SourceSpec::Libcamera(Some("1".into())))
@@ -559,6 +585,8 @@ mod tests {
             "file:/x",
             "exec:cat",
             "libcamera:0",
+            "rpicam",
+            "rpicam:2",
             "v4l2:/dev/video2",
         ] {
             assert_eq!(p(s).unwrap().to_string(), s);

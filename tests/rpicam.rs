@@ -1,0 +1,395 @@
+//! The `rpicam` source against the real binary, with `tests/fixtures/fake-rpicam-vid`
+//! standing in for Raspberry Pi OS's `rpicam-vid` (named by `PICAM_RPICAM_VID`): the
+//! pictures it sends reach a stream client as JPEGs of the rounded size with the
+//! expected colours; it runs only while somebody watches; a missing program, a missing
+//! camera, a busy camera and a stall each show the no-signal picture and log one line
+//! saying what to do; `--list-cameras` prints its listing. Run with `--nocapture` to
+//! see how long the helper took to go after the last viewer left.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The stand-in for `rpicam-vid`.
+fn fake() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-rpicam-vid")
+}
+
+/// Upper bound on every wait for something the server should do by itself.
+fn patience() -> Duration {
+    Duration::from_secs(20) * slow_factor()
+}
+
+/// How long the source keeps the helper after the last viewer (the source's LINGER).
+const LINGER: Duration = Duration::from_secs(3);
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("picam-rpicam-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server on `--source SOURCE` with the stand-in as its helper, writing its pid and
+/// arguments into `dir`, in `mode` (see the stand-in's header).
+fn start(dir: &Scratch, args: &[&str], mode: &str) -> Server {
+    let pid_file = dir.path("pid");
+    let args_file = dir.path("args");
+    let term_file = dir.path("term");
+    Server::start_custom(args, false, |cmd| {
+        cmd.env("PICAM_RPICAM_VID", fake())
+            .env("FAKE_RPICAM_PID_FILE", &pid_file)
+            .env("FAKE_RPICAM_ARGS_FILE", &args_file)
+            .env("FAKE_RPICAM_TERM_FILE", &term_file)
+            .env("FAKE_RPICAM_MODE", mode);
+    })
+}
+
+/// The pid the helper wrote, once it has (a file removed before the helper may start
+/// again tells a new start from the last).
+fn wait_pid(dir: &Scratch, server: &Server) -> i32 {
+    let deadline = Instant::now() + patience();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(dir.path("pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the helper never started; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn running(pid: i32) -> bool {
+    // A zombie counts as gone: the guardian reaps it at once, the test cannot.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The colour the stand-in's picture decodes to at column `x` of `width`: its Y ramp in
+/// video range with U = 90 and V = 170, through BT.601 as JPEG decoders convert.
+fn expected_colour(x: usize, width: usize, mirrored: bool) -> [f64; 3] {
+    let x = if mirrored { width - 1 - x } else { x };
+    let y_video = 16 + (219 * x) / (width - 1);
+    let y = (y_video as f64 - 16.0) * 255.0 / 219.0;
+    let chroma = |c: f64| (c - 128.0) * 255.0 / 224.0;
+    let (cb, cr) = (chroma(90.0), chroma(170.0));
+    [
+        y + 1.402 * cr,
+        y - 0.344_136 * cb - 0.714_136 * cr,
+        y + 1.772 * cb,
+    ]
+    .map(|v| v.clamp(0.0, 255.0))
+}
+
+/// Checks a decoded picture against the stand-in's ramp on a few columns of its middle
+/// row.
+fn assert_ramp(jpeg: &[u8], size: (usize, usize), mirrored: bool) {
+    let (w, h, px) = decode(jpeg);
+    assert_eq!((w, h), size, "the picture has the rounded size");
+    for x in [w / 8, w / 4, w / 2, 3 * w / 4, 7 * w / 8] {
+        let at = ((h / 2) * w + x) * 3;
+        let got = &px[at..at + 3];
+        let want = expected_colour(x, w, mirrored);
+        for c in 0..3 {
+            assert!(
+                (got[c] as f64 - want[c]).abs() <= 16.0,
+                "pixel ({x}, {}) is {got:?}, expected about {want:?}",
+                h / 2
+            );
+        }
+    }
+}
+
+/// True for the no-signal picture: a dark frame with bright red "NO SIGNAL" lettering.
+fn is_no_signal(jpeg: &[u8]) -> bool {
+    let (_, _, px) = decode(jpeg);
+    let mean = px.iter().map(|&v| v as u64).sum::<u64>() / px.len() as u64;
+    let red = px
+        .chunks(3)
+        .filter(|p| p[0] > 200 && p[1] < 140 && p[2] < 140)
+        .count();
+    mean < 60 && red > 20
+}
+
+#[test]
+fn pictures_arrive_at_the_rounded_size_and_the_helper_runs_only_while_watched() {
+    let dir = Scratch::new("stream");
+    let server = start(
+        &dir,
+        &[
+            "--source",
+            "rpicam",
+            "--size",
+            "300x201",
+            "--fps",
+            "15",
+            "--encoder",
+            "software",
+        ],
+        "ok",
+    );
+    server.wait_log("asking for 320x202 instead of --size 300x201", patience());
+    // Nobody watches yet: the helper is not started.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !dir.path("pid").exists(),
+        "the helper ran before anybody watched"
+    );
+    let s = server.status();
+    assert_eq!(
+        s["source"],
+        "camera module through rpicam-vid 320x202 at 15 fps, software JPEG encoder"
+    );
+
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    let pid = wait_pid(&dir, &server);
+    for _ in 0..3 {
+        assert_ramp(&client.next_jpeg(), (320, 202), false);
+    }
+    let args = std::fs::read_to_string(dir.path("args")).unwrap();
+    assert_eq!(
+        args.split_whitespace().collect::<Vec<_>>().join(" "),
+        "-n -t 0 --codec yuv420 --width 320 --height 202 --framerate 15 --flush -o -"
+    );
+    let s = server.status();
+    assert_eq!(s["capturing"], true, "{s}");
+    assert!(s["source_error"].is_null(), "{s}");
+    assert!(running(pid));
+
+    // The last viewer leaves: the helper goes after the linger.
+    std::fs::remove_file(dir.path("pid")).unwrap();
+    drop(client);
+    let left = Instant::now();
+    while running(pid) {
+        assert!(
+            left.elapsed() < LINGER + Duration::from_secs(5) * slow_factor(),
+            "the helper (pid {pid}) still runs {:.1} s after the last viewer left; log:\n{}",
+            left.elapsed().as_secs_f64(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "the helper was gone {:.2} s after the last viewer left (linger {} s)",
+        left.elapsed().as_secs_f64(),
+        LINGER.as_secs()
+    );
+    server.wait_log("nobody watching: stopped fake-rpicam-vid", patience());
+    assert!(!dir.path("pid").exists(), "it was not started again");
+    // Asked to stop with SIGTERM, which it can act on (rpicam-vid then lets go of the
+    // camera in order), rather than killed.
+    assert_eq!(
+        std::fs::read_to_string(dir.path("term")).unwrap_or_default(),
+        "SIGTERM\n",
+        "the helper saw SIGTERM"
+    );
+
+    // A snapshot starts it again.
+    let snap = get(server.addr, "/snapshot.jpg");
+    assert_eq!(snap.status, 200);
+    assert_ramp(&snap.body, (320, 202), false);
+    let again = wait_pid(&dir, &server);
+    assert_ne!(again, pid);
+    let s = server.status();
+    assert_eq!(s["source_restarts"], 0, "an idle stop is no restart: {s}");
+}
+
+#[test]
+fn the_camera_index_and_mirroring_reach_the_helper() {
+    let dir = Scratch::new("mirror");
+    let server = start(
+        &dir,
+        &["--source", "rpicam:1", "--size", "256x144", "--hflip"],
+        "ok",
+    );
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    wait_pid(&dir, &server);
+    assert_ramp(&client.next_jpeg(), (256, 144), true);
+    let args = std::fs::read_to_string(dir.path("args")).unwrap();
+    let args = args.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(args.contains("--camera 1 --hflip --flush"), "{args}");
+    let s = server.status();
+    assert!(
+        s["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("camera module 1 through rpicam-vid 256x144"),
+        "{s}"
+    );
+}
+
+/// Starts a server whose helper fails as `mode` says (or is missing, with `adjust`),
+/// and checks that a viewer sees the no-signal picture and that the log says `line`
+/// once although the helper was tried again.
+fn failure(name: &str, mode: &str, adjust: impl FnOnce(&mut Command), line: &str) {
+    let dir = Scratch::new(name);
+    let pid_file = dir.path("pid");
+    let server = Server::start_custom(&["--source", "rpicam", "--size", "320x240"], false, |cmd| {
+        cmd.env("PICAM_RPICAM_VID", fake())
+            .env("FAKE_RPICAM_PID_FILE", &pid_file)
+            .env("FAKE_RPICAM_MODE", mode);
+        adjust(cmd);
+    });
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    let first = client.next_jpeg();
+    assert!(is_no_signal(&first), "{name}: the viewer sees no signal");
+    assert_eq!(decode(&first).0, 320, "at the asked size");
+    server.wait_log(line, patience());
+    // Tried again after 1 s and 2 s: still one line.
+    server.wait_status(patience(), "two restarts", |s| {
+        s["source_restarts"].as_u64() >= Some(2)
+    });
+    let s = server.status();
+    let error = s["source_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with(line), "{name}: source_error {error:?}");
+    let log = server.log_text();
+    assert_eq!(
+        log.lines().filter(|l| l.contains(line)).count(),
+        1,
+        "{name}: one line saying what to do; log:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" WARN ") && l.ends_with(line)),
+        "{name}: the line is a warning of its own; log:\n{log}"
+    );
+}
+
+#[test]
+fn a_missing_helper_says_how_to_install_it() {
+    let empty = Scratch::new("no-path");
+    failure(
+        "missing",
+        "ok",
+        |cmd| {
+            cmd.env_remove("PICAM_RPICAM_VID").env("PATH", &empty.0);
+        },
+        "rpicam-vid not found: install it with `sudo apt install rpicam-apps-lite` \
+         (Raspberry Pi OS), or choose another --source",
+    );
+}
+
+#[test]
+fn no_camera_says_to_check_the_cable_and_the_config() {
+    failure(
+        "no-camera",
+        "no-camera",
+        |_| {},
+        "fake-rpicam-vid sees no camera: check the ribbon cable and that the camera is \
+         enabled (camera_auto_detect=1 in /boot/firmware/config.txt), then reboot",
+    );
+}
+
+#[test]
+fn a_busy_camera_says_to_close_the_other_program() {
+    failure(
+        "busy",
+        "busy",
+        |_| {},
+        "the camera is in use by another program (close it: e.g. `sudo fuser -v /dev/media*`)",
+    );
+}
+
+#[test]
+fn a_helper_that_stalls_is_stopped_and_started_again() {
+    let dir = Scratch::new("stall");
+    let server = start(
+        &dir,
+        &[
+            "--source",
+            "rpicam",
+            "--size",
+            "320x240",
+            "--source-timeout",
+            "1",
+        ],
+        "stall-after=3",
+    );
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    let first = wait_pid(&dir, &server);
+    assert_ramp(&client.next_jpeg(), (320, 240), false);
+    std::fs::remove_file(dir.path("pid")).unwrap();
+    server.wait_log(
+        "fake-rpicam-vid sent no full picture for 1 s since its last one: stopped it",
+        patience(),
+    );
+    let deadline = Instant::now() + patience();
+    loop {
+        let jpeg = client.next_jpeg();
+        if is_no_signal(&jpeg) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no no-signal picture");
+    }
+    let second = wait_pid(&dir, &server);
+    assert_ne!(first, second, "started again");
+    let gone = Instant::now();
+    while running(first) {
+        assert!(gone.elapsed() < patience(), "the stalled helper still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.wait_status(patience(), "the restart counted", |s| {
+        s["source_restarts"].as_u64() >= Some(1)
+    });
+}
+
+#[test]
+fn list_cameras_prints_the_helpers_listing() {
+    if cfg!(feature = "libcamera") {
+        // Binaries with libcamera list its cameras themselves.
+        return;
+    }
+    let out = server_command()
+        .arg("--list-cameras")
+        .env("PICAM_RPICAM_VID", fake())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.starts_with("Available cameras\n"), "{text}");
+    assert!(text.contains("0 : imx708 [4608x2592"), "{text}");
+
+    let empty = Scratch::new("list-no-path");
+    let out = server_command()
+        .arg("--list-cameras")
+        .env_remove("PICAM_RPICAM_VID")
+        .env("PATH", &empty.0)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "picam-stream: cannot list cameras: rpicam-vid not found: install it with \
+         `sudo apt install rpicam-apps-lite` (Raspberry Pi OS), or choose another --source"
+    );
+}
