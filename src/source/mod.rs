@@ -53,6 +53,10 @@ const SOURCE_STACK: usize = 2 * 1024 * 1024;
 /// How long a source goes on after the last viewer leaves or the last snapshot asks.
 pub const LINGER: Duration = Duration::from_secs(3);
 
+/// Shortest time between two log lines about a source going idle (or back to work), so
+/// that a client polling snapshots every few seconds does not fill the log.
+pub const IDLE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Longest sleep of an idle source before it looks again whether it is wanted (demand
 /// wakes it at once; this only bounds a wake-up that went missing).
 const IDLE_WAKE: Duration = Duration::from_secs(1);

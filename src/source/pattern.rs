@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
 use crate::clock::Utc;
 use crate::encoder::JpegEncoder;
 use crate::ratelog::{self, RateLimit};
@@ -122,7 +122,10 @@ pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
             if drawing {
                 drawing = false;
                 sink.stats().set_capturing(false);
-                log::info!("nobody watches: test pattern idle until the next viewer");
+                static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+                if let Some(held) = IDLE.admit() {
+                    log::info!("nobody watches: test pattern idle until the next viewer{held}");
+                }
             }
             sink.wait_until_wanted(LINGER);
             continue;
@@ -130,7 +133,10 @@ pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
         if !drawing {
             drawing = true;
             sink.stats().set_capturing(true);
-            log::info!("somebody watches: drawing the test pattern");
+            static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+            if let Some(held) = BUSY.admit() {
+                log::info!("somebody watches: drawing the test pattern{held}");
+            }
             // No catching up on the time spent idle.
             next = Instant::now();
         }

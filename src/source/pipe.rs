@@ -28,7 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
 use crate::ratelog::{self, RateLimit};
 use crate::splitter::{DropReason, MjpegSplitter, Piece};
 
@@ -333,10 +333,13 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
             if playing {
                 playing = false;
                 sink.stats().set_capturing(false);
-                log::info!(
-                    "nobody watches: {} idle until the next viewer",
-                    path.display()
-                );
+                static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+                if let Some(held) = IDLE.admit() {
+                    log::info!(
+                        "nobody watches: {} idle until the next viewer{held}",
+                        path.display()
+                    );
+                }
             }
             sink.wait_until_wanted(LINGER);
             continue;
@@ -344,10 +347,13 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
         if !playing {
             playing = true;
             sink.stats().set_capturing(true);
-            log::info!(
-                "somebody watches: playing {} from its start",
-                path.display()
-            );
+            static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+            if let Some(held) = BUSY.admit() {
+                log::info!(
+                    "somebody watches: playing {} from its start{held}",
+                    path.display()
+                );
+            }
         }
         let problem = match opened.take().map_or_else(|| open_file(&path), Ok) {
             Err(e) => e,
