@@ -136,6 +136,18 @@ fn a_snapshot_from_an_idle_pattern_is_a_fresh_picture() {
 }
 
 #[test]
+fn a_snapshot_right_after_start_waits_for_the_first_frame() {
+    // Before the source thread has run, /status must not say it runs: the snapshot
+    // would then find no frame (503) instead of waiting for one.
+    for _ in 0..5 {
+        let server = Server::start(&["--source", "test", "--size", "160x120"]);
+        let r = get(server.addr, "/snapshot.jpg");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(decode(&r.body).0, 160);
+    }
+}
+
+#[test]
 fn always_on_runs_with_nobody_watching() {
     let server = Server::start(&[
         "--source",

@@ -349,12 +349,13 @@ pub fn start(
     // The checks happen here in either case, so that a mistake stops the program at
     // start with its message.
     let (description, body) = plan(&spec, settings, true)?;
+    let runs_at_start = never_idles(&spec);
     if isolation.applies_to(&spec) {
         let description = format!("{description} (in a process of its own)");
         let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink));
-        return launch(description, body, settings, slot, stop, None);
+        return launch(description, body, runs_at_start, settings, slot, stop, None);
     }
-    launch(description, body, settings, slot, stop, None)
+    launch(description, body, runs_at_start, settings, slot, stop, None)
 }
 
 /// Starts `spec` (already resolved) in this process with frames going to `tap`, without
@@ -367,7 +368,15 @@ pub(crate) fn start_here(
     tap: Option<FrameTap>,
 ) -> Result<RunningSource, SourceError> {
     let (description, body) = plan(spec, settings, false)?;
-    launch(description, body, settings, slot, stop, tap)
+    launch(
+        description,
+        body,
+        never_idles(spec),
+        settings,
+        slot,
+        stop,
+        tap,
+    )
 }
 
 /// The description and thread body of `spec` (already resolved); `check` makes the
@@ -446,16 +455,26 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
     Ok(planned)
 }
 
-/// Starts the source thread running `body`.
+/// Whether `spec` runs whatever the demand: standard input, read at its producer's pace.
+fn never_idles(spec: &SourceSpec) -> bool {
+    *spec == SourceSpec::Stdin
+}
+
+/// Starts the source thread running `body`. `/status` says the source runs from the
+/// start when `runs_at_start`; others start idle, and say so before their thread runs,
+/// so that a snapshot arriving first waits for the frame it asks for instead of finding
+/// none.
 fn launch(
     description: String,
     body: Body,
+    runs_at_start: bool,
     settings: Settings,
     slot: Arc<FrameSlot>,
     stop: Arc<AtomicBool>,
     tap: Option<FrameTap>,
 ) -> Result<RunningSource, SourceError> {
     let stats = Arc::new(SourceStats::new(description));
+    stats.set_capturing(runs_at_start);
     let mut sink = FrameSink::new(slot, stats.clone(), stop);
     sink.tap = tap;
     sink.always_on = settings.always_on;
