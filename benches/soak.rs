@@ -744,6 +744,9 @@ fn start_server(source: &str, log_path: &Path) -> (Child, SocketAddr) {
             // Every client comes from one address here.
             "--max-clients-per-address",
             "0",
+            // The command restarts on its own schedule, watched or not, so that gaps
+            // between the clients' loops and the settling at the end see it too.
+            "--always-on",
         ])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

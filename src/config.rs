@@ -49,6 +49,8 @@ pub struct Config {
     pub transform: Transform,
     /// Which sources run in a process of their own.
     pub isolate: Isolation,
+    /// Keep the source running with nobody watching.
+    pub always_on: bool,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -103,6 +105,7 @@ impl Default for Config {
             patience: Patience::default(),
             transform: Transform::default(),
             isolate: Isolation::Auto,
+            always_on: false,
         }
     }
 }
@@ -385,6 +388,16 @@ const OPTIONS: &[Opt] = &[
         },
         secret: false,
     },
+    Opt {
+        flag: "--always-on",
+        var: "PICAM_ALWAYS_ON",
+        switch: true,
+        apply: |c, v| {
+            c.always_on = parse_on_off(v)?;
+            Ok(())
+        },
+        secret: false,
+    },
 ];
 
 /// Options that take no value: `--flag` on the command line, and a variable set to
@@ -526,6 +539,11 @@ Options (each can also be set by the environment variable shown; the flag wins):
                          auto  for the libcamera source only
                          on    for test, v4l2 and libcamera sources
                          off   never
+  --always-on          Keep the source running with nobody watching [PICAM_ALWAYS_ON=1]
+                       (--always-on=no turns it off). By default a camera is
+                       closed, the test pattern and a file: sleep, and an exec:
+                       command is stopped once nobody has watched for 3 s; the
+                       next viewer or snapshot starts it again. stdin is always read
   --list-devices       List V4L2 capture devices: formats, sizes, frame rates
   --list-cameras       List the camera modules: id, model, sensor modes (size, max
                        fps), from libcamera in binaries built with it, else from
@@ -538,8 +556,9 @@ Endpoints:
   /stream.mjpg                     MJPEG stream, classic parts with Content-Length
   /stream.mjpg?advance_headers=1   MJPEG stream that browsers show without a frame's delay
   /snapshot.jpg                    newest frame as a JPEG
-  /status                          JSON: source, size, fps, frames, clients, uptime,
-                                   the source's problem, since when, and its restarts
+  /status                          JSON: source, size, fps, frames, whether the source
+                                   runs now, clients, uptime, the source's problem,
+                                   since when, and its restarts
   /?action=stream, /?action=snapshot, /stream, /snapshot   aliases for other tools
 
 Logging: RUST_LOG=debug (or warn, error) changes the level; logs go to standard error.
@@ -1028,5 +1047,15 @@ mod tests {
         } else {
             assert!(both.unwrap_err().0.contains("built without HTTPS"));
         }
+    }
+
+    #[test]
+    fn always_on_is_a_switch() {
+        assert!(!config(&[], &[]).always_on);
+        assert!(config(&["--always-on"], &[]).always_on);
+        assert!(config(&[], &[("PICAM_ALWAYS_ON", "1")]).always_on);
+        assert!(!config(&["--always-on=no"], &[("PICAM_ALWAYS_ON", "yes")]).always_on);
+        let e = run(&["--always-on=sometimes"], &[]).unwrap_err().0;
+        assert!(e.contains("--always-on"), "{e}");
     }
 }

@@ -66,6 +66,7 @@ fn main() {
         source_timeout: Duration::from_secs(config.source_timeout.into()),
         encoder: config.encoder,
         transform: config.transform,
+        always_on: config.always_on,
     };
     // Started again by the server to run its source in a process of its own.
     if let Some(spec) = std::env::var_os(isolate::WORKER_VAR) {

@@ -44,6 +44,9 @@ pub struct FrameSlot {
     watchers: AtomicU64,
     /// Milliseconds after `epoch` of the last one-off request for a frame (0: never).
     wanted_ms: AtomicU64,
+    /// Bumped when demand arrives (a stream, a request) and on close; idle sources
+    /// sleep on it.
+    demand_word: AtomicU32,
     epoch: Instant,
 }
 
@@ -57,6 +60,7 @@ impl Default for FrameSlot {
             closed: AtomicBool::new(false),
             watchers: AtomicU64::new(0),
             wanted_ms: AtomicU64::new(0),
+            demand_word: AtomicU32::new(0),
             epoch: Instant::now(),
         }
     }
@@ -79,22 +83,41 @@ impl FrameSlot {
 
     /// Registers a stream that wants every new frame while the returned guard lives.
     pub fn watch(&self) -> Watch<'_> {
-        self.watchers.fetch_add(1, Ordering::AcqRel);
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        self.wake_idle();
         Watch(self)
     }
 
     /// Registers a one-off request for a fresh frame (a snapshot).
     pub fn want(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
-        self.wanted_ms.store(ms.max(1), Ordering::Release);
+        self.wanted_ms.store(ms.max(1), Ordering::SeqCst);
+        self.wake_idle();
+    }
+
+    /// Sleeps while nobody wants frames (see [`FrameSlot::wanted`]), at most `most`:
+    /// a stream, a request or closing the slot ends the sleep at once.
+    pub fn wait_for_demand(&self, linger: Duration, most: Duration) {
+        let word = self.demand_word.load(Ordering::SeqCst);
+        if self.wanted(linger) || self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        futex::wait(&self.demand_word, word, most);
+    }
+
+    /// Wakes a source sleeping in [`FrameSlot::wait_for_demand`]. Demand arrives at
+    /// the pace of viewers, not of frames, so the wake is not worth skipping.
+    fn wake_idle(&self) {
+        self.demand_word.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.demand_word);
     }
 
     /// True while a stream watches, or within `linger` of the last request or stream end.
     pub fn wanted(&self, linger: Duration) -> bool {
-        if self.watchers.load(Ordering::Acquire) > 0 {
+        if self.watchers.load(Ordering::SeqCst) > 0 {
             return true;
         }
-        let at = self.wanted_ms.load(Ordering::Acquire);
+        let at = self.wanted_ms.load(Ordering::SeqCst);
         at > 0 && self.epoch.elapsed() < Duration::from_millis(at) + linger
     }
 
@@ -147,6 +170,7 @@ impl FrameSlot {
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.wake_all();
+        self.wake_idle();
     }
 
     fn wake_all(&self) {
@@ -252,6 +276,35 @@ mod tests {
         assert!(!slot.wanted(linger));
         slot.want();
         assert!(slot.wanted(linger));
+    }
+
+    #[test]
+    fn an_idle_source_wakes_on_demand_and_close() {
+        let slot = Arc::new(FrameSlot::new());
+        let linger = Duration::from_millis(20);
+        // Nobody wants frames: the wait lasts its whole bound.
+        let t = Instant::now();
+        slot.wait_for_demand(linger, Duration::from_millis(60));
+        assert!(t.elapsed() >= Duration::from_millis(60));
+        for wake in [
+            Box::new(|s: &FrameSlot| s.want()) as Box<dyn Fn(&FrameSlot) + Send>,
+            Box::new(|s: &FrameSlot| drop(s.watch())),
+            Box::new(|s: &FrameSlot| s.close()),
+        ] {
+            thread::sleep(linger * 2);
+            let sleeper = {
+                let slot = slot.clone();
+                thread::spawn(move || {
+                    let t = Instant::now();
+                    slot.wait_for_demand(linger, Duration::from_secs(30));
+                    t.elapsed()
+                })
+            };
+            thread::sleep(Duration::from_millis(50));
+            wake(&slot);
+            let slept = sleeper.join().unwrap();
+            assert!(slept < Duration::from_secs(20), "not woken: {slept:?}");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct SourceStats {
     has_problem: AtomicBool,
     /// Times the source was opened or started again after a failure.
     restarts: AtomicU64,
-    /// False while a camera is idle because nobody watches.
+    /// Whether the source runs now: captures, draws, or has its command running. False
+    /// while it idles because nobody watches (and while a camera is being opened again).
     capturing: AtomicBool,
     /// Which JPEG encoder runs ("none" for sources that deliver JPEG).
     encoder: Mutex<String>,
@@ -70,7 +71,7 @@ impl SourceStats {
         self.capturing.store(on, Ordering::Relaxed);
     }
 
-    /// Whether the source is producing frames now (sources that never idle: always).
+    /// Whether the source runs now (sources that never idle, such as stdin: always).
     pub fn capturing(&self) -> bool {
         self.capturing.load(Ordering::Relaxed)
     }

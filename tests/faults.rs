@@ -262,7 +262,8 @@ fn a_hung_commands_children_are_stopped_too() {
         ),
     );
     let source = format!("exec:sh '{}'", script.display());
-    let server = Server::start(&["--source", &source, "--source-timeout", "1"]);
+    // --always-on: the command is started (and restarted) with nobody watching.
+    let server = Server::start(&["--source", &source, "--source-timeout", "1", "--always-on"]);
     let deadline = Instant::now() + patience();
     let grandchild = loop {
         if let Ok(pid) = std::fs::read_to_string(dir.path("grandchild.pid")) {
@@ -304,7 +305,12 @@ fn a_hung_commands_children_are_stopped_too() {
 
 #[test]
 fn a_command_that_cannot_start_is_retried_with_growing_pauses() {
-    let server = Server::start(&["--source", "exec:/nonexistent/camera-tool -o -"]);
+    // --always-on: retried with nobody watching.
+    let server = Server::start(&[
+        "--source",
+        "exec:/nonexistent/camera-tool -o -",
+        "--always-on",
+    ]);
     server.wait_log("restarting in 1 s", Duration::from_secs(10));
     server.wait_log("restarting in 2 s", Duration::from_secs(10));
     let s = server.status();
@@ -790,7 +796,8 @@ fn server_with_family(dir: &Scratch) -> (Server, Vec<i32>) {
         ),
     );
     let source = format!("exec:sh '{}'", script.display());
-    let server = Server::start(&["--source", &source]);
+    // --always-on: the command runs with nobody watching.
+    let server = Server::start(&["--source", &source, "--always-on"]);
     let pids = wait_pids(&dir.path("pids"), 3, &server);
     server.wait_status(patience(), "a good frame", |s| {
         s["frames_captured"].as_u64().is_some_and(|n| n > 0)
@@ -895,7 +902,8 @@ fn setsid_children_of_a_restarted_command_do_not_pile_up() {
         ),
     );
     let source = format!("exec:sh '{}'", script.display());
-    let mut server = Server::start(&["--source", &source]);
+    // --always-on: the command is restarted with nobody watching.
+    let mut server = Server::start(&["--source", &source, "--always-on"]);
     // Three runs: the first and two restarts.
     let pids = wait_pids(&dir.path("pids"), 3, &server);
     wait_gone(&pids[..2], "children of the runs before the restarts");

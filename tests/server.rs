@@ -120,6 +120,9 @@ fn advance_header_stream_and_aliases() {
 #[test]
 fn status_reports_source_size_rates_and_clients() {
     let server = Server::start(SMALL);
+    // The pattern runs only while somebody watches.
+    let mut c = MjpegClient::open(server.addr, "/stream.mjpg");
+    c.next_jpeg();
     // A few frames, with time to spare: the debug build on a busy machine may encode
     // far below the configured rate.
     let s = server.wait_status(Duration::from_secs(20), "frames and a rate", |s| {
@@ -139,12 +142,14 @@ fn status_reports_source_size_rates_and_clients() {
     let fps = s["fps_measured"].as_f64().unwrap();
     assert!(fps <= 25.0, "measured fps {fps} above the configured 20");
     assert_eq!(s["frames_dropped"], 0);
-    assert_eq!(s["clients"], 0);
+    assert_eq!(s["clients"], 1);
+    assert_eq!(s["running"], true);
     assert!(s["uptime_seconds"].is_u64());
 
-    let mut c = MjpegClient::open(server.addr, "/stream.mjpg");
-    c.next_jpeg();
-    assert_eq!(server.status()["clients"], 1);
+    drop(c);
+    server.wait_status(Duration::from_secs(10), "the viewer to leave", |s| {
+        s["clients"] == 0
+    });
 }
 
 #[test]
@@ -317,15 +322,19 @@ fn file_source_loops_and_exec_source_restarts() {
 
     let file_source = format!("file:{}", path.display());
     let server = Server::start(&["--source", &file_source, "--fps", "30"]);
+    // Sources run only while somebody watches.
+    let viewer = MjpegClient::open(server.addr, "/stream.mjpg");
     server.wait_status(Duration::from_secs(10), "the file to loop", |s| {
         s["frames_captured"].as_u64().unwrap() > 6
     });
     assert_eq!(decode(&get(server.addr, "/snapshot.jpg").body).0, 48);
+    drop(viewer);
     drop(server);
 
     // A command that prints the file once and exits: the source runs it again.
     let exec_source = format!("exec:cat '{}'", path.display());
     let server = Server::start(&["--source", &exec_source]);
+    let _viewer = MjpegClient::open(server.addr, "/stream.mjpg");
     let s = server.wait_status(Duration::from_secs(10), "a restart", |s| {
         s["frames_captured"].as_u64().unwrap() >= 6
     });
@@ -687,12 +696,13 @@ fn runs_as_an_unprivileged_user() {
     assert_eq!(field("Uid:"), "65534 65534 65534 65534");
     assert_eq!(field("Groups:"), "");
     assert_eq!(field("CapEff:"), "0000000000000000");
-    server.wait_status(Duration::from_secs(10), "a frame", |s| {
-        s["frames_captured"].as_u64().unwrap() > 0
-    });
+    // The snapshot wakes the idle pattern and waits for its frame.
     let snap = get(server.addr, "/snapshot.jpg");
     assert_eq!(snap.status, 200);
     assert_eq!(decode(&snap.body).0, 160);
+    server.wait_status(Duration::from_secs(10), "a frame", |s| {
+        s["frames_captured"].as_u64().unwrap() > 0
+    });
     let mut stream = MjpegClient::open(server.addr, "/stream.mjpg");
     assert_eq!(decode(&stream.next_jpeg()).1, 120);
     drop(server);

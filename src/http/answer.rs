@@ -101,9 +101,11 @@ pub fn answer(head: &RequestHead, peer: SocketAddr, state: &Arc<AppState>) -> Re
 /// The newest frame for a snapshot. A source idle for lack of viewers is asked for a
 /// frame, and the answer waits for it (up to a few seconds) rather than sending an old one.
 fn fresh_frame(state: &AppState) -> Option<Arc<Frame>> {
+    // Read before asking: the request may wake the source at once, before its first frame.
+    let running = state.source.capturing();
     state.slot.want();
     let latest = state.slot.latest();
-    if state.source.capturing() {
+    if running {
         return latest;
     }
     let seen = latest.as_ref().map_or(0, |f| f.seq());

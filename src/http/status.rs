@@ -21,6 +21,9 @@ pub fn render(state: &AppState) -> String {
     field_raw(&mut j, "height", height);
     field_raw(&mut j, "fps_configured", state.settings.fps);
     field_raw(&mut j, "fps_measured", format!("{:.2}", source.fps()));
+    // "running" says it for every source; "capturing", its older name, stays for
+    // the clients that read it.
+    field_raw(&mut j, "running", source.capturing());
     field_raw(&mut j, "capturing", source.capturing());
     field_raw(&mut j, "frames_captured", source.frames());
     field_raw(&mut j, "frames_dropped", source.dropped());

@@ -9,6 +9,11 @@
 //! counts the restart, and the command is started again after a pause that grows from
 //! 1 s to 30 s and falls back to 1 s after a healthy run (see [`Backoff`]).
 //!
+//! The command runs only while somebody wants frames: it is started for the first
+//! viewer (or snapshot) and stopped the same way, group and all, once nobody has
+//! watched for [`LINGER`] (unless `--always-on`). That is no failure: no restart is
+//! counted, no pause, no no-signal picture; the next viewer starts it again.
+//!
 //! The command does not run as the server's child but under a guardian: this same
 //! program started again (as `--isolate` does) with [`GUARDIAN_VAR`] naming the command.
 //! The guardian leads the process group, runs `sh -c COMMAND` in it with its standard
@@ -48,7 +53,8 @@ use nix::unistd::Pid;
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
 use super::pipe::{End, Pump};
-use super::{FrameSink, Settings};
+use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
+use crate::ratelog::RateLimit;
 
 /// Process group of the running child (0: none), so that shutdown can stop it.
 static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
@@ -80,31 +86,60 @@ const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How long a command has to end after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(1);
 
-/// Runs the source until the server stops.
+/// Runs the source until the server stops, the command only while somebody wants frames.
 pub fn run(command: &str, settings: Settings, mut sink: FrameSink) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let bound = settings.source_timeout;
-    let mut first = true;
+    let demand = sink.demand();
+    // The next start follows a failure (and counts as a restart), not idleness.
+    let mut after_failure = false;
+    sink.stats().set_capturing(false);
     while !sink.stopping() {
-        if !first {
+        if !sink.wanted(LINGER) {
+            sink.stats().set_capturing(false);
+            sink.wait_until_wanted(LINGER);
+            continue;
+        }
+        if after_failure {
             sink.stats().count_restart();
         }
-        first = false;
+        after_failure = true;
         let (problem, healthy_for) = match spawn(command) {
             Err(e) => (format!("cannot start `{command}`: {e}"), Duration::ZERO),
             Ok(mut child) => {
                 let pid = child.id();
                 log::info!("started `{command}` (pid {pid})");
+                sink.stats().set_capturing(true);
                 let mut pump = Pump::new(None);
+                let idle = std::cell::Cell::new(false);
+                // Asked about once a second while the command runs.
+                let mut unwanted = || {
+                    let gone = !demand.wanted(LINGER);
+                    idle.set(gone);
+                    gone.then(String::new)
+                };
                 let end = match child.stdout.as_mut() {
-                    Some(out) => pump.run(out, &mut sink, Some(bound), &mut || None),
+                    Some(out) => pump.run(out, &mut sink, Some(bound), &mut unwanted),
                     None => End::Failed(io::Error::other("the command has no standard output")),
                 };
                 let problem = match end {
                     End::Stopping => {
                         stop(&mut child, Duration::ZERO);
                         return;
+                    }
+                    End::Abandoned(_) if idle.get() => {
+                        stop(&mut child, Duration::ZERO);
+                        sink.stats().set_capturing(false);
+                        static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+                        if let Some(held) = IDLE.admit() {
+                            log::info!(
+                                "nobody watches: stopped `{command}` (pid {pid}); it starts \
+                                 again with the next viewer{held}"
+                            );
+                        }
+                        after_failure = false;
+                        continue;
                     }
                     End::Eof => {
                         pump.finish(&mut sink);

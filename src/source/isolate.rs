@@ -40,7 +40,7 @@ use nix::unistd::Pid;
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, SourceSpec};
+use super::{FrameSink, Settings, SourceSpec, LINGER};
 use crate::slot::FrameSlot;
 use crate::stats::SourceStats;
 
@@ -104,9 +104,6 @@ pub const SILENCE: Duration = Duration::from_secs(10);
 
 /// How often the child sends its heartbeat (its state goes as soon as it changes).
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
-
-/// How long capture goes on after the last viewer leaves (as the camera sources do).
-const LINGER: Duration = Duration::from_secs(3);
 
 /// How long a child told to stop has before it is killed. Short enough to fit in the
 /// server's own grace at shutdown.
@@ -362,7 +359,7 @@ pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
-            std::thread::sleep(POLL_SLICE);
+            sink.wait_until_wanted(LINGER);
             continue;
         }
         if runs > 0 && sink.stats().error().is_some() {

@@ -14,6 +14,12 @@
 //!
 //! A source that captures or draws can run in a process of its own ([`isolate`]), so
 //! that a camera library that crashes cannot take the server with it.
+//!
+//! Sources run only while somebody wants frames: a stream watches, or a snapshot asked
+//! within the last [`LINGER`]. Otherwise cameras are closed, the test pattern and a
+//! looped file sleep, and an `exec:` command is stopped, until the next viewer.
+//! `--always-on` keeps them running regardless ([`Settings::always_on`]). Standard
+//! input is read at the producer's pace whatever the demand.
 
 pub mod backoff;
 pub mod exec;
@@ -45,6 +51,17 @@ pub use isolate::Isolation;
 /// Stack of the source thread, which decodes and encodes pictures: the usual size, set
 /// explicitly since the program makes smaller stacks the default.
 const SOURCE_STACK: usize = 2 * 1024 * 1024;
+
+/// How long a source goes on after the last viewer leaves or the last snapshot asks.
+pub const LINGER: Duration = Duration::from_secs(3);
+
+/// Shortest time between two log lines about a source going idle (or back to work), so
+/// that a client polling snapshots every few seconds does not fill the log.
+pub const IDLE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Longest sleep of an idle source before it looks again whether it is wanted (demand
+/// wakes it at once; this only bounds a wake-up that went missing).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
 
 /// A source as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +140,8 @@ pub struct Settings {
     pub encoder: EncoderChoice,
     /// Turning and mirroring, for cameras that can (libcamera, rpicam).
     pub transform: Transform,
+    /// Run with nobody watching too (`--always-on`): the source is never idle.
+    pub always_on: bool,
 }
 
 /// Where good frames go instead of the slot, in a source's own process ([`isolate`]).
@@ -137,6 +156,23 @@ pub struct FrameSink {
     rate: RateMeter,
     /// Size of the last good frame, for the no-signal picture.
     last_size: Option<(u16, u16)>,
+    /// `--always-on`: frames are wanted whether or not somebody watches.
+    always_on: bool,
+}
+
+/// Whether somebody wants frames, apart from the sink: for code that cannot borrow the
+/// sink while it asks (a check run in the middle of reading a command's output).
+#[derive(Clone)]
+pub struct Demand {
+    slot: Arc<FrameSlot>,
+    always_on: bool,
+}
+
+impl Demand {
+    /// True while somebody wants frames (see [`FrameSink::wanted`]).
+    pub fn wanted(&self, linger: Duration) -> bool {
+        self.always_on || self.slot.wanted(linger)
+    }
 }
 
 impl FrameSink {
@@ -148,6 +184,7 @@ impl FrameSink {
             stop,
             rate: RateMeter::default(),
             last_size: None,
+            always_on: false,
         }
     }
 
@@ -217,9 +254,27 @@ impl FrameSink {
         }
     }
 
-    /// True while somebody wants frames (see [`FrameSlot::wanted`]).
-    pub fn wanted(&self, linger: std::time::Duration) -> bool {
-        self.slot.wanted(linger)
+    /// True while somebody wants frames (see [`FrameSlot::wanted`]), and always with
+    /// `--always-on`.
+    pub fn wanted(&self, linger: Duration) -> bool {
+        self.always_on || self.slot.wanted(linger)
+    }
+
+    /// A handle that answers [`FrameSink::wanted`] without borrowing the sink.
+    pub fn demand(&self) -> Demand {
+        Demand {
+            slot: self.slot.clone(),
+            always_on: self.always_on,
+        }
+    }
+
+    /// Sleeps while nobody wants frames (at most about a second; a viewer, a snapshot
+    /// or the server stopping wakes it at once). For the idle loop of a source:
+    /// `while !wanted { wait_until_wanted }`.
+    pub fn wait_until_wanted(&self, linger: Duration) {
+        if !self.always_on && !self.stopping() {
+            self.slot.wait_for_demand(linger, IDLE_WAKE);
+        }
     }
 
     /// True once the server is stopping: the source should return.
@@ -353,12 +408,13 @@ pub fn start(
     // The checks happen here in either case, so that a mistake stops the program at
     // start with its message.
     let (description, body) = plan(&spec, settings, true)?;
+    let runs_at_start = never_idles(&spec);
     if isolation.applies_to(&spec) {
         let description = format!("{description} (in a process of its own)");
         let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink));
-        return launch(description, body, slot, stop, None);
+        return launch(description, body, runs_at_start, settings, slot, stop, None);
     }
-    launch(description, body, slot, stop, None)
+    launch(description, body, runs_at_start, settings, slot, stop, None)
 }
 
 /// Starts `spec` (already resolved) in this process with frames going to `tap`, without
@@ -371,7 +427,15 @@ pub(crate) fn start_here(
     tap: Option<FrameTap>,
 ) -> Result<RunningSource, SourceError> {
     let (description, body) = plan(spec, settings, false)?;
-    launch(description, body, slot, stop, tap)
+    launch(
+        description,
+        body,
+        never_idles(spec),
+        settings,
+        slot,
+        stop,
+        tap,
+    )
 }
 
 /// The description and thread body of `spec` (already resolved); `check` makes the
@@ -458,17 +522,29 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
     Ok(planned)
 }
 
-/// Starts the source thread running `body`.
+/// Whether `spec` runs whatever the demand: standard input, read at its producer's pace.
+fn never_idles(spec: &SourceSpec) -> bool {
+    *spec == SourceSpec::Stdin
+}
+
+/// Starts the source thread running `body`. `/status` says the source runs from the
+/// start when `runs_at_start`; others start idle, and say so before their thread runs,
+/// so that a snapshot arriving first waits for the frame it asks for instead of finding
+/// none.
 fn launch(
     description: String,
     body: Body,
+    runs_at_start: bool,
+    settings: Settings,
     slot: Arc<FrameSlot>,
     stop: Arc<AtomicBool>,
     tap: Option<FrameTap>,
 ) -> Result<RunningSource, SourceError> {
     let stats = Arc::new(SourceStats::new(description));
+    stats.set_capturing(runs_at_start);
     let mut sink = FrameSink::new(slot, stats.clone(), stop);
     sink.tap = tap;
+    sink.always_on = settings.always_on;
     let thread = std::thread::Builder::new()
         .name("source".into())
         .stack_size(SOURCE_STACK)

@@ -4,11 +4,14 @@
 //!
 //! The static background is drawn once; each frame copies it, draws the moving parts and
 //! the text, and goes through the JPEG encoder (`--encoder`).
+//!
+//! It draws only while somebody wants frames (plus [`LINGER`]); otherwise the thread
+//! sleeps until a viewer or a snapshot wakes it, and spends nothing.
 
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
-use super::{FrameSink, Settings};
+use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
 use crate::clock::Utc;
 use crate::encoder::JpegEncoder;
 use crate::ratelog::{self, RateLimit};
@@ -102,7 +105,8 @@ pub fn draw(rgb: &mut [u8], width: usize, height: usize, frame: u64, clock: &Utc
     );
 }
 
-/// Runs the test pattern at `settings.fps` until the server stops.
+/// Runs the test pattern at `settings.fps`, while somebody wants frames, until the
+/// server stops.
 pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
     let (w, h) = (settings.width as usize, settings.height as usize);
     let background = background(w, h);
@@ -111,7 +115,31 @@ pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
     let mut next = Instant::now();
     let mut frame: u64 = 0;
     let mut behind_logged = false;
+    let mut drawing = false;
+    sink.stats().set_capturing(false);
     while !sink.stopping() {
+        if !sink.wanted(LINGER) {
+            if drawing {
+                drawing = false;
+                sink.stats().set_capturing(false);
+                static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+                if let Some(held) = IDLE.admit() {
+                    log::info!("nobody watches: test pattern idle until the next viewer{held}");
+                }
+            }
+            sink.wait_until_wanted(LINGER);
+            continue;
+        }
+        if !drawing {
+            drawing = true;
+            sink.stats().set_capturing(true);
+            static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+            if let Some(held) = BUSY.admit() {
+                log::info!("somebody watches: drawing the test pattern{held}");
+            }
+            // No catching up on the time spent idle.
+            next = Instant::now();
+        }
         frame += 1;
         picture.copy_from_slice(&background);
         draw(&mut picture, w, h, frame, &Utc::now(), settings.fps);

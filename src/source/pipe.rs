@@ -11,6 +11,10 @@
 //!   `--source-timeout` shows no-signal until frames come back;
 //! * a file that vanishes or cannot be read is opened again with growing pauses; one
 //!   replaced by a new file is played from the new one at once.
+//!
+//! A file plays only while somebody wants frames (plus [`LINGER`]), from its start
+//! again after a pause. Standard input is read whatever the demand: its producer sets
+//! the pace, and a pipe left unread would only stall (or break) the producer.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -24,7 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings};
+use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
 use crate::ratelog::{self, RateLimit};
 use crate::splitter::{DropReason, MjpegSplitter, Piece};
 
@@ -243,7 +247,8 @@ impl Pump {
     }
 }
 
-/// `stdin`: reads standard input; when it ends, reads it again every second.
+/// `stdin`: reads standard input; when it ends, reads it again every second. It never
+/// idles: pausing would not pause the producer, only fill the pipe until it blocks.
 pub fn run_stdin(settings: Settings, mut sink: FrameSink) {
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     // An unbuffered handle of its own, so that waiting on the descriptor sees all input.
@@ -308,10 +313,14 @@ fn identity(path: &Path) -> io::Result<(u64, u64)> {
     std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
-/// `file:PATH`: plays the file at `--fps`, from the start again at its end. A file that
-/// vanishes, is replaced or cannot be read is noticed within about a second.
+/// `file:PATH`: plays the file at `--fps`, from the start again at its end, while
+/// somebody wants frames. A file that vanishes, is replaced or cannot be read is
+/// noticed within about a second.
 pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSink) {
     let period = Duration::from_secs(1) / settings.fps.max(1);
+    let demand = sink.demand();
+    let mut playing = false;
+    sink.stats().set_capturing(false);
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
     let mut opened = Some(file);
@@ -320,6 +329,32 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
     let mut good_since: Option<Instant> = None;
     let mut failing = false;
     while !sink.stopping() {
+        if !sink.wanted(LINGER) {
+            if playing {
+                playing = false;
+                sink.stats().set_capturing(false);
+                static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+                if let Some(held) = IDLE.admit() {
+                    log::info!(
+                        "nobody watches: {} idle until the next viewer{held}",
+                        path.display()
+                    );
+                }
+            }
+            sink.wait_until_wanted(LINGER);
+            continue;
+        }
+        if !playing {
+            playing = true;
+            sink.stats().set_capturing(true);
+            static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+            if let Some(held) = BUSY.admit() {
+                log::info!(
+                    "somebody watches: playing {} from its start{held}",
+                    path.display()
+                );
+            }
+        }
         let problem = match opened.take().map_or_else(|| open_file(&path), Ok) {
             Err(e) => e,
             Ok(mut file) => {
@@ -329,6 +364,7 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
                 }
                 let id = file.metadata().map(|m| (m.dev(), m.ino())).ok();
                 let mut check = || match identity(&path) {
+                    _ if !demand.wanted(LINGER) => Some(String::new()),
                     Err(e) => Some(format!("{} vanished: {e}", path.display())),
                     Ok(now) if Some(now) != id => Some(format!("{} was replaced", path.display())),
                     Ok(_) => None,
@@ -351,6 +387,8 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
                         }
                         format!("{} holds no valid JPEG frame", path.display())
                     }
+                    // Nobody watches: the loop idles.
+                    End::Abandoned(why) if why.is_empty() => continue,
                     End::Abandoned(why) => {
                         // Open the path again at once: the new file, or the reason it is gone.
                         log::info!("{why}; opening it again");

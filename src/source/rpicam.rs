@@ -41,8 +41,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::backoff::Backoff;
 use super::exec;
 use super::nosignal::NoSignal;
-use super::v4l2::sleep_unless_stopping;
-use super::{FrameSink, Settings};
+use super::{FrameSink, Settings, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::ratelog::{self, RateLimit};
 
@@ -51,9 +50,6 @@ pub const PROGRAM_VAR: &str = "PICAM_RPICAM_VID";
 
 /// The programs looked for on `PATH`, in order, when [`PROGRAM_VAR`] is not set.
 const PROGRAMS: [&str; 2] = ["rpicam-vid", "libcamera-vid"];
-
-/// How long the helper runs on after the last viewer leaves or snapshot asks.
-const LINGER: Duration = Duration::from_secs(3);
 
 /// How long a helper whose output ended may take to exit before it is stopped.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
@@ -475,7 +471,7 @@ pub fn run(camera: Option<u32>, settings: Settings, encoder: JpegEncoder, mut si
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
-            sleep_unless_stopping(&sink, TICK);
+            sink.wait_until_wanted(LINGER);
             continue;
         }
         if after_failure {

@@ -37,13 +37,9 @@ use libcamera::framebuffer_map::MemoryMappedFrameBuffer;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 
 use super::nosignal::NoSignal;
-use super::v4l2::sleep_unless_stopping;
-use super::{FrameSink, Settings};
+use super::{FrameSink, Settings, LINGER};
 use crate::encoder::{CameraPlane, JpegEncoder};
 use crate::ratelog::{self, RateLimit};
-
-/// How long capture goes on after the last viewer leaves or snapshot asks.
-const LINGER: Duration = Duration::from_secs(3);
 
 /// A wait this long without a frame means the camera has stopped delivering.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(6);
@@ -383,7 +379,7 @@ pub fn run(
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
-            sleep_unless_stopping(&sink, Duration::from_millis(100));
+            sink.wait_until_wanted(LINGER);
             continue;
         }
         if manager.is_none() {

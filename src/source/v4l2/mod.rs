@@ -14,17 +14,14 @@ pub mod scan;
 pub mod sys;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use self::device::{Device, PixFormat, Sizes};
 use self::sys::{fourcc, fourcc_name};
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings};
+use super::{FrameSink, Settings, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::ratelog::{self, RateLimit};
-
-/// How long capture goes on after the last viewer leaves or snapshot asks.
-const LINGER: Duration = Duration::from_secs(3);
 
 /// A wait this long without a frame means the device has stopped delivering.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
@@ -237,7 +234,7 @@ pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
-            sleep_unless_stopping(&sink, Duration::from_millis(100));
+            sink.wait_until_wanted(LINGER);
             continue;
         }
         let problem = match open(&path, settings) {
@@ -264,13 +261,6 @@ pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink
         };
         nosignal.retry(&mut sink, &problem, backoff);
         backoff = (backoff * 2).min(Duration::from_secs(4));
-    }
-}
-
-pub(super) fn sleep_unless_stopping(sink: &FrameSink, total: Duration) {
-    let end = Instant::now() + total;
-    while !sink.stopping() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
     }
 }
 
