@@ -705,6 +705,7 @@ mod tests {
             source_timeout: Duration::from_secs(5),
             encoder: EncoderChoice::Software,
             transform,
+            always_on: false,
         }
     }
 

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# What a frame costs a Pi Zero's CPU: the instructions the static ARMv6 build executes
+# under qemu-user with `-cpu arm1176`, per frame published.
+#
+#   benches/armcount.sh [SECONDS] -- SERVER OPTIONS...
+#   benches/armcount.sh 30 -- --source test --size 640x480 --fps 5
+#   PICAM_RPICAM_VID=tests/fixtures/fake-rpicam-vid \
+#       benches/armcount.sh 30 -- --source rpicam --size 640x480 --fps 5 --encoder software
+#
+# The server runs twice for SECONDS (default 30): once with nobody watching, once with
+# one viewer on /stream.mjpg. The difference between the two totals, divided by the
+# frames published in the second run, is what a frame costs: the idle run takes out
+# start-up, shutdown and the idle loop. Only user-space instructions count: copies the
+# kernel makes (pipe reads, socket writes, ioctls) are not in the figure, nor is the
+# work of other programs the server runs (a camera helper). As a rough guide, an
+# ARM1176 at 1 GHz retires 0.5-0.8 instructions a cycle on this kind of code, so 1 M
+# instructions is about 1.3-2 ms of a Pi Zero.
+#
+# Environment:
+#   PICAM_ARM_BINARY        the ARMv6 binary (default: ci/cross.sh's static musl build
+#                           in $PICAM_CI_CACHE/dist/arm-unknown-linux-musleabihf/)
+#   PICAM_ARMCOUNT_PLUGIN   a qemu TCG plugin that counts the guest instructions of all
+#                           threads and, when the process exits, writes the total to
+#                           the file named by its `out=FILE` argument (required)
+#   PICAM_CI_CACHE          default /var/cache/picam-stream-ci
+set -euo pipefail
+
+seconds=30
+if [ "${1:-}" != "--" ] && [ -n "${1:-}" ]; then
+    seconds=$1
+    shift
+fi
+[ "${1:-}" = "--" ] && shift
+cache=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
+binary=${PICAM_ARM_BINARY:-$cache/dist/arm-unknown-linux-musleabihf/picam-stream}
+plugin=${PICAM_ARMCOUNT_PLUGIN:-}
+
+die() { printf 'armcount: %s\n' "$*" >&2; exit 1; }
+[ -x "$binary" ] || die "no ARMv6 binary at $binary (build it with ci/cross.sh or set PICAM_ARM_BINARY)"
+[ -n "$plugin" ] && [ -r "$plugin" ] || die "set PICAM_ARMCOUNT_PLUGIN to an instruction-counting qemu plugin"
+command -v qemu-arm >/dev/null || die "qemu-arm is missing (Debian: apt install qemu-user)"
+command -v curl >/dev/null || die "curl is missing"
+
+work=$(mktemp -d)
+server=""
+trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# run NAME WATCH: one run; prints "TOTAL FRAMES"
+run() {
+    local name=$1 watch=$2 port viewer="" status frames
+    shift 2
+    port=$(free_port)
+    qemu-arm -cpu arm1176 -plugin "$plugin,out=$work/$name.count" "$binary" \
+        --listen "127.0.0.1:$port" --no-mdns "$@" 2>"$work/$name.log" &
+    server=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/status" && break
+        sleep 0.2
+    done
+    if [ "$watch" = yes ]; then
+        curl -s -o /dev/null --max-time "$seconds" "http://127.0.0.1:$port/stream.mjpg" &
+        viewer=$!
+    fi
+    sleep "$seconds"
+    status=$(curl -s "http://127.0.0.1:$port/status")
+    kill -TERM "$server"
+    wait "$server" || true
+    server=""
+    [ -n "$viewer" ] && { wait "$viewer" || true; }
+    frames=$(printf '%s' "$status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["frames_captured"])')
+    [ -s "$work/$name.count" ] || { cat "$work/$name.log" >&2; die "the $name run wrote no count"; }
+    printf '%s %s\n' "$(tr -dc 0-9 <"$work/$name.count")" "$frames"
+}
+
+shift_args=("$@")
+read -r idle idle_frames < <(run idle no "${shift_args[@]}")
+read -r watched frames < <(run watched yes "${shift_args[@]}")
+[ "$frames" -gt 0 ] || die "no frame was published while watched"
+python3 - "$idle" "$idle_frames" "$watched" "$frames" "$seconds" "${shift_args[*]}" <<'EOF'
+import sys
+idle, idle_frames, watched, frames, seconds, options = sys.argv[1:]
+idle, idle_frames, watched, frames = int(idle), int(idle_frames), int(watched), int(frames)
+print(f"ARM1176 user-space instructions, {seconds} s runs, options: {options}")
+print(f"  idle run:    {idle / 1e6:10.1f} M ({idle_frames} frames)")
+print(f"  watched run: {watched / 1e6:10.1f} M ({frames} frames)")
+print(f"  per frame:   {(watched - idle) / frames / 1e6:10.2f} M")
+EOF
