@@ -26,7 +26,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{children_of, start_server};
+use support::{children_of, open_stream, start_server};
 
 /// The server's linger after the last viewer, plus time for a command to be stopped.
 const SETTLE: Duration = Duration::from_secs(6);
@@ -130,13 +130,7 @@ fn run(source_args: &[&str], length: Duration) -> Figures {
 
 /// Reads `/stream.mjpg` for `how_long`.
 fn watch(addr: SocketAddr, how_long: Duration) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
-        .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = open_stream(addr);
     let mut buf = vec![0u8; 256 * 1024];
     let until = Instant::now() + how_long;
     while Instant::now() < until {

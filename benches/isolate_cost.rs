@@ -12,13 +12,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{children_of, proc_usage, start_server};
+use support::{children_of, open_stream, proc_usage, start_server};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -80,13 +79,7 @@ fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
         Stdio::null(),
     );
     let addr = server.addr;
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
-        .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = open_stream(addr);
     // Warm up: the source (process) starts with the first viewer.
     let mut buf = vec![0u8; 256 * 1024];
     let warm_until = Instant::now() + Duration::from_secs(3);

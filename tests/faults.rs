@@ -11,7 +11,7 @@
 mod common;
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -24,35 +24,6 @@ const H: u16 = 120;
 /// Upper bound on every wait for something the server should do by itself.
 fn patience() -> Duration {
     Duration::from_secs(20) * slow_factor()
-}
-
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("picam-faults-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Writes `text` as an executable shell script and returns its path.
-    fn script(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Distinct good frames, each a real JPEG; the stream must carry them byte for byte.
@@ -183,7 +154,7 @@ fn exec_fault(name: &str, on_fault: &str, between_frames: &str, expect_error: &s
                cat good.jpg\n\
                sleep 0.05\n\
              done\n",
-            dir.0.display()
+            dir.dir().display()
         ),
     );
     let source = format!("exec:sh '{}'", script.display());
@@ -258,7 +229,7 @@ fn a_hung_commands_children_are_stopped_too() {
         "child.sh",
         &format!(
             "cd '{}'\nsleep 600 & echo $! > grandchild.pid\nwait\n",
-            dir.0.display()
+            dir.dir().display()
         ),
     );
     let source = format!("exec:sh '{}'", script.display());
@@ -792,7 +763,7 @@ fn server_with_family(dir: &Scratch) -> (Server, Vec<i32>) {
              sleep 1000 & echo $! >> pids\n\
              setsid sh -c 'echo $$ >> pids; exec sleep 1000' </dev/null >/dev/null 2>&1 &\n\
              while :; do cat good.jpg; sleep 0.05; done\n",
-            dir.0.display()
+            dir.dir().display()
         ),
     );
     let source = format!("exec:sh '{}'", script.display());
@@ -898,7 +869,7 @@ fn setsid_children_of_a_restarted_command_do_not_pile_up() {
             "cd '{}'\n\
              setsid sh -c 'echo $$ >> pids; exec sleep 1000' </dev/null >/dev/null 2>&1 &\n\
              cat good.jpg\n",
-            dir.0.display()
+            dir.dir().display()
         ),
     );
     let source = format!("exec:sh '{}'", script.display());

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,29 +16,6 @@ const LINGER: Duration = Duration::from_secs(3);
 /// Upper bound on every wait for something the server should do by itself.
 fn patience() -> Duration {
     Duration::from_secs(15) * slow_factor()
-}
-
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("picam-on-demand-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn frames(server: &Server) -> u64 {
@@ -220,7 +197,7 @@ fn exec_source(dir: &Scratch) -> String {
             "cd '{}'\n\
              echo $$ > pid\n\
              while :; do cat good.jpg; sleep 0.05; done\n",
-            dir.0.display()
+            dir.dir().display()
         ),
     )
     .unwrap();

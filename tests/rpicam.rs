@@ -27,28 +27,6 @@ fn patience() -> Duration {
 /// How long the source keeps the helper after the last viewer (the source's LINGER).
 const LINGER: Duration = Duration::from_secs(3);
 
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("picam-rpicam-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A server on `--source SOURCE` with the stand-in as its helper, writing its pid and
 /// arguments into `dir`, in `mode` (see the stand-in's header).
 fn start(dir: &Scratch, args: &[&str], mode: &str) -> Server {
@@ -291,7 +269,7 @@ fn a_missing_helper_says_how_to_install_it() {
         "missing",
         "ok",
         |cmd| {
-            cmd.env_remove("PICAM_RPICAM_VID").env("PATH", &empty.0);
+            cmd.env_remove("PICAM_RPICAM_VID").env("PATH", empty.dir());
         },
         "rpicam-vid not found: install it with `sudo apt install rpicam-apps-lite` \
          (Raspberry Pi OS), or choose another --source",
@@ -382,7 +360,7 @@ fn list_cameras_prints_the_helpers_listing() {
     let out = server_command()
         .arg("--list-cameras")
         .env_remove("PICAM_RPICAM_VID")
-        .env("PATH", &empty.0)
+        .env("PATH", empty.dir())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -113,14 +113,17 @@ fn brightness(jpeg: &[u8]) -> u64 {
     px.iter().map(|&v| v as u64).sum::<u64>() / px.len() as u64
 }
 
-#[test]
-fn v4l2_source_in_a_vm_with_vivid() {
+/// Boots the rig's VM with `modules` loaded, the binary under test and `script` in a
+/// share of its own (`name`), and the guest's port 8000 forwarded to the host; returns
+/// the VM, its share and the forwarded address. `None` (and a line saying so) unless
+/// the VM tests are asked for.
+fn boot(name: &str, modules: &str, script: &str) -> Option<(Vm, PathBuf, std::net::SocketAddr)> {
     if std::env::var_os("PICAM_VM_TESTS").is_none() {
         eprintln!("skipped: set PICAM_VM_TESTS=1 to boot the VM rig");
-        return;
+        return None;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let share = std::env::temp_dir().join(format!("picam-vm-{}", std::process::id()));
+    let share = std::env::temp_dir().join(format!("picam-vm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&share);
     std::fs::create_dir_all(&share).unwrap();
     let binary = std::env::var("PICAM_VM_BINARY")
@@ -128,10 +131,10 @@ fn v4l2_source_in_a_vm_with_vivid() {
     let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
     eprintln!("{arch} VM, binary {binary}");
     std::fs::copy(&binary, share.join("picam-stream")).unwrap();
-    std::fs::write(share.join("guest.sh"), GUEST_SCRIPT).unwrap();
+    std::fs::write(share.join("guest.sh"), script).unwrap();
     let port = free_port();
     let child = Command::new(root.join("tests/vm/rig.sh"))
-        .args(["run", "--arch", &arch, "--modules", "vivid n_devs=1"])
+        .args(["run", "--arch", &arch, "--modules", modules])
         .args(["--timeout", "600"])
         .arg("--share")
         .arg(&share)
@@ -148,7 +151,15 @@ fn v4l2_source_in_a_vm_with_vivid() {
         child,
         share: share.clone(),
     };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    Some((vm, share, format!("127.0.0.1:{port}").parse().unwrap()))
+}
+
+#[test]
+fn v4l2_source_in_a_vm_with_vivid() {
+    let Some((vm, share, addr)) = boot("v4l2", "vivid n_devs=1", GUEST_SCRIPT) else {
+        return;
+    };
+    let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
     let minute = Duration::from_secs(60);
 
     // Up, idle: nobody watches, so the camera is not capturing.
@@ -299,40 +310,11 @@ wait $server
 /// node is streamed.
 #[test]
 fn auto_skips_m2m_nodes_and_streams_vivid_in_a_vm() {
-    if std::env::var_os("PICAM_VM_TESTS").is_none() {
-        eprintln!("skipped: set PICAM_VM_TESTS=1 to boot the VM rig");
+    let Some((vm, share, addr)) = boot("auto", "vim2m vicodec vivid n_devs=1", AUTO_GUEST_SCRIPT)
+    else {
         return;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let share = std::env::temp_dir().join(format!("picam-vm-auto-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&share);
-    std::fs::create_dir_all(&share).unwrap();
-    let binary = std::env::var("PICAM_VM_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_picam-stream").to_string());
-    let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
-    std::fs::copy(&binary, share.join("picam-stream")).unwrap();
-    std::fs::write(share.join("guest.sh"), AUTO_GUEST_SCRIPT).unwrap();
-    let port = free_port();
-    let child = Command::new(root.join("tests/vm/rig.sh"))
-        .args(["run", "--arch", &arch])
-        .args(["--modules", "vim2m vicodec vivid n_devs=1"])
-        .args(["--timeout", "600"])
-        .arg("--share")
-        .arg(&share)
-        .args([
-            "--forward",
-            &format!("{port}:8000"),
-            "--",
-            "sh /host/guest.sh",
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the VM rig");
-    let vm = Vm {
-        child,
-        share: share.clone(),
     };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
     let minute = Duration::from_secs(60);
 
     let s = wait_status(addr, 3 * minute, "the server in the VM", |s| {

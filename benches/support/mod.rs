@@ -2,8 +2,8 @@
 //! and what /proc says about a process.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -117,4 +117,16 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         }
     }
     found
+}
+
+/// Opens `/stream.mjpg` on `addr`: the request sent, reads time out after 10 s.
+pub fn open_stream(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .expect("send the request");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set a read timeout");
+    stream
 }

@@ -2,6 +2,10 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod scratch;
+
+#[allow(unused_imports)]
+pub use scratch::Scratch;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -29,6 +29,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/modules.sh
+. "$HERE/modules.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 PKG=$REPO/buildroot-package/package/picam-stream
 OVERLAY=$REPO/buildroot-package/board/picam/rootfs-overlay
@@ -123,21 +125,7 @@ printf 'root:x:0:\ntty:x:5:\ndisk:x:6:\ndialout:x:18:\nvideo:x:28:%s\n%s:x:%s:\n
 [ "$u_groups" = video ] || die "picam-stream.mk puts the user in '$u_groups'; this test expects video"
 
 # Modules: the closure of MODULES from the rig's unpacked kernel.
-MD=$ROOT/usr/lib/modules/$KVER
-mkdir -p "$MD"
-mkdir -p "$WORK/empty.d"
-for m in "${MODULES[@]}"; do
-    modprobe -d "$AC/kimage" -S "$KVER" -C "$WORK/empty.d" --show-depends "$m" ||
-        die "no module $m in $KVER"
-done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r ko; do
-    rel=${ko#"$AC/kimage/lib/modules/$KVER/"}
-    mkdir -p "$MD/$(dirname "$rel")"
-    cp "$ko" "$MD/$rel"
-done
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-    [ -e "$AC/kimage/lib/modules/$KVER/$f" ] && cp "$AC/kimage/lib/modules/$KVER/$f" "$MD/"
-done
-depmod -b "$ROOT/usr" "$KVER"
+copy_module_closure "$AC/kimage" "$KVER" "$ROOT" "${MODULES[@]}" || die "kernel modules missing"
 
 (cd "$ROOT" && find . -mindepth 1 | sort | cpio --quiet -o -H newc -R 0:0) > "$WORK/layer.cpio"
 # The rig's Debian userland first; this layer's files replace its files.

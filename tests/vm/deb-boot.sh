@@ -35,6 +35,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/modules.sh
+. "$HERE/modules.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
 MINE=$CACHE/debvm
@@ -230,19 +232,7 @@ if [ ! -s "$BASE" ]; then
     mknod -m 600 "$root/dev/console" c 5 1
     mknod -m 666 "$root/dev/null" c 1 3
     # Kernel modules: the closure of MODULES from the rig's unpacked kernel.
-    md=$root/usr/lib/modules/$KVER
-    mkdir -p "$md" "$WORK/empty.d"
-    for m in "${MODULES[@]}"; do
-        modprobe -d "$AC/kimage" -S "$KVER" -C "$WORK/empty.d" --show-depends "$m" || die "no module $m in $KVER"
-    done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r ko; do
-        rel=${ko#"$AC/kimage/lib/modules/$KVER/"}
-        mkdir -p "$md/$(dirname "$rel")"
-        cp "$ko" "$md/$rel"
-    done
-    for f in modules.order modules.builtin modules.builtin.modinfo; do
-        [ -e "$AC/kimage/lib/modules/$KVER/$f" ] && cp "$AC/kimage/lib/modules/$KVER/$f" "$md/"
-    done
-    depmod -b "$root/usr" "$KVER"
+    copy_module_closure "$AC/kimage" "$KVER" "$root" "${MODULES[@]}" || die "kernel modules missing"
     write_guest_files "$root"
     systemctl --root="$root" enable systemd-networkd.service deb-boot-probe.service > "$WORK/enable.log" 2>&1 ||
         { cat "$WORK/enable.log"; die "systemctl --root enable failed"; }
