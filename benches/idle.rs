@@ -8,7 +8,11 @@
 //!
 //! * the test pattern, idle;
 //! * an `exec:` command (a shell loop sending a JPEG 30 times a second), idle;
-//! * both again with `--always-on`, for comparison: what idling saves.
+//! * the `rpicam` source with the test stand-in for `rpicam-vid`
+//!   (`tests/fixtures/fake-rpicam-vid`, raw I420 pictures), idle;
+//! * all three again with `--always-on`, for comparison: what idling saves, and what a
+//!   frame costs the server itself (its own CPU time per frame, without the programs it
+//!   runs; with the software encoder, as this machine has no hardware one).
 //!
 //! ```text
 //! cargo bench --bench idle                    # 30 s a run
@@ -26,7 +30,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{children_of, open_stream, start_server};
+use support::{children_of, open_stream, proc_usage, start_server};
 
 /// The server's linger after the last viewer, plus time for a command to be stopped.
 const SETTLE: Duration = Duration::from_secs(6);
@@ -49,15 +53,21 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let command = write_command(&dir);
     let exec = format!("exec:{command}");
+    // The bench runs one thread here; the servers it starts inherit the variable.
+    std::env::set_var(
+        "PICAM_RPICAM_VID",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-rpicam-vid"),
+    );
 
     println!("release binary, 640x480 at 30 fps, {seconds} s measured a run, no client");
     println!(
-        "{:<34} {:>8} {:>10} {:>12} {:>10}",
-        "run", "frames", "CPU ms", "% of a core", "processes"
+        "{:<34} {:>8} {:>10} {:>12} {:>10} {:>16}",
+        "run", "frames", "CPU ms", "% of a core", "processes", "server ms/frame"
     );
-    let runs: [(&str, Vec<&str>); 4] = [
+    let runs: [(&str, Vec<&str>); 6] = [
         ("test pattern, idle", vec!["--source", "test"]),
         ("exec: command, idle", vec!["--source", &exec]),
+        ("rpicam (stand-in), idle", vec!["--source", "rpicam"]),
         (
             "test pattern, --always-on",
             vec!["--source", "test", "--always-on"],
@@ -66,16 +76,26 @@ fn main() {
             "exec: command, --always-on",
             vec!["--source", &exec, "--always-on"],
         ),
+        (
+            "rpicam (stand-in), --always-on",
+            vec!["--source", "rpicam", "--always-on"],
+        ),
     ];
     for (name, source_args) in runs {
         let r = run(&source_args, length);
+        let per_frame = if r.frames > 0 {
+            format!("{:.2}", r.server_cpu_us as f64 / r.frames as f64 / 1000.0)
+        } else {
+            "-".to_string()
+        };
         println!(
-            "{:<34} {:>8} {:>10} {:>12.2} {:>10}",
+            "{:<34} {:>8} {:>10} {:>12.2} {:>10} {:>16}",
             name,
             r.frames,
             r.cpu_us / 1000,
             r.cpu_us as f64 / r.wall.as_micros() as f64 * 100.0,
-            r.processes
+            r.processes,
+            per_frame
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -103,6 +123,8 @@ struct Figures {
     frames: u64,
     wall: Duration,
     cpu_us: u64,
+    /// The server's own CPU time, without the processes under it.
+    server_cpu_us: u64,
     processes: usize,
 }
 
@@ -115,15 +137,18 @@ fn run(source_args: &[&str], length: Duration) -> Figures {
     thread::sleep(SETTLE);
     let frames_before = frames(server.addr);
     let cpu_before = tree_cpu_us(pid);
+    let server_before = proc_usage(pid).cpu_us;
     let started = Instant::now();
     thread::sleep(length);
     let cpu_after = tree_cpu_us(pid);
+    let server_after = proc_usage(pid).cpu_us;
     let wall = started.elapsed();
     let frames_after = frames(server.addr);
     Figures {
         frames: frames_after.saturating_sub(frames_before),
         wall,
         cpu_us: cpu_after.saturating_sub(cpu_before),
+        server_cpu_us: server_after.saturating_sub(server_before),
         processes: 1 + descendants(pid).len(),
     }
 }
