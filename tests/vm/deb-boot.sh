@@ -25,6 +25,15 @@
 #     filter on, no capabilities,
 #   - leaves, and checks the server closes /dev/video* and /dev/media*
 #     within the linger (3 s) plus a few seconds.
+# A second service, picam-stream-rpicam (a copy of the installed unit, so the
+# same sandbox, plus one Environment= line: port 8001, PICAM_SOURCE=rpicam,
+# PICAM_RPICAM_VID naming a sh stand-in for rpicam-vid that sends an I420 luma
+# ramp ten times a second, no mDNS), is watched at the same time through the
+# forwarded port 8001. The host checks its frames are the ramp at 640x480,
+# /status names the camera module through rpicam-vid, the unit's cgroup holds
+# the server, its guardian (the same binary) and the stand-in while watched and
+# only the server within the linger plus 5 s after the viewer left, the unit
+# stayed active with the same MainPID, and its journal has no WARN or ERROR.
 # It prints the time from the VM's launch to the first frame, and ends with
 # "deb-boot: N passed, N failed".
 #
@@ -92,9 +101,10 @@ DEB=${PICAM_DEB:-$CACHE/debs/picam-stream_${version}-1_arm64.deb}
 say "package: $DEB ($(stat -c %s "$DEB") bytes, built $(date -u -r "$DEB" +%FT%TZ))"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/picam-debboot.XXXXXX")
-QPID='' VPID=''
+QPID='' VPID='' RVPID=''
 cleanup() {
     if [ -n "$VPID" ]; then kill "$VPID" 2>/dev/null || true; wait "$VPID" 2>/dev/null || true; fi
+    if [ -n "$RVPID" ]; then kill "$RVPID" 2>/dev/null || true; wait "$RVPID" 2>/dev/null || true; fi
     if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then
         kill "$QPID" 2>/dev/null || true
         wait "$QPID" 2>/dev/null || true
@@ -143,7 +153,8 @@ while [ -z "$out" ]; do
 done
 exec > "$out" 2>&1
 echo "probe: start uptime=$($bb cut -d' ' -f1 /proc/uptime)"
-n=0 pid=0
+n=0 pid=0 rpid=0 rwatched=0 rdumped=0
+rcg=/sys/fs/cgroup/system.slice/picam-stream-rpicam.service
 while :; do
     # systemctl is slow under emulation: asked again only when the process is gone.
     if [ "$pid" = 0 ] || [ ! -d "/proc/$pid" ]; then
@@ -161,6 +172,31 @@ while :; do
         pid=0
     fi
     echo "probe: uptime=$($bb cut -d' ' -f1 /proc/uptime) pid=$pid user=$user nnp=$nnp seccomp=$seccomp capeff=$capeff groups=$groups fds=$fds"
+    # The rpicam service's cgroup: each process as PID:EXE:COMM (EXE's base
+    # name; COMM is "exe" for a program started as /proc/self/exe). One fork
+    # per process: the rest are shell builtins, cheap while the servers work.
+    if [ "$rpid" = 0 ] || [ ! -d "/proc/$rpid" ]; then
+        rpid=$(systemctl show -p MainPID --value picam-stream-rpicam.service)
+    fi
+    procs='' count=0
+    if [ -r "$rcg/cgroup.procs" ]; then
+        while read -r p; do
+            exe=$($bb readlink "/proc/$p/exe" 2>/dev/null) comm=''
+            read -r comm 2>/dev/null < "/proc/$p/comm"
+            procs="$procs$p:${exe##*/}:$comm,"
+            count=$((count + 1))
+        done < "$rcg/cgroup.procs"
+    fi
+    read -r up _ < /proc/uptime
+    echo "rprobe: uptime=$up pid=$rpid procs=$procs"
+    # Its log, once the helper has run and stopped again (or after 40 s).
+    [ "$count" -ge 3 ] && rwatched=1
+    if [ "$rdumped" = 0 ] && { [ "$rwatched" = 1 ] && [ "$count" = 1 ] || [ "$n" = 80 ]; }; then
+        echo "rstate: $(systemctl is-active picam-stream-rpicam.service)"
+        journalctl -u picam-stream-rpicam.service -o cat --no-pager 2>&1 | $bb sed 's/^/rjournal: /'
+        echo "rjournal: end"
+        rdumped=1
+    fi
     n=$((n + 1))
     if [ "$n" = 1 ]; then
         for d in /sys/class/video4linux/video*; do
@@ -264,12 +300,52 @@ else
 fi
 if [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/picam-stream.service" ]; then
     ok "the package enabled its unit"; else nok "the package did not enable its unit"; fi
+# The rpicam source in the same sandbox: a second service whose unit is a copy
+# of the one the package installed plus one Environment= line, with a stand-in
+# for rpicam-vid that sends a luma ramp (dark left, bright right, grey chroma).
+RUNIT=$ROOT/etc/systemd/system/picam-stream-rpicam.service
+sed '/^ExecStart=/i Environment=PICAM_LISTEN=0.0.0.0:8001 PICAM_SOURCE=rpicam PICAM_RPICAM_VID=/usr/local/bin/rpicam-vid-standin PICAM_NO_MDNS=1' \
+    "$ROOT/usr/lib/systemd/system/picam-stream.service" > "$RUNIT"
+mkdir -p "$ROOT/etc/systemd/system/multi-user.target.wants" "$ROOT/usr/local/bin" "$ROOT/usr/local/share/deb-boot"
+ln -s ../picam-stream-rpicam.service "$ROOT/etc/systemd/system/multi-user.target.wants/"
+added=$(diff "$ROOT/usr/lib/systemd/system/picam-stream.service" "$RUNIT" | grep -c '^[<>]' || true)
+if [ "$added" = 1 ] && grep -q '^Environment=PICAM_LISTEN=0.0.0.0:8001 PICAM_SOURCE=rpicam ' "$RUNIT"; then
+    ok "picam-stream-rpicam.service: the installed unit plus one Environment= line (port 8001, PICAM_SOURCE=rpicam)"
+else
+    nok "picam-stream-rpicam.service differs from the installed unit by $added lines"
+fi
+python3 -c 'import sys
+w, h = 640, 480
+sys.stdout.buffer.write(bytes(x * 255 // (w - 1) for x in range(w)) * h + bytes([128]) * (w * h // 2))' \
+    > "$ROOT/usr/local/share/deb-boot/ramp-640x480.yuv"
+cat > "$ROOT/usr/local/bin/rpicam-vid-standin" <<'EOF'
+#!/bin/sh
+# Stands in for rpicam-vid (tests/vm/deb-boot.sh): takes --width 640 --height 480
+# and sends the same I420 picture to standard output ten times a second.
+w='' h=''
+while [ $# -gt 0 ]; do
+    case $1 in
+        --width) w=${2-}; shift ;;
+        --height) h=${2-}; shift ;;
+    esac
+    [ $# -gt 0 ] && shift
+done
+if [ "$w" != 640 ] || [ "$h" != 480 ]; then
+    echo "rpicam-vid-standin: asked for ${w}x${h}, has only 640x480" >&2
+    exit 1
+fi
+while busybox cat /usr/local/share/deb-boot/ramp-640x480.yuv; do busybox sleep 0.1; done
+EOF
+chmod 755 "$ROOT/usr/local/bin/rpicam-vid-standin"
 (cd "$ROOT" && find . -mindepth 1 | sort | cpio --quiet -o -H newc -R 0:0) > "$WORK/initrd.cpio"
 rm -rf "$ROOT"
 say "initramfs: $(( $(stat -c %s "$WORK/initrd.cpio") / 1048576 )) MB, kernel $KVER; ready after $(since "$T0") s"
 
 # ---------------------------------------------------------------- boot
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+rport=$(free_port)
+while [ "$rport" = "$port" ]; do rport=$(free_port); done
 console=$WORK/console.log probe=$WORK/probe.log
 : > "$probe"
 # shellcheck disable=SC2054 # commas belong to qemu's option syntax
@@ -280,9 +356,9 @@ q=(qemu-system-aarch64 -nodefaults -no-user-config -display none -no-reboot
     -serial "file:$console"
     -device virtio-serial-pci,id=vser
     -chardev "file,id=probe,path=$probe" -device virtserialport,bus=vser.0,chardev=probe,name=deb-boot
-    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8000"
+    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8000,hostfwd=tcp:127.0.0.1:$rport-:8001"
     -device virtio-net-pci,netdev=net0,romfile=)
-say "launching the VM (guest port 8000 at 127.0.0.1:$port)"
+say "launching the VM (guest port 8000 at 127.0.0.1:$port, 8001 at 127.0.0.1:$rport)"
 t_launch=$EPOCHREALTIME
 nice -n 10 "${q[@]}" > "$WORK/qemu.log" 2>&1 &
 QPID=$!
@@ -337,27 +413,65 @@ conn.close()
 print(f"frames={got}", flush=True)
 print(f"left={time.time():.3f}", flush=True)
 EOF
-mkdir -p "$WORK/frames"
+mkdir -p "$WORK/frames" "$WORK/rframes"
 timeout "$((BOOT_TIMEOUT + 60))" python3 "$WORK/viewer.py" "$port" "$t_launch" "$BOOT_TIMEOUT" 5 "$WORK/frames" \
     "$WORK/stop" > "$WORK/viewer.log" 2> "$WORK/viewer.err" &
 VPID=$!
-# While the viewer watches, the probe must see the service hold the camera.
-held=''
-while kill -0 "$VPID" 2>/dev/null; do
-    if grep -qx enough "$WORK/viewer.log"; then
-        held=$(grep -a '^probe: uptime=.* pid=[1-9].* fds=.*/dev/video' "$probe" | tail -n1 || true)
-        [ -n "$held" ] && break
+timeout "$((BOOT_TIMEOUT + 60))" python3 "$WORK/viewer.py" "$rport" "$t_launch" "$BOOT_TIMEOUT" 5 "$WORK/rframes" \
+    "$WORK/rstop" > "$WORK/rviewer.log" 2> "$WORK/rviewer.err" &
+RVPID=$!
+
+# rpicam_running LINE: an rprobe line whose cgroup holds, besides the server
+# (MainPID), its guardian (the same binary) and the stand-in (sh running it).
+rpicam_running() {
+    local line=$1 main procs entry guardian='' helper=''
+    main=$(sed -n 's/.* pid=\([0-9]*\) .*/\1/p' <<<"$line")
+    procs=${line##* procs=}
+    [ -n "$main" ] && [ "$main" != 0 ] || return 1
+    IFS=, read -ra entries <<<"$procs"
+    for entry in "${entries[@]}"; do
+        case $entry in
+            "$main":*) ;;
+            *:picam-stream:exe) guardian=1 ;;
+            *:dash:rpicam-vid-stan) helper=1 ;;
+        esac
+    done
+    [ -n "$guardian" ] && [ -n "$helper" ]
+}
+# While each viewer watches, the probe must see its service hold the camera
+# (vivid) or run the helper under its guardian (rpicam); then the viewer leaves.
+held='' rheld='' vrc='' rvrc=''
+lines_at_leave='' lines_at_rleave=''
+while [ -z "$vrc" ] || [ -z "$rvrc" ]; do
+    if [ -z "$vrc" ]; then
+        if [ -z "$held" ] && grep -qx enough "$WORK/viewer.log"; then
+            held=$(grep -a '^probe: uptime=.* pid=[1-9].* fds=.*/dev/video' "$probe" | tail -n1 || true)
+            [ -n "$held" ] && : > "$WORK/stop"
+        fi
+        if ! kill -0 "$VPID" 2>/dev/null; then
+            vrc=0; wait "$VPID" || vrc=$?
+            lines_at_leave=$(wc -l < "$probe")
+        fi
+    fi
+    if [ -z "$rvrc" ]; then
+        if [ -z "$rheld" ] && grep -qx enough "$WORK/rviewer.log"; then
+            line=$(grep -a '^rprobe: ' "$probe" | tail -n1 || true)
+            rpicam_running "$line" && rheld=$line && : > "$WORK/rstop"
+        fi
+        if ! kill -0 "$RVPID" 2>/dev/null; then
+            rvrc=0; wait "$RVPID" || rvrc=$?
+            lines_at_rleave=$(wc -l < "$probe")
+        fi
     fi
     sleep 0.2
 done
-: > "$WORK/stop"
-vrc=0
-wait "$VPID" || vrc=$?
-VPID=''
-lines_at_leave=$(wc -l < "$probe")
+VPID='' RVPID=''
 t_left=$(sed -n 's/^left=//p' "$WORK/viewer.log")
 t_left=${t_left:-$EPOCHREALTIME}
+t_rleft=$(sed -n 's/^left=//p' "$WORK/rviewer.log")
+t_rleft=${t_rleft:-$EPOCHREALTIME}
 first_frame=$(sed -n 's/^first_frame=//p' "$WORK/viewer.log")
+first_rframe=$(sed -n 's/^first_frame=//p' "$WORK/rviewer.log")
 if [ "$vrc" = 0 ]; then
     ok "$(sed -n 's/^frames=//p' "$WORK/viewer.log") frames of /stream.mjpg ($(sed -n 's/^ctype=//p' "$WORK/viewer.log")), the first $first_frame s after the VM's launch"
 else
@@ -389,19 +503,80 @@ else
     nok "/status source \"$src\" is not vivid's V4L2 capture node (${node_line:-no probe line for it})"
 fi
 
-# Until the linger (3 s) and a few seconds have passed, the server may keep
-# the camera open; then /proc/MAINPID/fd must hold no camera node.
+# The rpicam service: its frames are the stand-in's ramp. Each decoded frame's
+# ten column bands (all rows) must grow brighter from left to right, the left
+# tenth dark and the right tenth bright.
+if [ "$rvrc" = 0 ]; then
+    ok "rpicam: $(sed -n 's/^frames=//p' "$WORK/rviewer.log") frames of :8001/stream.mjpg, the first $first_rframe s after the VM's launch"
+else
+    nok "rpicam: no 5 frames of :8001/stream.mjpg (exit $rvrc): $(cat "$WORK/rviewer.err")"
+fi
+ramps=''
+for f in "$WORK"/rframes/frame*.jpg; do
+    [ -e "$f" ] || continue
+    djpeg -pnm -outfile "$f.pnm" "$f" 2>/dev/null || true
+    ramps+=$(python3 - "$f.pnm" <<'EOF' 2>&1 || true
+import sys
+data = open(sys.argv[1], "rb").read()
+fields = data.split(maxsplit=4)
+kind, w, h = fields[0], int(fields[1]), int(fields[2])
+px = fields[4]
+ch = 3 if kind == b"P6" else 1
+bands = [0.0] * 10
+for y in range(h):
+    row = px[y * w * ch:(y + 1) * w * ch]
+    for b in range(10):
+        seg = row[b * w // 10 * ch:(b + 1) * w // 10 * ch]
+        bands[b] += sum(seg) / len(seg)
+bands = [round(v / h) for v in bands]
+ramp = bands[0] < 40 and bands[9] > 215 and all(a < b for a, b in zip(bands, bands[1:]))
+print(f"{w}x{h}:{'ramp' if ramp else 'not-a-ramp'}:{'/'.join(map(str, bands))}", end=" ")
+EOF
+)
+done
+n_ok=$(tr ' ' '\n' <<<"$ramps" | grep -c '^640x480:ramp:' || true)
+if [ "$n_ok" = 5 ]; then ok "rpicam: 5 frames decode at 640x480 and show the stand-in's ramp (band means ${ramps%% *})"; else
+    nok "rpicam: frames decoded: '${ramps% }' (want 5 x 640x480, a ramp)"; fi
+rstatus=$(curl -fsS -m 10 "http://127.0.0.1:$rport/status" 2>&1 || true)
+rsrc=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("source", ""))' "$rstatus" 2>/dev/null || true)
+if [[ "$rsrc" == "camera module through rpicam-vid 640x480 "* ]]; then ok "rpicam: /status: source is \"$rsrc\""; else
+    nok "rpicam: /status source \"$rsrc\" is not the camera module through rpicam-vid"; fi
+if [ -n "$rheld" ]; then
+    ok "rpicam: while streaming its cgroup held the server, its guardian and the stand-in: ${rheld##* procs=}"
+else
+    nok "rpicam: the probe never saw the guardian and the stand-in in the cgroup: $(grep -a '^rprobe: ' "$probe" | tail -n1)"
+fi
+rheld_pid=$(sed -n 's/.* pid=\([0-9]*\) .*/\1/p' <<<"$rheld")
+
+# Until the linger (3 s) and a few seconds have passed, the servers may keep
+# the camera open and the helper running; then /proc/MAINPID/fd must hold no
+# camera node, and the rpicam cgroup nothing but its server.
 close_deadline=$((LINGER + 5))
-closed_after=''
-while [ "$vrc" = 0 ] && [ -n "$held_pid" ]; do
-    el=$(since "$t_left")
-    line=$(tail -n +"$((lines_at_leave + 1))" "$probe" | grep -a "^probe: uptime=.* pid=$held_pid .* fds=" | tail -n1 || true)
-    if [ -n "$line" ] && [[ "$line" != *"/dev/video"* && "$line" != *"/dev/media"* ]]; then
-        closed_after=$el; break
+closed_after='' rclosed_after=''
+vwait=0 rwait=0
+[ "$vrc" = 0 ] && [ -n "$held_pid" ] && vwait=1
+[ "$rvrc" = 0 ] && [ -n "$rheld_pid" ] && rwait=1
+while [ "$vwait" = 1 ] || [ "$rwait" = 1 ]; do
+    if [ "$vwait" = 1 ]; then
+        el=$(since "$t_left")
+        line=$(tail -n +"$((lines_at_leave + 1))" "$probe" | grep -a "^probe: uptime=.* pid=$held_pid .* fds=" | tail -n1 || true)
+        if [ -n "$line" ] && [[ "$line" != *"/dev/video"* && "$line" != *"/dev/media"* ]]; then
+            closed_after=$el; vwait=0
+        fi
+        awk -v e="$el" -v d="$close_deadline" 'BEGIN { exit !(e > d) }' && vwait=0
     fi
-    awk -v e="$el" -v d="$close_deadline" 'BEGIN { exit !(e > d) }' && break
+    if [ "$rwait" = 1 ]; then
+        el=$(since "$t_rleft")
+        if tail -n +"$((lines_at_rleave + 1))" "$probe" | grep -aq "^rprobe: uptime=.* pid=$rheld_pid procs=$rheld_pid:picam-stream:picam-stream,\$"; then
+            rclosed_after=$el; rwait=0
+        fi
+        awk -v e="$el" -v d="$close_deadline" 'BEGIN { exit !(e > d) }' && rwait=0
+    fi
     sleep 0.2
 done
+# The rpicam service's log comes once its helper has stopped.
+n=0
+while [ -n "$rclosed_after" ] && ! grep -aq '^rjournal: end' "$probe" && [ "$n" -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
 # The one-time reports come by the 4th probe line.
 n=0
 while ! grep -aq '^probe: failed-units=' "$probe" && [ "$n" -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
@@ -436,6 +611,32 @@ else
     nok "the server still held a camera node $close_deadline s after the viewer left"
 fi
 
+
+rlast=$(grep -a '^rprobe: uptime=.* pid=[1-9]' "$probe" | tail -n1 || true)
+say "rprobe: ${rlast#rprobe: }"
+sed -n 's/^rjournal: /  /p' "$probe" | grep -v '^  end$' || true
+if [ -n "$rclosed_after" ]; then
+    ok "rpicam: after the viewer left, the helper and its guardian were gone within $rclosed_after s (linger $LINGER s): the cgroup holds only the server"
+elif [ -z "$rheld_pid" ]; then
+    nok "rpicam: the helper's stop was not checked: it was never seen running"
+else
+    nok "rpicam: $close_deadline s after the viewer left the cgroup still held: ${rlast##* procs=}"
+fi
+rstate=$(sed -n 's/^rstate: //p' "$probe" | head -n1)
+if [ "$rstate" = active ] && [ -n "$rheld_pid" ] && [[ "$rlast" == *" pid=$rheld_pid "* ]]; then
+    ok "rpicam: picam-stream-rpicam.service is active, MainPID $rheld_pid all along (no restart)"
+else
+    nok "rpicam: state '${rstate:-not reported}', MainPID ${rheld_pid:-(never seen running the helper)} against the last seen: $rlast"
+fi
+journal=$(sed -n 's/^rjournal: //p' "$probe" | grep -v '^end$' || true)
+warnings=$(grep -E '^[0-9TZ:.-]+ +(WARN|ERROR) ' <<<"$journal" || true)
+if ! grep -aq '^rjournal: end' "$probe"; then
+    nok "rpicam: the probe reported no log of picam-stream-rpicam"
+elif [ -z "$warnings" ] && grep -q ' INFO ' <<<"$journal"; then
+    ok "rpicam: its log ($(grep -c ' INFO ' <<<"$journal") lines) has no warning or error"
+else
+    nok "rpicam: its log has warnings or errors (or no line of the server): ${warnings:-none}"
+fi
 if [ "$FAIL" != 0 ] || [ "${PICAM_DEB_BOOT_SHOW_CONSOLE:-0}" = 1 ]; then
     printf -- '---- guest console ----\n'; cat "$console"
     printf -- '---- probe ----\n'; cat "$probe"
