@@ -542,11 +542,7 @@ fn wait_seen(rx: &mpsc::Receiver<(Instant, Seen)>, kind: Seen, what: &str) -> In
 /// The source process is this binary started again, which qemu-user without a
 /// binfmt handler cannot do.
 fn can_start_source_processes() -> bool {
-    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
-        println!("skipped: a source process cannot be started under the emulator's wrapper");
-        return false;
-    }
-    true
+    server_can_start_itself("a source process")
 }
 
 const ISOLATED_PATTERN: &[&str] = &[
@@ -697,11 +693,7 @@ fn the_source_process_starts_after_the_binary_was_removed() {
 /// The `exec:` command's guardian is this binary started again, which qemu-user without
 /// a binfmt handler cannot do (the server then runs the command directly).
 fn can_guard_commands() -> bool {
-    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
-        println!("skipped: the exec guardian cannot be started under the emulator's wrapper");
-        return false;
-    }
-    true
+    server_can_start_itself("the exec guardian")
 }
 
 /// True once `pid` has ended (gone, or a zombie waiting to be collected).

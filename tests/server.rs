@@ -655,7 +655,7 @@ fn runs_as_an_unprivileged_user() {
         println!("skipped: switching to an unprivileged user needs root");
         return;
     }
-    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
+    if under_emulator() {
         println!("skipped under an emulator");
         return;
     }

@@ -15,13 +15,29 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Slack for slow machines: tests under CPU emulation set PICAM_TEST_EXEC_WRAPPER.
+/// True when the tests run for another CPU, the server behind the emulator named in
+/// PICAM_TEST_EXEC_WRAPPER.
+pub fn under_emulator() -> bool {
+    std::env::var("PICAM_TEST_EXEC_WRAPPER").is_ok_and(|w| !w.trim().is_empty())
+}
+
+/// Slack for slow machines: emulated CPUs are slow.
 pub fn slow_factor() -> u32 {
-    if std::env::var_os("PICAM_TEST_EXEC_WRAPPER").is_some() {
+    if under_emulator() {
         4
     } else {
         1
     }
+}
+
+/// Whether the server can start itself again (a source process, the `exec:` guardian):
+/// qemu-user without a binfmt handler cannot. Says `what` is skipped when it cannot.
+pub fn server_can_start_itself(what: &str) -> bool {
+    if under_emulator() {
+        println!("skipped: {what} cannot be started under the emulator's wrapper");
+        return false;
+    }
+    true
 }
 
 /// The server binary: the one cargo built with the tests, or PICAM_TEST_BINARY (CI tests
@@ -33,6 +49,20 @@ pub fn server_binary() -> String {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_picam-stream").to_string())
 }
 
+/// `program` as a path: itself when it names a directory, else where this process's PATH
+/// finds it (itself when nowhere).
+fn on_path(program: &str) -> std::path::PathBuf {
+    if program.contains('/') {
+        return program.into();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| program.into())
+}
+
 /// The server binary as a command, behind the emulator given in PICAM_TEST_EXEC_WRAPPER
 /// (e.g. "qemu-arm-static -cpu arm1176") when the tests run for another CPU.
 pub fn server_command() -> Command {
@@ -40,7 +70,8 @@ pub fn server_command() -> Command {
     match std::env::var("PICAM_TEST_EXEC_WRAPPER") {
         Ok(w) if !w.trim().is_empty() => {
             let mut words = w.split_whitespace();
-            let mut cmd = Command::new(words.next().unwrap());
+            // Found on this process's PATH now: a test may give the server another PATH.
+            let mut cmd = Command::new(on_path(words.next().unwrap()));
             cmd.args(words).arg(&bin);
             cmd
         }
