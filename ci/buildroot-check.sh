@@ -45,7 +45,7 @@ scripts=(buildroot-package/package/picam-stream/{S30picam-config,S99picam-stream
     buildroot-package/board/picam/post-image.sh buildroot-package/configure.sh
     tests/vm/image/{rcS,S01syslogd,S10mdev,S40network})
 if shellcheck -s sh "${scripts[@]}"; then ok "shellcheck (sh): ${#scripts[@]} scripts"; else nok "shellcheck (sh)"; fi
-if shellcheck -x tests/vm/boot-image.sh tests/vm/deb-boot.sh tests/vm/modules.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
+if shellcheck -x tests/vm/boot-image.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
 
 # picam-config reads picam.txt as a user might have written it on Windows.
 conf=$work/boot

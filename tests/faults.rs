@@ -696,22 +696,11 @@ fn can_guard_commands() -> bool {
     server_can_start_itself("the exec guardian")
 }
 
-/// True once `pid` has ended (gone, or a zombie waiting to be collected).
-fn process_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
 /// Waits until every one of `pids` has ended.
 fn wait_gone(pids: &[i32], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5) * slow_factor();
     loop {
-        let left: Vec<i32> = pids.iter().copied().filter(|&p| !process_gone(p)).collect();
+        let left: Vec<i32> = pids.iter().copied().filter(|&p| process_alive(p)).collect();
         if left.is_empty() {
             return;
         }

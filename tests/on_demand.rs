@@ -153,24 +153,11 @@ fn always_on_runs_with_nobody_watching() {
 // ------------------------------------------------------------------ exec
 
 /// True while `pid` is a living process (not gone, not a zombie).
-fn process_lives(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-    }
-}
-
 /// Waits for the command to write a pid other than `old` into `file`.
 fn new_pid(file: &Path, old: Option<i32>) -> i32 {
     let deadline = Instant::now() + patience();
     loop {
-        let pid = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        if let Some(pid) = pid.filter(|&p| Some(p) != old) {
+        if let Some(pid) = read_pid(file).filter(|&p| Some(p) != old) {
             return pid;
         }
         assert!(Instant::now() < deadline, "the command did not start");
@@ -180,7 +167,7 @@ fn new_pid(file: &Path, old: Option<i32>) -> i32 {
 
 fn wait_gone(pid: i32, server: &Server) {
     let deadline = Instant::now() + LINGER + patience();
-    while process_lives(pid) {
+    while process_alive(pid) {
         assert!(
             Instant::now() < deadline,
             "the command {pid} still runs with nobody watching; log:\n{}",
@@ -221,7 +208,7 @@ fn an_exec_command_runs_only_while_somebody_watches() {
 
     let client = watch(&server, 3);
     let first = new_pid(&pid_file, None);
-    assert!(process_lives(first), "the command runs while watched");
+    assert!(process_alive(first), "the command runs while watched");
     assert_eq!(server.status()["running"], true);
     drop(client);
     wait_gone(first, &server);
@@ -231,7 +218,7 @@ fn an_exec_command_runs_only_while_somebody_watches() {
     // A second viewer starts it again.
     let client = watch(&server, 3);
     let second = new_pid(&pid_file, Some(first));
-    assert!(process_lives(second));
+    assert!(process_alive(second));
     drop(client);
     wait_gone(second, &server);
 
@@ -264,7 +251,7 @@ fn an_always_on_exec_command_runs_with_nobody_watching() {
     let server = Server::start(&["--source", &exec_source(&dir), "--always-on"]);
     let pid = new_pid(&dir.path("pid"), None);
     std::thread::sleep(LINGER + Duration::from_secs(2));
-    assert!(process_lives(pid), "the command was stopped");
+    assert!(process_alive(pid), "the command was stopped");
     let s = server.status();
     assert_eq!(s["running"], true, "{s}");
     assert!(s["frames_captured"].as_u64().unwrap() > 0, "{s}");

@@ -47,10 +47,7 @@ fn start(dir: &Scratch, args: &[&str], mode: &str) -> Server {
 fn wait_pid(dir: &Scratch, server: &Server) -> i32 {
     let deadline = Instant::now() + patience();
     loop {
-        if let Some(pid) = std::fs::read_to_string(dir.path("pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
+        if let Some(pid) = read_pid(&dir.path("pid")) {
             return pid;
         }
         assert!(
@@ -59,16 +56,6 @@ fn wait_pid(dir: &Scratch, server: &Server) -> i32 {
             server.log_text()
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn running(pid: i32) -> bool {
-    // A zombie counts as gone: the guardian reaps it at once, the test cannot.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 
@@ -161,13 +148,13 @@ fn pictures_arrive_at_the_rounded_size_and_the_helper_runs_only_while_watched() 
     let s = server.status();
     assert_eq!(s["capturing"], true, "{s}");
     assert!(s["source_error"].is_null(), "{s}");
-    assert!(running(pid));
+    assert!(process_alive(pid));
 
     // The last viewer leaves: the helper goes after the linger.
     std::fs::remove_file(dir.path("pid")).unwrap();
     drop(client);
     let left = Instant::now();
-    while running(pid) {
+    while process_alive(pid) {
         assert!(
             left.elapsed() < LINGER + Duration::from_secs(5) * slow_factor(),
             "the helper (pid {pid}) still runs {:.1} s after the last viewer left; log:\n{}",
@@ -331,7 +318,7 @@ fn a_helper_that_stalls_is_stopped_and_started_again() {
     let second = wait_pid(&dir, &server);
     assert_ne!(first, second, "started again");
     let gone = Instant::now();
-    while running(first) {
+    while process_alive(first) {
         assert!(gone.elapsed() < patience(), "the stalled helper still runs");
         std::thread::sleep(Duration::from_millis(20));
     }

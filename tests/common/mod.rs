@@ -460,3 +460,22 @@ pub fn make_jpeg(w: u16, h: u16, seed: u8) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// True while process `pid` runs: a zombie, waiting to be collected by a parent the test
+/// cannot be, counts as ended.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+    }
+}
+
+/// The pid a test's command wrote to `file`, once it has.
+pub fn read_pid(file: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+}

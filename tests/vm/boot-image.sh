@@ -29,8 +29,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/vm/modules.sh
-. "$HERE/modules.sh"
+# shellcheck source=tests/vm/guest-root.sh
+. "$HERE/guest-root.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 PKG=$REPO/buildroot-package/package/picam-stream
 OVERLAY=$REPO/buildroot-package/board/picam/rootfs-overlay
@@ -45,15 +45,6 @@ MODULES=(virtio_pci virtio_net sdhci-pci vfat nls_ascii nls_cp437 nls_iso8859-1 
 say() { printf 'boot-test: %s\n' "$*"; }
 die() { printf 'boot-test: FAIL: %s\n' "$*" >&2; exit 1; }
 
-need() {
-    local tool=$1 pkg=$2
-    command -v "$tool" >/dev/null 2>&1 && return 0
-    say "installing $pkg"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null 2>&1 || true
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null; }
-    command -v "$tool" >/dev/null 2>&1 || die "could not install $pkg"
-}
 export PATH="$PATH:/usr/sbin:/sbin"
 need mkfs.vfat dosfstools
 need mcopy mtools

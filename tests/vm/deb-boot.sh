@@ -44,8 +44,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/vm/modules.sh
-. "$HERE/modules.sh"
+# shellcheck source=tests/vm/guest-root.sh
+. "$HERE/guest-root.sh"
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
 MINE=$CACHE/debvm
@@ -66,15 +66,6 @@ die() { printf 'deb-boot: error: %s\n' "$*" >&2; exit 1; }
 ok() { PASS=$((PASS + 1)); printf 'deb-boot: ok: %s\n' "$*"; }
 nok() { FAIL=$((FAIL + 1)); printf 'deb-boot: NOT OK: %s\n' "$*"; }
 
-need() {
-    local tool=$1 pkg=$2
-    command -v "$tool" >/dev/null 2>&1 && return 0
-    say "installing $pkg"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null 2>&1 || true
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null; }
-    command -v "$tool" >/dev/null 2>&1 || die "could not install $pkg"
-}
 need djpeg libjpeg-turbo-progs
 need cpio cpio
 need depmod kmod

@@ -1,12 +1,27 @@
 # shellcheck shell=bash
-# Kernel modules for a guest's root file system, shared by the scripts that assemble
-# one (boot-image.sh, deb-boot.sh): sourced, not run.
+# What the scripts that assemble a guest's root file system (boot-image.sh,
+# deb-boot.sh) share: sourced, not run. They define say and die first.
+#
+#   need TOOL PACKAGE
+#
+# installs Debian's PACKAGE with apt when TOOL is not on PATH (updating the lists
+# once if the first try fails); dies when TOOL is still missing.
 #
 #   copy_module_closure KIMAGE KVER ROOT MODULE...
 #
 # copies each MODULE and every module it depends on from the unpacked kernel package
 # KIMAGE (its lib/modules/KVER) into ROOT/usr/lib/modules/KVER, with the kernel's
 # module lists, and runs depmod there; fails naming a module the kernel lacks.
+need() {
+    local tool=$1 pkg=$2
+    command -v "$tool" >/dev/null 2>&1 && return 0
+    say "installing $pkg"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 || true
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null; }
+    command -v "$tool" >/dev/null 2>&1 || die "could not install $pkg"
+}
+
 copy_module_closure() {
     local kimage=$1 kver=$2 root=$3 empty ko rel
     shift 3
