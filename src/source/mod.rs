@@ -254,6 +254,27 @@ impl FrameSink {
         }
     }
 
+    /// Records in `/status` whether the source runs or idles for lack of viewers, and
+    /// when that changes logs `somebody watches: {doing}` or `nobody watches: {doing}`
+    /// (each at most once every [`IDLE_LOG_INTERVAL`]). True when it changed.
+    pub fn note_running(&self, running: bool, doing: impl FnOnce() -> String) -> bool {
+        if self.stats.capturing() == running {
+            return false;
+        }
+        self.stats.set_capturing(running);
+        static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+        static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
+        let (limit, who) = if running {
+            (&BUSY, "somebody")
+        } else {
+            (&IDLE, "nobody")
+        };
+        if let Some(held) = limit.admit() {
+            log::info!("{who} watches: {}{held}", doing());
+        }
+        true
+    }
+
     /// True while somebody wants frames (see [`FrameSlot::wanted`]), and always with
     /// `--always-on`.
     pub fn wanted(&self, linger: Duration) -> bool {

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
-use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
+use super::{FrameSink, Settings, LINGER};
 use crate::clock::Utc;
 use crate::encoder::JpegEncoder;
 use crate::ratelog::{self, RateLimit};
@@ -115,28 +115,14 @@ pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
     let mut next = Instant::now();
     let mut frame: u64 = 0;
     let mut behind_logged = false;
-    let mut drawing = false;
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
-            if drawing {
-                drawing = false;
-                sink.stats().set_capturing(false);
-                static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
-                if let Some(held) = IDLE.admit() {
-                    log::info!("nobody watches: test pattern idle until the next viewer{held}");
-                }
-            }
+            sink.note_running(false, || "test pattern idle until the next viewer".into());
             sink.wait_until_wanted(LINGER);
             continue;
         }
-        if !drawing {
-            drawing = true;
-            sink.stats().set_capturing(true);
-            static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
-            if let Some(held) = BUSY.admit() {
-                log::info!("somebody watches: drawing the test pattern{held}");
-            }
+        if sink.note_running(true, || "drawing the test pattern".into()) {
             // No catching up on the time spent idle.
             next = Instant::now();
         }

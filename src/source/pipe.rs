@@ -28,7 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
+use super::{FrameSink, Settings, LINGER};
 use crate::ratelog::{self, RateLimit};
 use crate::splitter::{DropReason, MjpegSplitter, Piece};
 
@@ -319,7 +319,6 @@ fn identity(path: &Path) -> io::Result<(u64, u64)> {
 pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSink) {
     let period = Duration::from_secs(1) / settings.fps.max(1);
     let demand = sink.demand();
-    let mut playing = false;
     sink.stats().set_capturing(false);
     let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
@@ -330,31 +329,15 @@ pub fn run_file(file: File, path: PathBuf, settings: Settings, mut sink: FrameSi
     let mut failing = false;
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
-            if playing {
-                playing = false;
-                sink.stats().set_capturing(false);
-                static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
-                if let Some(held) = IDLE.admit() {
-                    log::info!(
-                        "nobody watches: {} idle until the next viewer{held}",
-                        path.display()
-                    );
-                }
-            }
+            sink.note_running(false, || {
+                format!("{} idle until the next viewer", path.display())
+            });
             sink.wait_until_wanted(LINGER);
             continue;
         }
-        if !playing {
-            playing = true;
-            sink.stats().set_capturing(true);
-            static BUSY: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
-            if let Some(held) = BUSY.admit() {
-                log::info!(
-                    "somebody watches: playing {} from its start{held}",
-                    path.display()
-                );
-            }
-        }
+        sink.note_running(true, || {
+            format!("playing {} from its start", path.display())
+        });
         let problem = match opened.take().map_or_else(|| open_file(&path), Ok) {
             Err(e) => e,
             Ok(mut file) => {
