@@ -53,8 +53,7 @@ use nix::unistd::Pid;
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
 use super::pipe::{End, Pump};
-use super::{FrameSink, Settings, IDLE_LOG_INTERVAL, LINGER};
-use crate::ratelog::RateLimit;
+use super::{FrameSink, Settings, LINGER};
 
 /// Process group of the running child (0: none), so that shutdown can stop it.
 static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
@@ -130,14 +129,12 @@ pub fn run(command: &str, settings: Settings, mut sink: FrameSink) {
                     }
                     End::Abandoned(_) if idle.get() => {
                         stop(&mut child, Duration::ZERO);
-                        sink.stats().set_capturing(false);
-                        static IDLE: RateLimit = RateLimit::new(IDLE_LOG_INTERVAL);
-                        if let Some(held) = IDLE.admit() {
-                            log::info!(
-                                "nobody watches: stopped `{command}` (pid {pid}); it starts \
-                                 again with the next viewer{held}"
-                            );
-                        }
+                        sink.note_running(false, || {
+                            format!(
+                                "stopped `{command}` (pid {pid}); it starts again with the \
+                                 next viewer"
+                            )
+                        });
                         after_failure = false;
                         continue;
                     }
