@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks buildroot-package/ against Buildroot's package coding style: the
 rules that Buildroot's utils/check-package applies to Config.in, .mk, .hash
-files and S?? init scripts (indentation, attribute order, help text width,
-variable prefixes, hash format), written out here because that tool is not
+files, S?? init scripts and configs/*_defconfig (indentation, attribute
+order, help text width, variable prefixes, hash format, forced hash
+checks), written out here because that tool is not
 available from a package registry. Prints one line per finding and
 "br-check: N passed, N failed".
 
@@ -190,6 +191,12 @@ def check_sysv(rep, path, lines):
         rep.add(path, 0, f"the file name should be S<two digits>{daemon}")
 
 
+def check_defconfig(rep, path, lines):
+    """A defconfig must make Buildroot check the hash of every download."""
+    if "BR2_DOWNLOAD_FORCE_CHECK_HASHES=y\n" not in lines:
+        rep.add(path, 0, "missing BR2_DOWNLOAD_FORCE_CHECK_HASHES")
+
+
 def shellcheck(rep, path):
     try:
         r = subprocess.run(["shellcheck", "-s", "sh", path], capture_output=True, text=True)
@@ -234,6 +241,9 @@ def main():
                 check_sysv(rep, path, lines)
                 not_executable(rep, path, repo)
                 shellcheck(rep, path)
+            elif name.endswith("_defconfig") and os.path.basename(root) == "configs":
+                kind = "defconfig"
+                check_defconfig(rep, path, lines)
             elif name == "external.desc":
                 kind = "external.desc"
                 if not re.match(r"^name: [A-Za-z0-9_]+$", lines[0].rstrip("\n")):
