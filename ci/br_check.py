@@ -160,6 +160,10 @@ def check_hash(rep, path, lines, source_root):
         if len(digest) != size:
             rep.add(path, n, f"a {kind} hash has {size} hex digits, not {len(digest)}")
             continue
+        if re.search(r"\.tar\.(gz|xz|bz2)$", name):
+            # The release tarball (buildroot-package/release-hash.sh): it
+            # is not in the checkout, so only its format is checked.
+            continue
         local = os.path.join(source_root, name)
         if os.path.exists(local):
             got = hashlib.new(kind, open(local, "rb").read()).hexdigest()
@@ -232,8 +236,8 @@ def main():
                 not_executable(rep, path, repo)
             elif name.endswith(".hash"):
                 kind = "hash"
-                # The package's source is the checkout around the tree
-                # (PICAM_STREAM_SITE = $(BR2_EXTERNAL_PICAM_PATH)/..).
+                # The licence files are those of the checkout around the
+                # tree, the source of the release tarball.
                 check_hash(rep, path, lines, os.path.dirname(os.path.abspath(ext)))
                 not_executable(rep, path, repo)
             elif re.match(r"^S\d\d", name) and "package" in path.split(os.sep):

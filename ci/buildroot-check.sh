@@ -47,6 +47,17 @@ for want in "should be indented with one tab" "help text" "PICAMSTREAM_VERSION s
     if grep -q -- "$want" <<<"$out"; then ok "the checker reports: $want"; else nok "the checker missed: $want"; fi
 done
 
+# The package's version is the crate's (the release tag's tarball).
+version_agrees() {
+    [ "$(sed -n 's/^PICAM_STREAM_VERSION = //p' "$1/package/picam-stream/picam-stream.mk")" = \
+        "$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)" ]
+}
+if version_agrees buildroot-package; then ok "PICAM_STREAM_VERSION is Cargo.toml's version"; else
+    nok "PICAM_STREAM_VERSION is Cargo.toml's version"; fi
+sed -i 's/^PICAMSTREAM_VERSION = .*/PICAM_STREAM_VERSION = 0.0.1/' "$p/picam-stream.mk"
+if version_agrees "$work/ext"; then nok "a PICAM_STREAM_VERSION other than Cargo.toml's is seen"; else
+    ok "a PICAM_STREAM_VERSION other than Cargo.toml's is seen"; fi
+
 # The defconfigs against their fragments. A fragment edited, or the pinned
 # version changed, without running gen-defconfigs.sh must be reported.
 if sh buildroot-package/gen-defconfigs.sh --check; then ok "the defconfigs match their fragments"; else
@@ -91,7 +102,7 @@ else
 fi
 
 scripts=(buildroot-package/package/picam-stream/{S30picam-config,S99picam-stream,picam-config}
-    buildroot-package/gen-defconfigs.sh
+    buildroot-package/gen-defconfigs.sh buildroot-package/release-hash.sh
     tests/vm/image/{rcS,S01syslogd,S10mdev,S40network})
 if shellcheck -s sh "${scripts[@]}"; then ok "shellcheck (sh): ${#scripts[@]} scripts"; else nok "shellcheck (sh)"; fi
 if shellcheck -x tests/vm/boot-image.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
