@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks buildroot-package/ against Buildroot's package coding style: the
 rules that Buildroot's utils/check-package applies to Config.in, .mk, .hash
-files and S?? init scripts (indentation, attribute order, help text width,
-variable prefixes, hash format), written out here because that tool is not
+files, S?? init scripts and configs/*_defconfig (indentation, attribute
+order, help text width, variable prefixes, hash format, forced hash
+checks), written out here because that tool is not
 available from a package registry. Prints one line per finding and
 "br-check: N passed, N failed".
 
@@ -159,6 +160,10 @@ def check_hash(rep, path, lines, source_root):
         if len(digest) != size:
             rep.add(path, n, f"a {kind} hash has {size} hex digits, not {len(digest)}")
             continue
+        if re.search(r"\.tar\.(gz|xz|bz2)$", name):
+            # The release tarball (buildroot-package/release-hash.sh): it
+            # is not in the checkout, so only its format is checked.
+            continue
         local = os.path.join(source_root, name)
         if os.path.exists(local):
             got = hashlib.new(kind, open(local, "rb").read()).hexdigest()
@@ -188,6 +193,12 @@ def check_sysv(rep, path, lines):
         rep.add(path, 0, "DAEMON is not defined")
     elif not re.match(rf"^S\d\d{re.escape(daemon)}$", os.path.basename(path)):
         rep.add(path, 0, f"the file name should be S<two digits>{daemon}")
+
+
+def check_defconfig(rep, path, lines):
+    """A defconfig must make Buildroot check the hash of every download."""
+    if "BR2_DOWNLOAD_FORCE_CHECK_HASHES=y\n" not in lines:
+        rep.add(path, 0, "missing BR2_DOWNLOAD_FORCE_CHECK_HASHES")
 
 
 def shellcheck(rep, path):
@@ -225,8 +236,8 @@ def main():
                 not_executable(rep, path, repo)
             elif name.endswith(".hash"):
                 kind = "hash"
-                # The package's source is the checkout around the tree
-                # (PICAM_STREAM_SITE = $(BR2_EXTERNAL_PICAM_PATH)/..).
+                # The licence files are those of the checkout around the
+                # tree, the source of the release tarball.
                 check_hash(rep, path, lines, os.path.dirname(os.path.abspath(ext)))
                 not_executable(rep, path, repo)
             elif re.match(r"^S\d\d", name) and "package" in path.split(os.sep):
@@ -234,6 +245,9 @@ def main():
                 check_sysv(rep, path, lines)
                 not_executable(rep, path, repo)
                 shellcheck(rep, path)
+            elif name.endswith("_defconfig") and os.path.basename(root) == "configs":
+                kind = "defconfig"
+                check_defconfig(rep, path, lines)
             elif name == "external.desc":
                 kind = "external.desc"
                 if not re.match(r"^name: [A-Za-z0-9_]+$", lines[0].rstrip("\n")):

@@ -2,6 +2,11 @@
 # Checks of buildroot-package/ that need no Buildroot tree:
 #   - Buildroot's package coding style (ci/br_check.py), and that the
 #     checker catches a broken copy of the package,
+#   - that configs/picam_*_defconfig are what gen-defconfigs.sh makes of
+#     the fragments and the pinned Buildroot version; with a Buildroot
+#     tree of that version in PICAM_BUILDROOT_DIR, also that they are
+#     generated again byte for byte and that every BR2_ line of the
+#     fragments survives "make picam_<board>_defconfig",
 #   - shellcheck on every shell script of the tree and of the boot test,
 #   - picam-config's reading of picam.txt (Windows line ends, quotes, bad
 #     names, bad values) under dash and BusyBox sh.
@@ -27,22 +32,77 @@ if python3 ci/br_check.py buildroot-package; then ok "Buildroot coding style"; e
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r buildroot-package "$work/ext"
-cp LICENSE-MIT "$work/"
+cp LICENSE-MIT LICENSE-APACHE "$work/"
 p=$work/ext/package/picam-stream
 sed -i 's/^\tbool "picam-stream"/    bool "picam-stream"/' "$p/Config.in"
 sed -i 's/^\t  Live MJPEG stream of a Raspberry Pi camera, or of any V4L2$/\t  Live MJPEG stream of a Raspberry Pi camera, or of any V4L2 or MJPEG source/' "$p/Config.in"
 sed -i 's/^PICAM_STREAM_VERSION = /PICAMSTREAM_VERSION = /' "$p/picam-stream.mk"
 sed -i 's/^sha256  \(.\)/sha256  0/' "$p/picam-stream.hash"
 sed -i 's/^DAEMON="picam-stream"/DAEMON="picam"/' "$p/S99picam-stream"
+sed -i '/^BR2_DOWNLOAD_FORCE_CHECK_HASHES=y$/d' "$work/ext/configs/picam_raspberrypi2_defconfig"
 (cd "$work/ext" && git init -q && git add -A)
 out=$(python3 ci/br_check.py "$work/ext" || true)
 for want in "should be indented with one tab" "help text" "PICAMSTREAM_VERSION should start with PICAM_STREAM_" \
-    "has sha256" "file name should be S<two digits>picam"; do
+    "has sha256" "file name should be S<two digits>picam" "missing BR2_DOWNLOAD_FORCE_CHECK_HASHES"; do
     if grep -q -- "$want" <<<"$out"; then ok "the checker reports: $want"; else nok "the checker missed: $want"; fi
 done
 
+# The package's version is the crate's (the release tag's tarball).
+version_agrees() {
+    [ "$(sed -n 's/^PICAM_STREAM_VERSION = //p' "$1/package/picam-stream/picam-stream.mk")" = \
+        "$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)" ]
+}
+if version_agrees buildroot-package; then ok "PICAM_STREAM_VERSION is Cargo.toml's version"; else
+    nok "PICAM_STREAM_VERSION is Cargo.toml's version"; fi
+sed -i 's/^PICAMSTREAM_VERSION = .*/PICAM_STREAM_VERSION = 0.0.1/' "$p/picam-stream.mk"
+if version_agrees "$work/ext"; then nok "a PICAM_STREAM_VERSION other than Cargo.toml's is seen"; else
+    ok "a PICAM_STREAM_VERSION other than Cargo.toml's is seen"; fi
+
+# The defconfigs against their fragments. A fragment edited, or the pinned
+# version changed, without running gen-defconfigs.sh must be reported.
+if sh buildroot-package/gen-defconfigs.sh --check; then ok "the defconfigs match their fragments"; else
+    nok "the defconfigs match their fragments"; fi
+for broken in "fragment" "version"; do
+    rm -rf "$work/gen" && cp -r buildroot-package "$work/gen"
+    case $broken in
+        fragment) echo 'BR2_PACKAGE_HTOP=y' >> "$work/gen/configs/raspberrypi3.fragment"
+                  want="picam_raspberrypi3_defconfig: the raspberrypi3.fragment part is not" ;;
+        version) echo 2026.02.99 > "$work/gen/buildroot.version"
+                 want="the header does not name Buildroot 2026.02.99" ;;
+    esac
+    if sh "$work/gen/gen-defconfigs.sh" --check 2> "$work/err"; then
+        nok "gen-defconfigs.sh --check passes with a changed $broken"
+    elif grep -qF -- "$want" "$work/err"; then ok "gen-defconfigs.sh --check reports a changed $broken"; else
+        nok "gen-defconfigs.sh --check: no '$want'"; cat "$work/err"; fi
+done
+
+# With a Buildroot tree of the pinned version: the defconfigs are generated
+# again and compared, and each is loaded by Buildroot's own kconfig, which
+# drops a setting whose dependencies are missing; none may be dropped.
+if [ -n "${PICAM_BUILDROOT_DIR:-}" ]; then
+    if sh buildroot-package/gen-defconfigs.sh --check "$PICAM_BUILDROOT_DIR"; then
+        ok "the defconfigs are what Buildroot $(cat buildroot-package/buildroot.version) makes"; else
+        nok "the defconfigs are what Buildroot $(cat buildroot-package/buildroot.version) makes"; fi
+    for defconfig in buildroot-package/configs/picam_*_defconfig; do
+        board=${defconfig##*/picam_} board=${board%_defconfig}
+        out_dir=$work/o-$board
+        if ! make -s -C "$PICAM_BUILDROOT_DIR" O="$out_dir" BR2_EXTERNAL="$REPO/buildroot-package" \
+            "picam_${board}_defconfig" > "$work/make.log" 2>&1; then
+            nok "make picam_${board}_defconfig"; cat "$work/make.log"; continue
+        fi
+        dropped=0
+        while IFS= read -r line; do
+            grep -qxF -- "$line" "$out_dir/.config" || { dropped=$((dropped + 1)); echo "br: $board: dropped: $line"; }
+        done < <(grep -h '^BR2_' buildroot-package/configs/common.fragment "buildroot-package/configs/$board.fragment")
+        if [ "$dropped" = 0 ]; then ok "picam_${board}_defconfig: every fragment setting survives"; else
+            nok "picam_${board}_defconfig: $dropped fragment settings dropped"; fi
+    done
+else
+    echo "br: skipped: the defconfigs in a Buildroot tree (set PICAM_BUILDROOT_DIR to one of version $(cat buildroot-package/buildroot.version))"
+fi
+
 scripts=(buildroot-package/package/picam-stream/{S30picam-config,S99picam-stream,picam-config}
-    buildroot-package/board/picam/post-image.sh buildroot-package/configure.sh
+    buildroot-package/gen-defconfigs.sh buildroot-package/release-hash.sh
     tests/vm/image/{rcS,S01syslogd,S10mdev,S40network})
 if shellcheck -s sh "${scripts[@]}"; then ok "shellcheck (sh): ${#scripts[@]} scripts"; else nok "shellcheck (sh)"; fi
 if shellcheck -x tests/vm/boot-image.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi

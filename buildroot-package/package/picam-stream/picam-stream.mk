@@ -5,27 +5,21 @@
 ################################################################################
 
 PICAM_STREAM_VERSION = 0.1.0
-# The package is built from the checkout that holds this BR2_EXTERNAL tree.
-PICAM_STREAM_SITE = $(BR2_EXTERNAL_PICAM_PATH)/..
-PICAM_STREAM_SITE_METHOD = local
+PICAM_STREAM_SITE = $(call github,picam-stream,picam-stream,v$(PICAM_STREAM_VERSION))
 PICAM_STREAM_LICENSE = MIT or Apache-2.0
-PICAM_STREAM_LICENSE_FILES = LICENSE-MIT
+PICAM_STREAM_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
+
+# Building the checkout that holds this tree instead (docs/buildroot.md):
+#   make PICAM_STREAM_OVERRIDE_SRCDIR=/path/to/picam-stream
+# Nothing is downloaded then, so nothing is vendored: cargo builds
+# offline from the crates that "cargo fetch --locked" put in
+# $(DL_DIR)/br-cargo-home beforehand.
 PICAM_STREAM_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude target --exclude buildroot-package --exclude tests/browser
 
 # user: picam, in the video group for /dev/video*, /dev/media* and
 # /dev/dma_heap/*
 PICAM_STREAM_USERS = picam -1 picam -1 * - - video picam-stream
-
-# Buildroot vendors the crates of downloaded cargo packages while it
-# downloads them; a local tree is not downloaded, so vendor here.
-define PICAM_STREAM_VENDOR_CRATES
-	cd $(@D) && mkdir -p .cargo && \
-		$(HOST_MAKE_ENV) CARGO_HOME=$(BR_CARGO_HOME) \
-		cargo vendor --locked --versioned-dirs VENDOR \
-		> .cargo/config.toml
-endef
-PICAM_STREAM_PRE_CONFIGURE_HOOKS += PICAM_STREAM_VENDOR_CRATES
 
 ifeq ($(BR2_PACKAGE_PICAM_STREAM_LIBCAMERA),y)
 # bindgen loads libclang on the host and parses libcamera's headers in
@@ -46,14 +40,6 @@ define PICAM_STREAM_INSTALL_BOOT_CONFIG
 		$(TARGET_DIR)/usr/sbin/picam-config
 endef
 PICAM_STREAM_POST_INSTALL_TARGET_HOOKS += PICAM_STREAM_INSTALL_BOOT_CONFIG
-
-# The commented default picam.txt goes beside config.txt, so that the
-# Raspberry Pi post-image script puts it on the boot partition.
-define PICAM_STREAM_INSTALL_IMAGES_CMDS
-	$(INSTALL) -D -m 0644 $(PICAM_STREAM_PKGDIR)/picam.txt \
-		$(BINARIES_DIR)/rpi-firmware/picam.txt
-endef
-PICAM_STREAM_INSTALL_IMAGES = YES
 
 define PICAM_STREAM_INSTALL_BOOT_CONFIG_SYSV
 	$(INSTALL) -D -m 0755 $(PICAM_STREAM_PKGDIR)/S30picam-config \
