@@ -2,7 +2,7 @@
 # Checks of buildroot-package/ that need no Buildroot tree:
 #   - Buildroot's package coding style (ci/br_check.py), and that the
 #     checker catches a broken copy of the package,
-#   - shellcheck on every shell script of the tree and of the boot test,
+#   - shellcheck on every shell script of the tree and of the boot tests,
 #   - picam-config's reading of picam.txt (Windows line ends, quotes, bad
 #     names, bad values) under dash and BusyBox sh.
 set -euo pipefail
@@ -43,9 +43,9 @@ done
 
 scripts=(buildroot-package/package/picam-stream/{S30picam-config,S99picam-stream,picam-config}
     buildroot-package/board/picam/post-image.sh buildroot-package/configure.sh
-    tests/vm/image/{rcS,S01syslogd,S10mdev,S40network})
+    tests/vm/image/{rcS,S01syslogd,S10mdev,S40network,S99zz-report})
 if shellcheck -s sh "${scripts[@]}"; then ok "shellcheck (sh): ${#scripts[@]} scripts"; else nok "shellcheck (sh)"; fi
-if shellcheck -x tests/vm/boot-image.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
+if shellcheck -x tests/vm/card-build.sh tests/vm/card-boot.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
 
 # picam-config reads picam.txt as a user might have written it on Windows.
 conf=$work/boot
