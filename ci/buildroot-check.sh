@@ -7,7 +7,7 @@
 #     tree of that version in PICAM_BUILDROOT_DIR, also that they are
 #     generated again byte for byte and that every BR2_ line of the
 #     fragments survives "make picam_<board>_defconfig",
-#   - shellcheck on every shell script of the tree and of the boot test,
+#   - shellcheck on every shell script of the tree and of the boot tests,
 #   - picam-config's reading of picam.txt (Windows line ends, quotes, bad
 #     names, bad values) under dash and BusyBox sh.
 set -euo pipefail
@@ -103,9 +103,9 @@ fi
 
 scripts=(buildroot-package/package/picam-stream/{S30picam-config,S99picam-stream,picam-config}
     buildroot-package/gen-defconfigs.sh buildroot-package/release-hash.sh
-    tests/vm/image/{rcS,S01syslogd,S10mdev,S40network})
+    tests/vm/image/{rcS,S01syslogd,S10mdev,S40network,S99zz-report})
 if shellcheck -s sh "${scripts[@]}"; then ok "shellcheck (sh): ${#scripts[@]} scripts"; else nok "shellcheck (sh)"; fi
-if shellcheck -x tests/vm/boot-image.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
+if shellcheck -x tests/vm/card-build.sh tests/vm/card-boot.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
 
 # picam-config reads picam.txt as a user might have written it on Windows.
 conf=$work/boot

@@ -161,7 +161,7 @@ check "the unit is enabled (multi-user.target.wants)" \
     test -L "$ROOT/etc/systemd/system/multi-user.target.wants/picam-stream.service"
 
 # The installed binary, under qemu-user against that root's glibc; its snapshot is
-# decoded with Pillow (as tests/vm/boot-image.sh does).
+# decoded with Pillow (as tests/vm/card-boot.sh does).
 if ! python3 -c 'import PIL' 2>/dev/null; then
     echo "deb: installing Pillow (JPEG decoding)"
     python3 -m pip install -q pillow || die "could not install Pillow"

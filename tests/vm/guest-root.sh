@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# What the scripts that assemble a guest's root file system (boot-image.sh,
-# deb-boot.sh) share: sourced, not run. They define say and die first.
+# What the scripts that assemble a guest's root file system (card-build.sh,
+# deb-boot.sh) and card-boot.sh share: sourced, not run. They define say and die first.
 #
 #   need TOOL PACKAGE
 #
@@ -23,15 +23,17 @@ need() {
 }
 
 copy_module_closure() {
-    local kimage=$1 kver=$2 root=$3 empty ko rel
+    local kimage=$1 kver=$2 root=$3 empty ko rel m deps=''
     shift 3
     local from=$kimage/lib/modules/$kver md=$root/usr/lib/modules/$kver
     empty=$(mktemp -d)
     mkdir -p "$md"
     for m in "$@"; do
-        modprobe -d "$kimage" -S "$kver" -C "$empty" --show-depends "$m" ||
+        deps+=$(modprobe -d "$kimage" -S "$kver" -C "$empty" --show-depends "$m") ||
             { rmdir "$empty"; printf 'no module %s in %s\n' "$m" "$kver" >&2; return 1; }
-    done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r ko; do
+        deps+=$'\n'
+    done
+    awk '$1 == "insmod" { print $2 }' <<<"$deps" | sort -u | while read -r ko; do
         rel=${ko#"$from/"}
         mkdir -p "$md/$(dirname "$rel")"
         cp "$ko" "$md/$rel"
