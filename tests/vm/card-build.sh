@@ -76,7 +76,8 @@ mirror() {
     local m
     m=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
         head -n1 | tr -d ' ')
-    printf '%s' "${m:-http://deb.debian.org/debian}"
+    [ -n "$m" ] || die "no Debian mirror in /etc/apt/sources.list*"
+    printf '%s' "$m"
 }
 apt_dir() { printf '%s/apt/%s' "$CACHE" "$1"; }
 apt_for() {
