@@ -62,10 +62,7 @@ DEFAULT_SIZE=$(sed -n 's/^#PICAM_SIZE=//p' "$PKG/picam.txt" | tr -d '\r')
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/picam-card-boot.XXXXXX")
 QPID=''
 cleanup() {
-    if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then
-        kill "$QPID" 2>/dev/null || true
-        wait "$QPID" 2>/dev/null || true
-    fi
+    stop_guest "$QPID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -138,8 +135,7 @@ boot() {
         sleep 0.2
         n=$((n + 1))
     done
-    kill "$QPID" 2>/dev/null || true
-    wait "$QPID" 2>/dev/null || true
+    stop_guest "$QPID"
     QPID=''
     grep -aE 'picam-config|picam-stream|^network:' "$console" | grep -av '^boot-report:' |
         sed 's/^/  console| /' | head -n 30 || true

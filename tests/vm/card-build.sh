@@ -84,23 +84,7 @@ apt_for() {
     local arch=$1 dir suite m
     dir=$(apt_dir "$arch")
     if [ ! -e "$dir/updated" ]; then
-        mkdir -p "$dir"/{state/lists/partial,cache/archives/partial,etc/none}
-        : > "$dir/status"
-        cat > "$dir/apt.conf" <<EOF
-Dir::Etc::SourceList "$dir/etc/sources.list";
-Dir::Etc::SourceParts "$dir/etc/none";
-Dir::Etc::Preferences "$dir/etc/preferences";
-Dir::Etc::PreferencesParts "$dir/etc/none";
-Dir::State "$dir/state";
-Dir::State::status "$dir/status";
-Dir::Cache "$dir/cache";
-APT::Architecture "$arch";
-APT::Architectures { "$arch"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::Retries "3";
-EOF
+        private_apt "$dir" "$arch"
         m=$(mirror)
         : > "$dir/etc/sources.list"
         for suite in $SUITES; do

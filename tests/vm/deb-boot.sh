@@ -94,12 +94,7 @@ say "package: $DEB ($(stat -c %s "$DEB") bytes, built $(date -u -r "$DEB" +%FT%T
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/picam-debboot.XXXXXX")
 QPID='' VPID='' RVPID=''
 cleanup() {
-    if [ -n "$VPID" ]; then kill "$VPID" 2>/dev/null || true; wait "$VPID" 2>/dev/null || true; fi
-    if [ -n "$RVPID" ]; then kill "$RVPID" 2>/dev/null || true; wait "$RVPID" 2>/dev/null || true; fi
-    if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then
-        kill "$QPID" 2>/dev/null || true
-        wait "$QPID" 2>/dev/null || true
-    fi
+    stop_guest "$VPID" "$RVPID" "$QPID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -32,6 +32,8 @@ die() { printf 'rig: error: %s\n' "$*" >&2; exit 125; }
 say() { printf 'rig: %s\n' "$*" >&2; }
 now() { printf '%s' "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source=tests/vm/guest-root.sh
+. "$RIG_DIR/guest-root.sh"
 
 # ---------------------------------------------------------------- architecture
 ARCH=x86_64
@@ -135,23 +137,7 @@ write_sources() {
 APT_DIR=
 apt_setup() {
     APT_DIR=$CACHE/apt/$DEBARCH
-    mkdir -p "$APT_DIR"/{state/lists/partial,cache/archives/partial,dpkg,etc/sources.list.d,etc/preferences.d}
-    [ -e "$APT_DIR/dpkg/status" ] || : > "$APT_DIR/dpkg/status"
-    cat > "$APT_DIR/apt.conf" <<EOF
-Dir::Etc::SourceList "$APT_DIR/etc/sources.list";
-Dir::Etc::SourceParts "$APT_DIR/etc/sources.list.d";
-Dir::Etc::Preferences "$APT_DIR/etc/preferences";
-Dir::Etc::PreferencesParts "$APT_DIR/etc/preferences.d";
-Dir::State "$APT_DIR/state";
-Dir::State::status "$APT_DIR/dpkg/status";
-Dir::Cache "$APT_DIR/cache";
-APT::Architecture "$DEBARCH";
-APT::Architectures { "$DEBARCH"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::Retries "3";
-EOF
+    private_apt "$APT_DIR" "$DEBARCH"
     write_sources "$APT_DIR/etc/sources.list"
     if [ -s "$APT_DIR/etc/sources.list.sources" ]; then
         mv "$APT_DIR/etc/sources.list.sources" "$APT_DIR/etc/sources.list.d/host.sources"
