@@ -14,6 +14,8 @@
 //!   V4L2 cameras, and Pi cameras through libcamera (cargo feature `libcamera`). A
 //!   camera source can run in a process of its own, so that a crash in a camera library
 //!   ends only that process ([`source::isolate`]).
+//! * [`v4l2`] is the kernel's video interface (devices, formats, buffer queues), shared
+//!   by the V4L2 capture source and the memory-to-memory encoder.
 //! * [`encoder`] turns raw pictures into JPEG: on a V4L2 memory-to-memory hardware
 //!   encoder when there is one (the Pi's VideoCore), in software otherwise.
 //! * [`slot`] holds the newest frame. Publishing never locks or waits; each client asks
@@ -42,3 +44,4 @@ pub mod slot;
 pub mod source;
 pub mod splitter;
 pub mod stats;
+pub mod v4l2;

@@ -42,7 +42,7 @@ fn main() {
             return;
         }
         Ok(Action::ListDevices) => {
-            print!("{}", source::v4l2::device::describe_all());
+            print!("{}", picam_stream::v4l2::device::describe_all());
             return;
         }
         Ok(Action::ListCameras) => match source::list_cameras() {

@@ -39,7 +39,7 @@ use picam_stream::encoder::m2m::{
     self, DmabufPlane, InputMemory, M2mDevice, M2mError, M2mNode, M2mSetup,
 };
 use picam_stream::encoder::{EncoderChoice, JpegEncoder, RawLayout, SoftwareEncoder};
-use picam_stream::source::v4l2::sys::{self, fourcc, zeroed};
+use picam_stream::v4l2::sys::{self, fourcc, zeroed};
 
 /// vim2m's private control for its simulated processing time (`V4L2_CID_USER_BASE + 0x1000`).
 const VIM2M_TRANS_TIME_MSEC: u32 = 0x0098_0900 + 0x1000;

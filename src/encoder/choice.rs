@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::feed::Feed;
 use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
 use super::{EncodeError, RawLayout, SoftwareEncoder};
-use crate::source::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
+use crate::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
 
 /// What `--encoder` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

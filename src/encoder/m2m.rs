@@ -19,22 +19,19 @@
 //! copy. The CAPTURE queue is always mapped.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
-use crate::source::v4l2::device::{call, enumerate_formats, nodes, query_capability, text};
-use crate::source::v4l2::sys::{self, fourcc_name, zeroed};
+use crate::v4l2::buffers::BufferQueue;
+use crate::v4l2::device::{call, enumerate_formats, nodes, open_node, query_capability, text};
+use crate::v4l2::sys::{self, fourcc_name, zeroed};
 
 /// Why the device could not be set up or did not deliver.
 #[derive(Debug)]
@@ -192,14 +189,6 @@ pub fn find(input: Option<u32>, outputs: &[u32]) -> Option<M2mNode> {
     })
 }
 
-fn open_node(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-}
-
 /// Driver name, card name and the node's own capabilities.
 fn query(file: &File) -> io::Result<(String, String, u32)> {
     let (cap, caps) = query_capability(file.as_raw_fd())?;
@@ -227,9 +216,6 @@ fn queue_types(mplane: bool) -> (u32, u32) {
         )
     }
 }
-
-/// `V4L2_MEMORY_DMABUF`: buffers are DMABUF file descriptors the caller hands in.
-const V4L2_MEMORY_DMABUF: u32 = 4;
 
 /// Where the OUTPUT queue's pictures live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -285,19 +271,10 @@ pub struct QueueFormat {
     pub size_image: u32,
 }
 
-struct Mapping {
-    ptr: NonNull<libc::c_void>,
-    len: usize,
-}
-
-/// One queue's buffers, mapped into our memory (none for imported buffers).
+/// One queue's buffers, and the format the driver set on it.
 struct Queue {
-    kind: u32,
-    memory: u32,
+    buffers: BufferQueue,
     format: QueueFormat,
-    maps: Vec<Mapping>,
-    /// How many buffers the driver gave.
-    count: u32,
 }
 
 /// A configured, streaming memory-to-memory device. Dropping it stops both queues,
@@ -321,11 +298,6 @@ pub struct M2mDevice {
     /// Controls the driver took, of those asked for.
     controls_set: Vec<(u32, i32)>,
 }
-
-// SAFETY: the raw pointers are this device's own memory mappings, used only through
-// `&self`/`&mut self`; nothing ties them to the thread that made them, so the device may
-// move to another thread (it is not shared: no `Sync`).
-unsafe impl Send for M2mDevice {}
 
 /// Where the lent result lies in its CAPTURE buffer.
 #[derive(Clone, Copy)]
@@ -375,21 +347,19 @@ impl M2mDevice {
             path: path_buf,
             mplane,
             output: Queue {
-                kind: out_type,
-                memory: match setup.input_memory {
-                    InputMemory::Mmap => sys::V4L2_MEMORY_MMAP,
-                    InputMemory::Dmabuf => V4L2_MEMORY_DMABUF,
-                },
+                buffers: BufferQueue::new(
+                    out_type,
+                    match setup.input_memory {
+                        InputMemory::Mmap => sys::V4L2_MEMORY_MMAP,
+                        InputMemory::Dmabuf => sys::V4L2_MEMORY_DMABUF,
+                    },
+                    mplane,
+                ),
                 format: blank_format(),
-                maps: Vec::new(),
-                count: 0,
             },
             capture: Queue {
-                kind: cap_type,
-                memory: sys::V4L2_MEMORY_MMAP,
+                buffers: BufferQueue::new(cap_type, sys::V4L2_MEMORY_MMAP, mplane),
                 format: blank_format(),
-                maps: Vec::new(),
-                count: 0,
             },
             free_inputs: Vec::new(),
             slot_fds: Vec::new(),
@@ -410,15 +380,16 @@ impl M2mDevice {
         }
         dev.allocate(true, setup.input_buffers.max(1))?;
         dev.allocate(false, setup.output_buffers.max(1))?;
-        dev.free_inputs = (0..dev.output.count).rev().collect();
-        dev.slot_fds = vec![-1; dev.output.count as usize];
-        for index in 0..dev.capture.count {
+        dev.free_inputs = (0..dev.output.buffers.count()).rev().collect();
+        dev.slot_fds = vec![-1; dev.output.buffers.count() as usize];
+        for index in 0..dev.capture.buffers.count() {
             dev.queue_capture(index)?;
         }
-        for kind in [out_type, cap_type] {
-            let k = kind as i32;
-            // SAFETY: the descriptor is open; STREAMON reads one int, the queue type.
-            call(|| unsafe { sys::vidioc_streamon(dev.fd(), &k) })
+        for input in [true, false] {
+            let queue = if input { &dev.output } else { &dev.capture };
+            queue
+                .buffers
+                .stream_on(dev.file.as_fd())
                 .map_err(|e| dev.io_error("VIDIOC_STREAMON", e))?;
             dev.streaming = true;
         }
@@ -455,12 +426,15 @@ impl M2mDevice {
 
     /// Buffers allocated on the OUTPUT and CAPTURE queues (for imported input, slots).
     pub fn buffer_counts(&self) -> (usize, usize) {
-        (self.output.count as usize, self.capture.count as usize)
+        (
+            self.output.buffers.count() as usize,
+            self.capture.buffers.count() as usize,
+        )
     }
 
     /// Whether the OUTPUT queue imports DMABUF buffers or copies into mapped ones.
     pub fn input_memory(&self) -> InputMemory {
-        if self.output.memory == V4L2_MEMORY_DMABUF {
+        if self.output.buffers.memory() == sys::V4L2_MEMORY_DMABUF {
             InputMemory::Dmabuf
         } else {
             InputMemory::Mmap
@@ -594,38 +568,18 @@ impl M2mDevice {
         Some(c.value)
     }
 
-    /// A buffer description for `index` on a queue; `plane` receives the plane data in
-    /// the multi-planar API and must outlive every ioctl that uses the result.
-    fn blank_buffer(&self, kind: u32, index: u32, plane: &mut sys::v4l2_plane) -> sys::v4l2_buffer {
-        let mut buf: sys::v4l2_buffer = zeroed();
-        buf.index = index;
-        buf.type_ = kind;
-        buf.memory = if kind == self.output.kind {
-            self.output.memory
-        } else {
-            self.capture.memory
-        };
-        buf.field = sys::V4L2_FIELD_NONE;
-        if self.mplane {
-            buf.m.planes = (plane as *mut sys::v4l2_plane).cast();
-            buf.length = 1;
-        }
-        buf
-    }
-
+    /// Asks for `count` buffers on the OUTPUT (`input`) or the CAPTURE queue and maps
+    /// them (imported DMABUF buffers are slots only: the buffers come with each picture).
     fn allocate(&mut self, input: bool, count: u32) -> Result<(), M2mError> {
-        let (kind, memory) = if input {
-            (self.output.kind, self.output.memory)
+        let queue = if input {
+            &mut self.output.buffers
         } else {
-            (self.capture.kind, self.capture.memory)
+            &mut self.capture.buffers
         };
-        let mut req: sys::v4l2_requestbuffers = zeroed();
-        req.count = count;
-        req.type_ = kind;
-        req.memory = memory;
-        // SAFETY: the descriptor is open; `req` is a v4l2_requestbuffers.
-        call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) }).map_err(|e| {
-            if memory == V4L2_MEMORY_DMABUF && e.raw_os_error() == Some(libc::EINVAL) {
+        let memory = queue.memory();
+        let requested = queue.request(self.file.as_fd(), count);
+        let given = requested.map_err(|e| {
+            if memory == sys::V4L2_MEMORY_DMABUF && e.raw_os_error() == Some(libc::EINVAL) {
                 M2mError::DmabufRefused {
                     path: self.path.clone(),
                     why: "the driver does not import DMABUF buffers on its input queue".into(),
@@ -634,91 +588,39 @@ impl M2mDevice {
                 self.io_error("VIDIOC_REQBUFS", e)
             }
         })?;
-        if req.count == 0 {
+        if given == 0 {
             return Err(self.io_error(
                 "VIDIOC_REQBUFS",
                 io::Error::other("the driver gave no buffers"),
             ));
         }
-        if input {
-            self.output.count = req.count;
+        let queue = if input {
+            &mut self.output.buffers
         } else {
-            self.capture.count = req.count;
-        }
-        if memory == V4L2_MEMORY_DMABUF {
-            // Slots only: the buffers come with each picture.
-            return Ok(());
-        }
-        let mut maps = Vec::with_capacity(req.count as usize);
-        for index in 0..req.count {
-            let mut plane: sys::v4l2_plane = zeroed();
-            let mut buf = self.blank_buffer(kind, index, &mut plane);
-            // SAFETY: the descriptor is open; `buf` names buffer `index` and, in the
-            // multi-planar API, points at `plane`, which lives until after the call.
-            call(|| unsafe { sys::vidioc_querybuf(self.fd(), &mut buf) })
-                .map_err(|e| self.io_error("VIDIOC_QUERYBUF", e))?;
-            let (len, offset) = if self.mplane {
-                // SAFETY: for MMAP buffers the driver sets the plane's `mem_offset`.
-                (plane.length, unsafe { plane.m.mem_offset })
-            } else {
-                // SAFETY: for MMAP buffers the driver sets `offset`.
-                (buf.length, unsafe { buf.m.offset })
-            };
-            let len = NonZeroUsize::new(len as usize).ok_or_else(|| {
-                self.io_error("VIDIOC_QUERYBUF", io::Error::other("an empty buffer"))
-            })?;
-            // SAFETY: maps `len` bytes of the driver's buffer at its offset, shared, for
-            // reading and writing; every mapping is unmapped in Drop.
-            let ptr = unsafe {
-                mmap(
-                    None,
-                    len,
-                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                    MapFlags::MAP_SHARED,
-                    self.file.as_fd(),
-                    offset as libc::off_t,
-                )
-            }
-            .map_err(|e| self.io_error("mmap", io::Error::from(e)))?;
-            maps.push(Mapping {
-                ptr,
-                len: len.get(),
-            });
-        }
-        if input {
-            self.output.maps = maps;
-        } else {
-            self.capture.maps = maps;
-        }
-        Ok(())
+            &mut self.capture.buffers
+        };
+        let mapped = queue.map(self.file.as_fd());
+        mapped.map_err(|e| self.io_error(e.call, e.err))
     }
 
     fn queue_capture(&self, index: u32) -> Result<(), M2mError> {
-        let mut plane: sys::v4l2_plane = zeroed();
-        let mut buf = self.blank_buffer(self.capture.kind, index, &mut plane);
-        // SAFETY: the descriptor is open; `buf` names one of our mapped CAPTURE buffers
-        // and points at `plane`, which outlives the call.
-        call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) })
+        self.capture
+            .buffers
+            .queue(self.file.as_fd(), index)
             .map_err(|e| self.io_error("VIDIOC_QBUF (capture)", e))
     }
 
-    /// Dequeues one buffer of `kind` without waiting: `Ok(None)` when none is ready.
+    /// Dequeues one buffer of the OUTPUT (`input`) or the CAPTURE queue without waiting:
+    /// `Ok(None)` when none is ready.
     fn try_dequeue(
         &self,
-        kind: u32,
+        input: bool,
     ) -> Result<Option<(sys::v4l2_buffer, sys::v4l2_plane)>, M2mError> {
-        let mut plane: sys::v4l2_plane = zeroed();
-        let mut buf = self.blank_buffer(kind, 0, &mut plane);
-        // SAFETY: the descriptor is open; `buf` is a v4l2_buffer the driver fills in and,
-        // in the multi-planar API, points at `plane`, which outlives the call.
-        match call(|| unsafe { sys::vidioc_dqbuf(self.fd(), &mut buf) }) {
-            Ok(()) => {
-                buf.m.planes = std::ptr::null_mut();
-                Ok(Some((buf, plane)))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(self.io_error("VIDIOC_DQBUF", e)),
-        }
+        let queue = if input { &self.output } else { &self.capture };
+        queue
+            .buffers
+            .dequeue(self.file.as_fd())
+            .map_err(|e| self.io_error("VIDIOC_DQBUF", e))
     }
 
     /// Waits until the device is readable (`POLLIN`) or writable (`POLLOUT`), or the
@@ -760,7 +662,7 @@ impl M2mDevice {
 
     /// Takes back every finished OUTPUT buffer without waiting.
     fn reclaim_inputs(&mut self) -> Result<(), M2mError> {
-        while let Some((buf, _)) = self.try_dequeue(self.output.kind)? {
+        while let Some((buf, _)) = self.try_dequeue(true)? {
             if !self.free_inputs.contains(&buf.index) {
                 self.free_inputs.push(buf.index);
             }
@@ -801,19 +703,22 @@ impl M2mDevice {
         fill: impl FnOnce(&mut [u8]) -> Result<usize, String>,
         timeout: Duration,
     ) -> Result<Processed<'_>, M2mError> {
-        if self.output.memory != sys::V4L2_MEMORY_MMAP {
+        if self.output.buffers.memory() != sys::V4L2_MEMORY_MMAP {
             return Err(self.input_error("set up to import buffers, not to copy into its own"));
         }
         let started = Instant::now();
         let deadline = started + timeout;
         self.await_free_input(deadline, started, timeout)?;
         let index = self.free_inputs.pop().expect("a free input buffer");
-        let map = &self.output.maps[index as usize];
-        // SAFETY: the mapping is `map.len` bytes, stays mapped while `self` lives, and the
-        // driver does not touch this buffer: it is dequeued (or was never queued).
-        let area = unsafe { std::slice::from_raw_parts_mut(map.ptr.as_ptr() as *mut u8, map.len) };
+        // SAFETY: the driver does not touch this buffer: it is dequeued (or was never
+        // queued), and it is queued below only after `fill` is done with it.
+        let Some(area) = (unsafe { self.output.buffers.bytes_mut(index) }) else {
+            self.free_inputs.push(index);
+            return Err(self.io_error("process", io::Error::other("an unknown buffer")));
+        };
+        let len = area.len();
         let used = match fill(area) {
-            Ok(n) => n.min(map.len),
+            Ok(n) => n.min(len),
             Err(why) => {
                 self.free_inputs.push(index);
                 return Err(M2mError::Input {
@@ -824,12 +729,12 @@ impl M2mDevice {
         };
         let mut plane: sys::v4l2_plane = zeroed();
         plane.bytesused = used as u32;
-        plane.length = map.len as u32;
-        let mut buf = self.blank_buffer(self.output.kind, index, &mut plane);
+        plane.length = len as u32;
+        let mut buf = self.output.buffers.blank_buffer(index, &mut plane);
         buf.bytesused = used as u32;
-        // SAFETY: the descriptor is open; `buf` names one of our mapped OUTPUT buffers and
-        // in the multi-planar API points at `plane`, which outlives the call.
-        if let Err(e) = call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) }) {
+        // `buf` names one of our mapped OUTPUT buffers and in the multi-planar API points
+        // at `plane`, which outlives the call.
+        if let Err(e) = BufferQueue::queue_buffer(self.file.as_fd(), &mut buf) {
             self.free_inputs.push(index);
             return Err(self.io_error("VIDIOC_QBUF (input)", e));
         }
@@ -846,7 +751,7 @@ impl M2mDevice {
         picture: DmabufPlane<'_>,
         timeout: Duration,
     ) -> Result<Processed<'_>, M2mError> {
-        if self.output.memory != V4L2_MEMORY_DMABUF {
+        if self.output.buffers.memory() != sys::V4L2_MEMORY_DMABUF {
             return Err(self.input_error("set up to copy into its own buffers, not to import"));
         }
         let end = picture.offset as u64 + picture.bytesused as u64;
@@ -856,7 +761,7 @@ impl M2mDevice {
         if end > picture.length as u64 {
             return Err(self.input_error("the picture runs past the end of its buffer"));
         }
-        if self.retired == self.output.count {
+        if self.retired == self.output.buffers.count() {
             return Err(M2mError::DmabufRefused {
                 path: self.path.clone(),
                 why: "every input slot held a buffer the driver refused".into(),
@@ -878,17 +783,16 @@ impl M2mDevice {
         plane.length = picture.length;
         plane.bytesused = end as u32;
         plane.data_offset = picture.offset;
-        let mut buf = self.blank_buffer(self.output.kind, index, &mut plane);
+        let mut buf = self.output.buffers.blank_buffer(index, &mut plane);
         if !self.mplane {
             buf.m.fd = fd;
             buf.length = picture.length;
             buf.bytesused = picture.bytesused;
         }
-        // SAFETY: the descriptor is open; `buf` names one of our OUTPUT slots and carries
-        // the caller's descriptor, which the borrow keeps open for the call (the driver
-        // takes its own reference to the buffer); in the multi-planar API it points at
-        // `plane`, which outlives the call.
-        if let Err(e) = call(|| unsafe { sys::vidioc_qbuf(self.fd(), &mut buf) }) {
+        // `buf` names one of our OUTPUT slots and carries the caller's descriptor, which
+        // the borrow keeps open for the call (the driver takes its own reference to the
+        // buffer); in the multi-planar API it points at `plane`, which outlives the call.
+        if let Err(e) = BufferQueue::queue_buffer(self.file.as_fd(), &mut buf) {
             self.slot_fds[index as usize] = -1;
             let refused = matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EBADF));
             if refused && !self.mplane {
@@ -960,7 +864,7 @@ impl M2mDevice {
         timeout: Duration,
     ) -> Result<Processed<'_>, M2mError> {
         loop {
-            if let Some((buf, plane)) = self.try_dequeue(self.capture.kind)? {
+            if let Some((buf, plane)) = self.try_dequeue(false)? {
                 self.reclaim_inputs()?;
                 if buf.flags & sys::V4L2_BUF_FLAG_ERROR != 0 {
                     self.queue_capture(buf.index)?;
@@ -968,7 +872,7 @@ impl M2mDevice {
                         path: self.path.clone(),
                     });
                 }
-                let Some(map) = self.capture.maps.get(buf.index as usize) else {
+                let Some(len) = self.capture.buffers.mapped_len(buf.index) else {
                     return Err(
                         self.io_error("VIDIOC_DQBUF", io::Error::other("an unknown buffer"))
                     );
@@ -978,7 +882,7 @@ impl M2mDevice {
                 } else {
                     (0, buf.bytesused as usize)
                 };
-                let end = end.min(map.len);
+                let end = end.min(len);
                 self.lent = Some(Lent {
                     index: buf.index,
                     start: start.min(end),
@@ -1001,17 +905,10 @@ impl M2mDevice {
     /// The newest result again, while it is still lent (until the next call).
     pub fn result(&self) -> Option<Processed<'_>> {
         let lent = self.lent?;
-        let map = self.capture.maps.get(lent.index as usize)?;
-        // SAFETY: the mapping is `map.len` bytes (`lent.end` was clamped to it) and stays
-        // mapped while `self` lives; the buffer stays dequeued, so the driver leaves it
-        // alone, until the next `process_with`, which needs `&mut self` and so cannot
-        // run while the returned borrow lives.
-        let data = unsafe {
-            std::slice::from_raw_parts(
-                (map.ptr.as_ptr() as *const u8).add(lent.start),
-                lent.end - lent.start,
-            )
-        };
+        // SAFETY: the buffer stays dequeued, so the driver leaves it alone, until the next
+        // `process_with` or `process_dmabuf`, which needs `&mut self` and so cannot run
+        // while the returned borrow lives.
+        let data = unsafe { self.capture.buffers.bytes(lent.index, lent.start, lent.end) }?;
         Some(Processed {
             data,
             sequence: lent.sequence,
@@ -1031,32 +928,12 @@ fn blank_format() -> QueueFormat {
 
 impl Drop for M2mDevice {
     fn drop(&mut self) {
+        let fd = self.file.as_fd();
         if self.streaming {
-            for kind in [self.output.kind, self.capture.kind] {
-                let k = kind as i32;
-                // SAFETY: the descriptor is open; STREAMOFF reads one int, the queue type.
-                let _ = call(|| unsafe { sys::vidioc_streamoff(self.fd(), &k) });
-            }
+            let _ = self.output.buffers.stream_off(fd);
+            let _ = self.capture.buffers.stream_off(fd);
         }
-        for map in self
-            .output
-            .maps
-            .drain(..)
-            .chain(self.capture.maps.drain(..))
-        {
-            // SAFETY: each mapping was made by `mmap` in `allocate` with this length, and
-            // no slice into it outlives the borrow of `self` that made it.
-            let _ = unsafe { munmap(map.ptr, map.len) };
-        }
-        for (kind, memory) in [
-            (self.output.kind, self.output.memory),
-            (self.capture.kind, self.capture.memory),
-        ] {
-            let mut req: sys::v4l2_requestbuffers = zeroed();
-            req.type_ = kind;
-            req.memory = memory;
-            // SAFETY: the descriptor is open; count 0 frees the driver's buffers.
-            let _ = call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) });
-        }
+        self.output.buffers.free(fd);
+        self.capture.buffers.free(fd);
     }
 }

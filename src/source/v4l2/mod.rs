@@ -9,19 +9,17 @@
 //! * When the device vanishes or stops delivering, shows a "no signal" picture, says
 //!   why in `/status`, and opens the device again by itself when it is back.
 
-pub mod device;
 pub mod scan;
-pub mod sys;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use self::device::{Device, PixFormat, Sizes};
-use self::sys::{fourcc, fourcc_name};
 use super::nosignal::NoSignal;
 use super::{FrameSink, Settings, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::ratelog::{self, RateLimit};
+use crate::v4l2::device::{Device, PixFormat, Sizes};
+use crate::v4l2::sys::{fourcc, fourcc_name};
 
 /// A wait this long without a frame means the device has stopped delivering.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(2);

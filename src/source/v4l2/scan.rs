@@ -12,9 +12,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::device::Device;
 use super::handling;
-use super::sys::{self, fourcc};
+use crate::v4l2::device::{self, Device};
+use crate::v4l2::sys::{self, fourcc};
 
 /// A video node as `auto` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,7 +303,7 @@ fn subdev_names() -> Vec<String> {
 /// opened (busy, no permission) are logged at debug level and left out.
 pub fn scan() -> Scan {
     let mut nodes = Vec::new();
-    for path in super::device::nodes() {
+    for path in device::nodes() {
         match read_node(&path) {
             Ok(node) => nodes.push(node),
             Err(e) => log::debug!("{}: cannot be opened ({e}): skipped", path.display()),

@@ -19,6 +19,8 @@ pub const V4L2_BUF_TYPE_VIDEO_OUTPUT: u32 = 2;
 pub const V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
 pub const V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE: u32 = 10;
 pub const V4L2_MEMORY_MMAP: u32 = 1;
+/// Buffers are DMABUF file descriptors the caller hands in with each picture.
+pub const V4L2_MEMORY_DMABUF: u32 = 4;
 pub const V4L2_FIELD_NONE: u32 = 1;
 pub const V4L2_BUF_FLAG_ERROR: u32 = 0x0000_0040;
 

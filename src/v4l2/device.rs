@@ -1,22 +1,20 @@
-//! A V4L2 capture device: what it can do, setting a format and rate, and streaming
-//! through memory-mapped buffers.
+//! V4L2 device nodes: opening one, what it can do, and for a capture device setting a
+//! format and rate and streaming through memory-mapped buffers ([`BufferQueue`]).
 //!
 //! Every ioctl goes through one small `call` helper; everything above it is safe code.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
+use super::buffers::BufferQueue;
 use super::sys::{self, fourcc_name, zeroed};
 
 /// Runs one ioctl, again when a signal interrupts it.
@@ -28,6 +26,16 @@ pub(crate) fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Resul
             Err(e) => return Err(io::Error::from(e)),
         }
     }
+}
+
+/// Opens a device node for reading and writing, non-blocking (results are waited for
+/// with `poll`) and closed on exec.
+pub(crate) fn open_node(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Text from a fixed-size, NUL-padded kernel field.
@@ -125,11 +133,7 @@ pub struct Device {
 impl Device {
     /// Opens `path` (non-blocking: frames are waited for with `poll`).
     pub fn open(path: &Path) -> io::Result<Device> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)?;
+        let file = open_node(path)?;
         let (cap, caps) = query_capability(file.as_raw_fd())?;
         Ok(Device {
             file,
@@ -258,52 +262,24 @@ impl Device {
 
     /// Allocates and maps `count` buffers and starts streaming.
     pub fn stream(&self, count: u32) -> io::Result<Stream<'_>> {
-        let mut req: sys::v4l2_requestbuffers = zeroed();
-        req.count = count;
-        req.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
-        req.memory = sys::V4L2_MEMORY_MMAP;
-        // SAFETY: the descriptor is open; `req` is a v4l2_requestbuffers.
-        call(|| unsafe { sys::vidioc_reqbufs(self.fd(), &mut req) })?;
-        if req.count == 0 {
+        let mut queue = BufferQueue::new(
+            sys::V4L2_BUF_TYPE_VIDEO_CAPTURE,
+            sys::V4L2_MEMORY_MMAP,
+            false,
+        );
+        if queue.request(self.file.as_fd(), count)? == 0 {
             return Err(io::Error::other("the driver gave no capture buffers"));
         }
         let mut stream = Stream {
             device: self,
-            maps: Vec::with_capacity(req.count as usize),
+            queue,
             streaming: false,
         };
-        for index in 0..req.count {
-            let mut buf = stream.blank_buffer(index);
-            // SAFETY: the descriptor is open; `buf` is a v4l2_buffer naming buffer `index`.
-            call(|| unsafe { sys::vidioc_querybuf(self.fd(), &mut buf) })?;
-            let len = NonZeroUsize::new(buf.length as usize)
-                .ok_or_else(|| io::Error::other("the driver gave an empty buffer"))?;
-            // SAFETY: for MMAP buffers the driver sets `offset`; the union holds it.
-            let offset = unsafe { buf.m.offset };
-            // SAFETY: maps `len` bytes of the device's buffer at the driver's offset,
-            // shared and readable; the mapping is unmapped in Stream's Drop.
-            let ptr = unsafe {
-                mmap(
-                    None,
-                    len,
-                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                    MapFlags::MAP_SHARED,
-                    self.file.as_fd(),
-                    offset as libc::off_t,
-                )
-            }
-            .map_err(io::Error::from)?;
-            stream.maps.push(Mapping {
-                ptr,
-                len: len.get(),
-            });
+        stream.queue.map(self.file.as_fd()).map_err(|e| e.err)?;
+        for index in 0..stream.queue.count() {
+            stream.queue.queue(self.file.as_fd(), index)?;
         }
-        for index in 0..req.count {
-            stream.queue(index)?;
-        }
-        let kind = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE as i32;
-        // SAFETY: the descriptor is open; STREAMON reads one int, the queue type.
-        call(|| unsafe { sys::vidioc_streamon(self.fd(), &kind) })?;
+        stream.queue.stream_on(self.file.as_fd())?;
         stream.streaming = true;
         Ok(stream)
     }
@@ -319,15 +295,10 @@ impl Device {
     }
 }
 
-struct Mapping {
-    ptr: NonNull<libc::c_void>,
-    len: usize,
-}
-
 /// A streaming capture queue; stops streaming and unmaps its buffers when dropped.
 pub struct Stream<'d> {
     device: &'d Device,
-    maps: Vec<Mapping>,
+    queue: BufferQueue,
     streaming: bool,
 }
 
@@ -340,20 +311,6 @@ pub struct Captured<'s> {
 }
 
 impl Stream<'_> {
-    fn blank_buffer(&self, index: u32) -> sys::v4l2_buffer {
-        let mut buf: sys::v4l2_buffer = zeroed();
-        buf.index = index;
-        buf.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
-        buf.memory = sys::V4L2_MEMORY_MMAP;
-        buf
-    }
-
-    fn queue(&self, index: u32) -> io::Result<()> {
-        let mut buf = self.blank_buffer(index);
-        // SAFETY: the descriptor is open; `buf` names one of our mapped MMAP buffers.
-        call(|| unsafe { sys::vidioc_qbuf(self.device.fd(), &mut buf) })
-    }
-
     /// Waits up to `timeout` for a frame, hands it to `use_frame`, then gives the buffer
     /// back to the driver. `Ok(false)` means no frame came in time.
     pub fn next(
@@ -361,8 +318,9 @@ impl Stream<'_> {
         timeout: Duration,
         use_frame: impl FnOnce(Captured<'_>),
     ) -> io::Result<bool> {
+        let fd = self.device.file.as_fd();
         let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.device.file.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(millis)) {
             Ok(0) => return Ok(false),
             Ok(_) => {}
@@ -377,48 +335,30 @@ impl Stream<'_> {
                 "the device reported an error (unplugged?)",
             ));
         }
-        let mut buf = self.blank_buffer(0);
-        // SAFETY: the descriptor is open; `buf` is a v4l2_buffer the driver fills in.
-        match call(|| unsafe { sys::vidioc_dqbuf(self.device.fd(), &mut buf) }) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        let map = self
-            .maps
-            .get(buf.index as usize)
+        let Some((buf, _)) = self.queue.dequeue(fd)? else {
+            return Ok(false);
+        };
+        // SAFETY: the buffer was just dequeued: the driver does not write it until it is
+        // queued again below, after `use_frame` has returned and the slice is gone.
+        let data = unsafe { self.queue.bytes(buf.index, 0, buf.bytesused as usize) }
             .ok_or_else(|| io::Error::other("the driver returned an unknown buffer"))?;
-        let used = (buf.bytesused as usize).min(map.len);
-        // SAFETY: the mapping is `map.len` bytes long and stays mapped while `self` lives;
-        // the driver does not write a dequeued buffer until it is queued again below.
-        let data = unsafe { std::slice::from_raw_parts(map.ptr.as_ptr() as *const u8, used) };
         use_frame(Captured {
             data,
             sequence: buf.sequence,
             damaged: buf.flags & sys::V4L2_BUF_FLAG_ERROR != 0,
         });
-        self.queue(buf.index)?;
+        self.queue.queue(fd, buf.index)?;
         Ok(true)
     }
 }
 
 impl Drop for Stream<'_> {
     fn drop(&mut self) {
+        let fd = self.device.file.as_fd();
         if self.streaming {
-            let kind = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE as i32;
-            // SAFETY: the descriptor is open; STREAMOFF reads one int, the queue type.
-            let _ = call(|| unsafe { sys::vidioc_streamoff(self.device.fd(), &kind) });
+            let _ = self.queue.stream_off(fd);
         }
-        for map in self.maps.drain(..) {
-            // SAFETY: each mapping was made by `mmap` above with this length and no slice
-            // into it outlives the `next` call that made it.
-            let _ = unsafe { munmap(map.ptr, map.len) };
-        }
-        let mut req: sys::v4l2_requestbuffers = zeroed();
-        req.type_ = sys::V4L2_BUF_TYPE_VIDEO_CAPTURE;
-        req.memory = sys::V4L2_MEMORY_MMAP;
-        // SAFETY: the descriptor is open; count 0 frees the driver's buffers.
-        let _ = call(|| unsafe { sys::vidioc_reqbufs(self.device.fd(), &mut req) });
+        self.queue.free(fd);
     }
 }
 
