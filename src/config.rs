@@ -9,11 +9,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::encoder::EncoderChoice;
 use crate::source::Isolation;
 use std::time::Duration;
 
 use crate::net::Patience;
+use crate::picture::{EncoderChoice, Transform};
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -60,26 +60,6 @@ pub struct Hidden(pub String);
 impl fmt::Debug for Hidden {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Hidden(..)")
-    }
-}
-
-/// How a camera should turn its picture: `--rotation`, `--hflip`, `--vflip`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Transform {
-    /// Turned by 180 degrees.
-    pub rotate180: bool,
-    pub hflip: bool,
-    pub vflip: bool,
-}
-
-impl Transform {
-    /// The net mirroring: a 180 degree turn is both flips, so flips cancel it out.
-    pub fn flips(self) -> (bool, bool) {
-        (self.hflip ^ self.rotate180, self.vflip ^ self.rotate180)
-    }
-
-    pub fn is_identity(self) -> bool {
-        self.flips() == (false, false)
     }
 }
 

@@ -38,6 +38,7 @@ pub mod jpeg;
 pub mod logging;
 pub mod mdns;
 pub mod net;
+pub mod picture;
 pub mod ratelog;
 pub mod shutdown;
 pub mod slot;

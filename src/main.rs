@@ -13,9 +13,10 @@ use picam_stream::http::server::HttpServer;
 use picam_stream::http::shares::Shares;
 use picam_stream::http::waiting::Waiting;
 use picam_stream::http::{tls, AppState};
+use picam_stream::picture::Settings;
 use picam_stream::shutdown::{self, StopSignals};
 use picam_stream::slot::FrameSlot;
-use picam_stream::source::{self, isolate, Settings};
+use picam_stream::source::{self, isolate};
 use picam_stream::stats::ClientCounter;
 use picam_stream::{logging, mdns, net};
 

@@ -13,53 +13,14 @@
 //! without a copy when the buffer holds the picture exactly as the device reads it and
 //! the driver takes DMABUF; otherwise they are copied, and the log says once why.
 
-use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::str::FromStr;
 use std::time::Duration;
 
 use super::feed::Feed;
 use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
 use super::{EncodeError, RawLayout, SoftwareEncoder};
+use crate::picture::EncoderChoice;
 use crate::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
-
-/// What `--encoder` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EncoderChoice {
-    /// The hardware encoder when one is found, else software.
-    #[default]
-    Auto,
-    /// The hardware encoder; starting fails without one.
-    Hardware,
-    /// Always software.
-    Software,
-}
-
-/// The accepted values of `--encoder`.
-pub const ENCODER_FORMS: &str = "auto, hardware or software";
-
-impl FromStr for EncoderChoice {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<EncoderChoice, String> {
-        match s {
-            "auto" => Ok(EncoderChoice::Auto),
-            "hardware" => Ok(EncoderChoice::Hardware),
-            "software" => Ok(EncoderChoice::Software),
-            _ => Err(format!("expected {ENCODER_FORMS}")),
-        }
-    }
-}
-
-impl fmt::Display for EncoderChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EncoderChoice::Auto => "auto",
-            EncoderChoice::Hardware => "hardware",
-            EncoderChoice::Software => "software",
-        })
-    }
-}
 
 /// Result formats of a hardware JPEG encoder, best first.
 pub const JPEG_FORMATS: [u32; 2] = [fourcc(b"JPEG"), fourcc(b"MJPG")];
@@ -737,24 +698,6 @@ mod tests {
         assert!(importable(&late, RawLayout::Yuyv, 32, 128, &packed)
             .unwrap_err()
             .contains("plane 0 starts at byte 64"));
-    }
-
-    #[test]
-    fn parses_choices() {
-        assert_eq!("auto".parse(), Ok(EncoderChoice::Auto));
-        assert_eq!("hardware".parse(), Ok(EncoderChoice::Hardware));
-        assert_eq!("software".parse(), Ok(EncoderChoice::Software));
-        assert!("gpu"
-            .parse::<EncoderChoice>()
-            .unwrap_err()
-            .contains(ENCODER_FORMS));
-        for c in [
-            EncoderChoice::Auto,
-            EncoderChoice::Hardware,
-            EncoderChoice::Software,
-        ] {
-            assert_eq!(c.to_string().parse(), Ok(c));
-        }
     }
 
     #[test]

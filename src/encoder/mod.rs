@@ -15,6 +15,8 @@ mod software;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
 
-pub use choice::{CameraPlane, EncoderChoice, JpegEncoder};
+pub use choice::{CameraPlane, JpegEncoder};
+// What `--encoder` asks for is a picture setting; it stays reachable here too.
+pub use crate::picture::EncoderChoice;
 // Everything public in `software` stays reachable as `encoder::*`, as before the split.
 pub use software::*;

@@ -29,8 +29,8 @@ use std::time::Instant;
 
 use crate::auth::Guard;
 use crate::net::Patience;
+use crate::picture::Settings;
 use crate::slot::FrameSlot;
-use crate::source::Settings;
 use crate::stats::{ClientCounter, SourceStats};
 
 /// What the HTTP side shares between its threads.

@@ -53,7 +53,8 @@ use nix::unistd::Pid;
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
 use super::pipe::{End, Pump};
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, LINGER};
+use crate::picture::Settings;
 
 /// Process group of the running child (0: none), so that shutdown can stop it.
 static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);

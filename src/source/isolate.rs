@@ -40,7 +40,8 @@ use nix::unistd::Pid;
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, SourceSpec, LINGER};
+use super::{FrameSink, SourceSpec, LINGER};
+use crate::picture::Settings;
 use crate::slot::FrameSlot;
 use crate::stats::SourceStats;
 

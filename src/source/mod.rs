@@ -41,8 +41,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::Transform;
-use crate::encoder::{EncoderChoice, JpegEncoder};
+use crate::encoder::JpegEncoder;
+use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 use crate::slot::FrameSlot;
 use crate::stats::{RateMeter, SourceStats};
@@ -125,23 +125,6 @@ impl fmt::Display for SourceSpec {
             SourceSpec::V4l2(p) => write!(f, "v4l2:{}", p.display()),
         }
     }
-}
-
-/// Picture settings for sources that produce or encode pictures themselves, and how
-/// long a byte-stream source may go without a good frame before it counts as broken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub width: u16,
-    pub height: u16,
-    pub fps: u32,
-    pub quality: u8,
-    pub source_timeout: Duration,
-    /// Which JPEG encoder sources that encode use.
-    pub encoder: EncoderChoice,
-    /// Turning and mirroring, for cameras that can (libcamera, rpicam).
-    pub transform: Transform,
-    /// Run with nobody watching too (`--always-on`): the source is never idle.
-    pub always_on: bool,
 }
 
 /// Where good frames go instead of the slot, in a source's own process ([`isolate`]).

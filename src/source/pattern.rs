@@ -11,9 +11,10 @@
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, LINGER};
 use crate::clock::Utc;
 use crate::encoder::JpegEncoder;
+use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 
 /// 75 % colour bars, left to right.

@@ -28,7 +28,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, LINGER};
+use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 use crate::splitter::{DropReason, MjpegSplitter, Piece};
 

@@ -41,8 +41,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::backoff::Backoff;
 use super::exec;
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
+use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 
 /// The variable that names the program to run instead of `rpicam-vid`.
@@ -693,8 +694,7 @@ enum Pump {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Transform;
-    use crate::encoder::EncoderChoice;
+    use crate::picture::{EncoderChoice, Transform};
 
     fn settings(transform: Transform) -> Settings {
         Settings {

@@ -37,8 +37,9 @@ use libcamera::framebuffer_map::MemoryMappedFrameBuffer;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, LINGER};
 use crate::encoder::{CameraPlane, JpegEncoder};
+use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 
 /// A wait this long without a frame means the camera has stopped delivering.

@@ -17,9 +17,8 @@ use libcamera::pixel_format::PixelFormat;
 use libcamera::stream::StreamRole;
 use libcamera::utils::UniquePtr;
 
-use crate::config::Transform;
 use crate::encoder::RawLayout;
-use crate::source::Settings;
+use crate::picture::{Settings, Transform};
 
 /// The picture formats this source takes, best first: the 4:2:0 ones cost the encoder
 /// least and are what the Pi's ISP produces natively.

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::nosignal::NoSignal;
-use super::{FrameSink, Settings, LINGER};
+use super::{FrameSink, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
+use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 use crate::v4l2::device::{Device, PixFormat, Sizes};
 use crate::v4l2::sys::{fourcc, fourcc_name};
