@@ -30,8 +30,8 @@ use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::v4l2::buffers::BufferQueue;
-use crate::v4l2::device::{call, enumerate_formats, nodes, open_node, query_capability, text};
-use crate::v4l2::sys::{self, fourcc_name, zeroed};
+use crate::v4l2::device::{enumerate_formats, nodes, open_node, query_capability, text};
+use crate::v4l2::sys::{self, call, fourcc_name, zeroed};
 
 /// Why the device could not be set up or did not deliver.
 #[derive(Debug)]

@@ -1,5 +1,7 @@
 //! Turning raw pictures into JPEG, for sources that do not deliver JPEG.
 //!
+//! * `raw`: the raw picture layouts ([`RawLayout`]) and what every back end shares
+//!   about them.
 //! * `software`: encoding on the CPU ([`SoftwareEncoder`]): the pure Rust
 //!   `jpeg-encoder`, or libjpeg-turbo (`turbo`, cargo feature `turbojpeg`).
 //! * [`m2m`]: V4L2 memory-to-memory devices, such as the Pi's hardware JPEG encoder.
@@ -11,6 +13,7 @@
 pub mod choice;
 pub mod feed;
 pub mod m2m;
+mod raw;
 mod software;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
@@ -18,5 +21,7 @@ mod turbo;
 pub use choice::{CameraPlane, JpegEncoder};
 // What `--encoder` asks for is a picture setting; it stays reachable here too.
 pub use crate::picture::EncoderChoice;
-// Everything public in `software` stays reachable as `encoder::*`, as before the split.
+// Everything public in `software` and `raw` stays reachable as `encoder::*`, as before
+// the split.
+pub use raw::{EncodeError, RawLayout};
 pub use software::*;

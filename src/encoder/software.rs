@@ -11,21 +11,9 @@
 //! [`SoftwareEncoder::new`] takes libjpeg-turbo when it is built in. Each encoder reuses
 //! its buffers between frames.
 
-use std::fmt;
-
 use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 
-/// Why a picture could not be encoded.
-#[derive(Debug)]
-pub struct EncodeError(pub(crate) String);
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JPEG encoding failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for EncodeError {}
+use super::raw::{range_tables, EncodeError, RangeTables, RawLayout};
 
 /// Which library does the encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,85 +123,6 @@ fn start(out: &mut Vec<u8>, quality: u8) -> Encoder<&mut Vec<u8>> {
     let mut encoder = Encoder::new(out, quality);
     encoder.set_sampling_factor(SamplingFactor::F_2_2);
     encoder
-}
-
-/// Raw picture layouts that cameras deliver and the encoder takes directly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawLayout {
-    /// Packed 4:2:2, bytes Y0 U Y1 V.
-    Yuyv,
-    /// Packed 4:2:2, bytes U Y0 V Y1.
-    Uyvy,
-    /// Planar 4:2:0: a Y plane, then one plane of interleaved U V at half size.
-    Nv12,
-    /// Planar 4:2:0 (I420, libcamera's YUV420): a Y plane, then a U and a V plane,
-    /// each at half width and half height with half the Y plane's stride.
-    Yuv420,
-    /// Packed full-range RGB, bytes R G B (libcamera's BGR888).
-    Rgb24,
-    /// Packed full-range RGB, bytes B G R (libcamera's RGB888).
-    Bgr24,
-}
-
-impl RawLayout {
-    /// Bytes a picture needs with `stride` bytes per row of the first plane.
-    pub fn frame_len(self, stride: usize, height: usize) -> usize {
-        self.plane_lens(stride, height).iter().sum()
-    }
-
-    /// Bytes of each plane with `stride` bytes per row of the first plane.
-    fn plane_lens(self, stride: usize, height: usize) -> [usize; 3] {
-        let half = height.div_ceil(2);
-        match self {
-            RawLayout::Yuyv | RawLayout::Uyvy | RawLayout::Rgb24 | RawLayout::Bgr24 => {
-                [stride * height, 0, 0]
-            }
-            RawLayout::Nv12 => [stride * height, stride * half, 0],
-            RawLayout::Yuv420 => [stride * height, stride / 2 * half, stride / 2 * half],
-        }
-    }
-
-    /// The smallest stride of the first plane that holds `width` pixels.
-    fn min_stride(self, width: usize) -> usize {
-        match self {
-            RawLayout::Yuyv | RawLayout::Uyvy => width.div_ceil(2) * 4,
-            RawLayout::Nv12 | RawLayout::Yuv420 => width.div_ceil(2) * 2,
-            RawLayout::Rgb24 | RawLayout::Bgr24 => width * 3,
-        }
-    }
-}
-
-/// Video-range luma (16-235) to the full range JPEG uses (0-255).
-fn full_range_luma(y: u8) -> u8 {
-    ((y.saturating_sub(16) as u32 * 255 + 109) / 219).min(255) as u8
-}
-
-/// Video-range chroma (16-240, centred on 128) to full range.
-fn full_range_chroma(c: u8) -> u8 {
-    ((c as f32 - 128.0) * 255.0 / 224.0 + 128.0)
-        .round()
-        .clamp(0.0, 255.0) as u8
-}
-
-/// Lookup tables for the range conversions, built once.
-pub(crate) struct RangeTables {
-    pub(crate) luma: [u8; 256],
-    pub(crate) chroma: [u8; 256],
-}
-
-pub(crate) fn range_tables() -> &'static RangeTables {
-    static TABLES: std::sync::OnceLock<RangeTables> = std::sync::OnceLock::new();
-    TABLES.get_or_init(|| {
-        let mut t = RangeTables {
-            luma: [0; 256],
-            chroma: [0; 256],
-        };
-        for v in 0..=255u8 {
-            t.luma[v as usize] = full_range_luma(v);
-            t.chroma[v as usize] = full_range_chroma(v);
-        }
-        t
-    })
 }
 
 /// A camera picture in one of the [`RawLayout`]s, read row by row by the encoder.
@@ -541,16 +450,5 @@ mod tests {
         let px = zune_jpeg::JpegDecoder::new(&apart).decode().unwrap();
         let (left, right) = (px[3 * w], px[3 * w + 3 * (w - 1)]);
         assert!(left < 40 && right > 220, "left {left} right {right}");
-    }
-
-    #[test]
-    fn range_conversion_endpoints() {
-        assert_eq!(full_range_luma(16), 0);
-        assert_eq!(full_range_luma(235), 255);
-        assert_eq!(full_range_luma(0), 0);
-        assert_eq!(full_range_chroma(128), 128);
-        assert!(full_range_chroma(16) <= 1);
-        assert_eq!(full_range_chroma(240), 255);
-        assert_eq!(full_range_chroma(0), 0);
     }
 }

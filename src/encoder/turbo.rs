@@ -12,7 +12,7 @@
 
 use turbojpeg::{Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
 
-use super::software::{EncodeError, RangeTables, RawLayout};
+use super::raw::{EncodeError, RangeTables, RawLayout};
 
 /// A TurboJPEG compressor with its picture and output buffers, reused between frames.
 pub(crate) struct TurboEncoder {

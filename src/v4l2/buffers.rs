@@ -17,8 +17,7 @@ use std::ptr::NonNull;
 use nix::libc;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
-use super::device::call;
-use super::sys::{self, zeroed};
+use super::sys::{self, call, zeroed};
 
 /// A failed call while setting buffers up, and which call it was.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! V4L2 device nodes: opening one, what it can do, and for a capture device setting a
 //! format and rate and streaming through memory-mapped buffers ([`BufferQueue`]).
 //!
-//! Every ioctl goes through one small `call` helper; everything above it is safe code.
+//! Every ioctl goes through the `call` helper of [`sys`](super::sys).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -15,18 +15,7 @@ use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::buffers::BufferQueue;
-use super::sys::{self, fourcc_name, zeroed};
-
-/// Runs one ioctl, again when a signal interrupts it.
-pub(crate) fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Result<()> {
-    loop {
-        match f() {
-            Ok(_) => return Ok(()),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
-}
+use super::sys::{self, call, fourcc_name, zeroed};
 
 /// Opens a device node for reading and writing, non-blocking (results are waited for
 /// with `poll`) and closed on exec.
