@@ -26,6 +26,8 @@
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
 //! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
+//! * [`picture`] holds the picture settings (size, rate, orientation, encoder) that the
+//!   configuration fills in and sources, encoders and `/status` read.
 //! * [`ratelog`] bounds the log lines that input can cause (bad frames, packets).
 
 pub mod auth;
