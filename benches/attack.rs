@@ -42,9 +42,9 @@
 //! All load stays on loopback, every loop ends with the attack (or at a deadline), and
 //! the benchmark itself uses fewer than 100 threads.
 
-#[path = "../tests/common/hostile.rs"]
-mod hostile;
 mod support;
+
+use support::hostile;
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -11,9 +11,9 @@
 //! the kernel's SYN-ACK retransmission schedule: 3 s stays 3 s, 10 s becomes 15 s), then
 //! reach the server all at once; the run measures both phases.
 
-#[path = "../tests/common/hostile.rs"]
-mod hostile;
 mod support;
+
+use support::hostile;
 
 use std::net::SocketAddr;
 use std::process::Stdio;

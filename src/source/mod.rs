@@ -31,6 +31,7 @@ pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
 pub mod rpicam;
+pub mod supervise;
 pub mod v4l2;
 
 use std::fmt;

@@ -20,7 +20,7 @@
 //! * When `rpicam-vid` is missing, exits or sends no full picture for
 //!   `--source-timeout`, viewers see the no-signal picture, one log line says what to
 //!   do (install it, connect the camera, close the program holding it), and it is
-//!   started again after the usual growing pause ([`Backoff`]).
+//!   started again after the usual growing pause ([`Backoff`](super::backoff::Backoff)).
 //!
 //! The program is `rpicam-vid`, or `libcamera-vid` (its name on older Raspberry Pi
 //! OS) when there is no `rpicam-vid`; [`PROGRAM_VAR`] names another.
@@ -38,9 +38,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::backoff::Backoff;
 use super::exec;
-use super::nosignal::NoSignal;
+use super::supervise::{supervise, Ended, Restart};
 use super::{FrameSink, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::picture::Settings;
@@ -464,48 +463,24 @@ pub fn run(camera: Option<u32>, settings: Settings, encoder: JpegEncoder, mut si
         encoder,
         pictures: Pictures::new(len),
     };
-    let mut nosignal = NoSignal::new(settings.quality, size);
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    // The problem last logged, until pictures come again.
-    let mut last_logged = String::new();
-    let mut after_failure = false;
-    sink.stats().set_capturing(false);
-    while !sink.stopping() {
-        if !sink.wanted(LINGER) {
-            sink.wait_until_wanted(LINGER);
-            continue;
-        }
-        if after_failure {
-            sink.stats().count_restart();
-        }
+    let mut restart = Restart::new(settings.quality, size);
+    supervise(&mut sink, &mut restart, |sink, restart| {
         let run = match this_program() {
-            Ok(program) => capture.run(&program, &mut sink, &mut last_logged),
+            Ok(program) => capture.run(&program, sink, &mut restart.last_logged),
             Err(missing) => Run {
                 end: End::Failed(missing),
                 healthy_for: Duration::ZERO,
             },
         };
         match run.end {
-            End::Stopping => return,
-            End::Idle => after_failure = false,
-            End::Failed(problem) => {
-                after_failure = true;
-                if sink.stopping() {
-                    return;
-                }
-                let pause = backoff.after_failure(run.healthy_for);
-                if problem != last_logged {
-                    static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
-                    crate::warn_limited!(FAILED, "{problem}");
-                    last_logged = problem.clone();
-                }
-                let why = format!("{problem}; trying again in {} s", pause.as_secs());
-                nosignal.show(&mut sink, &why);
-                sink.stats().set_error(Some(why.clone()));
-                nosignal.wait(&mut sink, &why, pause);
-            }
+            End::Stopping => Ended::Stopping,
+            End::Idle => Ended::Idle,
+            End::Failed(problem) => Ended::Failed {
+                problem,
+                healthy_for: run.healthy_for,
+            },
         }
-    }
+    });
 }
 
 impl Capture {

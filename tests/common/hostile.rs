@@ -166,16 +166,8 @@ pub struct ProcWatch {
 
 /// Threads and resident memory (KiB) of `pid`, from /proc.
 pub fn threads_and_rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("Threads:"), field("VmRSS:"))
+    let usage = super::proc::proc_usage(pid);
+    (usage.threads, usage.rss_kib)
 }
 
 impl ProcWatch {

@@ -1,9 +1,14 @@
-//! Shared helpers for the tests that run the real server binary over real TCP.
+//! The harness of the tests and the benchmarks that run the real server binary over
+//! real TCP: starting it, HTTP and MJPEG clients, JPEG decoding. The benchmarks include
+//! this module through `benches/support`.
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod proc;
 pub mod scratch;
 
+#[allow(unused_imports)]
+pub use proc::*;
 #[allow(unused_imports)]
 pub use scratch::Scratch;
 
@@ -40,13 +45,18 @@ pub fn server_can_start_itself(what: &str) -> bool {
     true
 }
 
+/// The server binary cargo built with these tests or benchmarks.
+pub fn built_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_picam-stream")
+}
+
 /// The server binary: the one cargo built with the tests, or PICAM_TEST_BINARY (CI tests
 /// the shipped release binary with test executables built in a quicker profile).
 pub fn server_binary() -> String {
     std::env::var("PICAM_TEST_BINARY")
         .ok()
         .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_picam-stream").to_string())
+        .unwrap_or_else(|| built_binary().to_string())
 }
 
 /// `program` as a path: itself when it names a directory, else where this process's PATH
@@ -131,11 +141,17 @@ impl Server {
         Server::start_command(cmd)
     }
 
-    /// Starts the server through `cmd`, which holds the program and all its arguments.
+    /// Starts the server through `cmd`, which holds the program and all its arguments,
+    /// logging at the info level.
     pub fn start_command(mut cmd: Command) -> Server {
-        cmd.env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("RUST_LOG", "info");
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd` as it is (its environment decides the log level), its log collected,
+    /// and waits until it says where it listens.
+    pub fn spawn(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the server binary");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -229,6 +245,28 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until `child`, a server whose standard error goes to the file `log_path`,
+/// says where it listens; kills it and panics with its log if it exits or takes 30 s.
+pub fn wait_listening(child: &mut Child, log_path: &std::path::Path) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find_map(|l| l.split("listening on ").nth(1))
+            .and_then(|a| a.trim().parse().ok())
+        {
+            return addr;
+        }
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not start:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -459,23 +497,4 @@ pub fn make_jpeg(w: u16, h: u16, seed: u8) -> Vec<u8> {
         .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
         .unwrap();
     out
-}
-
-/// True while process `pid` runs: a zombie, waiting to be collected by a parent the test
-/// cannot be, counts as ended.
-pub fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-    }
-}
-
-/// The pid a test's command wrote to `file`, once it has.
-pub fn read_pid(file: &std::path::Path) -> Option<i32> {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
 }

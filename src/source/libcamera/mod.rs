@@ -36,7 +36,7 @@ use libcamera::framebuffer_allocator::{FrameBuffer, FrameBufferAllocator};
 use libcamera::framebuffer_map::MemoryMappedFrameBuffer;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
 
-use super::nosignal::NoSignal;
+use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::encoder::{CameraPlane, JpegEncoder};
 use crate::picture::Settings;
@@ -374,15 +374,9 @@ pub fn run(
     mut encoder: JpegEncoder,
     mut sink: FrameSink,
 ) {
-    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
-    let mut backoff = Duration::from_secs(1);
+    let mut reopen = Reopen::new(settings.quality, (settings.width, settings.height));
     let mut manager: Option<CameraManager> = None;
-    sink.stats().set_capturing(false);
-    while !sink.stopping() {
-        if !sink.wanted(LINGER) {
-            sink.wait_until_wanted(LINGER);
-            continue;
-        }
+    supervise(&mut sink, &mut reopen, |sink, reopen| {
         if manager.is_none() {
             manager = CameraManager::new()
                 .map_err(|e| log::warn!("cannot start libcamera: {e}"))
@@ -391,28 +385,28 @@ pub fn run(
         let result = match &manager {
             Some(m) => {
                 sink.stats().set_capturing(true);
-                let r = session(m, selector.as_deref(), settings, &mut encoder, &mut sink);
+                let r = session(m, selector.as_deref(), settings, &mut encoder, sink);
                 sink.stats().set_capturing(false);
                 r
             }
             None => Err("cannot start libcamera".to_string()),
         };
-        let problem = match result {
-            Ok(Stop::Stopping) => return,
+        match result {
+            Ok(Stop::Stopping) => Ended::Stopping,
             Ok(Stop::Idle) => {
-                if nosignal.recovered() {
+                if reopen.recovered() {
                     log::info!("the camera is back");
                 }
                 sink.stats().set_error(None);
-                backoff = Duration::from_secs(1);
+                reopen.reset();
                 log::info!("nobody watching: camera idle");
-                continue;
+                Ended::Idle
             }
-            Err(problem) => problem,
-        };
-        // A fresh manager sees cameras that came back or were replaced.
-        manager = None;
-        nosignal.retry(&mut sink, &problem, backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(4));
-    }
+            Err(problem) => {
+                // A fresh manager sees cameras that came back or were replaced.
+                manager = None;
+                Ended::failed(problem)
+            }
+        }
+    });
 }

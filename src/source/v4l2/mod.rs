@@ -14,7 +14,7 @@ pub mod scan;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::nosignal::NoSignal;
+use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::picture::Settings;
@@ -228,39 +228,30 @@ fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> 
 
 /// Runs the source on `path` until the server stops.
 pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
-    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
-    let mut backoff = Duration::from_secs(1);
-    sink.stats().set_capturing(false);
-    while !sink.stopping() {
-        if !sink.wanted(LINGER) {
-            sink.wait_until_wanted(LINGER);
-            continue;
-        }
-        let problem = match open(&path, settings) {
-            Ok(camera) => {
-                if nosignal.recovered() {
-                    log::info!("{} is back", camera.device.describe());
-                    sink.stats().count_restart();
-                }
-                sink.stats().set_error(None);
-                sink.stats().set_capturing(true);
-                backoff = Duration::from_secs(1);
-                let stop = capture(&camera, &mut encoder, &mut sink);
-                sink.stats().set_capturing(false);
-                match stop {
-                    Stop::Stopping => return,
-                    Stop::Idle => {
-                        log::info!("nobody watching: {} idle", path.display());
-                        continue;
-                    }
-                    Stop::Lost(why) => format!("{}: {why}", path.display()),
-                }
-            }
-            Err(e) => e,
+    let mut reopen = Reopen::new(settings.quality, (settings.width, settings.height));
+    supervise(&mut sink, &mut reopen, |sink, reopen| {
+        let camera = match open(&path, settings) {
+            Ok(camera) => camera,
+            Err(e) => return Ended::failed(e),
         };
-        nosignal.retry(&mut sink, &problem, backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(4));
-    }
+        if reopen.recovered() {
+            log::info!("{} is back", camera.device.describe());
+            sink.stats().count_restart();
+        }
+        sink.stats().set_error(None);
+        sink.stats().set_capturing(true);
+        reopen.reset();
+        let stop = capture(&camera, &mut encoder, sink);
+        sink.stats().set_capturing(false);
+        match stop {
+            Stop::Stopping => Ended::Stopping,
+            Stop::Idle => {
+                log::info!("nobody watching: {} idle", path.display());
+                Ended::Idle
+            }
+            Stop::Lost(why) => Ended::failed(format!("{}: {why}", path.display())),
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,0 +1,68 @@
+//! What `/proc` says about a process: whether it runs, its CPU time, memory and
+//! threads, and its children; and the pid a test's command wrote down.
+#![allow(dead_code)]
+
+/// True while process `pid` runs: a zombie, waiting to be collected by a parent the test
+/// cannot be, counts as ended.
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+    }
+}
+
+/// The pid a test's command wrote to `file`, once it has.
+pub fn read_pid(file: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+}
+
+/// CPU time (user + system, microseconds), resident memory (KiB) and threads of `pid`.
+pub struct ProcUsage {
+    pub cpu_us: u64,
+    pub rss_kib: u64,
+    pub threads: u64,
+}
+
+pub fn proc_usage(pid: u32) -> ProcUsage {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    ProcUsage {
+        // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+        cpu_us: ticks * 10_000,
+        rss_kib: field("VmRSS:"),
+        threads: field("Threads:"),
+    }
+}
+
+/// Processes whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            found.push(child);
+        }
+    }
+    found
+}
