@@ -3,6 +3,10 @@
 //! Variables are read first and flags override them, so an init script can set defaults
 //! in the environment and a person can still override one on the command line. A bad
 //! value is reported in one line naming the option, the value and what is accepted.
+//!
+//! Each option is defined once, in the table `OPTIONS`: flag, value name, variable,
+//! default, accepted values and help text. `Config::default`, the `--help` text and the
+//! README's option table are all made from it, and every switch takes the same words.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -84,7 +88,7 @@ impl Transform {
 }
 
 impl Default for Config {
-    /// The defaults of the option table ([`OPTIONS`]), each read through its own option.
+    /// The defaults of the option table (`OPTIONS`), each read through its own option.
     fn default() -> Config {
         let mut config = Config {
             // Each of these is replaced by its option's default just below.
@@ -871,7 +875,7 @@ fn parse_switch(v: &str) -> Result<bool, String> {
 /// True when this binary was built with HTTPS support (the `tls` feature).
 pub const TLS_BUILT: bool = cfg!(feature = "tls");
 
-/// The `--help` text, made from [`OPTIONS`] and [`COMMANDS`].
+/// The `--help` text, made from the option table.
 pub static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(help_text);
 
 fn help_text() -> String {
