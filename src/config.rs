@@ -3,6 +3,10 @@
 //! Variables are read first and flags override them, so an init script can set defaults
 //! in the environment and a person can still override one on the command line. A bad
 //! value is reported in one line naming the option, the value and what is accepted.
+//!
+//! Each option is defined once, in the table `OPTIONS`: flag, value name, variable,
+//! default, accepted values and help text. `Config::default`, the `--help` text and the
+//! README's option table are all made from it, and every switch takes the same words.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -64,19 +68,22 @@ impl fmt::Debug for Hidden {
 }
 
 impl Default for Config {
+    /// The defaults of the option table (`OPTIONS`), each read through its own option.
     fn default() -> Config {
-        Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+        let mut config = Config {
+            // Each of these is replaced by its option's default just below.
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             source: SourceSpec::Auto,
-            width: 640,
-            height: 480,
-            fps: 30,
-            quality: 80,
+            width: 0,
+            height: 0,
+            fps: 0,
+            quality: 0,
             encoder: EncoderChoice::Auto,
-            max_clients: 100,
-            max_clients_per_address: 10,
-            source_timeout: 5,
-            mdns_name: Some(crate::mdns::DEFAULT_NAME.to_string()),
+            max_clients: 0,
+            max_clients_per_address: 0,
+            source_timeout: 0,
+            // `Some` so that --mdns-name's default fills it in (`None` is --no-mdns).
+            mdns_name: Some(String::new()),
             auth: None,
             auth_file: None,
             tls_cert: None,
@@ -86,7 +93,16 @@ impl Default for Config {
             transform: Transform::default(),
             isolate: Isolation::Auto,
             always_on: false,
+        };
+        for opt in OPTIONS {
+            if let Some(default) = opt.default {
+                // Every default reads through its own option: see the test
+                // `every_default_reads_through_its_own_option`.
+                let read = opt.read(&mut config, default);
+                debug_assert!(read.is_ok(), "default of {}: {read:?}", opt.flag);
+            }
         }
+        config
     }
 }
 
@@ -112,424 +128,765 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// One option: its flag, its variable, and how a value changes the config.
+/// One option, defined once: `--help`, the README's option table, [`Config::default`]
+/// and the parser all read it from here.
 struct Opt {
+    /// The heading it is listed under in `--help`.
+    group: Group,
     flag: &'static str,
+    /// What the value is called in `--help` (`N`, `WxH`); empty for switches.
+    value: &'static str,
     var: &'static str,
-    /// A switch takes no value on the command line (`--hflip`, or `--hflip=no`); its
-    /// variable takes 1/0, yes/no, true/false, on/off.
-    switch: bool,
-    apply: fn(&mut Config, &str) -> Result<(), String>,
+    /// The value when neither the flag nor the variable is given, as a user would write
+    /// it; `None`: off (nothing asked for).
+    default: Option<&'static str>,
+    reader: Reader,
+    /// What one line of help says the option does.
+    help: &'static str,
+    /// What values are accepted (beyond a number's range, which is shown anyway).
+    accepts: &'static str,
+    /// The words the value may be, each with what it means.
+    choices: &'static [(&'static str, &'static str)],
+    /// Sentences that follow the help (and the choices).
+    more: &'static str,
     /// The value is a secret: error messages do not repeat it.
     secret: bool,
 }
+
+/// How an option reads its value into the config.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// A whole number from `min` to `max`.
+    Number {
+        min: u64,
+        max: u64,
+        set: fn(&mut Config, u64),
+    },
+    /// On or off: `--flag` alone is on; `--flag=WORD` and the variable take a
+    /// [switch word](SWITCH_WORDS).
+    Switch { set: fn(&mut Config, bool) },
+    /// Only on: `--flag` takes no value; the variable takes a [switch word](SWITCH_WORDS),
+    /// and off asks for nothing.
+    OnlyOn { set: fn(&mut Config) },
+    /// Any other value, checked by `read`.
+    Text {
+        read: fn(&mut Config, &str) -> Result<(), String>,
+    },
+}
+
+/// The `--help` sections, in their order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Pictures,
+    Camera,
+    Serving,
+    Access,
+    Patience,
+}
+
+impl Group {
+    const ALL: [Group; 5] = [
+        Group::Pictures,
+        Group::Camera,
+        Group::Serving,
+        Group::Access,
+        Group::Patience,
+    ];
+
+    fn heading(self) -> &'static str {
+        match self {
+            Group::Pictures => "Source and pictures",
+            Group::Camera => "Camera module orientation",
+            Group::Serving => "Serving",
+            Group::Access => "Access",
+            Group::Patience => "Clients that have not yet made a request",
+        }
+    }
+}
+
+/// Fields an entry of [`OPTIONS`] does not need to name.
+const NOTHING_MORE: Opt = Opt {
+    group: Group::Serving,
+    flag: "",
+    value: "",
+    var: "",
+    default: None,
+    reader: Reader::Text {
+        read: |_, _| Ok(()),
+    },
+    help: "",
+    accepts: "",
+    choices: &[],
+    more: "",
+    secret: false,
+};
+
+/// Words a switch takes, for on and for off (any case; off also as an empty value).
+const SWITCH_WORDS: [(&str, bool); 8] = [
+    ("1", true),
+    ("true", true),
+    ("yes", true),
+    ("on", true),
+    ("0", false),
+    ("false", false),
+    ("no", false),
+    ("off", false),
+];
 
 /// True when this binary was built with the libcamera source.
 pub const HAS_LIBCAMERA: bool = cfg!(feature = "libcamera");
 
 const OPTIONS: &[Opt] = &[
     Opt {
-        flag: "--listen",
-        var: "PICAM_LISTEN",
-        switch: false,
-        apply: |c, v| {
-            c.listen = parse_listen(v)?;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
+        group: Group::Pictures,
         flag: "--source",
+        value: "SPEC",
         var: "PICAM_SOURCE",
-        switch: false,
-        apply: |c, v| {
-            c.source = v.parse()?;
-            Ok(())
+        default: Some("auto"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.source = v.parse()?;
+                Ok(())
+            },
         },
-        secret: false,
+        help: "Where pictures come from",
+        choices: &[
+            (
+                "auto",
+                "the first camera found: libcamera's (in builds with it), a camera module \
+                 (rpicam), a USB webcam (v4l2); else the test pattern",
+            ),
+            ("test", "built-in animated test pattern"),
+            ("stdin", "MJPEG (concatenated JPEGs) on standard input"),
+            ("file:PATH", "an MJPEG file, looped, paced at --fps"),
+            (
+                "exec:COMMAND",
+                "run COMMAND with sh, read MJPEG from its output, restart it (1 s to 30 s \
+                 pauses) when it exits or hangs (an example is below)",
+            ),
+            (
+                "v4l2:/dev/videoN",
+                "a V4L2 camera (USB webcam); MJPEG is passed through, YUYV/UYVY/NV12 \
+                 encoded at --quality",
+            ),
+            (
+                "rpicam[:INDEX]",
+                "a Pi camera module through Raspberry Pi OS's rpicam-vid (or \
+                 libcamera-vid; another program in PICAM_RPICAM_VID), run only while \
+                 somebody watches: the first camera or the INDEXth of --list-cameras (from \
+                 0); raw pictures at --size (width rounded to a multiple of 64, height to \
+                 even) and --fps, encoded at --quality",
+            ),
+            (
+                "libcamera[:INDEX|:ID]",
+                "a Pi camera module (in binaries built with libcamera): the first, the \
+                 INDEXth of --list-cameras (from 0) or the one with that ID; YUV 4:2:0 at \
+                 --size and --fps, encoded at --quality; Camera Module 3 focuses \
+                 continuously",
+            ),
+        ],
+        ..NOTHING_MORE
     },
     Opt {
+        group: Group::Pictures,
         flag: "--size",
+        value: "WxH",
         var: "PICAM_SIZE",
-        switch: false,
-        apply: |c, v| {
-            (c.width, c.height) = parse_size(v)?;
-            Ok(())
+        default: Some("640x480"),
+        reader: Reader::Text {
+            read: |c, v| {
+                (c.width, c.height) = parse_size(v)?;
+                Ok(())
+            },
         },
-        secret: false,
+        help: "Picture size for sources that make pictures",
+        accepts: "16 to 4096 each",
+        ..NOTHING_MORE
     },
     Opt {
+        group: Group::Pictures,
         flag: "--fps",
+        value: "N",
         var: "PICAM_FPS",
-        switch: false,
-        apply: |c, v| {
-            c.fps = parse_number(v, 1, 120)? as u32;
-            Ok(())
+        default: Some("30"),
+        reader: Reader::Number {
+            min: 1,
+            max: 120,
+            set: |c, n| c.fps = n as u32,
         },
-        secret: false,
+        help: "Frames per second for such sources and for file:",
+        ..NOTHING_MORE
     },
     Opt {
+        group: Group::Pictures,
         flag: "--quality",
+        value: "N",
         var: "PICAM_QUALITY",
-        switch: false,
-        apply: |c, v| {
-            c.quality = parse_number(v, 1, 100)? as u8;
-            Ok(())
+        default: Some("80"),
+        reader: Reader::Number {
+            min: 1,
+            max: 100,
+            set: |c, n| c.quality = n as u8,
         },
-        secret: false,
+        help: "JPEG quality for sources that encode",
+        ..NOTHING_MORE
     },
     Opt {
+        group: Group::Pictures,
         flag: "--encoder",
+        value: "KIND",
         var: "PICAM_ENCODER",
-        switch: false,
-        apply: |c, v| {
-            c.encoder = v.parse()?;
-            Ok(())
+        default: Some("auto"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.encoder = v.parse()?;
+                Ok(())
+            },
         },
-        secret: false,
+        help: "JPEG encoder for sources that encode",
+        choices: &[
+            (
+                "auto",
+                "the hardware encoder when one is found (a V4L2 memory-to-memory node \
+                 producing JPEG, such as the Pi Zero to Pi 4's /dev/video31), else software",
+            ),
+            (
+                "hardware",
+                "the hardware encoder; stop at start without one",
+            ),
+            ("software", "always encode on the CPU"),
+        ],
+        more: "When the hardware fails, encoding goes on in software; /status says which \
+               encoder runs.",
+        ..NOTHING_MORE
     },
     Opt {
-        flag: "--max-clients",
-        var: "PICAM_MAX_CLIENTS",
-        switch: false,
-        apply: |c, v| {
-            c.max_clients = parse_number(v, 0, 10_000)? as usize;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--max-clients-per-address",
-        var: "PICAM_MAX_CLIENTS_PER_ADDRESS",
-        switch: false,
-        apply: |c, v| {
-            c.max_clients_per_address = parse_number(v, 0, 10_000)? as usize;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--auth",
-        var: "PICAM_AUTH",
-        switch: false,
-        apply: |c, v| {
-            let mut check = crate::auth::Credentials::default();
-            check.add_plain(v)?;
-            c.auth = Some(Hidden(v.to_string()));
-            Ok(())
-        },
-        secret: true,
-    },
-    Opt {
-        flag: "--auth-file",
-        var: "PICAM_AUTH_FILE",
-        switch: false,
-        apply: |c, v| {
-            c.auth_file = Some(parse_path(v)?);
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--tls-cert",
-        var: "PICAM_TLS_CERT",
-        switch: false,
-        apply: |c, v| {
-            c.tls_cert = Some(parse_path(v)?);
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--tls-key",
-        var: "PICAM_TLS_KEY",
-        switch: false,
-        apply: |c, v| {
-            c.tls_key = Some(parse_path(v)?);
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--allow-origin",
-        var: "PICAM_ALLOW_ORIGIN",
-        switch: false,
-        apply: |c, v| {
-            c.allow_origin = Some(parse_origin(v)?);
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
+        group: Group::Pictures,
         flag: "--source-timeout",
+        value: "S",
         var: "PICAM_SOURCE_TIMEOUT",
-        switch: false,
-        apply: |c, v| {
-            c.source_timeout = parse_number(v, 1, 3600)? as u32;
-            Ok(())
+        default: Some("5"),
+        reader: Reader::Number {
+            min: 1,
+            max: 3600,
+            set: |c, n| c.source_timeout = n as u32,
         },
-        secret: false,
+        help: "Seconds without a good frame after which stdin, exec: and rpicam sources \
+               count as broken: viewers see a no-signal picture and a command is stopped \
+               and started again",
+        ..NOTHING_MORE
     },
     Opt {
-        flag: "--mdns-name",
-        var: "PICAM_MDNS_NAME",
-        switch: false,
-        apply: |c, v| {
-            let name = crate::mdns::parse_name(v)?;
-            // --no-mdns wins wherever it was given.
-            if c.mdns_name.is_some() {
-                c.mdns_name = Some(name);
-            }
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--header-timeout",
-        var: "PICAM_HEADER_TIMEOUT",
-        switch: false,
-        apply: |c, v| {
-            c.patience.head = Duration::from_secs(parse_number(v, 1, 600)?);
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--keepalive-timeout",
-        var: "PICAM_KEEPALIVE_TIMEOUT",
-        switch: false,
-        apply: |c, v| {
-            c.patience.idle = Duration::from_secs(parse_number(v, 1, 3600)?);
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--max-header-bytes",
-        var: "PICAM_MAX_HEADER_BYTES",
-        switch: false,
-        apply: |c, v| {
-            c.patience.head_bytes = parse_number(v, 1024, 1024 * 1024)? as u32;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--max-pending",
-        var: "PICAM_MAX_PENDING",
-        switch: false,
-        apply: |c, v| {
-            c.patience.pending = parse_number(v, 1, 10_000)? as usize;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--rotation",
-        var: "PICAM_ROTATION",
-        switch: false,
-        apply: |c, v| {
-            c.transform.rotate180 = match v {
-                "0" => false,
-                "180" => true,
-                _ => return Err("expected 0 or 180".into()),
-            };
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--hflip",
-        var: "PICAM_HFLIP",
-        switch: true,
-        apply: |c, v| {
-            c.transform.hflip = parse_on_off(v)?;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
-        flag: "--vflip",
-        var: "PICAM_VFLIP",
-        switch: true,
-        apply: |c, v| {
-            c.transform.vflip = parse_on_off(v)?;
-            Ok(())
-        },
-        secret: false,
-    },
-    Opt {
+        group: Group::Pictures,
         flag: "--isolate",
+        value: "WHEN",
         var: "PICAM_ISOLATE",
-        switch: false,
-        apply: |c, v| {
-            c.isolate = v.parse()?;
-            Ok(())
+        default: Some("auto"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.isolate = v.parse()?;
+                Ok(())
+            },
         },
-        secret: false,
+        help: "Run the source in a process of its own, so that a camera library that \
+               crashes or hangs takes only that process down: viewers see the no-signal \
+               picture and it is started again (1 s to 30 s pauses)",
+        choices: &[
+            ("auto", "for the libcamera source only"),
+            ("on", "for test, v4l2 and libcamera sources"),
+            ("off", "never"),
+        ],
+        ..NOTHING_MORE
     },
     Opt {
+        group: Group::Pictures,
         flag: "--always-on",
         var: "PICAM_ALWAYS_ON",
-        switch: true,
-        apply: |c, v| {
-            c.always_on = parse_on_off(v)?;
-            Ok(())
+        default: Some("off"),
+        reader: Reader::Switch {
+            set: |c, on| c.always_on = on,
         },
-        secret: false,
+        help: "Keep the source running with nobody watching",
+        more: "By default a camera is closed, the test pattern and a file: sleep, and an \
+               exec: command is stopped once nobody has watched for 3 s; the next viewer \
+               or snapshot starts it again. stdin is always read.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Camera,
+        flag: "--rotation",
+        value: "0|180",
+        var: "PICAM_ROTATION",
+        default: Some("0"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.transform.rotate180 = match v {
+                    "0" => false,
+                    "180" => true,
+                    _ => return Err("expected 0 or 180".into()),
+                };
+                Ok(())
+            },
+        },
+        help: "Turn a camera module's picture (rpicam and libcamera sources)",
+        accepts: "0 or 180",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Camera,
+        flag: "--hflip",
+        var: "PICAM_HFLIP",
+        default: Some("off"),
+        reader: Reader::Switch {
+            set: |c, on| c.transform.hflip = on,
+        },
+        help: "Mirror a camera module's picture left to right",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Camera,
+        flag: "--vflip",
+        var: "PICAM_VFLIP",
+        default: Some("off"),
+        reader: Reader::Switch {
+            set: |c, on| c.transform.vflip = on,
+        },
+        help: "Flip a camera module's picture upside down",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Serving,
+        flag: "--listen",
+        value: "ADDR:PORT",
+        var: "PICAM_LISTEN",
+        default: Some("0.0.0.0:8000"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.listen = parse_listen(v)?;
+                Ok(())
+            },
+        },
+        help: "Address to serve on",
+        accepts: "[::]:8000 serves IPv6 and IPv4; a bare PORT means 0.0.0.0:PORT",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Serving,
+        flag: "--max-clients",
+        value: "N",
+        var: "PICAM_MAX_CLIENTS",
+        default: Some("100"),
+        reader: Reader::Number {
+            min: 0,
+            max: 10_000,
+            set: |c, n| c.max_clients = n as usize,
+        },
+        help: "Streams served at once; one more gets 503",
+        accepts: "0 means no limit",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Serving,
+        flag: "--max-clients-per-address",
+        value: "N",
+        var: "PICAM_MAX_CLIENTS_PER_ADDRESS",
+        default: Some("10"),
+        reader: Reader::Number {
+            min: 0,
+            max: 10_000,
+            set: |c, n| c.max_clients_per_address = n as usize,
+        },
+        help: "Streams one client address (IPv6: one /64 network) may hold at once, so \
+               that one host cannot take every place; one more gets 503",
+        accepts: "0 means no limit",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Serving,
+        flag: "--mdns-name",
+        value: "NAME",
+        var: "PICAM_MDNS_NAME",
+        default: Some(crate::mdns::DEFAULT_NAME),
+        reader: Reader::Text {
+            read: |c, v| {
+                let name = crate::mdns::parse_name(v)?;
+                // --no-mdns wins wherever it was given.
+                if c.mdns_name.is_some() {
+                    c.mdns_name = Some(name);
+                }
+                Ok(())
+            },
+        },
+        help: "Advertise the stream on the local network as http://NAME.local:PORT/ \
+               (mDNS, and DNS-SD service _http._tcp for service browsers)",
+        accepts: "letters, digits and hyphens",
+        more: "On every interface, or only the --listen address when it is not a \
+               wildcard.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Serving,
+        flag: "--no-mdns",
+        var: "PICAM_NO_MDNS",
+        default: Some("off"),
+        reader: Reader::OnlyOn {
+            set: |c| c.mdns_name = None,
+        },
+        help: "Do not answer mDNS queries at all",
+        more: "Wins over --mdns-name.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Access,
+        flag: "--auth",
+        value: "USER:PASSWORD",
+        var: "PICAM_AUTH",
+        reader: Reader::Text {
+            read: |c, v| {
+                let mut check = crate::auth::Credentials::default();
+                check.add_plain(v)?;
+                c.auth = Some(Hidden(v.to_string()));
+                Ok(())
+            },
+        },
+        help: "Let in only this user (HTTP Basic); every URL then needs it",
+        more: "Prefer the variable or --auth-file: command lines are visible to other \
+               users of the machine.",
+        secret: true,
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Access,
+        flag: "--auth-file",
+        value: "PATH",
+        var: "PICAM_AUTH_FILE",
+        reader: Reader::Text {
+            read: |c, v| {
+                c.auth_file = Some(parse_path(v)?);
+                Ok(())
+            },
+        },
+        help: "Let in the users of PATH: one USER:HASH a line (# comments)",
+        more: "HASH from htpasswd -nB (bcrypt, $2y$) or openssl passwd -6 / mkpasswd \
+               (SHA-crypt, $6$ or $5$); may be combined with --auth. Too many wrong \
+               passwords from one address (10 a minute) are answered 429 for the rest of \
+               the minute.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Access,
+        flag: "--tls-cert",
+        value: "PATH",
+        var: "PICAM_TLS_CERT",
+        reader: Reader::Text {
+            read: |c, v| {
+                c.tls_cert = Some(parse_path(v)?);
+                Ok(())
+            },
+        },
+        help: "Serve HTTPS instead of HTTP with this PEM certificate (chain)",
+        more: "Needs --tls-key and a binary built with the tls feature.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Access,
+        flag: "--tls-key",
+        value: "PATH",
+        var: "PICAM_TLS_KEY",
+        reader: Reader::Text {
+            read: |c, v| {
+                c.tls_key = Some(parse_path(v)?);
+                Ok(())
+            },
+        },
+        help: "The certificate's PEM private key (PKCS#8 or RSA, unencrypted)",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Access,
+        flag: "--allow-origin",
+        value: "ORIGIN",
+        var: "PICAM_ALLOW_ORIGIN",
+        reader: Reader::Text {
+            read: |c, v| {
+                c.allow_origin = Some(parse_origin(v)?);
+                Ok(())
+            },
+        },
+        help: "Let pages from ORIGIN (or * for any) read the answers with fetch/XHR \
+               (CORS): adds Access-Control-Allow-Origin and answers OPTIONS preflights",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Patience,
+        flag: "--header-timeout",
+        value: "SECS",
+        var: "PICAM_HEADER_TIMEOUT",
+        default: Some("10"),
+        reader: Reader::Number {
+            min: 1,
+            max: 600,
+            set: |c, n| c.patience.head = Duration::from_secs(n),
+        },
+        help: "Time a client has to send a complete request head (request line and \
+               headers), from connecting or from the first byte of a later request; \
+               slower ones get 408",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Patience,
+        flag: "--keepalive-timeout",
+        value: "SECS",
+        var: "PICAM_KEEPALIVE_TIMEOUT",
+        default: Some("15"),
+        reader: Reader::Number {
+            min: 1,
+            max: 3600,
+            set: |c, n| c.patience.idle = Duration::from_secs(n),
+        },
+        help: "An idle connection waiting for its next request, or a client silent in the \
+               middle of one, is closed after this long",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Patience,
+        flag: "--max-header-bytes",
+        value: "N",
+        var: "PICAM_MAX_HEADER_BYTES",
+        default: Some("16384"),
+        reader: Reader::Number {
+            min: 1024,
+            max: 1024 * 1024,
+            set: |c, n| c.patience.head_bytes = n as u32,
+        },
+        help: "Largest request head; a larger one gets 431 and the connection is closed",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Patience,
+        flag: "--max-pending",
+        value: "N",
+        var: "PICAM_MAX_PENDING",
+        default: Some("64"),
+        reader: Reader::Number {
+            min: 1,
+            max: 10_000,
+            set: |c, n| c.patience.pending = n as usize,
+        },
+        help: "Connections that may wait at once for a complete request; past this the \
+               longest waiting are closed",
+        ..NOTHING_MORE
     },
 ];
 
-/// Options that take no value: `--flag` on the command line, and a variable set to
-/// `1`, `true` or `yes` (or `0`, `false`, `no`, empty: not set).
-struct Switch {
-    flag: &'static str,
-    var: &'static str,
-    apply: fn(&mut Config),
-}
+/// Arguments that do something else than run the server.
+const COMMANDS: &[(&[&str], &str, Action)] = &[
+    (
+        &["--list-devices"],
+        "List V4L2 capture devices: formats, sizes, frame rates",
+        Action::ListDevices,
+    ),
+    (
+        &["--list-cameras"],
+        "List the camera modules: id, model, sensor modes (size, max fps), from \
+         libcamera in binaries built with it, else from rpicam-vid --list-cameras",
+        Action::ListCameras,
+    ),
+    (&["-h", "--help"], "Print this help", Action::Help),
+    (&["-V", "--version"], "Print the version", Action::Version),
+];
 
-const SWITCHES: &[Switch] = &[Switch {
-    flag: "--no-mdns",
-    var: "PICAM_NO_MDNS",
-    apply: |c| c.mdns_name = None,
-}];
+impl Opt {
+    /// Reads `value` (from the flag or the variable) into `config`.
+    fn read(&self, config: &mut Config, value: &str) -> Result<(), String> {
+        match self.reader {
+            Reader::Number { min, max, set } => set(config, parse_number(value, min, max)?),
+            Reader::Switch { set } => set(config, parse_switch(value)?),
+            Reader::OnlyOn { set } => {
+                if parse_switch(value)? {
+                    set(config);
+                }
+            }
+            Reader::Text { read } => read(config, value)?,
+        }
+        Ok(())
+    }
 
-fn parse_switch(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" | "" => Ok(false),
-        _ => Err("expected 1, true or yes to turn it on; 0, false, no or empty for off".into()),
+    fn is_switch(&self) -> bool {
+        matches!(self.reader, Reader::Switch { .. } | Reader::OnlyOn { .. })
+    }
+
+    /// `--fps N`, or `--hflip` for a switch.
+    fn usage(&self) -> String {
+        if self.value.is_empty() {
+            self.flag.to_string()
+        } else {
+            format!("{} {}", self.flag, self.value)
+        }
+    }
+
+    /// `PICAM_FPS`, or `PICAM_HFLIP=1` for a switch.
+    fn var_usage(&self) -> String {
+        if self.is_switch() {
+            format!("{}=1", self.var)
+        } else {
+            self.var.to_string()
+        }
+    }
+
+    /// The default as shown to users.
+    fn default_shown(&self) -> &'static str {
+        self.default.unwrap_or("off")
+    }
+
+    /// What values are accepted, in words: `1 to 120`, `16 to 4096 each`.
+    fn accepted(&self) -> String {
+        let range = match self.reader {
+            Reader::Number { min, max, .. } => format!("{min} to {max}"),
+            _ => String::new(),
+        };
+        [range.as_str(), self.accepts]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The option's entry in `--help`.
+    fn help_entry(&self) -> String {
+        let mut notes = vec![format!("default {}", self.default_shown())];
+        notes.push(self.accepted());
+        if let Reader::Switch { .. } = self.reader {
+            notes.push(format!("{}=no turns it off", self.flag));
+        }
+        notes.retain(|note| !note.is_empty());
+        let said = format!(
+            "{} [{}] ({})",
+            self.help,
+            self.var_usage(),
+            notes.join("; ")
+        );
+        if self.choices.is_empty() {
+            let said = if self.more.is_empty() {
+                said
+            } else {
+                format!("{said}. {}", self.more)
+            };
+            return option_line(&self.usage(), &said);
+        }
+        let mut entry = option_line(&self.usage(), &format!("{said}:"));
+        let width = self
+            .choices
+            .iter()
+            .map(|(name, _)| name.len())
+            .filter(|&len| len <= CHOICE_NAME_MAX)
+            .max()
+            .unwrap_or(0)
+            + 2;
+        let indent = " ".repeat(HELP_INDENT + 2);
+        for (name, meaning) in self.choices {
+            entry += &hanging(&indent, name, width, meaning);
+        }
+        if !self.more.is_empty() {
+            entry += &wrap(&" ".repeat(HELP_INDENT), self.more);
+        }
+        entry
     }
 }
+
+/// Column where help texts start, and the width they are wrapped to.
+const HELP_INDENT: usize = 23;
+const HELP_WIDTH: usize = 88;
+/// Longer choice names get a line of their own.
+const CHOICE_NAME_MAX: usize = 12;
+
+/// `  --flag VALUE   text...`, as `--help` lists an option.
+fn option_line(usage: &str, text: &str) -> String {
+    hanging("  ", usage, HELP_INDENT - 2, text)
+}
+
+/// `indent` + `name` padded to `width`, then `text` wrapped to [`HELP_WIDTH`] and indented
+/// past the name; `name` on a line of its own when it does not fit.
+fn hanging(indent: &str, name: &str, width: usize, text: &str) -> String {
+    let pad = " ".repeat(indent.len() + width);
+    let body = wrap(&pad, text);
+    if name.len() < width {
+        format!("{indent}{name}{}", &body[indent.len() + name.len()..])
+    } else {
+        format!("{indent}{name}\n{body}")
+    }
+}
+
+/// `text` in lines of at most [`HELP_WIDTH`] characters (longer words stay whole), each
+/// starting with `indent`, each ending with a line break.
+fn wrap(indent: &str, text: &str) -> String {
+    let mut out = String::new();
+    let mut line = indent.to_string();
+    for word in text.split_whitespace() {
+        if line.len() > indent.len() && line.len() + 1 + word.len() > HELP_WIDTH {
+            out += &line;
+            out.push('\n');
+            line = indent.to_string();
+        }
+        if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line += word;
+    }
+    out += &line;
+    out.push('\n');
+    out
+}
+
+fn parse_switch(v: &str) -> Result<bool, String> {
+    let v = v.to_ascii_lowercase();
+    if v.is_empty() {
+        return Ok(false);
+    }
+    SWITCH_WORDS
+        .iter()
+        .find(|(word, _)| *word == v)
+        .map(|&(_, on)| on)
+        .ok_or_else(|| {
+            "expected 1, true, yes or on to turn it on; 0, false, no, off or empty for off".into()
+        })
+}
+
 /// True when this binary was built with HTTPS support (the `tls` feature).
 pub const TLS_BUILT: bool = cfg!(feature = "tls");
 
-/// The `--help` text.
-pub const HELP: &str = "\
+/// The `--help` text, made from the option table.
+pub static HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(help_text);
+
+fn help_text() -> String {
+    let mut text = String::from(
+        "\
 picam-stream: a live MJPEG stream of a camera for every browser on the network
 
 Usage: picam-stream [OPTIONS]
 
 Open http://<this machine>:8000/ in a browser; the addresses are logged at start-up.
 
-Options (each can also be set by the environment variable shown; the flag wins):
-  --listen ADDR:PORT   Address to serve on [PICAM_LISTEN] (default 0.0.0.0:8000;
-                       [::]:8000 serves IPv6 and IPv4; a bare PORT means 0.0.0.0:PORT)
-  --source SPEC        Where pictures come from [PICAM_SOURCE] (default auto):
-                         auto          the first camera found: libcamera's (in
-                                       builds with it), a camera module (rpicam),
-                                       a USB webcam (v4l2); else the test pattern
-                         test          built-in animated test pattern
-                         stdin         MJPEG (concatenated JPEGs) on standard input
-                         file:PATH     an MJPEG file, looped, paced at --fps
-                         exec:COMMAND  run COMMAND with sh, read MJPEG from its output,
-                                       restart it (1 s to 30 s pauses) when it exits or
-                                       hangs, e.g.
-                                       exec:rpicam-vid -t 0 --codec mjpeg -o -
-                         v4l2:/dev/videoN
-                                       a V4L2 camera (USB webcam); MJPEG is passed
-                                       through, YUYV/UYVY/NV12 encoded at --quality
-                         rpicam[:INDEX]
-                                       a Pi camera module through Raspberry Pi OS's
-                                       rpicam-vid (or libcamera-vid; another program
-                                       in PICAM_RPICAM_VID), run only while somebody
-                                       watches: the first camera or the INDEXth of
-                                       --list-cameras (from 0); raw pictures at
-                                       --size (width rounded to a multiple of 64,
-                                       height to even) and --fps, encoded at --quality
-                         libcamera[:INDEX|:ID]
-                                       a Pi camera module (in binaries built with
-                                       libcamera): the first, the INDEXth of
-                                       --list-cameras (from 0) or the one with that ID;
-                                       YUV 4:2:0 at --size and --fps, encoded at
-                                       --quality; Camera Module 3 focuses continuously
-  --size WxH           Picture size for sources that make pictures [PICAM_SIZE]
-                       (default 640x480; 16 to 4096 each)
-  --fps N              Frames per second for such sources and for file: [PICAM_FPS]
-                       (default 30; 1 to 120)
-  --quality N          JPEG quality for sources that encode [PICAM_QUALITY]
-                       (default 80; 1 to 100)
-  --encoder KIND       JPEG encoder for sources that encode [PICAM_ENCODER]
-                       (default auto):
-                         auto      the hardware encoder when one is found (a V4L2
-                                   memory-to-memory node producing JPEG, such as the
-                                   Pi Zero to Pi 4's /dev/video31), else software
-                         hardware  the hardware encoder; stop at start without one
-                         software  always encode on the CPU
-                       When the hardware fails, encoding goes on in software;
-                       /status says which encoder runs.
-  --max-clients N      Streams served at once; one more gets 503 [PICAM_MAX_CLIENTS]
-                       (default 100; 0 means no limit)
-  --max-clients-per-address N
-                       Streams one client address (IPv6: one /64 network) may
-                       hold at once, so that one host cannot take every place;
-                       one more gets 503 [PICAM_MAX_CLIENTS_PER_ADDRESS]
-                       (default 10; 0 means no limit)
-  --source-timeout S   Seconds without a good frame after which stdin, exec: and
-                       rpicam sources count as broken: viewers see a no-signal
-                       picture and a command is stopped and started again
-                       [PICAM_SOURCE_TIMEOUT] (default 5; 1 to 3600)
-  --mdns-name NAME     Advertise the stream on the local network as
-                       http://NAME.local:PORT/ (mDNS, and DNS-SD service _http._tcp
-                       for service browsers) [PICAM_MDNS_NAME] (default picam;
-                       letters, digits and hyphens); on every interface, or only the
-                       --listen address when it is not a wildcard
-  --no-mdns            Do not answer mDNS queries at all [PICAM_NO_MDNS=1]
-                       (wins over --mdns-name)
-  --auth USER:PASSWORD Let in only this user (HTTP Basic) [PICAM_AUTH]; every URL
-                       then needs it. Prefer the variable or --auth-file: command
-                       lines are visible to other users of the machine
-  --auth-file PATH     Let in the users of PATH [PICAM_AUTH_FILE]: one USER:HASH a
-                       line (# comments), HASH from htpasswd -nB (bcrypt, $2y$) or
-                       openssl passwd -6 / mkpasswd (SHA-crypt, $6$ or $5$); may be
-                       combined with --auth. Too many wrong passwords from one address
-                       (10 a minute) are answered 429 for the rest of the minute
-  --tls-cert PATH      Serve HTTPS instead of HTTP with this PEM certificate (chain)
-                       [PICAM_TLS_CERT]; needs --tls-key and a binary built with the
-                       tls feature
-  --tls-key PATH       The certificate's PEM private key (PKCS#8 or RSA, unencrypted)
-                       [PICAM_TLS_KEY]
-  --allow-origin ORIGIN
-                       Let pages from ORIGIN (or * for any) read the answers with
-                       fetch/XHR (CORS): adds Access-Control-Allow-Origin and answers
-                       OPTIONS preflights [PICAM_ALLOW_ORIGIN] (default: off)
-  --header-timeout SECS
-                       Time a client has to send a complete request head (request
-                       line and headers), from connecting or from the first byte of
-                       a later request; slower ones get 408 [PICAM_HEADER_TIMEOUT]
-                       (default 10; 1 to 600)
-  --keepalive-timeout SECS
-                       An idle connection waiting for its next request, or a client
-                       silent in the middle of one, is closed after this long
-                       [PICAM_KEEPALIVE_TIMEOUT] (default 15; 1 to 3600)
-  --max-header-bytes N Largest request head; a larger one gets 431 and the connection
-                       is closed [PICAM_MAX_HEADER_BYTES] (default 16384; 1024 to 1048576)
-  --max-pending N      Connections that may wait at once for a complete request; past
-                       this the longest waiting are closed [PICAM_MAX_PENDING]
-                       (default 64; 1 to 10000)
-  --rotation 0|180     Turn a camera module's picture (rpicam and libcamera sources)
-                       [PICAM_ROTATION] (default 0)
-  --hflip              Mirror a camera module's picture left to right
-                       [PICAM_HFLIP=1] (--hflip=no turns it off)
-  --vflip              Flip a camera module's picture upside down [PICAM_VFLIP=1]
-  --isolate WHEN       Run the source in a process of its own, so that a camera
-                       library that crashes or hangs takes only that process down:
-                       viewers see the no-signal picture and it is started again
-                       (1 s to 30 s pauses) [PICAM_ISOLATE] (default auto):
-                         auto  for the libcamera source only
-                         on    for test, v4l2 and libcamera sources
-                         off   never
-  --always-on          Keep the source running with nobody watching [PICAM_ALWAYS_ON=1]
-                       (--always-on=no turns it off). By default a camera is
-                       closed, the test pattern and a file: sleep, and an exec:
-                       command is stopped once nobody has watched for 3 s; the
-                       next viewer or snapshot starts it again. stdin is always read
-  --list-devices       List V4L2 capture devices: formats, sizes, frame rates
-  --list-cameras       List the camera modules: id, model, sensor modes (size, max
-                       fps), from libcamera in binaries built with it, else from
-                       rpicam-vid --list-cameras
-  -h, --help           Print this help
-  -V, --version        Print the version
+Options (each can also be set by the environment variable shown; the flag wins;
+a switch's variable takes 1, true, yes or on, and 0, false, no, off or empty):
+",
+    );
+    for group in Group::ALL {
+        text += &format!("\n {}:\n", group.heading());
+        for opt in OPTIONS.iter().filter(|opt| opt.group == group) {
+            text += &opt.help_entry();
+        }
+    }
+    text += "\n Other:\n";
+    for (flags, help, _) in COMMANDS {
+        text += &option_line(&flags.join(", "), help);
+    }
+    text += "
+Examples:
+  picam-stream                                  the first camera, on port 8000
+  picam-stream --source test --size 1280x720    the test pattern, larger
+  PICAM_FPS=10 picam-stream --listen [::]:8080  10 frames a second, IPv6 and IPv4
+  picam-stream --source 'exec:rpicam-vid -t 0 --codec mjpeg -o -'
 
 Endpoints:
   /, /index.html                   viewer page (/ redirects to /index.html)
@@ -543,6 +900,50 @@ Endpoints:
 
 Logging: RUST_LOG=debug (or warn, error) changes the level; logs go to standard error.
 ";
+    text
+}
+
+/// The README's option table (between its `options-table` markers), in Markdown.
+pub fn readme_option_table() -> String {
+    let cell = |text: &str| text.replace('|', "\\|");
+    let mut table = String::from(
+        "| Flag | Variable | Default | Accepts | Meaning |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for group in Group::ALL {
+        for opt in OPTIONS.iter().filter(|opt| opt.group == group) {
+            let accepts = if opt.is_switch() {
+                "a switch (below)".to_string()
+            } else if !opt.choices.is_empty() {
+                let names: Vec<String> = opt
+                    .choices
+                    .iter()
+                    .map(|(name, _)| format!("`{}`", cell(name)))
+                    .collect();
+                names.join(", ")
+            } else {
+                cell(&opt.accepted())
+            };
+            let default = match opt.default {
+                Some(value) if !opt.is_switch() => format!("`{}`", cell(value)),
+                _ => "off".to_string(),
+            };
+            let meaning = [opt.help, opt.more]
+                .iter()
+                .filter(|part| !part.is_empty())
+                .map(|part| cell(part.trim_end_matches('.')))
+                .collect::<Vec<_>>()
+                .join(". ");
+            table += &format!(
+                "| `{}` | `{}` | {default} | {accepts} | {meaning} |\n",
+                cell(&opt.usage()),
+                opt.var,
+            );
+        }
+    }
+    table += "\nA switch (`--flag`, `--flag=no`) is on when its variable is `1`, `true`, \
+              `yes` or `on`, and off when it is `0`, `false`, `no`, `off` or empty.\n";
+    table
+}
 
 /// Reads the environment (through `var`) and then the arguments (without the program name).
 pub fn parse<I, V>(args: I, var: V) -> Result<Action, ConfigError>
@@ -559,7 +960,7 @@ where
                     opt.var, opt.flag
                 ))
             })?;
-            (opt.apply)(&mut config, &value).map_err(|why| {
+            opt.read(&mut config, &value).map_err(|why| {
                 let shown = shown(opt, &value);
                 ConfigError(format!(
                     "invalid value {shown}for {} ({}): {why}",
@@ -568,43 +969,21 @@ where
             })?;
         }
     }
-    for switch in SWITCHES {
-        if let Some(raw) = var(switch.var) {
-            let value = raw.to_string_lossy().into_owned();
-            let on = parse_switch(&value).map_err(|why| {
-                ConfigError(format!(
-                    "invalid value '{value}' for {} ({}): {why}",
-                    switch.var, switch.flag
-                ))
-            })?;
-            if on {
-                (switch.apply)(&mut config);
-            }
-        }
-    }
     let mut args = args.into_iter();
     while let Some(raw) = args.next() {
         let arg = raw
             .into_string()
             .map_err(|raw| ConfigError(format!("argument {raw:?} is not valid UTF-8")))?;
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Action::Help),
-            "-V" | "--version" => return Ok(Action::Version),
-            "--list-devices" => return Ok(Action::ListDevices),
-            "--list-cameras" => return Ok(Action::ListCameras),
-            _ => {}
+        if let Some((_, _, action)) = COMMANDS
+            .iter()
+            .find(|(flags, _, _)| flags.contains(&arg.as_str()))
+        {
+            return Ok(action.clone());
         }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        if let Some(switch) = SWITCHES.iter().find(|s| s.flag == flag) {
-            if inline.is_some() {
-                return Err(ConfigError(format!("option {flag} takes no value")));
-            }
-            (switch.apply)(&mut config);
-            continue;
-        }
         let Some(opt) = OPTIONS.iter().find(|o| o.flag == flag) else {
             return Err(ConfigError(if arg.starts_with('-') {
                 format!("unknown option '{}' (see --help)", printable(&flag))
@@ -615,10 +994,13 @@ where
                 )
             }));
         };
-        let value = match inline {
-            Some(v) => v,
-            None if opt.switch => "1".to_string(),
-            None => match args.next() {
+        let value = match (inline, opt.reader) {
+            (Some(_), Reader::OnlyOn { .. }) => {
+                return Err(ConfigError(format!("option {flag} takes no value")))
+            }
+            (Some(v), _) => v,
+            (None, Reader::Switch { .. } | Reader::OnlyOn { .. }) => "1".to_string(),
+            (None, _) => match args.next() {
                 Some(v) => v.into_string().map_err(|v| {
                     ConfigError(format!("invalid value {v:?} for {flag}: not valid UTF-8"))
                 })?,
@@ -629,7 +1011,7 @@ where
                 }
             },
         };
-        (opt.apply)(&mut config, &value).map_err(|why| {
+        opt.read(&mut config, &value).map_err(|why| {
             let shown = shown(opt, &value);
             ConfigError(format!("invalid value {shown}for {flag}: {why}"))
         })?;
@@ -721,15 +1103,6 @@ fn parse_origin(v: &str) -> Result<String, String> {
         Ok(v.to_string())
     } else {
         Err(WANT.into())
-    }
-}
-
-/// On or off, for options such as `--hflip=no`.
-fn parse_on_off(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "on" => Ok(true),
-        "0" | "no" | "false" | "off" => Ok(false),
-        _ => Err("expected 1, yes, true or on; or 0, no, false or off".into()),
     }
 }
 
@@ -851,8 +1224,8 @@ mod tests {
         let e = run(&[], &[("PICAM_NO_MDNS", "maybe")]).unwrap_err().0;
         assert_eq!(
             e,
-            "invalid value 'maybe' for PICAM_NO_MDNS (--no-mdns): expected 1, true or yes \
-             to turn it on; 0, false, no or empty for off"
+            "invalid value 'maybe' for PICAM_NO_MDNS (--no-mdns): expected 1, true, yes or \
+             on to turn it on; 0, false, no, off or empty for off"
         );
         let e = run(&["--no-mdns=1"], &[]).unwrap_err().0;
         assert_eq!(e, "option --no-mdns takes no value");
@@ -1037,5 +1410,224 @@ mod tests {
         assert!(!config(&["--always-on=no"], &[("PICAM_ALWAYS_ON", "yes")]).always_on);
         let e = run(&["--always-on=sometimes"], &[]).unwrap_err().0;
         assert!(e.contains("--always-on"), "{e}");
+    }
+
+    /// The defaults as they were before the option table gave them: behaviour kept.
+    #[test]
+    fn every_default_reads_through_its_own_option() {
+        for opt in OPTIONS {
+            if let Some(default) = opt.default {
+                let mut c = Config::default();
+                assert_eq!(opt.read(&mut c, default), Ok(()), "{}", opt.flag);
+                assert_eq!(c, Config::default(), "{} {default}", opt.flag);
+            }
+        }
+        let want = Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            source: SourceSpec::Auto,
+            width: 640,
+            height: 480,
+            fps: 30,
+            quality: 80,
+            encoder: EncoderChoice::Auto,
+            max_clients: 100,
+            max_clients_per_address: 10,
+            source_timeout: 5,
+            mdns_name: Some("picam".to_string()),
+            auth: None,
+            auth_file: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_origin: None,
+            patience: Patience {
+                head: Duration::from_secs(10),
+                idle: Duration::from_secs(15),
+                head_bytes: 16384,
+                pending: 64,
+            },
+            transform: Transform::default(),
+            isolate: Isolation::Auto,
+            always_on: false,
+        };
+        assert_eq!(Config::default(), want);
+        assert_eq!(Config::default().patience, Patience::default());
+    }
+
+    #[test]
+    fn every_option_is_defined_once_and_shown_in_help() {
+        for (i, opt) in OPTIONS.iter().enumerate() {
+            for other in &OPTIONS[i + 1..] {
+                assert_ne!(opt.flag, other.flag);
+                assert_ne!(opt.var, other.var);
+            }
+            assert!(opt.var.starts_with("PICAM_"), "{}", opt.var);
+            let entry = opt.help_entry();
+            assert!(
+                HELP.contains(&entry),
+                "--help has the entry of {}",
+                opt.flag
+            );
+            let flat = entry.split_whitespace().collect::<Vec<_>>().join(" ");
+            for said in [
+                opt.flag,
+                opt.var,
+                opt.default_shown(),
+                &opt.accepted(),
+                opt.help,
+            ] {
+                assert!(flat.contains(said), "--help on {} says {said}", opt.flag);
+            }
+            for (choice, meaning) in opt.choices {
+                assert!(flat.contains(&format!("{choice} {meaning}")), "{choice}");
+                // A placeholder (`file:PATH`) filled in, an optional part (`[:INDEX]`) left out.
+                let example = choice.split('[').next().unwrap_or(choice);
+                let example = match example.split_once(':') {
+                    Some((kind, rest)) if rest.chars().all(|c| c.is_ascii_uppercase()) => {
+                        format!("{kind}:0")
+                    }
+                    _ => example.to_string(),
+                };
+                let mut c = Config::default();
+                assert_eq!(opt.read(&mut c, &example), Ok(()), "{} {example}", opt.flag);
+            }
+            if let Reader::Number { min, max, .. } = opt.reader {
+                let mut c = Config::default();
+                assert!(opt.read(&mut c, &min.to_string()).is_ok());
+                assert!(opt.read(&mut c, &max.to_string()).is_ok());
+                assert!(opt.read(&mut c, &(max + 1).to_string()).is_err());
+                if min > 0 {
+                    assert!(opt.read(&mut c, &(min - 1).to_string()).is_err());
+                }
+            }
+        }
+        for (flags, _, action) in COMMANDS {
+            for flag in *flags {
+                assert!(HELP.contains(flag), "--help lists {flag}");
+                assert_eq!(run(&[flag], &[]).as_ref(), Ok(action));
+            }
+        }
+        for line in HELP.lines().filter(|line| line.starts_with("  --")) {
+            assert!(line.len() <= HELP_WIDTH, "{line}");
+        }
+    }
+
+    /// Every switch takes the same words, on the command line and in its variable.
+    #[test]
+    fn one_set_of_switch_words() {
+        let switches: Vec<&Opt> = OPTIONS.iter().filter(|opt| opt.is_switch()).collect();
+        assert_eq!(switches.len(), 4);
+        let no_mdns = |c: &Config| c.mdns_name.is_none();
+        let always_on = |c: &Config| c.always_on;
+        let hflip = |c: &Config| c.transform.hflip;
+        let vflip = |c: &Config| c.transform.vflip;
+        type IsOn = fn(&Config) -> bool;
+        let cases: [(&str, &str, IsOn); 4] = [
+            ("--no-mdns", "PICAM_NO_MDNS", no_mdns),
+            ("--always-on", "PICAM_ALWAYS_ON", always_on),
+            ("--hflip", "PICAM_HFLIP", hflip),
+            ("--vflip", "PICAM_VFLIP", vflip),
+        ];
+        for (flag, var, is_on) in cases {
+            assert!(switches
+                .iter()
+                .any(|opt| opt.flag == flag && opt.var == var));
+            assert!(is_on(&config(&[flag], &[])), "{flag}");
+            assert!(!is_on(&config(&[], &[])), "{flag}");
+            for word in ["1", "true", "yes", "on", "ON", "Yes"] {
+                assert!(is_on(&config(&[], &[(var, word)])), "{var}={word}");
+                if flag != "--no-mdns" {
+                    let arg = format!("{flag}={word}");
+                    assert!(is_on(&config(&[&arg], &[])), "{arg}");
+                }
+            }
+            for word in ["0", "false", "no", "off", "OFF", ""] {
+                assert!(!is_on(&config(&[], &[(var, word)])), "{var}={word}");
+                if flag != "--no-mdns" {
+                    let arg = format!("{flag}={word}");
+                    assert!(!is_on(&config(&[&arg], &[(var, "1")])), "{arg}");
+                }
+            }
+            let e = run(&[], &[(var, "maybe")]).unwrap_err().0;
+            assert_eq!(
+                e,
+                format!(
+                    "invalid value 'maybe' for {var} ({flag}): expected 1, true, yes or on \
+                     to turn it on; 0, false, no, off or empty for off"
+                )
+            );
+        }
+    }
+
+    /// The README's option table is made from [`OPTIONS`]; this fails when it is stale
+    /// and rewrites it with `PICAM_WRITE_README=1`.
+    #[test]
+    fn readme_option_table_is_current() {
+        const BEGIN: &str = "<!-- options-table:begin -->\n";
+        const END: &str = "<!-- options-table:end -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md");
+        let (Some(begin), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
+            panic!("README.md has no {BEGIN:?} ... {END:?} markers around its option table");
+        };
+        let start = begin + BEGIN.len();
+        assert!(start <= end, "README.md: {END:?} comes before {BEGIN:?}");
+        let table = readme_option_table();
+        if readme[start..end] == table {
+            return;
+        }
+        if std::env::var_os("PICAM_WRITE_README").is_some() {
+            let written = format!("{}{table}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, written).expect("README.md written");
+            return;
+        }
+        panic!(
+            "README.md's option table (between its options-table markers) is not the one \
+             made from OPTIONS in src/config.rs; rewrite it with:\n    \
+             PICAM_WRITE_README=1 cargo test --lib readme_option_table"
+        );
+    }
+
+    /// The packaged settings files (Debian's /etc/default file, the SD card's
+    /// picam.txt) name only variables that exist and show the table's defaults.
+    #[test]
+    fn packaged_settings_files_agree_with_the_table() {
+        let files = [
+            "debian/picam-stream.default",
+            "buildroot-package/package/picam-stream/picam.txt",
+        ];
+        for file in files {
+            let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let mut seen = 0;
+            for line in text.lines() {
+                let line = line.trim_start_matches('#').trim();
+                let Some((var, value)) = line.split_once('=') else {
+                    continue;
+                };
+                if !var.starts_with("PICAM_") || var.contains(' ') {
+                    continue;
+                }
+                seen += 1;
+                if var == crate::source::rpicam::PROGRAM_VAR {
+                    continue;
+                }
+                let Some(opt) = OPTIONS.iter().find(|opt| opt.var == var) else {
+                    panic!("{file}: {var} is no option's variable");
+                };
+                let value = value.trim_matches(['"', '\'']);
+                if opt.is_switch() {
+                    assert!(parse_switch(value).is_ok(), "{file}: {line}");
+                } else {
+                    assert_eq!(
+                        Some(value),
+                        opt.default,
+                        "{file}: {line} is not the default"
+                    );
+                }
+            }
+            assert!(seen > 0, "{file} names no PICAM_ variable");
+        }
     }
 }

@@ -39,7 +39,7 @@ fn main() {
     let config = match config::parse(std::env::args_os().skip(1), |k| std::env::var_os(k)) {
         Ok(Action::Run(c)) => *c,
         Ok(Action::Help) => {
-            print!("{}", config::HELP);
+            print!("{}", *config::HELP);
             return;
         }
         Ok(Action::ListDevices) => {
