@@ -17,13 +17,15 @@
 # instructions is about 1.3-2 ms of a Pi Zero.
 #
 # Environment:
-#   PICAM_ARM_BINARY        the ARMv6 binary (default: ci/cross.sh's static musl build
+#   PICAM_ARM_BINARY        the ARMv6 binary (default: .ci/cross.sh's static musl build
 #                           in $PICAM_CI_CACHE/dist/arm-unknown-linux-musleabihf/)
 #   PICAM_ARMCOUNT_PLUGIN   a qemu TCG plugin that counts the guest instructions of all
 #                           threads and, when the process exits, writes the total to
 #                           the file named by its `out=FILE` argument (required)
-#   PICAM_CI_CACHE          default /var/cache/picam-stream-ci
+#   PICAM_CI_CACHE          see .ci/lib.sh
 set -euo pipefail
+# shellcheck source=.ci/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../.ci/lib.sh"
 
 seconds=30
 if [ "${1:-}" != "--" ] && [ -n "${1:-}" ]; then
@@ -31,12 +33,11 @@ if [ "${1:-}" != "--" ] && [ -n "${1:-}" ]; then
     shift
 fi
 [ "${1:-}" = "--" ] && shift
-cache=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
+cache=$PICAM_CI_CACHE
 binary=${PICAM_ARM_BINARY:-$cache/dist/arm-unknown-linux-musleabihf/picam-stream}
 plugin=${PICAM_ARMCOUNT_PLUGIN:-}
 
-die() { printf 'armcount: %s\n' "$*" >&2; exit 1; }
-[ -x "$binary" ] || die "no ARMv6 binary at $binary (build it with ci/cross.sh or set PICAM_ARM_BINARY)"
+[ -x "$binary" ] || die "no ARMv6 binary at $binary (build it with .ci/cross.sh or set PICAM_ARM_BINARY)"
 [ -n "$plugin" ] && [ -r "$plugin" ] || die "set PICAM_ARMCOUNT_PLUGIN to an instruction-counting qemu plugin"
 command -v qemu-arm >/dev/null || die "qemu-arm is missing (Debian: apt install qemu-user)"
 command -v curl >/dev/null || die "curl is missing"

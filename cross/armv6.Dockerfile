@@ -26,7 +26,7 @@ COPY --from=zigbuild /opt/zigbuild/bin/cargo-zigbuild /usr/local/bin/cargo-zigbu
 # CPU that `cross test` emulates.  arm1176 is the Pi Zero's own core; the
 # static musl build runs on it.  The glibc build needs an armhf loader and libc
 # at run time and Debian's are ARMv7, so Cross.toml builds its image with
-# QEMU_CPU=cortex-a7 (ci/armv6-scan.py proves its own code is ARMv6).
+# QEMU_CPU=cortex-a7 (.ci/armv6-scan.py proves its own code is ARMv6).
 ARG QEMU_CPU=arm1176
 ENV PATH=/opt/zig/bin:$PATH \
     XDG_CACHE_HOME=/tmp/xdg-cache \

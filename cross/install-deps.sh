@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the Raspberry Pi cross builds need, on a Debian 12 host or in a
-# cross/ image.  Shared by ci/cross.sh, ci/libcamera.sh, ci/cross-podman.sh and
+# cross/ image.  Shared by .ci/cross.sh, .ci/libcamera.sh, .ci/cross-podman.sh and
 # the cross/*.Dockerfile images.
 #
 #   install-deps.sh apt FAMILY...   Debian packages: native gcc (build scripts),
@@ -29,6 +29,14 @@
 #                                   built for them.
 #   install-deps.sh debian-mirror   prints the Debian archive address of the
 #                                   machine's apt sources.
+#   install-deps.sh private-apt DIR ARCH
+#                                   makes DIR an apt of its own for the Debian
+#                                   architecture ARCH: DIR/apt.conf (use it with
+#                                   APT_CONFIG=DIR/apt.conf) keeps lists, downloads
+#                                   and an empty package status under DIR and reads
+#                                   its sources from DIR/etc/sources.list and
+#                                   DIR/etc/sources.list.d/ (the caller writes
+#                                   them); the host's apt is not touched.
 #   install-deps.sh libcamera ARCH ROOT
 #                                   Debian's libcamera for ARCH (amd64 | arm64 |
 #                                   armhf) unpacked into ROOT: libcamera-dev and
@@ -84,12 +92,14 @@ packages_for() {
     esac
 }
 
+# wait for another apt (the CI's lanes install side by side) rather than fail
+APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
 apt_update_done=0
 apt_update() {
     [ "$apt_update_done" = 1 ] && return 0
     local i
     for i in 1 2 3; do
-        if as_root env DEBIAN_FRONTEND=noninteractive timeout "$APT_TIMEOUT" apt-get -q update >&2; then
+        if as_root env DEBIAN_FRONTEND=noninteractive timeout "$APT_TIMEOUT" apt-get "${APT_OPTS[@]}" -q update >&2; then
             apt_update_done=1
             return 0
         fi
@@ -111,7 +121,7 @@ apt_install() {
     local i
     for i in 1 2 3; do
         if as_root env DEBIAN_FRONTEND=noninteractive timeout "$APT_TIMEOUT" \
-            apt-get -q install -y --no-install-recommends "${missing[@]}" >&2; then
+            apt-get "${APT_OPTS[@]}" -q install -y --no-install-recommends "${missing[@]}" >&2; then
             return 0
         fi
         log "apt-get install failed (try $i/3); refreshing the package lists"
@@ -265,6 +275,27 @@ cmd_debian_mirror() {
     echo "${uri%/}"
 }
 
+cmd_private_apt() {
+    local dir="${1:?usage: install-deps.sh private-apt DIR ARCH}" arch="${2:?usage: install-deps.sh private-apt DIR ARCH}"
+    mkdir -p "$dir"/{state/lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d}
+    [ -e "$dir/status" ] || : >"$dir/status"
+    cat >"$dir/apt.conf" <<EOF
+Dir::Etc::SourceList "$dir/etc/sources.list";
+Dir::Etc::SourceParts "$dir/etc/sources.list.d";
+Dir::Etc::Preferences "$dir/etc/preferences";
+Dir::Etc::PreferencesParts "$dir/etc/preferences.d";
+Dir::State "$dir/state";
+Dir::State::status "$dir/status";
+Dir::Cache "$dir/cache";
+APT::Architecture "$arch";
+APT::Architectures { "$arch"; };
+APT::Install-Recommends "false";
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+Acquire::Retries "3";
+EOF
+}
+
 # Private apt state for one architecture of LIBCAMERA_SUITE, in $lc_apt: its own
 # sources, lists, status and download cache, with ARCH as the native
 # architecture so packages resolve as on that machine.
@@ -278,30 +309,18 @@ lc_setup() {
         trap "rm -rf '$base'" EXIT
     fi
     lc_apt="$base/$LIBCAMERA_SUITE-$arch"
-    mkdir -p "$lc_apt"/{state/lists/partial,cache/archives/partial,etc/sources.list.d,etc/preferences.d,etc/apt.conf.d,debs,listing/partial}
+    mkdir -p "$lc_apt"/{etc/apt.conf.d,debs,listing/partial}
     exec 8>"$lc_apt/.lock"
     flock -w 1800 8 || die "another run holds $lc_apt/.lock"
-    [ -e "$lc_apt/status" ] || : >"$lc_apt/status"
     mirror=$(cmd_debian_mirror)
     case "$mirror" in
         https:*) if ! [ -s /etc/ssl/certs/ca-certificates.crt ]; then apt_install ca-certificates; fi ;;
     esac
     command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
-    cat >"$lc_apt/apt.conf" <<EOF
-Dir::Etc::SourceList "$lc_apt/etc/sources.list";
-Dir::Etc::SourceParts "$lc_apt/etc/sources.list.d";
-Dir::Etc::Preferences "$lc_apt/etc/preferences";
-Dir::Etc::PreferencesParts "$lc_apt/etc/preferences.d";
+    cmd_private_apt "$lc_apt" "$arch"
+    # and none of the host's apt.conf.d, and no indexes but the packages'
+    cat >>"$lc_apt/apt.conf" <<EOF
 Dir::Etc::Parts "$lc_apt/etc/apt.conf.d";
-Dir::State "$lc_apt/state";
-Dir::State::status "$lc_apt/status";
-Dir::Cache "$lc_apt/cache";
-APT::Architecture "$arch";
-APT::Architectures { "$arch"; };
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::Retries "3";
 Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
 Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
 Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
@@ -444,9 +463,10 @@ main() {
         debian-rust) cmd_debian_rust ;;
         no-libcamera) cmd_no_libcamera "$@" ;;
         debian-mirror) cmd_debian_mirror ;;
+        private-apt) cmd_private_apt "$@" ;;
         libcamera) cmd_libcamera "$@" ;;
         libcamera-run) cmd_libcamera_run "$@" ;;
-        *) die "usage: install-deps.sh {apt FAMILY...|pkgs PKG...|zig PREFIX|zigbuild ROOT|zig-linker TARGET DIR|debian-rust|no-libcamera DIR|debian-mirror|libcamera ARCH ROOT|libcamera-run ARCH ROOT}" ;;
+        *) die "usage: install-deps.sh {apt FAMILY...|pkgs PKG...|zig PREFIX|zigbuild ROOT|zig-linker TARGET DIR|debian-rust|no-libcamera DIR|debian-mirror|private-apt DIR ARCH|libcamera ARCH ROOT|libcamera-run ARCH ROOT}" ;;
     esac
 }
 

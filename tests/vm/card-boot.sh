@@ -24,17 +24,18 @@
 # Each boot prints the time from power-on (qemu's launch) to the first frame.
 # The cached cards stay as built: each machine boots a copy.
 #
-# Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci),
+# Environment: PICAM_CI_CACHE (see .ci/lib.sh),
 # PICAM_BOOT_TIMEOUT (seconds per boot, default 150), PICAM_BOOT_SHOW_CONSOLE=1
 # (print each guest console), PICAM_CARD_MACHINES (default "raspi3b raspi0").
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-say() { printf 'card: %s\n' "$*"; }
-die() { printf 'card: FAIL: %s\n' "$*" >&2; exit 1; }
+CI_NAME=card
+# shellcheck source=.ci/lib.sh
+. "$HERE/../../.ci/lib.sh"
 # shellcheck source=tests/vm/guest-root.sh
 . "$HERE/guest-root.sh"
-REPO=$(cd "$HERE/../.." && pwd)
+REPO=$PICAM_REPO
 PKG=$REPO/buildroot-package/package/picam-stream
 BOOT_TIMEOUT=${PICAM_BOOT_TIMEOUT:-150}
 MACHINES=${PICAM_CARD_MACHINES:-raspi3b raspi0}

@@ -24,7 +24,7 @@
 #
 # Made without loop devices, mounts or binfmt: mkfs.ext4 -d, mkfs.vfat -C and
 # mcopy, sfdisk on the image file, dd conv=notrunc of each partition.
-# Everything lives under ${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/card/:
+# Everything lives under $PICAM_CI_CACHE/card/:
 # the package versions chosen once are pinned in packages.env (a warm run does
 # not touch the network), and a card is rebuilt only when an input changed.
 #
@@ -34,15 +34,15 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-say() { printf 'card-build: %s\n' "$*" >&2; }
-die() { printf 'card-build: FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=.ci/lib.sh
+. "$HERE/../../.ci/lib.sh"
 # shellcheck source=tests/vm/guest-root.sh
 . "$HERE/guest-root.sh"
-REPO=$(cd "$HERE/../.." && pwd)
+REPO=$PICAM_REPO
 PKG=$REPO/buildroot-package/package/picam-stream
 OVERLAY=$REPO/buildroot-package/board/picam/rootfs-overlay
 FIXTURES=$HERE/image
-CI_CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
+CI_CACHE=$PICAM_CI_CACHE
 CACHE=$CI_CACHE/card
 SUITES=${PICAM_CARD_SUITES:-trixie bookworm-backports bookworm}
 export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin"
@@ -224,7 +224,7 @@ if [ -z "$U_NAME" ] || [ -z "$U_GROUPS" ]; then die "no PICAM_STREAM_USERS in pi
 fingerprint() {
     {
         cat "$ENV"
-        sha256sum "${BASH_SOURCE[0]}" "$HERE/guest-root.sh" "$FIXTURES"/* "$PKG"/{S30picam-config,S99picam-stream,picam-config,picam.txt,picam-stream.mk} \
+        sha256sum "${BASH_SOURCE[0]}" "$HERE/guest-root.sh" "$PICAM_REPO/.ci/lib.sh" "$FIXTURES"/* "$PKG"/{S30picam-config,S99picam-stream,picam-config,picam.txt,picam-stream.mk} \
             "$OVERLAY/etc/mdev.conf" "$1" | sed 's/ .*//'
     } | sha256sum | cut -c1-16
 }

@@ -10,7 +10,7 @@
 # VM rig's release (tests/vm/rig.sh, private apt lists), with Debian's arm64
 # kernel and its vivid driver (loaded by systemd-modules-load) as the camera,
 # systemd-networkd for the network. The package goes in with
-# `dpkg --root --force-script-chrootless -i` as ci/deb.sh does: its postinst
+# `dpkg --root --force-script-chrootless -i` as .ci/deb.sh does: its postinst
 # makes the user picam (systemd-sysusers) and enables the unit
 # (deb-systemd-helper); /etc/default/picam-stream stays as shipped. The
 # whole tree is the VM's initramfs; qemu (-M virt, TCG) boots it with
@@ -37,17 +37,19 @@
 # It prints the time from the VM's launch to the first frame, and ends with
 # "deb-boot: N passed, N failed".
 #
-# Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci),
+# Environment: PICAM_CI_CACHE (see .ci/lib.sh),
 # PICAM_DEB (the package; default $PICAM_CI_CACHE/debs/picam-stream_<version>-1_arm64.deb,
-# made by ci/deb.sh), PICAM_BOOT_TIMEOUT (seconds from launch to the first
+# made by .ci/deb.sh), PICAM_BOOT_TIMEOUT (seconds from launch to the first
 # frame, default 150), PICAM_DEB_BOOT_SHOW_CONSOLE=1 to print the console.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=.ci/lib.sh
+. "$HERE/../../.ci/lib.sh"
 # shellcheck source=tests/vm/guest-root.sh
 . "$HERE/guest-root.sh"
-REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
+REPO=$PICAM_REPO
+CACHE=$PICAM_CI_CACHE
 MINE=$CACHE/debvm
 BOOT_TIMEOUT=${PICAM_BOOT_TIMEOUT:-150}
 LINGER=3
@@ -61,8 +63,6 @@ LAYOUT=1
 export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C
 PASS=0 FAIL=0
-say() { printf 'deb-boot: %s\n' "$*"; }
-die() { printf 'deb-boot: error: %s\n' "$*" >&2; exit 1; }
 ok() { PASS=$((PASS + 1)); printf 'deb-boot: ok: %s\n' "$*"; }
 nok() { FAIL=$((FAIL + 1)); printf 'deb-boot: NOT OK: %s\n' "$*"; }
 
@@ -88,7 +88,7 @@ APT_CONF=$CACHE/vm/apt/arm64/apt.conf
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)
 DEB=${PICAM_DEB:-$CACHE/debs/picam-stream_${version}-1_arm64.deb}
-[ -s "$DEB" ] || die "no package $DEB (run ci/deb.sh)"
+[ -s "$DEB" ] || die "no package $DEB (run .ci/deb.sh)"
 say "package: $DEB ($(stat -c %s "$DEB") bytes, built $(date -u -r "$DEB" +%FT%TZ))"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/picam-debboot.XXXXXX")

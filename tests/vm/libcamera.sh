@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The libcamera source end to end in the VM rig: Debian's kernel with the vimc virtual
 # camera, a Debian trixie userland (libcamera 0.4, its IPA modules and systemd-udevd,
-# from ci/libcamera.sh) that the guest chroots into over the shared directory, and the
+# from .ci/libcamera.sh) that the guest chroots into over the shared directory, and the
 # x86_64 binary built with the libcamera feature.
 #
 #   PICAM_LIBCAMERA_BIN=path/to/picam-stream tests/vm/libcamera.sh
@@ -25,25 +25,28 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera"
+CI_NAME=libcamera-vm
+# shellcheck source=.ci/lib.sh
+. "$HERE/../../.ci/lib.sh"
+REPO=$PICAM_REPO
+CACHE="$PICAM_CI_CACHE/libcamera"
 BIN="${PICAM_LIBCAMERA_BIN:-$CACHE/target/x86_64-unknown-linux-gnu/release/picam-stream}"
 WIDTH=${PICAM_VM_WIDTH:-640}
 HEIGHT=${PICAM_VM_HEIGHT:-480}
 FPS=${PICAM_VM_FPS:-10}
 MEASURE_SECONDS=${PICAM_VM_MEASURE_SECONDS:-20}
 
-say() { printf 'libcamera-vm: %s\n' "$*"; }
+# the report (ok / NOT OK lines) on stdout
+report() { printf '%s: %s\n' "$CI_NAME" "$*"; }
 PASS=0 FAIL=0
-ok() { PASS=$((PASS + 1)); say "ok: $*"; }
-nok() { FAIL=$((FAIL + 1)); say "NOT OK: $*"; }
+ok() { PASS=$((PASS + 1)); report "ok: $*"; }
+nok() { FAIL=$((FAIL + 1)); report "NOT OK: $*"; }
 
-[ -x "$BIN" ] || { say "no binary at $BIN (build it with ci/libcamera.sh or set PICAM_LIBCAMERA_BIN)"; exit 1; }
-command -v djpeg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    libjpeg-turbo-progs >/dev/null 2>&1 || { say "cannot install libjpeg-turbo-progs"; exit 1; }
-command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null 2>&1
+[ -x "$BIN" ] || die "no binary at $BIN (build it with .ci/libcamera.sh or set PICAM_LIBCAMERA_BIN)"
+need djpeg libjpeg-turbo-progs
+need curl curl
 
-ROOT=${PICAM_LIBCAMERA_ROOT:-$(bash "$REPO/ci/libcamera.sh" root | tail -n 1)}
+ROOT=${PICAM_LIBCAMERA_ROOT:-$(bash "$REPO/.ci/libcamera.sh" root | tail -n 1)}
 [ -x "$ROOT/usr/lib/systemd/systemd-udevd" ] || { say "the trixie root $ROOT is incomplete"; exit 1; }
 
 # The share: a hard-linked copy of the root (same file system, so it is instant and

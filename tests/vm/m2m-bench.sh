@@ -14,7 +14,9 @@
 # carries over to a real hardware encoder, and the guest's user/kernel split is sampled
 # at ticks: compare sums, over several runs.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source=.ci/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../.ci/lib.sh"
+cd "$PICAM_REPO"
 frames=${1:-60}
 export CARGO_TERM_COLOR=never
 

@@ -11,7 +11,7 @@
 #   tests/vm/rig.sh info     [--arch ...]
 #
 # See README.md beside this file. Everything downloaded or built goes to
-# ${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/vm.
+# $PICAM_CI_CACHE/vm.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -19,7 +19,11 @@ export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C
 
 RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/vm
+# die: 125, which tells a failing rig from a failing guest command
+CI_DIE_STATUS=125
+# shellcheck source=.ci/lib.sh
+. "$RIG_DIR/../../.ci/lib.sh"
+CACHE=$PICAM_CI_CACHE/vm
 GUEST_PACKAGES=(busybox-static kmod v4l-utils libc6 libgcc-s1 libstdc++6)
 # Loaded by the guest's /init before anything else (virtio PCI, console ports, 9p, net).
 BASE_MODULES=(virtio_pci virtio_console virtio_net 9pnet_virtio 9p)
@@ -28,8 +32,6 @@ OOT_MODULES=(v4l2-mem2mem vim2m vicodec vimc)
 DEFAULT_MODULES="vivid"
 DEFAULT_TIMEOUT=120
 
-die() { printf 'rig: error: %s\n' "$*" >&2; exit 125; }
-say() { printf 'rig: %s\n' "$*" >&2; }
 now() { printf '%s' "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # shellcheck source=tests/vm/guest-root.sh
@@ -60,23 +62,8 @@ ensure_host_tools() {
         command -v "$tool" >/dev/null 2>&1 || pkgs+=("$pkg")
     done
     [ "${#pkgs[@]}" -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "missing host packages: ${pkgs[*]} (install them, or run as root)"
     say "installing host packages: ${pkgs[*]}"
-    local -a aptget=(apt-get -q -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-    local log
-    log=$(mktemp)
-    if ! DEBIAN_FRONTEND=noninteractive "${aptget[@]}" install -y --no-install-recommends "${pkgs[@]}" \
-        > "$log" 2>&1; then
-        # Perhaps the lists are missing or stale.
-        "${aptget[@]}" update >> "$log" 2>&1 || true
-        if ! DEBIAN_FRONTEND=noninteractive "${aptget[@]}" install -y --no-install-recommends "${pkgs[@]}" \
-            >> "$log" 2>&1; then
-            tail -n 30 "$log" >&2
-            rm -f "$log"
-            die "could not install ${pkgs[*]}"
-        fi
-    fi
-    rm -f "$log"
+    apt_install "${pkgs[@]}" || die "could not install ${pkgs[*]}"
 }
 
 # ---------------------------------------------------------------- private apt

@@ -5,7 +5,7 @@
 # the ARMv6 binaries for ARMv7+ instructions and print the stripped size (and
 # glibc need) per target.
 #
-#   ci/cross.sh [TARGET...]      default: all six targets in cross/targets
+#   .ci/cross.sh [TARGET...]      default: all six targets in cross/targets
 #
 # Each target's release binary is built once and is what its suite tests. The
 # suites run in the background while the next target builds (a suite under
@@ -13,8 +13,9 @@
 #
 # Installs what it needs on a Debian 12 machine that has rustup's toolchain,
 # gcc, python3 and apt (see cross/install-deps.sh); everything it downloads or
-# builds lives under $PICAM_CI_CACHE (default /var/cache/picam-stream-ci), so a
-# second run is warm.
+# builds lives under $PICAM_CI_CACHE (see .ci/lib.sh), so a second run is warm.
+# The linker of the gcc-linked targets and their C compilers come from
+# .cargo/config.toml (read from PICAM_SRC); the zig-linked ones are cargo-zigbuild's.
 #
 # Environment:
 #   PICAM_CI_CACHE        cache directory (tools, cargo home, target dir, logs, dist)
@@ -40,12 +41,13 @@
 # command, which they read from PICAM_TEST_EXEC_WRAPPER.
 set -euo pipefail
 
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
 mapfile -t ALL_TARGETS < <(grep -v '^#' "$REPO/cross/targets")
 SRC="${PICAM_SRC:-$REPO}"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
+CACHE=$PICAM_CI_CACHE
 STD_MODE="${PICAM_CROSS_STD:-auto}"
 ARMV6_GLIBC="${PICAM_ARMV6_GLIBC:-2.31}"
 TEST_TIMEOUT="${PICAM_TEST_TIMEOUT:-1200}"
@@ -53,9 +55,6 @@ BUILD_TIMEOUT="${PICAM_BUILD_TIMEOUT:-1500}"
 BIN_NAME=picam-stream
 
 T0=$SECONDS
-log() { printf '[cross] %s\n' "$*"; }
-warn() { printf '[cross] WARNING: %s\n' "$*" >&2; }
-die() { printf '[cross] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- arguments
 if [ $# -gt 0 ]; then
@@ -69,6 +68,7 @@ for t in "${TARGETS[@]}"; do
 done
 case "$STD_MODE" in auto|build-std|debian) ;; *) die "PICAM_CROSS_STD must be auto, build-std or debian" ;; esac
 [ -f "$SRC/Cargo.toml" ] || die "no Cargo.toml in $SRC"
+[ -f "$SRC/.cargo/config.toml" ] || die "no .cargo/config.toml in $SRC (the gcc targets' linkers)"
 
 # ------------------------------------------------------------ per-target facts
 family() {
@@ -153,13 +153,13 @@ if [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 t_install=$SECONDS
-log "installing host packages for: ${families[*]}"
+say "installing host packages for: ${families[*]}"
 bash "$REPO/cross/install-deps.sh" apt "${families[@]}"
 command -v rustup >/dev/null || die "rustup not found on PATH; install Rust with rustup first"
 TOOLCHAIN="${PICAM_RUST_TOOLCHAIN:-$(cd "$SRC" && rustup show active-toolchain 2>/dev/null | awk 'NR==1{print $1}')}"
 [ -n "$TOOLCHAIN" ] || die "cannot tell the active rustup toolchain; set PICAM_RUST_TOOLCHAIN"
 export RUSTUP_TOOLCHAIN="$TOOLCHAIN"
-log "rust toolchain: $TOOLCHAIN ($(rustc --version))"
+say "rust toolchain: $TOOLCHAIN ($(rustc --version))"
 
 # Decide where each target's std comes from.
 declare -A STD_OF
@@ -200,10 +200,10 @@ if [ "$need_zig" = 1 ]; then
     bash "$REPO/cross/install-deps.sh" zigbuild "$CACHE/tools"
 fi
 t_install=$((SECONDS - t_install))
-log "install step: ${t_install}s"
+say "install step: ${t_install}s"
 
 # ---------------------------------------------------------------- scanner self-test
-SCAN=(python3 "$REPO/ci/armv6-scan.py" --objdump arm-linux-gnueabihf-objdump)
+SCAN=(python3 "$REPO/.ci/armv6-scan.py" --objdump arm-linux-gnueabihf-objdump)
 
 expect_scan() { # expect_scan WANT(0|1) FILE LABEL
     local want=$1 file=$2 label=$3 rc=0
@@ -213,11 +213,11 @@ expect_scan() { # expect_scan WANT(0|1) FILE LABEL
         warn "scanner self-test '$label': exit $rc, expected $want -- the ARMv6 scanner cannot be trusted"
         return 1
     fi
-    log "scanner self-test '$label': $([ "$want" = 1 ] && echo flagged as expected || echo clean as expected)"
+    say "scanner self-test '$label': $([ "$want" = 1 ] && echo flagged as expected || echo clean as expected)"
 }
 
 scanner_selftest() {
-    local d="$CACHE/selftest" c="$REPO/ci/armv6-selftest.c"
+    local d="$CACHE/selftest" c="$REPO/.ci/armv6-selftest.c"
     rm -rf "$d"; mkdir -p "$d"
     arm-linux-gnueabihf-gcc -O2 -c -march=armv7-a -marm -mfpu=vfpv3-d16 "$c" -o "$d/v7-arm.o"
     arm-linux-gnueabihf-gcc -O2 -c -march=armv7-a -mthumb -mfpu=vfpv3-d16 "$c" -o "$d/v7-thumb2.o"
@@ -245,16 +245,10 @@ scanner_selftest() {
 declare -A RESULT SIZE GLIBC TIME TESTS
 FAILED=0
 
+# The gcc targets' linker and C/C++ compilers are in .cargo/config.toml.
 cargo_env_for() { # prints nothing; exports target-specific variables
     local t=$1 T
     T=$(upper "$t")
-    local tu=${t//-/_}
-    if [ "$(linker_kind "$t")" = gcc ]; then
-        export "CARGO_TARGET_${T}_LINKER=$(gcc_for "$t")-gcc"
-        export "CC_${tu}=$(gcc_for "$t")-gcc"
-        export "CXX_${tu}=$(gcc_for "$t")-g++"
-        export "AR_${tu}=$(gcc_for "$t")-ar"
-    fi
     # std built from source has no self-contained musl start files: let zig
     # supply crt1.o and libc instead.
     case "$t" in
@@ -348,7 +342,7 @@ run_suite() {
         [ "$rc" = 0 ] && [ "$fp" -gt 0 ] || status="turbojpeg encoder tests FAILED on $fcpu (log: $fl)"
         ran="$ran turbojpeg@$fcpu:${fp}p"
     fi
-    # verdict, what ran, seconds, the first CPU's log (ci/cross-podman.sh compares with it)
+    # verdict, what ran, seconds, the first CPU's log (.ci/cross-podman.sh compares with it)
     printf '%s\t%s\t%s\t%s\n' "$status" "${ran# }" "$((SECONDS - t0))" "$first_log" >"$SUITE_DIR/$t.tmp"
     mv "$SUITE_DIR/$t.tmp" "$SUITE_DIR/$t"
 }
@@ -374,7 +368,7 @@ do_target() {
     : >"$logf"
     local std=${STD_OF[$t]} gccp strip objdump
     gccp=$(gcc_for "$t"); strip="$gccp-strip"; objdump="$gccp-objdump"
-    log "=== $t (std: $std, linker: $(linker_kind "$t"), log: $logf)"
+    say "=== $t (std: $std, linker: $(linker_kind "$t"), log: $logf)"
     cargo_env_for "$t"
 
     if ! (cd "$SRC" && run_cargo "$t" "$logf" build --bins >/dev/null); then
@@ -396,9 +390,9 @@ do_target() {
                 tail -n 40 "$logf"; RESULT[$t]="turbojpeg test build FAILED"; return 1
             fi
         fi
-        log "$t: built the binary and $(grep -c . "$tests" || true) test executable(s) in $((SECONDS - t_start))s"
+        say "$t: built the binary and $(grep -c . "$tests" || true) test executable(s) in $((SECONDS - t_start))s"
     else
-        log "$t: built the binary in $((SECONDS - t_start))s"
+        say "$t: built the binary in $((SECONDS - t_start))s"
     fi
 
     local status=ok
@@ -421,14 +415,14 @@ do_target() {
     RESULT[$t]=$status
     TIME[$t]=$((SECONDS - t_start))
     if [ "$suite" = 1 ]; then
-        log "$t: suite started in the background ($(cpus_for "$t")${feature_tests:+; turbojpeg encoder tests})"
+        say "$t: suite started in the background ($(cpus_for "$t")${feature_tests:+; turbojpeg encoder tests})"
         run_suite "$t" "$bin" "$tests" "$feature_tests" &
         SUITE_PIDS+=("$!")
         TESTS[$t]="running"
     else
         TESTS[$t]=$([ "${PICAM_CROSS_SKIP_TESTS:-0}" = 1 ] && echo skipped || echo "built only")
     fi
-    log "$t: $status; stripped size ${SIZE[$t]} bytes; glibc: ${GLIBC[$t]}; ${TIME[$t]}s"
+    say "$t: $status; stripped size ${SIZE[$t]} bytes; glibc: ${GLIBC[$t]}; ${TIME[$t]}s"
     [ "$status" = ok ]
 }
 
@@ -443,7 +437,7 @@ t_builds=$SECONDS
 for t in "${ORDERED[@]}"; do
     do_target "$t" || FAILED=1
 done
-log "all builds done in $((SECONDS - t_builds))s; waiting for the suites"
+say "all builds done in $((SECONDS - t_builds))s; waiting for the suites"
 for pid in "${SUITE_PIDS[@]}"; do wait "$pid" || true; done
 for t in "${ORDERED[@]}"; do
     [ "${TESTS[$t]:-}" = running ] || continue
@@ -479,10 +473,10 @@ for t in "${TARGETS[@]}"; do
         warn "$t: stripped binary is over 2 MiB"
     fi
 done
-log "ARMv6 scanner self-test: $SELFTEST"
-log "stripped binaries: $CACHE/dist/<target>/$BIN_NAME"
-log "total wall time: $((SECONDS - T0))s (install ${t_install}s)"
+say "ARMv6 scanner self-test: $SELFTEST"
+say "stripped binaries: $CACHE/dist/<target>/$BIN_NAME"
+say "total wall time: $((SECONDS - T0))s (install ${t_install}s)"
 if [ "$FAILED" != 0 ]; then
     die "one or more targets failed (logs in $CACHE/logs)"
 fi
-log "all targets OK"
+say "all targets OK"

@@ -4,7 +4,7 @@
 #     tests/browser/package-lock.json; it never downloads a browser of its own);
 #   - Debian's WebKitGTK (Safari's engine), driven by WebKitWebDriver under Xvfb.
 #
-#   ci/browser.sh [TEST_FILE...]     default: every tests/browser/*.test.mjs
+#   .ci/browser.sh [TEST_FILE...]     default: every tests/browser/*.test.mjs
 #
 # Installs what it needs on a Debian 12 machine that has the Rust toolchain, node 20+,
 # npm and apt (as root, or with sudo); a second run installs nothing. npm's cache and
@@ -12,7 +12,7 @@
 # is installed in tests/browser/node_modules (git-ignored).
 #
 # Environment:
-#   PICAM_CI_CACHE            cache directory (default /var/cache/picam-stream-ci)
+#   PICAM_CI_CACHE            cache directory (see .ci/lib.sh)
 #   PICAM_BROWSER_TARGET      cargo target dir of the release build (default: CARGO_TARGET_DIR
 #                             when set, as .ci/run sets it, else $PICAM_CI_CACHE/browser-target)
 #   PICAM_BROWSER_ARTIFACTS   where screenshots go (default: target/browser-artifacts in the checkout)
@@ -21,44 +21,23 @@ set -euo pipefail
 
 T0=$SECONDS
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
+CACHE="$PICAM_CI_CACHE"
 TARGET_DIR="${PICAM_BROWSER_TARGET:-${CARGO_TARGET_DIR:-$CACHE/browser-target}}"
 ARTIFACTS="${PICAM_BROWSER_ARTIFACTS:-$REPO/target/browser-artifacts}"
 TESTS="$REPO/tests/browser"
 
-log() { printf '[browser] %s (at %d s)\n' "$*" "$((SECONDS - T0))"; }
+# (with the time since the start)
+log() { say "$* (at $((SECONDS - T0)) s)"; }
 
 # --- Debian packages ------------------------------------------------------------------
 packages=(chromium fonts-dejavu-core)
 if [ "${PICAM_BROWSER_NO_WEBKIT:-0}" != 1 ]; then
     packages+=(webkit2gtk-driver xvfb xauth)
 fi
-missing=()
-for p in "${packages[@]}"; do
-    # (the answers are captured first: with pipefail, grep -q closing the pipe early fails it)
-    state="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
-    if [ "$state" != "install ok installed" ]; then
-        missing+=("$p")
-    fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    SUDO=()
-    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt_opts=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-    # Only refresh the package lists when one of the packages is unknown to them.
-    for p in "${missing[@]}"; do
-        policy="$(apt-cache policy "$p" 2>/dev/null || true)"
-        if ! grep -q 'Candidate: [^(]' <<<"$policy"; then
-            log "apt-get update ($p not in the package lists)"
-            "${SUDO[@]}" apt-get "${apt_opts[@]}" update -q
-            break
-        fi
-    done
-    "${SUDO[@]}" apt-get "${apt_opts[@]}" install -y -q --no-install-recommends "${missing[@]}"
-fi
+apt_install "${packages[@]}"
 /usr/bin/chromium --version
 if [ "${PICAM_BROWSER_NO_WEBKIT:-0}" != 1 ]; then
     dpkg-query -W -f='WebKitGTK ${Version}\n' webkit2gtk-driver

@@ -10,7 +10,7 @@
 #     + `podman import`, so the very cross/*.Dockerfile users build are built;
 #   - installs cross with cargo, then runs `cross build --release` for each
 #     target and `cross test --profile ci-test` (release without LTO, as
-#     ci/cross.sh builds its test executables) for the targets in
+#     .ci/cross.sh builds its test executables) for the targets in
 #     PICAM_CROSS_TEST_TARGETS;
 #   - for the targets in PICAM_CROSS_LIBCAMERA_TARGETS, also `cross build --release
 #     --features libcamera` (in the same target directory: only the crates the
@@ -18,9 +18,9 @@
 #     checks that the binary links libcamera.so and runs its `--list-cameras` under
 #     qemu-user on Debian trixie's libraries.
 #
-#   ci/cross-podman.sh [TARGET...]   default: all six Pi targets
+#   .ci/cross-podman.sh [TARGET...]   default: all six Pi targets
 #
-# Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci), PICAM_SRC,
+# Environment: PICAM_CI_CACHE (see .ci/lib.sh), PICAM_SRC,
 # PICAM_RUST_TOOLCHAIN, PICAM_CROSS_TEST_TARGETS (default: the aarch64 and
 # armv7 gnu targets), PICAM_CROSS_LIBCAMERA_TARGETS (default: the aarch64 gnu
 # target; the armv7 gnu target can be added).
@@ -30,16 +30,16 @@ CROSS_VERSION=0.2.5
 BASE_IMAGE=debian:bookworm-slim
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
 mapfile -t ALL_TARGETS < <(grep -v '^#' "$REPO/cross/targets")
 SRC="${PICAM_SRC:-$REPO}"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
+CACHE="$PICAM_CI_CACHE"
 TEST_TARGETS="${PICAM_CROSS_TEST_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
 LIBCAMERA_TARGETS="${PICAM_CROSS_LIBCAMERA_TARGETS-aarch64-unknown-linux-gnu}"
 T0=$SECONDS
 
-log() { printf '[cross-podman] %s\n' "$*"; }
-die() { printf '[cross-podman] ERROR: %s\n' "$*" >&2; exit 1; }
 # "N passed, M failed" summed over a cargo test log's result lines
 passed_failed() {
     grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" |
@@ -84,13 +84,13 @@ timeout 120 podman info >"$CACHE/logs/podman-info.log" 2>&1 || {
 
 # ---------------------------------------------------------------- base image
 if timeout 60 podman image exists "$BASE_IMAGE"; then
-    log "base image $BASE_IMAGE present"
+    say "base image $BASE_IMAGE present"
 else
     mirror=$(bash "$REPO/cross/install-deps.sh" debian-mirror) || die "no Debian archive in the machine's apt sources"
     rootfs="$CACHE/podman/rootfs-bookworm"
     tarball="$CACHE/podman/bookworm-minbase.tar"
     if [ ! -s "$tarball" ]; then
-        log "debootstrap bookworm (minbase) from the machine's mirror"
+        say "debootstrap bookworm (minbase) from the machine's mirror"
         rm -rf "$rootfs"
         timeout 900 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" \
             >"$CACHE/logs/debootstrap.log" 2>&1 || { tail -n 20 "$CACHE/logs/debootstrap.log"; die "debootstrap failed"; }
@@ -113,14 +113,14 @@ else
         tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
         rm -rf "$rootfs"
     fi
-    log "importing $BASE_IMAGE"
+    say "importing $BASE_IMAGE"
     timeout 300 podman import "$tarball" "docker.io/library/$BASE_IMAGE" >/dev/null
     podman tag "docker.io/library/$BASE_IMAGE" "$BASE_IMAGE" 2>/dev/null || true
 fi
 
 # ---------------------------------------------------------------- cross + rust
 if ! { command -v cross >/dev/null && [ "$(cross --version 2>/dev/null | awk 'NR==1{print $2}')" = "$CROSS_VERSION" ]; }; then
-    log "installing cross $CROSS_VERSION"
+    say "installing cross $CROSS_VERSION"
     timeout 1200 cargo install --locked --quiet --root "$CACHE/tools" "cross@$CROSS_VERSION" ||
         die "cargo install cross@$CROSS_VERSION failed"
 fi
@@ -132,7 +132,7 @@ if rustup toolchain list | grep -q "^$RUST_VERSION-"; then
 else
     export RUSTUP_TOOLCHAIN="$TOOLCHAIN"
 fi
-log "cross $(cross --version 2>/dev/null | awk 'NR==1{print $2}'), toolchain $RUSTUP_TOOLCHAIN"
+say "cross $(cross --version 2>/dev/null | awk 'NR==1{print $2}'), toolchain $RUSTUP_TOOLCHAIN"
 t_setup=$((SECONDS - t_setup))
 
 # ---------------------------------------------------------------- libcamera
@@ -148,7 +148,7 @@ libcamera_build() {
         armv7-unknown-linux-gnueabihf) arch=armhf qemu=qemu-arm-static loader=ld-linux-armhf.so.3 triple=arm-linux-gnueabihf ;;
     esac
     local log="$CACHE/logs/podman-$t-libcamera.log" dir="$CARGO_TARGET_DIR"
-    log "$t: cross build --release --features libcamera"
+    say "$t: cross build --release --features libcamera"
     if ! (cd "$SRC" && env "$@" timeout 2400 cross build --release --features libcamera --target "$t") \
         >"$log" 2>&1; then
         tail -n 30 "$log"
@@ -157,7 +157,7 @@ libcamera_build() {
     fi
     local bin="$dir/$t/release/picam-stream" needed
     needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-    log "$t: NEEDED $needed"
+    say "$t: NEEDED $needed"
     case " $needed " in
         *" libcamera.so."*) ;;
         *) RES[$t]="${RES[$t]}, libcamera build does NOT link libcamera.so"; return 1 ;;
@@ -192,7 +192,7 @@ for t in "${TARGETS[@]}"; do
         envs=(CROSS_BUILD_STD=1 CROSS_CUSTOM_TOOLCHAIN=1 RUSTC_BOOTSTRAP=1)
         how="std from source"
     fi
-    log "=== $t ($how): cross build --release"
+    say "=== $t ($how): cross build --release"
     if (cd "$SRC" && env "${envs[@]}" timeout 2400 cross build --release --target "$t") \
         >"$CACHE/logs/podman-$t-build.log" 2>&1; then
         RES[$t]="build ok"
@@ -203,7 +203,7 @@ for t in "${TARGETS[@]}"; do
     fi
     case " $TEST_TARGETS " in
         *" $t "*)
-            log "$t: cross test --profile ci-test"
+            say "$t: cross test --profile ci-test"
             if (cd "$SRC" && env "${envs[@]}" timeout 2400 cross test --profile ci-test --target "$t") \
                 >"$CACHE/logs/podman-$t-test.log" 2>&1; then
                 RES[$t]="${RES[$t]}, tests ok"
@@ -213,12 +213,12 @@ for t in "${TARGETS[@]}"; do
             grep -E '^test result:|FAILED|panicked' "$CACHE/logs/podman-$t-test.log" || true
             ours=$(passed_failed "$CACHE/logs/podman-$t-test.log")
             RES[$t]="${RES[$t]} ($ours)"
-            # The same tests must pass as in ci/cross.sh's direct build of this target,
+            # The same tests must pass as in .ci/cross.sh's direct build of this target,
             # once that suite has finished (its verdict in logs/suites/ names the log of
             # its first CPU's run).
             direct=$(cut -f4 "$CACHE/logs/suites/$t" 2>/dev/null || true)
             if [ -z "$direct" ]; then
-                log "$t: no finished ci/cross.sh suite of this target to compare with"
+                say "$t: no finished .ci/cross.sh suite of this target to compare with"
             elif [ -s "$direct" ]; then
                 theirs=$(passed_failed "$direct")
                 if [ "$ours" = "$theirs" ]; then
@@ -237,6 +237,6 @@ done
 
 echo
 for t in "${TARGETS[@]}"; do printf '%-32s %s\n' "$t" "${RES[$t]:-not run}"; done
-log "setup ${t_setup}s, total $((SECONDS - T0))s; logs in $CACHE/logs/podman-*"
+say "setup ${t_setup}s, total $((SECONDS - T0))s; logs in $CACHE/logs/podman-*"
 [ "$FAILED" = 0 ] || die "cross failed for some targets"
-log "all cross builds OK"
+say "all cross builds OK"

@@ -1,4 +1,4 @@
-/* Probe for ci/armv6-scan.py's self-test.  Built for ARMv7 this produces the
+/* Probe for .ci/armv6-scan.py's self-test.  Built for ARMv7 this produces the
  * instructions an ARMv6 core lacks (movw/movt for a 32-bit constant, ubfx for
  * a bit field, dmb around an atomic, a VFPv3 float immediate; Thumb-2 when
  * built as Thumb); built for ARMv6 it must scan clean. */

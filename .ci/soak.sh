@@ -4,20 +4,22 @@
 #  2. the soak test (benches/soak.rs): clients joining and leaving for --seconds N
 #     (default 600), snapshots, status polls, an exec: source restarting every 20 s;
 #     fails when threads, descriptors or memory grew, or a client went unserved.
-# Usage: bash ci/soak.sh [--seconds N]   (CI: --seconds 180)
+# Usage: bash .ci/soak.sh [--seconds N]   (CI: --seconds 180)
 # Needs only the Rust toolchain (and sh, head, sleep from coreutils for the test scripts).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=.ci/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$PICAM_REPO"
 seconds=600
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a number}"; shift 2 ;;
     --seconds=*) seconds="${1#*=}"; shift ;;
-    *) echo "ci/soak.sh: unknown argument '$1' (takes --seconds N)" >&2; exit 2 ;;
+    *) CI_DIE_STATUS=2 die "unknown argument '$1' (takes --seconds N)" ;;
   esac
 done
 case "$seconds" in
-  ''|*[!0-9]*) echo "ci/soak.sh: --seconds takes a whole number, not '$seconds'" >&2; exit 2 ;;
+  ''|*[!0-9]*) CI_DIE_STATUS=2 die "--seconds takes a whole number, not '$seconds'" ;;
 esac
 
 echo "== fault recovery (release build)"

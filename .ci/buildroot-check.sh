@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks of buildroot-package/ that need no Buildroot tree:
-#   - Buildroot's package coding style (ci/br_check.py), and that the
+#   - Buildroot's package coding style (.ci/br_check.py), and that the
 #     checker catches a broken copy of the package,
 #   - that configs/picam_*_defconfig are what gen-defconfigs.sh makes of
 #     the fragments and the pinned Buildroot version; with a Buildroot
@@ -12,21 +12,18 @@
 #     names, bad values) under dash and BusyBox sh.
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=.ci/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO=$PICAM_REPO
 cd "$REPO"
 PASS=0 FAIL=0
 ok() { PASS=$((PASS + 1)); printf 'br: ok: %s\n' "$*"; }
 nok() { FAIL=$((FAIL + 1)); printf 'br: NOT OK: %s\n' "$*"; }
 
-for tool in shellcheck dash; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$tool" >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null 2>&1 || true
-              DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$tool" >/dev/null; }
-    fi
-done
+need shellcheck shellcheck
+need dash dash
 
-if python3 ci/br_check.py buildroot-package; then ok "Buildroot coding style"; else nok "Buildroot coding style"; fi
+if python3 .ci/br_check.py buildroot-package; then ok "Buildroot coding style"; else nok "Buildroot coding style"; fi
 
 # A broken copy: every rule broken once must be reported.
 work=$(mktemp -d)
@@ -41,7 +38,7 @@ sed -i 's/^sha256  \(.\)/sha256  0/' "$p/picam-stream.hash"
 sed -i 's/^DAEMON="picam-stream"/DAEMON="picam"/' "$p/S99picam-stream"
 sed -i '/^BR2_DOWNLOAD_FORCE_CHECK_HASHES=y$/d' "$work/ext/configs/picam_raspberrypi2_defconfig"
 (cd "$work/ext" && git init -q && git add -A)
-out=$(python3 ci/br_check.py "$work/ext" || true)
+out=$(python3 .ci/br_check.py "$work/ext" || true)
 for want in "should be indented with one tab" "help text" "PICAMSTREAM_VERSION should start with PICAM_STREAM_" \
     "has sha256" "file name should be S<two digits>picam" "missing BR2_DOWNLOAD_FORCE_CHECK_HASHES"; do
     if grep -q -- "$want" <<<"$out"; then ok "the checker reports: $want"; else nok "the checker missed: $want"; fi
@@ -105,7 +102,7 @@ scripts=(buildroot-package/package/picam-stream/{S30picam-config,S99picam-stream
     buildroot-package/gen-defconfigs.sh buildroot-package/release-hash.sh
     tests/vm/image/{rcS,S01syslogd,S10mdev,S40network,S99zz-report})
 if shellcheck -s sh "${scripts[@]}"; then ok "shellcheck (sh): ${#scripts[@]} scripts"; else nok "shellcheck (sh)"; fi
-if shellcheck -x tests/vm/card-build.sh tests/vm/card-boot.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh ci/deb.sh ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
+if shellcheck -x tests/vm/card-build.sh tests/vm/card-boot.sh tests/vm/deb-boot.sh tests/vm/guest-root.sh .ci/lib.sh .ci/deb.sh .ci/buildroot-check.sh; then ok "shellcheck (bash): test scripts"; else nok "shellcheck (bash)"; fi
 
 # picam-config reads picam.txt as a user might have written it on Windows.
 conf=$work/boot
@@ -124,7 +121,7 @@ PICAM_SIZE='320x240'
 PICAM_SOURCE='exec:rpicam-vid -t 0 -o -'
 PICAM_QUALITY='55'"
 shells=(dash)
-bb=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/vm/x86_64/root/usr/bin/busybox
+bb=$PICAM_CI_CACHE/vm/x86_64/root/usr/bin/busybox
 [ -x "$bb" ] && shells+=("$bb sh")
 for sh in "${shells[@]}"; do
     # shellcheck disable=SC2086 # "busybox sh" is two words

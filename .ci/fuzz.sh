@@ -6,15 +6,15 @@
 # pipe) with cargo-fuzz and libFuzzer for a bounded time, and fail on any crash, printing
 # the input that caused it and how to replay it.
 #
-#   ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)
-#   ci/fuzz.sh reproduce TARGET FILE  run TARGET once on FILE (a crash input)
+#   .ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)
+#   .ci/fuzz.sh reproduce TARGET FILE  run TARGET once on FILE (a crash input)
 #
 # The targets are in fuzz/ (a crate of its own, outside the main build); their seed
 # corpora in fuzz/corpus/TARGET. Inputs libFuzzer finds are kept in the cache, so
 # each run starts from what the previous ones reached.
 #
 # Environment:
-#   PICAM_CI_CACHE         cache directory (default /var/cache/picam-stream-ci);
+#   PICAM_CI_CACHE         cache directory (see .ci/lib.sh);
 #                          cargo-fuzz, the build and the grown corpora go in its fuzz/
 #   PICAM_FUZZ_SECONDS     fuzzing time shared by all targets (default 180)
 #   PICAM_FUZZ_SANITIZER   address (default) or none (about twice as fast)
@@ -25,15 +25,15 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/fuzz"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
+CACHE="$PICAM_CI_CACHE/fuzz"
 SECONDS_TOTAL="${PICAM_FUZZ_SECONDS:-180}"
 SANITIZER="${PICAM_FUZZ_SANITIZER:-address}"
 RSS_MB="${PICAM_FUZZ_RSS_MB:-2048}"
 CARGO_FUZZ_VERSION=0.13.2
 
-log() { printf '[fuzz] %s\n' "$*"; }
-die() { printf '[fuzz] ERROR: %s\n' "$*" >&2; exit 1; }
 
 case "${1:-}" in -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
 case "$SECONDS_TOTAL" in ''|*[!0-9]*) die "PICAM_FUZZ_SECONDS must be a whole number of seconds, not '$SECONDS_TOTAL'" ;; esac
@@ -53,12 +53,12 @@ case "$rustc_version" in
     *) export RUSTC_BOOTSTRAP=1 ;;
 esac
 host="$(rustc ${PICAM_FUZZ_TOOLCHAIN:++$PICAM_FUZZ_TOOLCHAIN} -vV | sed -n 's/^host: //p')"
-log "$rustc_version on $host${RUSTC_BOOTSTRAP:+ (RUSTC_BOOTSTRAP=1)}, sanitizer: $SANITIZER"
+say "$rustc_version on $host${RUSTC_BOOTSTRAP:+ (RUSTC_BOOTSTRAP=1)}, sanitizer: $SANITIZER"
 
 # ------------------------------------------------------------------ cargo-fuzz
 mkdir -p "$CACHE"
 if ! "$CACHE/bin/cargo-fuzz" --version 2>/dev/null | grep -qF " $CARGO_FUZZ_VERSION"; then
-    log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $CACHE"
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION into $CACHE"
     timeout 1200 cargo install --locked --version "$CARGO_FUZZ_VERSION" --root "$CACHE" cargo-fuzz \
         > "$CACHE/install.log" 2>&1 || { tail -30 "$CACHE/install.log"; die "installing cargo-fuzz failed"; }
 fi
@@ -68,17 +68,17 @@ export PATH="$CACHE/bin:$PATH"
 TARGET_DIR="$CACHE/target"
 BIN_DIR="$TARGET_DIR/$host/release"
 build() {
-    log "building: $*"
+    say "building: $*"
     local started=$SECONDS
     # -O: the fuzz crate's release profile decides the checks (see fuzz/Cargo.toml).
     (cd "$REPO/fuzz" && timeout 1800 "${cargo[@]}" fuzz build -O -s "$SANITIZER" \
         --target-dir "$TARGET_DIR" "$@") > "$CACHE/build.log" 2>&1 \
         || { tail -40 "$CACHE/build.log"; die "building the fuzz targets failed"; }
-    log "built in $((SECONDS - started)) s"
+    say "built in $((SECONDS - started)) s"
 }
 
 if [ "${1:-}" = reproduce ]; then
-    [ $# -eq 3 ] || die "usage: ci/fuzz.sh reproduce TARGET FILE"
+    [ $# -eq 3 ] || die "usage: .ci/fuzz.sh reproduce TARGET FILE"
     known "$2"
     [ -f "$3" ] || die "no such file: $3"
     build "$2"
@@ -98,7 +98,7 @@ build
 # ------------------------------------------------------------------------ runs
 per_target=$(( SECONDS_TOTAL / ${#TARGETS[@]} ))
 [ "$per_target" -ge 1 ] || per_target=1
-log "fuzzing ${TARGETS[*]} for $per_target s each"
+say "fuzzing ${TARGETS[*]} for $per_target s each"
 failed=()
 summary=()
 total_execs=0
@@ -108,7 +108,7 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "$work" "$artifacts"
     # A corpus this large means something went wrong; start it again from the seeds.
     if [ "$(find "$work" -type f | wc -l)" -gt 20000 ]; then
-        log "$t: resetting an oversized corpus"
+        say "$t: resetting an oversized corpus"
         find "$work" -type f -delete
     fi
     find "$artifacts" -type f -delete
@@ -141,7 +141,7 @@ for t in "${TARGETS[@]}"; do
             od -A d -t x1z -v "$crash" | head -64
             printf '\n[fuzz] base64: '
             base64 -w0 "$crash"
-            printf '\n[fuzz] replay: bash ci/fuzz.sh reproduce %s %s\n' "$t" "$saved"
+            printf '\n[fuzz] replay: bash .ci/fuzz.sh reproduce %s %s\n' "$t" "$saved"
             printf '[fuzz] then fix it, add a regression test to the module, and the input to fuzz/corpus/%s/\n' "$t"
         fi
     fi
@@ -149,6 +149,6 @@ done
 
 printf '\n[fuzz] %-10s %12s        %8s\n' target executions rate
 printf '[fuzz] %s\n' "${summary[@]}"
-log "total: $total_execs executions in about $((per_target * ${#TARGETS[@]})) s"
+say "total: $total_execs executions in about $((per_target * ${#TARGETS[@]})) s"
 [ ${#failed[@]} -eq 0 ] || die "crashes in: ${failed[*]}"
-log "no crash"
+say "no crash"

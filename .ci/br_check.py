@@ -7,7 +7,7 @@ checks), written out here because that tool is not
 available from a package registry. Prints one line per finding and
 "br-check: N passed, N failed".
 
-    ci/br_check.py [EXTERNAL_DIR]      default: buildroot-package
+    .ci/br_check.py [EXTERNAL_DIR]      default: buildroot-package
 """
 
 import hashlib

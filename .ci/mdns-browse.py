@@ -1,4 +1,4 @@
-"""A DNS-SD browser built on python-zeroconf, for ci/mdns.sh.
+"""A DNS-SD browser built on python-zeroconf, for .ci/mdns.sh.
 
 Usage: mdns-browse.py INTERFACE_ADDRESS INSTANCE PORT HOST_ADDRESS PIDFILE
 

@@ -1,4 +1,4 @@
-"""A legacy mDNS query with dnspython, for ci/mdns.sh.
+"""A legacy mDNS query with dnspython, for .ci/mdns.sh.
 
 Usage: mdns-legacy.py NAME TYPE SOURCE_ADDRESS
 

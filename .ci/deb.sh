@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Debian packages for Raspberry Pi OS: builds picam-stream_*_arm64.deb and
-# picam-stream_*_armhf.deb with cargo-deb from the binaries that ci/cross.sh
+# picam-stream_*_armhf.deb with cargo-deb from the binaries that .ci/cross.sh
 # built, checks their metadata and contents, scores the systemd unit's
 # sandbox, and installs the arm64 package into a Debian arm64 root (the VM
 # rig's userland, with its own dpkg database) where the installed binary
 # then serves a frame over loopback under qemu-user.
 #
-#   ci/deb.sh            packages go to $PICAM_CI_CACHE/debs
+#   .ci/deb.sh            packages go to $PICAM_CI_CACHE/debs
 #
-# Environment: PICAM_CI_CACHE (default /var/cache/picam-stream-ci),
+# Environment: PICAM_CI_CACHE (see .ci/lib.sh),
 # PICAM_DEB_REBUILD=0 to skip the (normally quick) cross build check,
 # PICAM_DEB_ARCHS to build only some of the packages (default "arm64 armhf"),
 # PICAM_DEB_INSTALL_TEST=0 to stop after the packages' own checks (no arm64
 # root, no qemu: what the release workflow does, one package per job).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}
+# shellcheck source=.ci/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO=$PICAM_REPO
+CACHE=$PICAM_CI_CACHE
 MINE=$CACHE/image
 OUT=$CACHE/debs
 CARGO_DEB_VERSION=3.8.0
@@ -25,7 +27,6 @@ export PATH="$MINE/tools/bin:$PATH:/usr/sbin:/sbin"
 PASS=0 FAIL=0
 ok() { PASS=$((PASS + 1)); printf 'deb: ok: %s\n' "$*"; }
 nok() { FAIL=$((FAIL + 1)); printf 'deb: NOT OK: %s\n' "$*"; }
-die() { printf 'deb: error: %s\n' "$*" >&2; exit 1; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
 
 # target -> Debian architecture, and the cargo-deb variant it uses.
@@ -49,7 +50,7 @@ if ! cargo-deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
 fi
 
 if [ "${PICAM_DEB_REBUILD:-1}" = 1 ]; then
-    PICAM_CROSS_SKIP_TESTS=1 bash "$REPO/ci/cross.sh" "${TARGETS[@]}" > "$CACHE/logs/deb-cross.log" 2>&1 ||
+    PICAM_CROSS_SKIP_TESTS=1 bash "$REPO/.ci/cross.sh" "${TARGETS[@]}" > "$CACHE/logs/deb-cross.log" 2>&1 ||
         { tail -n 30 "$CACHE/logs/deb-cross.log"; die "the cross build failed"; }
 fi
 

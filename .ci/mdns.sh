@@ -12,9 +12,9 @@
 #     (dig 9.18 cannot take a reply to a query sent to the group: its UDP socket is
 #     connected to the address it sent to);
 #   - dnspython, sending queries from its own port to the group 224.0.0.251:5353 and
-#     taking the unicast reply, as `dig @224.0.0.251` once did (ci/mdns-legacy.py);
+#     taking the unicast reply, as `dig @224.0.0.251` once did (.ci/mdns-legacy.py);
 #   - python-zeroconf, a full querier and DNS-SD browser on port 5353 that gets
-#     multicast replies (ci/mdns-browse.py).
+#     multicast replies (.ci/mdns-browse.py).
 # Checks: A, SRV, TXT, PTR and service-type enumeration; the SRV port equals the listen
 # port; the A answer is the server namespace's veth address, not the other interface's;
 # the question is echoed; zeroconf browses, resolves, and sees the service removed by
@@ -27,29 +27,23 @@ set -euo pipefail
 
 T0=$SECONDS
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/mdns"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
+CACHE="$PICAM_CI_CACHE/mdns"
 ZEROCONF_VERSION=0.154.0
 DNSPYTHON_VERSION=2.9.2
 
-log() { printf '[mdns] %s (at %d s)\n' "$*" "$((SECONDS - T0))"; }
+# (with the time since the start)
+log() { say "$* (at $((SECONDS - T0)) s)"; }
 
 if [ "$(id -u)" != 0 ]; then
-    echo "ci/mdns.sh needs root to create network namespaces" >&2
-    exit 1
+    die "needs root to create network namespaces"
 fi
 
 # --- tools ----------------------------------------------------------------------------
-if ! command -v dig >/dev/null; then
-    log "installing bind9-dnsutils"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_opts=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-    policy="$(apt-cache policy bind9-dnsutils 2>/dev/null || true)"
-    if ! grep -q 'Candidate: [^(]' <<<"$policy"; then
-        apt-get "${apt_opts[@]}" update -q
-    fi
-    apt-get "${apt_opts[@]}" install -y -q --no-install-recommends bind9-dnsutils iproute2
-fi
+need dig bind9-dnsutils
+need ip iproute2
 mkdir -p "$CACHE"
 VENV="$CACHE/venv"
 wanted="zeroconf==$ZEROCONF_VERSION dnspython==$DNSPYTHON_VERSION"

@@ -6,18 +6,18 @@
 #     and a release build,
 #   * then the end-to-end test in the VM rig (tests/vm/libcamera.sh), unless
 #     PICAM_LIBCAMERA_SKIP_VM=1.
-# The aarch64 build of the feature is ci/cross-podman.sh's: `cross build --features
+# The aarch64 build of the feature is .ci/cross-podman.sh's: `cross build --features
 # libcamera` with the image users build, linked against trixie's arm64 libcamera.so,
 # then `--list-cameras` under qemu-user on trixie's arm64 libraries.
 #
-#   ci/libcamera.sh [env|root]
+#   .ci/libcamera.sh [env|root]
 #       env    only prepares the roots (amd64 and arm64) and prints the variables a
 #              shell needs to build the feature itself, for x86_64 or for aarch64 with
-#              Debian's cross g++ (eval "$(ci/libcamera.sh env)")
+#              Debian's cross g++ (eval "$(.ci/libcamera.sh env)")
 #       root   only prepares the roots and prints the amd64 run-time root (libcamera,
 #              its IPA modules, udev and their libraries: what the VM test chroots into)
 #
-# Everything downloaded goes to ${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera.
+# Everything downloaded goes to $PICAM_CI_CACHE/libcamera.
 #
 # Linking note: trixie's libcamera.so needs glibc 2.38 and libstdc++ 14, newer than
 # this Debian 12 machine's (and its aarch64 cross sysroot's). The program itself is
@@ -29,33 +29,23 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/.." && pwd)"
-CACHE="${PICAM_CI_CACHE:-/var/cache/picam-stream-ci}/libcamera"
+# shellcheck source=.ci/lib.sh
+. "$HERE/lib.sh"
+REPO=$PICAM_REPO
+CACHE="$PICAM_CI_CACHE/libcamera"
 
 T0=$SECONDS
-log() { printf '[libcamera] %s\n' "$*" >&2; }
-die() { printf '[libcamera] ERROR: %s\n' "$*" >&2; exit 1; }
 elapsed() { printf '%d s' $((SECONDS - $1)); }
 
 # ---------------------------------------------------------------- host tools
 # need_host [env]: the aarch64 cross g++ only for `env`, whose shell may build for aarch64
 need_host() {
-    local -a missing=()
-    command -v pkg-config >/dev/null || missing+=(pkg-config)
-    command -v dpkg-deb >/dev/null || missing+=(dpkg)
+    need pkg-config pkg-config
+    need dpkg-deb dpkg
     if [ "${1:-}" = env ]; then
-        command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
+        need aarch64-linux-gnu-g++ g++-aarch64-linux-gnu
     fi
-    ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing+=(libclang-dev)
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    log "installing host packages: ${missing[*]}"
-    local -a apt=(apt-get -q -y -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}" \
-        >"$CACHE/host-apt.log" 2>&1 || {
-        "${apt[@]}" update >>"$CACHE/host-apt.log" 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}" \
-            >>"$CACHE/host-apt.log" 2>&1 || { tail -n 30 "$CACHE/host-apt.log" >&2; die "apt-get install failed"; }
-    }
+    ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || apt_install libclang-dev
 }
 
 # ---------------------------------------------------------------- roots
@@ -88,10 +78,8 @@ build_env() {
     printf 'export PKG_CONFIG_LIBDIR_%s=%q\n' "$tl" "$root/usr/lib/$triple/pkgconfig"
     printf 'export PKG_CONFIG_PATH_%s=\n' "$tl"
     local flags="-C link-arg=-Wl,--allow-shlib-undefined -C link-arg=-Wl,-rpath-link,$root/usr/lib/$triple"
+    # (the cross linker and compilers come from .cargo/config.toml)
     if [ "$arch" = arm64 ]; then
-        printf 'export CARGO_TARGET_%s_LINKER=aarch64-linux-gnu-gcc\n' "$upper"
-        printf 'export CXX_%s=aarch64-linux-gnu-g++\n' "$tl"
-        printf 'export CC_%s=aarch64-linux-gnu-gcc\n' "$tl"
         printf 'export BINDGEN_EXTRA_CLANG_ARGS_%s=%q\n' "$tl" "--sysroot=/usr/aarch64-linux-gnu"
     fi
     printf 'export CARGO_TARGET_%s_RUSTFLAGS=%q\n' "$upper" "$flags"
@@ -104,7 +92,7 @@ main() {
     need_host "${1:-}"
     local t=$SECONDS
     if [ "${1:-}" = env ]; then prepare_roots amd64 arm64; else prepare_roots amd64; fi
-    log "roots ready in $(elapsed "$t"): $(sed -n 's/^Version: //p' "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc") headers"
+    say "roots ready in $(elapsed "$t"): $(sed -n 's/^Version: //p' "$CACHE/root-amd64/usr/lib/x86_64-linux-gnu/pkgconfig/libcamera.pc") headers"
     case "${1:-}" in
         env) build_env x86_64-unknown-linux-gnu; build_env aarch64-unknown-linux-gnu; return 0 ;;
         root) printf '%s\n' "$CACHE/run-amd64"; return 0 ;;
@@ -118,15 +106,15 @@ main() {
     eval "$(build_env x86_64-unknown-linux-gnu)"
 
     t=$SECONDS
-    log "x86_64: clippy with the feature"
+    say "x86_64: clippy with the feature"
     nice -n 5 cargo clippy --features libcamera --all-targets --target x86_64-unknown-linux-gnu -- -D warnings
-    log "x86_64: unit tests with the feature, run on trixie's libraries"
+    say "x86_64: unit tests with the feature, run on trixie's libraries"
     local run64=$CACHE/run-amd64
     CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$run64/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path $run64/usr/lib/x86_64-linux-gnu" \
         nice -n 5 cargo test --features libcamera --target x86_64-unknown-linux-gnu --lib
-    log "x86_64: release build"
+    say "x86_64: release build"
     nice -n 5 cargo build --release --features libcamera --target x86_64-unknown-linux-gnu
-    log "x86_64 done in $(elapsed "$t")"
+    say "x86_64 done in $(elapsed "$t")"
 
     if [ "${PICAM_LIBCAMERA_SKIP_VM:-0}" != 1 ]; then
         flock -u 9
@@ -134,7 +122,7 @@ main() {
             PICAM_LIBCAMERA_BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/picam-stream" \
             bash "$REPO/tests/vm/libcamera.sh"
     fi
-    log "all done in $(elapsed "$T0")"
+    say "all done in $(elapsed "$T0")"
 }
 
 main "$@"
