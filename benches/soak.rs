@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! cargo bench --bench soak                   # 10 minutes
-//! cargo bench --bench soak -- --seconds 180  # what CI runs (ci/soak.sh)
+//! cargo bench --bench soak -- --seconds 180  # what CI runs (.ci/soak.sh)
 //! ```
 
 mod support;

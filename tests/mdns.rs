@@ -4,7 +4,7 @@
 //! joins the group on `lo`. Several servers may answer on one machine at once (the
 //! other tests' servers do), so each test uses a host name of its own.
 //!
-//! `ci/mdns.sh` repeats this across two network namespaces with independent resolvers.
+//! `.ci/mdns.sh` repeats this across two network namespaces with independent resolvers.
 
 mod common;
 
