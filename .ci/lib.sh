@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# What the CI and VM scripts share (.ci/*.sh, tests/vm/*.sh, benches/armcount.sh,
-# buildroot-package/*.sh): sourced, never run, so that each script still runs on its
+# What the CI and VM scripts share (.ci/run, .ci/*.sh, tests/vm/*.sh,
+# benches/armcount.sh): sourced, never run, so that each script still runs on its
 # own:
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"            # from .ci/

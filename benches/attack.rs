@@ -47,7 +47,6 @@ mod support;
 use support::hostile;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
@@ -350,8 +349,7 @@ impl Server {
     /// `log_path` (a file: a pipe nobody reads could block it), and waits until it
     /// listens. Logs at the binary's default level.
     fn start(args: &[&str], log_path: &Path) -> Server {
-        let log = File::create(log_path).expect("create the server's log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_picam-stream"));
+        let mut command = Command::new(support::built_binary());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("PICAM_") || name == "RUST_LOG" {
                 command.env_remove(name);
@@ -360,15 +358,11 @@ impl Server {
         // As the packaged service runs it: glibc gives the stacks of ended connection
         // threads back instead of keeping them for reuse.
         command.env("GLIBC_TUNABLES", "glibc.pthread.stack_cache_size=0");
-        let mut child = command
+        command
             .args(["--listen", "127.0.0.1:0", "--no-mdns"])
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the server");
-        let addr = support::wait_listening(&mut child, log_path);
+            .stdin(Stdio::null());
+        let (child, addr) = support::spawn_logging_to_file(command, log_path);
         Server { child, addr }
     }
 

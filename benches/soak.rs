@@ -730,10 +730,9 @@ fn soak(opts: &Options) -> bool {
 }
 
 /// Starts the server; the caller stops it and waits for it (see [`wait_exit`]).
-#[allow(clippy::zombie_processes)]
 fn start_server(source: &str, log_path: &Path) -> (Child, SocketAddr) {
-    let log = std::fs::File::create(log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picam-stream"))
+    let mut command = Command::new(support::built_binary());
+    command
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -749,13 +748,8 @@ fn start_server(source: &str, log_path: &Path) -> (Child, SocketAddr) {
             "--always-on",
         ])
         .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the server");
-    let addr = support::wait_listening(&mut child, log_path);
-    (child, addr)
+        .stdin(Stdio::null());
+    support::spawn_logging_to_file(command, log_path)
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {

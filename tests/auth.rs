@@ -262,10 +262,14 @@ fn bad_auth_files_and_pairs_stop_with_status_2_naming_file_and_line() {
 #[test]
 fn credentials_never_reach_the_log_or_status() {
     let password = "Zq7-very-secret";
-    let server = Server::start_custom(SMALL, false, |cmd| {
-        cmd.env("PICAM_AUTH", format!("watcher:{password}"))
-            .env("RUST_LOG", "debug");
-    });
+    // At the debug level, the most the log ever says (start_custom would log at info).
+    let mut cmd = server_command();
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(SMALL)
+        .stdin(std::process::Stdio::null())
+        .env("PICAM_AUTH", format!("watcher:{password}"))
+        .env("RUST_LOG", "debug");
+    let server = Server::spawn(cmd);
     let good = format!("watcher:{password}");
     let bad = "intruder:Wrong-Guess-42";
     assert_eq!(get_as(&server, "/status", bad).status, 401);
@@ -281,6 +285,10 @@ fn credentials_never_reach_the_log_or_status() {
     server.wait_log("sent a wrong user name or password", Duration::from_secs(5));
     server.wait_log("stopped watching", Duration::from_secs(5));
     let log = server.log_text();
+    assert!(
+        log.contains("DEBUG"),
+        "nothing logged at the debug level:\n{log}"
+    );
     let status = status.text();
     for secret in [
         password,

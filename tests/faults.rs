@@ -249,16 +249,8 @@ fn a_hung_commands_children_are_stopped_too() {
         "hung or sending garbage; stopped it",
         Duration::from_secs(10),
     );
-    let gone = |pid: i32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // A zombie waiting for its new parent is stopped too.
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .trim_start()
-            .starts_with('Z'),
-    };
+    // A zombie waiting for its new parent is stopped too.
+    let gone = |pid: i32| !process_alive(pid);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !gone(grandchild) {
         assert!(
@@ -468,30 +460,6 @@ fn a_file_that_vanishes_shows_no_signal_and_plays_again_when_back() {
 
 // ------------------------------------------------------------------ --isolate
 
-/// Processes whose parent is `pid`, from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // Fields after the command name: state, then the parent's pid.
-        let mut rest = stat.rsplit(')').next().unwrap().split_whitespace();
-        let state = rest.next();
-        if rest.next() == Some(&pid.to_string()) && state != Some("Z") {
-            found.push(child);
-        }
-    }
-    found
-}
-
 /// Waits for the server's source process to be running and returns its pid.
 fn source_process(server: &Server) -> u32 {
     let deadline = Instant::now() + patience();
@@ -658,9 +626,7 @@ fn the_source_process_runs_only_while_somebody_watches() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status}");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
-    {
+    while process_alive(pid as i32) {
         assert!(
             Instant::now() < deadline,
             "the source process {pid} outlived the server"

@@ -248,9 +248,18 @@ impl Drop for Server {
     }
 }
 
-/// Waits until `child`, a server whose standard error goes to the file `log_path`,
-/// says where it listens; kills it and panics with its log if it exits or takes 30 s.
-pub fn wait_listening(child: &mut Child, log_path: &std::path::Path) -> SocketAddr {
+/// Starts `cmd` (the program and all its arguments, `--listen` on a port 0 among them)
+/// with its standard error going to the file `log_path` (a long run's log on disk, not in
+/// memory) and waits until it says where it listens; kills it and panics with its log if
+/// it exits or takes 30 s. The caller stops the child.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_logging_to_file(mut cmd: Command, log_path: &std::path::Path) -> (Child, SocketAddr) {
+    let log = std::fs::File::create(log_path).expect("create the server's log");
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the server");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log_path).unwrap_or_default();
@@ -259,7 +268,7 @@ pub fn wait_listening(child: &mut Child, log_path: &std::path::Path) -> SocketAd
             .find_map(|l| l.split("listening on ").nth(1))
             .and_then(|a| a.trim().parse().ok())
         {
-            return addr;
+            return (child, addr);
         }
         if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
             let _ = child.kill();

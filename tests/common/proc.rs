@@ -51,7 +51,7 @@ pub fn proc_usage(pid: u32) -> ProcUsage {
     }
 }
 
-/// Processes whose parent is `pid`.
+/// Processes whose parent is `pid`, zombies left out (they have ended).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -60,7 +60,10 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         };
         let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
         let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
+        // Fields after the command name: state, then the parent's pid.
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        if fields.next() == Some(&pid.to_string()) && state != Some("Z") {
             found.push(child);
         }
     }
