@@ -7,7 +7,8 @@
 #   PICAM_RPICAM_VID=tests/fixtures/fake-rpicam-vid \
 #       benches/armcount.sh 30 -- --source rpicam --size 640x480 --fps 5 --encoder software
 #   cargo bench --bench splitter -- --write /tmp/640x480.mjpg --frames 150
-#   PICAM_ARMCOUNT_STDIN=/tmp/640x480.mjpg benches/armcount.sh 20 -- --source stdin --size 640x480
+#   PICAM_ARMCOUNT_STDIN=/tmp/640x480.mjpg \
+#       benches/armcount.sh 20 -- --source stdin --size 640x480 --source-timeout 300
 #
 # The server runs twice for SECONDS (default 30): once with nobody watching, once with
 # one viewer on /stream.mjpg. The difference between the two totals, divided by the
@@ -23,7 +24,8 @@
 # FILE does in the watched run (the input never ends: an ended one would have the server
 # draw its no-signal picture). The figure is also given per byte of the frames
 # published (their average size is FILE's size over the pictures in it): the
-# pass-through path's cost.
+# pass-through path's cost. A long --source-timeout keeps the idle run from drawing
+# the no-signal picture, a software encoding that would swamp the figure.
 #
 # Environment:
 #   PICAM_ARM_BINARY        the ARMv6 binary (default: .ci/cross.sh's static musl build

@@ -2,9 +2,9 @@
 //! itself for `benches/armcount.sh --stdin`.
 //!
 //!   cargo bench --bench splitter                       MB/s over 640x480 frames
-//!   cargo bench --bench splitter -- --write FILE [--frames N]
+//!   cargo bench --bench splitter -- --write FILE [--frames N] [--size WxH]
 //!
-//! The frames are 640x480 test cards with per-pixel noise, encoded at quality 75 to
+//! The frames are 640x480 (or `--size`) test cards with per-pixel noise, encoded at quality 75 to
 //! about 46 KB each, as a camera's MJPEG would be; their entropy-coded data holds about
 //! as many 0xFF bytes (stuffed) as a real picture's. The stream is read into the
 //! splitter as the stdin source reads it (`MjpegSplitter::read_from`, 64 KiB reads).
@@ -12,9 +12,6 @@
 use std::time::{Duration, Instant};
 
 use picam_stream::splitter::{MjpegSplitter, Piece, READ_SIZE};
-
-const WIDTH: usize = 640;
-const HEIGHT: usize = 480;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -25,18 +22,24 @@ fn main() {
             .cloned()
     };
     let frames: usize = value("--frames").and_then(|v| v.parse().ok()).unwrap_or(30);
-    let stream = make_stream(frames);
+    let (width, height) = value("--size")
+        .and_then(|v| {
+            let (w, h) = v.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .unwrap_or((640, 480));
+    let stream = make_stream(frames, width, height);
     if let Some(path) = value("--write") {
         std::fs::write(&path, &stream).expect("writing the stream");
         println!(
-            "wrote {path}: {frames} frames of {WIDTH}x{HEIGHT}, {} bytes ({:.0} bytes a frame)",
+            "wrote {path}: {frames} frames of {width}x{height}, {} bytes ({:.0} bytes a frame)",
             stream.len(),
             stream.len() as f64 / frames as f64
         );
         return;
     }
     println!(
-        "splitter over {frames} frames of {WIDTH}x{HEIGHT} ({:.1} KB a frame), {} KiB reads",
+        "splitter over {frames} frames of {width}x{height} ({:.1} KB a frame), {} KiB reads",
         stream.len() as f64 / frames as f64 / 1000.0,
         READ_SIZE / 1024
     );
@@ -78,32 +81,32 @@ fn split(stream: &[u8]) -> usize {
     found
 }
 
-/// `count` noisy 640x480 test cards, one after another, as an MJPEG stream.
-fn make_stream(count: usize) -> Vec<u8> {
+/// `count` noisy test cards, one after another, as an MJPEG stream.
+fn make_stream(count: usize, width: usize, height: usize) -> Vec<u8> {
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let mut stream = Vec::new();
     for i in 0..count {
-        let mut rgb = vec![0u8; WIDTH * HEIGHT * 3];
-        for y in 0..HEIGHT {
-            for x in 0..WIDTH {
+        let mut rgb = vec![0u8; width * height * 3];
+        for y in 0..height {
+            for x in 0..width {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 let band = ((x + i * 8) / 80 % 8) as u8;
-                let shade = (y * 80 / HEIGHT) as i32;
+                let shade = (y * 80 / height) as i32;
                 for c in 0..3 {
                     let on = band >> c & 1 == 1;
                     let base = if on { 200 } else { 40 } + shade;
                     let jitter = ((rng >> (c * 8)) % 39) as i32 - 19;
-                    rgb[(y * WIDTH + x) * 3 + c] = (base + jitter).clamp(0, 255) as u8;
+                    rgb[(y * width + x) * 3 + c] = (base + jitter).clamp(0, 255) as u8;
                 }
             }
         }
         jpeg_encoder::Encoder::new(&mut stream, 75)
             .encode(
                 &rgb,
-                WIDTH as u16,
-                HEIGHT as u16,
+                width as u16,
+                height as u16,
                 jpeg_encoder::ColorType::Rgb,
             )
             .expect("encoding a test card");

@@ -433,9 +433,9 @@ impl MjpegSplitter {
     }
 
     /// Makes room for `more` bytes after the stream's: when there is not enough, the
-    /// bytes still needed move to the buffer's start, and only if that is not enough
-    /// either does the buffer grow: to at least twice its size, so that moves stay rare,
-    /// and at least to `first`.
+    /// bytes still needed move to the buffer's start. The buffer grows to four times what
+    /// it must then hold (within twice the size cap and a read), so that what moves is at
+    /// most about a third of what is read in between, and at least to `first`.
     fn make_room(&mut self, more: usize, first: usize) {
         if self.mem.len() - self.end >= more {
             return;
@@ -448,8 +448,11 @@ impl MjpegSplitter {
             self.start = 0;
         }
         let need = self.end + more;
-        if need > self.mem.len() {
-            let size = need.max(2 * self.mem.len()).max(first);
+        let size = (4 * need)
+            .min(2 * (self.max_frame + 3 + more))
+            .max(need)
+            .max(first);
+        if size > self.mem.len() {
             self.mem.resize(size, 0);
         }
     }
@@ -829,6 +832,16 @@ mod tests {
             rest: &input,
             most: READ_SIZE,
         };
+        // The first pass over the frames sizes the buffer.
+        let first_pass = frames.iter().map(Vec::len).sum::<usize>();
+        while input.len() - reads.rest.len() < first_pass {
+            s.read_from(&mut reads, |p| {
+                found += usize::from(matches!(p, Piece::Frame(_)))
+            })
+            .expect("reading a slice");
+        }
+        let memory = s.memory();
+        assert!(memory <= 4 * (60_000 + READ_SIZE), "{memory} bytes");
         while s
             .read_from(&mut reads, |p| {
                 found += usize::from(matches!(p, Piece::Frame(_)))
@@ -836,7 +849,7 @@ mod tests {
             .expect("reading a slice")
             > 0
         {
-            assert_eq!(s.memory(), FIRST_BUFFER);
+            assert_eq!(s.memory(), memory);
         }
         assert_eq!(found, 800);
     }
