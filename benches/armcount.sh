@@ -6,6 +6,9 @@
 #   benches/armcount.sh 30 -- --source test --size 640x480 --fps 5
 #   PICAM_RPICAM_VID=tests/fixtures/fake-rpicam-vid \
 #       benches/armcount.sh 30 -- --source rpicam --size 640x480 --fps 5 --encoder software
+#   cargo bench --bench splitter -- --write /tmp/640x480.mjpg --frames 150
+#   PICAM_ARMCOUNT_STDIN=/tmp/640x480.mjpg \
+#       benches/armcount.sh 20 -- --source stdin --size 640x480 --source-timeout 300
 #
 # The server runs twice for SECONDS (default 30): once with nobody watching, once with
 # one viewer on /stream.mjpg. The difference between the two totals, divided by the
@@ -16,12 +19,21 @@
 # ARM1176 at 1 GHz retires 0.5-0.8 instructions a cycle on this kind of code, so 1 M
 # instructions is about 1.3-2 ms of a Pi Zero.
 #
+# With PICAM_ARMCOUNT_STDIN=FILE (an MJPEG stream, for `--source stdin`), the server's
+# standard input is a pipe that stays open: nothing comes through it in the idle run,
+# FILE does in the watched run (the input never ends: an ended one would have the server
+# draw its no-signal picture). The figure is also given per byte of the frames
+# published (their average size is FILE's size over the pictures in it): the
+# pass-through path's cost. A long --source-timeout keeps the idle run from drawing
+# the no-signal picture, a software encoding that would swamp the figure.
+#
 # Environment:
 #   PICAM_ARM_BINARY        the ARMv6 binary (default: .ci/cross.sh's static musl build
 #                           in $PICAM_CI_CACHE/dist/arm-unknown-linux-musleabihf/)
 #   PICAM_ARMCOUNT_PLUGIN   a qemu TCG plugin that counts the guest instructions of all
 #                           threads and, when the process exits, writes the total to
 #                           the file named by its `out=FILE` argument (required)
+#   PICAM_ARMCOUNT_STDIN    an MJPEG file fed on standard input in the watched run
 #   PICAM_CI_CACHE          see .ci/lib.sh
 set -euo pipefail
 # shellcheck source=.ci/lib.sh
@@ -36,15 +48,21 @@ fi
 cache=$PICAM_CI_CACHE
 binary=${PICAM_ARM_BINARY:-$cache/dist/arm-unknown-linux-musleabihf/picam-stream}
 plugin=${PICAM_ARMCOUNT_PLUGIN:-}
+stdin_file=${PICAM_ARMCOUNT_STDIN:-}
 
 [ -x "$binary" ] || die "no ARMv6 binary at $binary (build it with .ci/cross.sh or set PICAM_ARM_BINARY)"
 [ -n "$plugin" ] && [ -r "$plugin" ] || die "set PICAM_ARMCOUNT_PLUGIN to an instruction-counting qemu plugin"
 command -v qemu-arm >/dev/null || die "qemu-arm is missing (Debian: apt install qemu-user)"
 command -v curl >/dev/null || die "curl is missing"
+[ -z "$stdin_file" ] || [ -r "$stdin_file" ] || die "cannot read PICAM_ARMCOUNT_STDIN=$stdin_file"
 
 work=$(mktemp -d)
 server=""
-trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null; rm -rf "$work"' EXIT
+feeder=""
+trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null; [ -n "$feeder" ] && kill "$feeder" 2>/dev/null; rm -rf "$work"' EXIT
+# The server's standard input with PICAM_ARMCOUNT_STDIN: a pipe this script holds open.
+mkfifo "$work/input"
+exec 3<>"$work/input"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -53,9 +71,15 @@ run() {
     local name=$1 watch=$2 port viewer="" status frames
     shift 2
     port=$(free_port)
+    local input=/dev/null
+    [ -n "$stdin_file" ] && input=$work/input
     qemu-arm -cpu arm1176 -plugin "$plugin,out=$work/$name.count" "$binary" \
-        --listen "127.0.0.1:$port" --no-mdns "$@" 2>"$work/$name.log" &
+        --listen "127.0.0.1:$port" --no-mdns "$@" <"$input" 3>&- 2>"$work/$name.log" &
     server=$!
+    if [ -n "$stdin_file" ] && [ "$watch" = yes ]; then
+        cat "$stdin_file" >"$work/input" &
+        feeder=$!
+    fi
     for _ in $(seq 100); do
         curl -s -o /dev/null "http://127.0.0.1:$port/status" && break
         sleep 0.2
@@ -69,6 +93,11 @@ run() {
     kill -TERM "$server"
     wait "$server" || true
     server=""
+    if [ -n "$feeder" ]; then
+        kill "$feeder" 2>/dev/null || true
+        wait "$feeder" || true
+        feeder=""
+    fi
     [ -n "$viewer" ] && { wait "$viewer" || true; }
     frames=$(printf '%s' "$status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["frames_captured"])')
     [ -s "$work/$name.count" ] || { cat "$work/$name.log" >&2; die "the $name run wrote no count"; }
@@ -79,15 +108,21 @@ shift_args=("$@")
 read -r idle idle_frames < <(run idle no "${shift_args[@]}")
 read -r watched frames < <(run watched yes "${shift_args[@]}")
 [ "$frames" -gt 0 ] || die "no frame was published while watched"
-python3 - "$idle" "$idle_frames" "$watched" "$frames" "$seconds" "${shift_args[*]}" <<'EOF'
+python3 - "$idle" "$idle_frames" "$watched" "$frames" "$seconds" "${shift_args[*]}" "$stdin_file" <<'EOF'
 import sys
-idle, idle_frames, watched, frames, seconds, options = sys.argv[1:]
+idle, idle_frames, watched, frames, seconds, options, stdin_file = sys.argv[1:]
 idle, idle_frames, watched, frames = int(idle), int(idle_frames), int(watched), int(frames)
 print(f"ARM1176 user-space instructions, {seconds} s runs, options: {options}")
 print(f"  idle run:    {idle / 1e6:10.1f} M ({idle_frames} frames)")
 print(f"  watched run: {watched / 1e6:10.1f} M ({frames} frames)")
 if frames > idle_frames + frames // 10:
-    print(f"  per frame:   {(watched - idle) / (frames - idle_frames) / 1e6:10.2f} M")
+    per_frame = (watched - idle) / (frames - idle_frames)
+    print(f"  per frame:   {per_frame / 1e6:10.2f} M")
+    if stdin_file:
+        data = open(stdin_file, "rb").read()
+        pictures = data.count(b"\xff\xd8\xff")
+        size = len(data) / max(pictures, 1)
+        print(f"  per byte:    {per_frame / size:10.2f} ({pictures} pictures in {stdin_file}, {size:.0f} bytes each)")
 else:
     # The source ran as much with nobody watching (--always-on, stdin): the idle run
     # cannot take out start-up; the figure includes it.

@@ -2,7 +2,8 @@
 //!
 //! The splitter guarantees marker structure; this module asks `zune-jpeg` to parse the
 //! headers (frame header, tables) so that pictures a decoder would reject never reach
-//! clients.
+//! clients. An [`Inspector`] does that once for a stream whose pictures all carry the
+//! same headers, as a camera's MJPEG does.
 
 use std::fmt;
 
@@ -53,6 +54,49 @@ pub fn inspect(data: &[u8]) -> Result<Dimensions, JpegError> {
         width: info.width,
         height: info.height,
     })
+}
+
+/// [`inspect`] for a stream of pictures: headers the same, byte for byte, as those of
+/// the last picture it accepted are not parsed again.
+///
+/// A camera sends the same headers (tables, frame header, scan header) with every
+/// frame, and parsing them, building the Huffman tables above all, costs more than all
+/// the rest a picture's bytes go through on their way to the viewers. What `inspect`
+/// decides depends only on the bytes up to the end of the start-of-scan segment and on
+/// the end-of-image marker, and both are still checked.
+#[derive(Debug, Default)]
+pub struct Inspector {
+    /// The headers of the last picture accepted, through its start-of-scan segment.
+    headers: Vec<u8>,
+    dims: Option<Dimensions>,
+}
+
+impl Inspector {
+    /// What [`inspect`] says about `data`.
+    pub fn inspect(&mut self, data: &[u8]) -> Result<Dimensions, JpegError> {
+        let headers = headers_end(data).map(|end| &data[..end]);
+        if let (Some(headers), Some(dims)) = (headers, self.dims) {
+            if headers == self.headers.as_slice() && data.ends_with(&[0xFF, 0xD9]) {
+                return Ok(dims);
+            }
+        }
+        self.dims = None;
+        let dims = inspect(data)?;
+        if let Some(headers) = headers {
+            self.headers.clear();
+            self.headers.extend_from_slice(headers);
+            self.dims = Some(dims);
+        }
+        Ok(dims)
+    }
+}
+
+/// Where the start-of-scan segment of `data` ends, when its headers lead to one.
+fn headers_end(data: &[u8]) -> Option<usize> {
+    let (sos, _) = scan_start(data)?;
+    let len = u16::from_be_bytes([*data.get(sos + 2)?, *data.get(sos + 3)?]) as usize;
+    let end = sos + 2 + len;
+    (end <= data.len()).then_some(end)
 }
 
 /// `data` up to and including its last end-of-image marker: drivers often hand over
@@ -160,6 +204,50 @@ mod tests {
         broken[sof + 1] = 0x01;
         assert!(inspect(&broken).is_err());
         assert!(inspect(&out[..out.len() - 2]).is_err());
+    }
+
+    fn encoded(width: u16, height: u16, gray: u8) -> Vec<u8> {
+        let pixels = vec![gray; usize::from(width) * usize::from(height) * 3];
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 80)
+            .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn an_inspector_says_what_inspect_says_about_every_picture_of_a_stream() {
+        let a = encoded(48, 32, 128);
+        let a_again = encoded(48, 32, 40); // same headers, other scan data
+        let b = encoded(64, 16, 128); // other headers
+        let mut no_eoi = a.clone();
+        no_eoi.truncate(a.len() - 2);
+        let mut bad_frame_header = a.clone();
+        let sof = a.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bad_frame_header[sof + 1] = 0x01;
+        let mut other_scan_header = a_again.clone();
+        let (sos, _) = scan_start(&a).unwrap();
+        other_scan_header[sos + 5] = 0x77; // the first component's selector
+        let mut inspector = Inspector::default();
+        for picture in [
+            &a,
+            &a_again,
+            &b,
+            &a,
+            &no_eoi,
+            &a_again,
+            &bad_frame_header,
+            &a,
+            &other_scan_header,
+            &a,
+        ] {
+            assert_eq!(
+                inspector.inspect(picture),
+                inspect(picture),
+                "{} bytes",
+                picture.len()
+            );
+        }
     }
 
     /// Removes every DHT segment, as table-less webcams send their frames.

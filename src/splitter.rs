@@ -11,7 +11,14 @@
 //!   on the next start-of-image marker;
 //! * frames over the size cap, dropped without buffering them whole.
 //!
-//! Scanning is incremental: each byte is examined about once however the input is cut.
+//! Scanning is incremental: each byte is examined about once however the input is cut,
+//! and inside entropy-coded data and between frames only the 0xFF bytes are looked at
+//! one by one: the bytes in between are skipped with `memchr`, a word at a time. Input
+//! can be read straight into the splitter's buffer ([`MjpegSplitter::read_from`]), and
+//! what is kept of an unfinished frame is moved to the buffer's start only when the
+//! room behind it runs short, so a byte is copied in user space about once on its way
+//! to a frame: when the frame is published.
+//!
 //! Looking for a frame inside a corrupt one examines its bytes again; how much of that is
 //! done is bounded by the size of the corrupt stretch (see [`MjpegSplitter::drop_frame`]),
 //! so input made of frames nested in frames costs time in proportion to its length.
@@ -60,6 +67,13 @@ const RESCAN_PER_BYTE: u64 = 2;
 /// ... plus this many in any case.
 const RESCAN_ALLOWANCE: u64 = 64 * 1024;
 
+/// Room [`MjpegSplitter::read_from`] offers one read.
+pub const READ_SIZE: usize = 64 * 1024;
+
+/// The buffer's first size: a few reads, so that what is kept of an unfinished frame is
+/// moved to its start only every few reads.
+const FIRST_BUFFER: usize = 4 * READ_SIZE;
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     /// Looking for a start-of-image marker from `buf[pos]` on.
@@ -76,7 +90,10 @@ enum State {
 
 /// Incremental MJPEG stream splitter; see the module documentation.
 pub struct MjpegSplitter {
-    buf: Vec<u8>,
+    /// The buffer; all of it is initialised, the stream's bytes are `mem[..end]`.
+    mem: Vec<u8>,
+    /// End of the stream's bytes in `mem`.
+    end: usize,
     state: State,
     start: usize,
     pos: usize,
@@ -101,7 +118,8 @@ impl MjpegSplitter {
     /// A splitter that drops frames longer than `max_frame` bytes.
     pub fn new(max_frame: usize) -> MjpegSplitter {
         MjpegSplitter {
-            buf: Vec::with_capacity(64 * 1024),
+            mem: Vec::new(),
+            end: 0,
             state: State::Seek,
             start: 0,
             pos: 0,
@@ -115,20 +133,47 @@ impl MjpegSplitter {
 
     /// Adds `data` and reports every frame, drop and garbage run it completes, in order.
     pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(Piece<'_>)) {
-        self.buf.extend_from_slice(data);
+        self.make_room(data.len(), 0);
+        self.mem[self.end..self.end + data.len()].copy_from_slice(data);
+        self.end += data.len();
         self.scan(&mut each);
         self.compact();
+    }
+
+    /// Reads once from `input` into the splitter's buffer, at most [`READ_SIZE`] bytes,
+    /// and reports what they complete as [`MjpegSplitter::feed`] does. Returns what
+    /// `read` returned: `Ok(0)` at the end of the input.
+    pub fn read_from<R: std::io::Read + ?Sized>(
+        &mut self,
+        input: &mut R,
+        mut each: impl FnMut(Piece<'_>),
+    ) -> std::io::Result<usize> {
+        self.make_room(READ_SIZE, FIRST_BUFFER);
+        let n = input.read(&mut self.mem[self.end..self.end + READ_SIZE])?;
+        if n > 0 {
+            self.end += n;
+            self.scan(&mut each);
+            self.compact();
+        }
+        Ok(n)
     }
 
     /// Bytes held between calls: at most the size cap and the three bytes of an
     /// unfinished marker, however the stream is made.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.end - self.start
+    }
+
+    /// Bytes of memory the buffer takes: at most twice the size cap and the largest read
+    /// (for [`MjpegSplitter::read_from`], [`READ_SIZE`]), or the buffer's first size when
+    /// that is more, however the stream is made.
+    pub fn memory(&self) -> usize {
+        self.mem.len()
     }
 
     /// Ends the input: a frame still open is reported as truncated.
     pub fn finish(&mut self, mut each: impl FnMut(Piece<'_>)) {
-        let end = self.buf.len();
+        let end = self.end;
         match self.state {
             State::Marker | State::Entropy => {
                 let len = self.frame_len(end);
@@ -142,7 +187,7 @@ impl MjpegSplitter {
             }
         }
         self.offset += end as u64;
-        self.buf.clear();
+        self.end = 0;
         self.skipped = 0;
         self.state = State::Seek;
         self.start = 0;
@@ -178,12 +223,22 @@ impl MjpegSplitter {
         }
     }
 
+    /// The stream's bytes in the buffer.
+    fn data(&self) -> &[u8] {
+        &self.mem[..self.end]
+    }
+
     /// Position of the next `FF D8` at or after `from`, if the buffer has it.
     fn find_soi(&self, from: usize) -> Option<usize> {
-        let hay = self.buf.get(from..)?;
-        hay.windows(2)
-            .position(|w| w == [0xFF, 0xD8])
-            .map(|i| from + i)
+        let data = self.data();
+        let mut at = from;
+        loop {
+            let ff = at + memchr::memchr(0xFF, data.get(at..)?)?;
+            if *data.get(ff + 1)? == 0xD8 {
+                return Some(ff);
+            }
+            at = ff + 1;
+        }
     }
 
     fn seek(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
@@ -197,7 +252,7 @@ impl MjpegSplitter {
             }
             None => {
                 // Keep a trailing 0xFF: it may be the first half of the next SOI.
-                let keep_from = self.buf.len().saturating_sub(1).max(self.start);
+                let keep_from = self.end.saturating_sub(1).max(self.start);
                 if keep_from > self.start {
                     each(Piece::Garbage(keep_from - self.start));
                 }
@@ -216,7 +271,7 @@ impl MjpegSplitter {
                 true
             }
             None => {
-                let keep_from = self.buf.len().saturating_sub(1).max(self.start);
+                let keep_from = self.end.saturating_sub(1).max(self.start);
                 self.skipped += keep_from - self.start;
                 self.start = keep_from;
                 self.pos = self.pos.max(keep_from);
@@ -276,12 +331,12 @@ impl MjpegSplitter {
             // Within the buffer: the parse that reached `corrupt_end` had those bytes, and
             // the buffer keeps everything from this frame's start on.
             let resume = usize::try_from(self.corrupt_end - self.offset).unwrap_or(usize::MAX);
-            self.pos = resume.clamp(self.start + 2, self.buf.len());
+            self.pos = resume.clamp(self.start + 2, self.end);
         }
     }
 
     fn marker(&mut self, each: &mut impl FnMut(Piece<'_>)) -> bool {
-        let Some(&first) = self.buf.get(self.pos) else {
+        let Some(&first) = self.data().get(self.pos) else {
             return false;
         };
         if first != 0xFF {
@@ -290,11 +345,11 @@ impl MjpegSplitter {
         }
         // Fill bytes: any number of 0xFF may precede a marker code. They are consumed as
         // they come, so that a run of them cannot grow the buffer.
-        while self.buf.get(self.pos + 1) == Some(&0xFF) {
+        while self.data().get(self.pos + 1) == Some(&0xFF) {
             self.pos += 1;
         }
         let at = self.pos;
-        let Some(&code) = self.buf.get(at + 1) else {
+        let Some(&code) = self.data().get(at + 1) else {
             return false;
         };
         match code {
@@ -309,7 +364,7 @@ impl MjpegSplitter {
                 if len > self.max_frame {
                     each(Piece::Dropped(DropReason::TooLarge, len));
                 } else {
-                    each(Piece::Frame(&self.buf[self.start..end]));
+                    each(Piece::Frame(&self.mem[self.start..end]));
                 }
                 self.start = end;
                 self.pos = end;
@@ -319,7 +374,8 @@ impl MjpegSplitter {
             0x01 | 0xD0..=0xD7 => self.pos = at + 2,
             0x00 => self.drop_frame(at),
             _ => {
-                let (Some(&hi), Some(&lo)) = (self.buf.get(at + 2), self.buf.get(at + 3)) else {
+                let (Some(&hi), Some(&lo)) = (self.data().get(at + 2), self.data().get(at + 3))
+                else {
                     return false;
                 };
                 let len = u16::from_be_bytes([hi, lo]) as usize;
@@ -338,15 +394,15 @@ impl MjpegSplitter {
 
     fn entropy(&mut self) -> bool {
         loop {
-            let Some(rest) = self.buf.get(self.pos..) else {
+            let Some(rest) = self.data().get(self.pos..) else {
                 return false;
             };
-            let Some(ff) = rest.iter().position(|&b| b == 0xFF) else {
-                self.pos = self.buf.len();
+            let Some(ff) = memchr::memchr(0xFF, rest) else {
+                self.pos = self.end;
                 return false;
             };
             let at = self.pos + ff;
-            let Some(&code) = self.buf.get(at + 1) else {
+            let Some(&code) = self.data().get(at + 1) else {
                 self.pos = at;
                 return false;
             };
@@ -363,24 +419,42 @@ impl MjpegSplitter {
         }
     }
 
-    /// Forgets the bytes that are no longer needed so the buffer stays small: those before
-    /// the current frame, and in a frame over the size cap (which will be dropped), those
-    /// already parsed.
+    /// Forgets the bytes that are no longer needed: those before the current frame, and
+    /// in a frame over the size cap (which will be dropped), those already parsed. Their
+    /// room is taken back by [`MjpegSplitter::make_room`].
     fn compact(&mut self) {
         if matches!(self.state, State::Marker | State::Entropy)
             && self.frame_len(self.pos) > self.max_frame
         {
-            let parsed = self.pos.min(self.buf.len());
+            let parsed = self.pos.min(self.end);
             self.skipped += parsed - self.start;
             self.start = parsed;
         }
-        if self.start == 0 {
+    }
+
+    /// Makes room for `more` bytes after the stream's: when there is not enough, the
+    /// bytes still needed move to the buffer's start. The buffer grows to four times what
+    /// it must then hold (within twice the size cap and a read), so that what moves is at
+    /// most about a third of what is read in between, and at least to `first`.
+    fn make_room(&mut self, more: usize, first: usize) {
+        if self.mem.len() - self.end >= more {
             return;
         }
-        self.buf.drain(..self.start);
-        self.offset += self.start as u64;
-        self.pos -= self.start;
-        self.start = 0;
+        if self.start > 0 {
+            self.mem.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.offset += self.start as u64;
+            self.pos -= self.start;
+            self.start = 0;
+        }
+        let need = self.end + more;
+        let size = (4 * need)
+            .min(2 * (self.max_frame + 3 + more))
+            .max(need)
+            .max(first);
+        if size > self.mem.len() {
+            self.mem.resize(size, 0);
+        }
     }
 }
 
@@ -676,11 +750,108 @@ mod tests {
                     "{head:02x?}: {} bytes",
                     s.buffered()
                 );
+                assert!(
+                    s.memory() <= 2 * (MAX + 3 + READ),
+                    "{head:02x?}: {} bytes of buffer",
+                    s.memory()
+                );
             }
             s.finish(|p| got.push(format!("{p:?}")));
             assert_eq!(got.len(), 1, "{got:?}");
             assert!(got[0].starts_with("Dropped(TooLarge"), "{got:?}");
         }
+    }
+
+    /// Hands out `input` in reads of at most `most` bytes, then ends.
+    struct Reads<'a> {
+        rest: &'a [u8],
+        most: usize,
+    }
+
+    impl std::io::Read for Reads<'_> {
+        fn read(&mut self, into: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.rest.len().min(self.most).min(into.len());
+            into[..n].copy_from_slice(&self.rest[..n]);
+            self.rest = &self.rest[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn reading_into_the_splitter_finds_what_feeding_it_finds() {
+        let a = jpeg(1, 100);
+        let mut corrupt = a.clone();
+        corrupt[10] = 0x12;
+        let mut input = b"junk".to_vec();
+        for part in [
+            &a[..7],
+            &a,
+            &a[..60],
+            &corrupt,
+            &jpeg(2, 3000),
+            &a,
+            &a[..30],
+        ] {
+            input.extend_from_slice(part);
+        }
+        let (fed, covered) = pieces(&input, input.len(), 1000);
+        for most in [1, 3, 64, 999, READ_SIZE] {
+            let mut s = MjpegSplitter::new(1000);
+            let mut got = Vec::new();
+            let mut push = |p: Piece<'_>| match p {
+                Piece::Frame(f) => got.push(Got::F(f.to_vec())),
+                Piece::Dropped(r, _) => got.push(Got::D(r)),
+                Piece::Garbage(n) => match got.last_mut() {
+                    Some(Got::G(m)) => *m += n,
+                    _ => got.push(Got::G(n)),
+                },
+            };
+            let mut reads = Reads { rest: &input, most };
+            while s.read_from(&mut reads, &mut push).expect("reading a slice") > 0 {}
+            s.finish(&mut push);
+            assert_eq!((got, covered), (fed.clone(), input.len()), "{most}");
+        }
+    }
+
+    #[test]
+    fn the_buffer_does_not_grow_over_a_long_stream() {
+        // Frames of sizes that leave unfinished ones at every place in the buffer when a
+        // read comes: what is kept of them moves back to the start instead of piling up.
+        let frames: Vec<Vec<u8>> = (0..40)
+            .map(|i| jpeg(i, 20_000 + i as usize * 997))
+            .collect();
+        let mut input = Vec::new();
+        for _ in 0..20 {
+            for f in &frames {
+                input.extend_from_slice(f);
+            }
+        }
+        let mut s = MjpegSplitter::default();
+        let mut found = 0;
+        let mut reads = Reads {
+            rest: &input,
+            most: READ_SIZE,
+        };
+        // The first pass over the frames sizes the buffer.
+        let first_pass = frames.iter().map(Vec::len).sum::<usize>();
+        while input.len() - reads.rest.len() < first_pass {
+            s.read_from(&mut reads, |p| {
+                found += usize::from(matches!(p, Piece::Frame(_)))
+            })
+            .expect("reading a slice");
+        }
+        let memory = s.memory();
+        assert!(memory <= 4 * (60_000 + READ_SIZE), "{memory} bytes");
+        while s
+            .read_from(&mut reads, |p| {
+                found += usize::from(matches!(p, Piece::Frame(_)))
+            })
+            .expect("reading a slice")
+            > 0
+        {
+            assert_eq!(s.memory(), memory);
+        }
+        assert_eq!(found, 800);
     }
 
     #[test]

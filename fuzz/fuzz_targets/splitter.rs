@@ -8,12 +8,14 @@
 //! * every frame starts with SOI, ends with EOI and fits the cap;
 //! * between reads the splitter holds at most the cap and an unfinished marker;
 //! * a frame split on its own comes out whole again;
-//! * cutting the stream into other reads changes nothing but how garbage runs are split;
+//! * cutting the stream into other reads changes nothing but how garbage runs are split,
+//!   nor does reading it straight into the splitter's buffer (`read_from`);
+//! * the buffer's memory stays within twice the cap and a read, or its first size;
 //! * the JPEG checks the pipeline applies to frames never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use picam_stream::splitter::{DropReason, MjpegSplitter, Piece, DEFAULT_MAX_FRAME};
+use picam_stream::splitter::{DropReason, MjpegSplitter, Piece, DEFAULT_MAX_FRAME, READ_SIZE};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Got {
@@ -22,8 +24,24 @@ enum Got {
     Garbage(usize),
 }
 
-/// Splits `stream` fed as the given reads, and merges neighbouring garbage runs.
-fn split<'a>(reads: impl Iterator<Item = &'a [u8]>, max: usize) -> Vec<Got> {
+/// Hands out the given reads one by one to `read`.
+struct Reads<'a>(std::vec::IntoIter<&'a [u8]>, &'a [u8]);
+
+impl std::io::Read for Reads<'_> {
+    fn read(&mut self, into: &mut [u8]) -> std::io::Result<usize> {
+        if self.1.is_empty() {
+            self.1 = self.0.next().unwrap_or_default();
+        }
+        let n = self.1.len().min(into.len());
+        into[..n].copy_from_slice(&self.1[..n]);
+        self.1 = &self.1[n..];
+        Ok(n)
+    }
+}
+
+/// Splits `stream` fed as the given reads (or read with `read_from` when `read`), and
+/// merges neighbouring garbage runs.
+fn split<'a>(reads: impl Iterator<Item = &'a [u8]>, max: usize, read: bool) -> Vec<Got> {
     let mut splitter = MjpegSplitter::new(max);
     let mut out: Vec<Got> = Vec::new();
     let mut push = |piece: Piece<'_>| {
@@ -41,13 +59,34 @@ fn split<'a>(reads: impl Iterator<Item = &'a [u8]>, max: usize) -> Vec<Got> {
         };
         out.push(got);
     };
-    for read in reads {
-        splitter.feed(read, &mut push);
+    let held = |splitter: &MjpegSplitter, largest: usize| {
         assert!(
             splitter.buffered() <= max + 3,
             "{} bytes held with a cap of {max}",
             splitter.buffered()
         );
+        assert!(
+            splitter.memory() <= (2 * (max + 3 + largest)).max(4 * READ_SIZE),
+            "{} bytes of buffer with a cap of {max}",
+            splitter.memory()
+        );
+    };
+    if read {
+        let mut input = Reads(reads.collect::<Vec<_>>().into_iter(), &[]);
+        while splitter
+            .read_from(&mut input, &mut push)
+            .expect("reading from memory")
+            > 0
+        {
+            held(&splitter, READ_SIZE);
+        }
+    } else {
+        let mut largest = 0;
+        for read in reads {
+            splitter.feed(read, &mut push);
+            largest = largest.max(read.len());
+            held(&splitter, largest);
+        }
     }
     splitter.finish(&mut push);
     out
@@ -84,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
         0 => DEFAULT_MAX_FRAME,
         c => usize::from(c) * 16,
     };
-    let whole = split(std::iter::once(stream), max);
+    let whole = split(std::iter::once(stream), max, false);
 
     let mut at = 0;
     for got in &whole {
@@ -104,7 +143,7 @@ fuzz_target!(|data: &[u8]| {
                     "frame is not the stream's bytes at {at}"
                 );
                 assert_eq!(
-                    split(std::iter::once(&f[..]), max),
+                    split(std::iter::once(&f[..]), max, false),
                     vec![got.clone()],
                     "a frame split alone does not come out whole"
                 );
@@ -124,6 +163,8 @@ fuzz_target!(|data: &[u8]| {
         "pieces do not add up to the stream: {whole:?}"
     );
 
-    let chunked = split(reads(stream, *seed).into_iter(), max);
+    let chunked = split(reads(stream, *seed).into_iter(), max, false);
     assert_eq!(whole, chunked, "the reads' sizes changed the result");
+    let read = split(reads(stream, *seed).into_iter(), max, true);
+    assert_eq!(whole, read, "reading into the splitter changed the result");
 });

@@ -142,6 +142,8 @@ pub struct FrameSink {
     last_size: Option<(u16, u16)>,
     /// `--always-on`: frames are wanted whether or not somebody watches.
     always_on: bool,
+    /// Checks offered pictures, parsing headers only when they change.
+    inspector: crate::jpeg::Inspector,
 }
 
 /// Whether somebody wants frames, apart from the sink: for code that cannot borrow the
@@ -169,13 +171,14 @@ impl FrameSink {
             rate: RateMeter::default(),
             last_size: None,
             always_on: false,
+            inspector: crate::jpeg::Inspector::default(),
         }
     }
 
     /// Checks `jpeg` and publishes it; a picture that is not a valid JPEG is dropped,
     /// counted and logged (at most one line every ten seconds).
     pub fn offer_jpeg(&mut self, jpeg: &[u8]) -> bool {
-        match crate::jpeg::inspect(jpeg) {
+        match self.inspector.inspect(jpeg) {
             Ok(dims) => {
                 self.publish_checked(jpeg, dims.width, dims.height);
                 true

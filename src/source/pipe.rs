@@ -33,9 +33,6 @@ use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 use crate::splitter::{DropReason, MjpegSplitter, Piece};
 
-/// Read size for pipes and files.
-const CHUNK: usize = 64 * 1024;
-
 /// Longest single wait for input, so that a stopping server is noticed.
 const POLL_SLICE: Duration = Duration::from_millis(250);
 
@@ -132,7 +129,6 @@ impl Tally {
 /// Reads an MJPEG byte stream and publishes every good picture; see [`Pump::run`].
 pub struct Pump {
     splitter: MjpegSplitter,
-    buf: Vec<u8>,
     tally: Tally,
 }
 
@@ -143,7 +139,6 @@ impl Pump {
         let now = Instant::now();
         Pump {
             splitter: MjpegSplitter::default(),
-            buf: vec![0u8; CHUNK],
             tally: Tally {
                 pace,
                 next: now,
@@ -220,9 +215,15 @@ impl Pump {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return End::Failed(e.into()),
             }
-            let n = match input.read(&mut self.buf) {
+            // Read straight into the splitter's buffer: the frames it reports are slices
+            // of it, copied once, when published.
+            let tally = &mut self.tally;
+            match self
+                .splitter
+                .read_from(input, |p| tally.handle(p, sink, check))
+            {
                 Ok(0) => return End::Eof,
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -232,10 +233,7 @@ impl Pump {
                     continue
                 }
                 Err(e) => return End::Failed(e),
-            };
-            let tally = &mut self.tally;
-            self.splitter
-                .feed(&self.buf[..n], |p| tally.handle(p, sink, check));
+            }
         }
     }
 
