@@ -38,7 +38,8 @@ use picam_stream::encoder::feed::Feed;
 use picam_stream::encoder::m2m::{
     self, DmabufPlane, InputMemory, M2mDevice, M2mError, M2mNode, M2mSetup,
 };
-use picam_stream::encoder::{EncoderChoice, JpegEncoder, RawLayout, SoftwareEncoder};
+use picam_stream::encoder::{JpegEncoder, RawLayout, SoftwareEncoder};
+use picam_stream::picture::EncoderChoice;
 use picam_stream::v4l2::sys::{self, fourcc, zeroed};
 
 /// vim2m's private control for its simulated processing time (`V4L2_CID_USER_BASE + 0x1000`).

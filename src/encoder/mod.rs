@@ -19,8 +19,6 @@ mod software;
 mod turbo;
 
 pub use choice::{CameraPlane, JpegEncoder};
-// What `--encoder` asks for is a picture setting; it stays reachable here too.
-pub use crate::picture::EncoderChoice;
 // Everything public in `software` and `raw` stays reachable as `encoder::*`, as before
 // the split.
 pub use raw::{EncodeError, RawLayout};
