@@ -33,6 +33,11 @@
 #   PICAM_CROSS_TURBOJPEG_TARGETS  targets whose libjpeg-turbo encoder tests run
 #                         (default: the aarch64 and armv7 gnu targets)
 #   PICAM_CROSS_FEATURES  cargo features to build with (e.g. tls)
+#   PICAM_CROSS_TURBOJPEG_SHIP  targets whose binary (and suite) is built with the
+#                         libjpeg-turbo encoder, feature `turbojpeg` (default: the
+#                         aarch64 and armv7 gnu targets, which Debian's cross g++
+#                         and CMake build it for; the ARMv6 and musl builds keep the
+#                         pure Rust encoder, see docs/PACKAGING.md)
 #   PICAM_CROSS_TARGET_DIR  cargo target directory (default $PICAM_CI_CACHE/cross-target)
 #   PICAM_TEST_TIMEOUT    seconds allowed for one test executable (default 1200)
 #
@@ -96,6 +101,7 @@ qemu_for() { case "$(family "$1")" in aarch64) echo qemu-aarch64-static ;; *) ec
 # on a Debian host is ARMv7/Thumb-2; the scanner proves its own code ARMv6.)
 SUITE_TARGETS="${PICAM_CROSS_SUITE_TARGETS-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf arm-unknown-linux-musleabihf}"
 TURBOJPEG_TARGETS="${PICAM_CROSS_TURBOJPEG_TARGETS-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
+TURBOJPEG_SHIP="${PICAM_CROSS_TURBOJPEG_SHIP-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
 cpus_for() {
     case "$1" in
         aarch64-*) echo "cortex-a53 cortex-a72" ;;
@@ -106,6 +112,16 @@ cpus_for() {
 }
 has_suite() { case " $SUITE_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
 has_turbojpeg() { case " $TURBOJPEG_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
+ships_turbojpeg() { case " $TURBOJPEG_SHIP " in *" $1 "*) return 0 ;; esac; return 1; }
+# the cargo features a target is built with: PICAM_CROSS_FEATURES, and turbojpeg
+# where it ships
+features_for() {
+    local f="${PICAM_CROSS_FEATURES:-}"
+    if ships_turbojpeg "$1"; then
+        case ",${f// /,}," in *,turbojpeg,*) ;; *) f="${f:+$f,}turbojpeg" ;; esac
+    fi
+    echo "$f"
+}
 sysroot_for() {
     case "$1" in
         aarch64-unknown-linux-gnu) echo /usr/aarch64-linux-gnu ;;
@@ -145,12 +161,14 @@ for t in "${TARGETS[@]}"; do
 done
 # the scanner self-test needs the armhf cross gcc
 case " ${families[*]} " in *" armv6 "*) case " ${families[*]} " in *" armv7 "*) ;; *) families+=(armv7) ;; esac ;; esac
-# the libjpeg-turbo encoder tests need CMake and the target's g++
-if [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ]; then
-    for t in "${TARGETS[@]}"; do
-        has_suite "$t" && has_turbojpeg "$t" && families+=("turbojpeg-$(family "$t")")
-    done
-fi
+# the libjpeg-turbo encoder (its tests, and binaries that ship it) needs CMake
+# and the target's g++
+for t in "${TARGETS[@]}"; do
+    if ships_turbojpeg "$t" ||
+        { [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ] && has_suite "$t" && has_turbojpeg "$t"; }; then
+        case " ${families[*]} " in *" turbojpeg-$(family "$t") "*) ;; *) families+=("turbojpeg-$(family "$t")") ;; esac
+    fi
+done
 
 t_install=$SECONDS
 say "installing host packages for: ${families[*]}"
@@ -279,10 +297,11 @@ run_cargo() {
     fi
     # The binary is built as it ships (--release); test executables in the ci-test
     # profile (release without LTO), and they test that shipped binary.
-    local profile=(--release)
+    local profile=(--release) features
     [ "$sub" = build ] || [ "$sub" = zigbuild ] || profile=(--profile ci-test)
+    features=$(features_for "$t")
     env "${envs[@]}" timeout "$BUILD_TIMEOUT" "${cargo_cmd[@]}" "${profile[@]}" \
-        --target "$(cargo_target_arg "$t")" ${PICAM_CROSS_FEATURES:+--features "$PICAM_CROSS_FEATURES"} \
+        --target "$(cargo_target_arg "$t")" ${features:+--features "$features"} \
         "${extra[@]}" "$@" 2>>"$logf"
 }
 

@@ -34,6 +34,11 @@
 #                           threads and, when the process exits, writes the total to
 #                           the file named by its `out=FILE` argument (required)
 #   PICAM_ARMCOUNT_STDIN    an MJPEG file fed on standard input in the watched run
+#   PICAM_ARMCOUNT_PROFILE  N: also print the N functions that cost the most per frame
+#                           (watched run less idle run); needs the plugin
+#                           benches/armprofile.sh builds, and a binary with symbols
+#   PICAM_ARMCOUNT_SYMBOLS  the binary whose symbols name the functions (default: the
+#                           unstripped build in $PICAM_CI_CACHE/cross-target/...)
 #   PICAM_CI_CACHE          see .ci/lib.sh
 set -euo pipefail
 # shellcheck source=.ci/lib.sh
@@ -49,12 +54,18 @@ cache=$PICAM_CI_CACHE
 binary=${PICAM_ARM_BINARY:-$cache/dist/arm-unknown-linux-musleabihf/picam-stream}
 plugin=${PICAM_ARMCOUNT_PLUGIN:-}
 stdin_file=${PICAM_ARMCOUNT_STDIN:-}
+profile=${PICAM_ARMCOUNT_PROFILE:-}
+symbols=${PICAM_ARMCOUNT_SYMBOLS:-$cache/cross-target/arm-unknown-linux-musleabihf/release/picam-stream}
 
 [ -x "$binary" ] || die "no ARMv6 binary at $binary (build it with .ci/cross.sh or set PICAM_ARM_BINARY)"
 [ -n "$plugin" ] && [ -r "$plugin" ] || die "set PICAM_ARMCOUNT_PLUGIN to an instruction-counting qemu plugin"
 command -v qemu-arm >/dev/null || die "qemu-arm is missing (Debian: apt install qemu-user)"
 command -v curl >/dev/null || die "curl is missing"
 [ -z "$stdin_file" ] || [ -r "$stdin_file" ] || die "cannot read PICAM_ARMCOUNT_STDIN=$stdin_file"
+if [ -n "$profile" ]; then
+    [ -r "$symbols" ] || die "no binary with symbols at $symbols (set PICAM_ARMCOUNT_SYMBOLS)"
+    command -v arm-linux-gnueabihf-nm >/dev/null || die "arm-linux-gnueabihf-nm is missing (Debian: binutils-arm-linux-gnueabihf)"
+fi
 
 work=$(mktemp -d)
 server=""
@@ -73,7 +84,9 @@ run() {
     port=$(free_port)
     local input=/dev/null
     [ -n "$stdin_file" ] && input=$work/input
-    qemu-arm -cpu arm1176 -plugin "$plugin,out=$work/$name.count" "$binary" \
+    local blocks=""
+    [ -n "$profile" ] && blocks=",blocks=$work/$name.blocks"
+    qemu-arm -cpu arm1176 -plugin "$plugin,out=$work/$name.count$blocks" "$binary" \
         --listen "127.0.0.1:$port" --no-mdns "$@" <"$input" 3>&- 2>"$work/$name.log" &
     server=$!
     if [ -n "$stdin_file" ] && [ "$watch" = yes ]; then
@@ -108,9 +121,10 @@ shift_args=("$@")
 read -r idle idle_frames < <(run idle no "${shift_args[@]}")
 read -r watched frames < <(run watched yes "${shift_args[@]}")
 [ "$frames" -gt 0 ] || die "no frame was published while watched"
-python3 - "$idle" "$idle_frames" "$watched" "$frames" "$seconds" "${shift_args[*]}" "$stdin_file" <<'EOF'
-import sys
-idle, idle_frames, watched, frames, seconds, options, stdin_file = sys.argv[1:]
+[ -n "$profile" ] && arm-linux-gnueabihf-nm -n -C --defined-only "$symbols" >"$work/symbols"
+python3 - "$idle" "$idle_frames" "$watched" "$frames" "$seconds" "${shift_args[*]}" "$stdin_file" "$profile" "$work" <<'EOF'
+import bisect, os, sys
+idle, idle_frames, watched, frames, seconds, options, stdin_file, profile, work = sys.argv[1:]
 idle, idle_frames, watched, frames = int(idle), int(idle_frames), int(watched), int(frames)
 print(f"ARM1176 user-space instructions, {seconds} s runs, options: {options}")
 print(f"  idle run:    {idle / 1e6:10.1f} M ({idle_frames} frames)")
@@ -127,4 +141,32 @@ else:
     # The source ran as much with nobody watching (--always-on, stdin): the idle run
     # cannot take out start-up; the figure includes it.
     print(f"  per frame:   {watched / frames / 1e6:10.2f} M (start-up included: the source ran in the idle run too)")
+if profile:
+    # Functions by start address (code symbols only, not ARM mapping symbols such as $a).
+    starts, names = [], []
+    for line in open(os.path.join(work, "symbols")):
+        parts = line.rstrip("\n").split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith("$"):
+            starts.append(int(parts[0], 16))
+            names.append(parts[2])
+    def by_function(name):
+        cost = {}
+        for line in open(os.path.join(work, name + ".blocks")):
+            address, insns = line.split()
+            i = bisect.bisect_right(starts, int(address, 16)) - 1
+            function = names[i] if i >= 0 else "?"
+            cost[function] = cost.get(function, 0) + int(insns)
+        return cost
+    quiet, busy = by_function("idle"), by_function("watched")
+    counted = max(frames - idle_frames, 1)
+    rows = sorted(((busy.get(f, 0) - quiet.get(f, 0)) / counted, f) for f in set(busy) | set(quiet))
+    rows.reverse()
+    size = None
+    if stdin_file:
+        data = open(stdin_file, "rb").read()
+        size = len(data) / max(data.count(b"\xff\xd8\xff"), 1)
+    print(f"  costliest functions per frame (watched run less idle run, over {counted} frames):")
+    for cost, function in rows[: int(profile)]:
+        per_byte = f" {cost / size:6.3f}/byte" if size else ""
+        print(f"    {cost:10.0f}{per_byte}  {function[:110]}")
 EOF

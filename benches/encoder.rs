@@ -1,20 +1,32 @@
-//! Software JPEG encoder speed on one core, beside libjpeg-turbo on the same picture.
+//! Software JPEG encoder speed on one core (640x480, 720p, 1080p), beside libjpeg-turbo
+//! on the same picture, then through the encoding threads (`EncodePool`,
+//! `--encode-workers`) with 1, 2 and 4 workers, and how much faster 2 and 4 are than 1.
 //!
 //! ```text
 //! cargo bench --bench encoder                         # jpeg-encoder back end
 //! cargo bench --bench encoder --features turbojpeg    # and the libjpeg-turbo one
 //! cargo bench --bench encoder -- --seconds 5
+//! cargo bench --bench encoder -- --pool-only         # the encoding threads alone
 //! ```
 //!
 //! The pictures are a gradient with sensor-like noise. When Debian's `tjbench` (package
 //! `libjpeg-turbo-progs`) is installed, the same RGB picture is written as a PPM and
 //! libjpeg-turbo's own benchmark encodes it at the same quality with 4:2:0 subsampling,
 //! from RGB and (`-yuv`) from planar YUV, for comparison.
+//!
+//! The pool is fed I420 (what the rpicam source reads from `rpicam-vid`) by a source
+//! that hands in a new picture whenever a worker is free, as a camera faster than the
+//! encoders would; each picture is copied into the pool as in the server. The load
+//! average is printed before and after: on a shared machine other work takes cores
+//! the workers would use.
 
 use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use picam_stream::encoder::{Backend, RawLayout, SoftwareEncoder};
+use picam_stream::encoder::{
+    Backend, EncodeError, EncodePool, JpegOut, RawLayout, SoftwareEncoder,
+};
 
 const QUALITY: u8 = 80;
 
@@ -35,7 +47,9 @@ fn main() {
     if backends.len() == 1 {
         println!("  (build with --features turbojpeg to measure the libjpeg-turbo back end too)");
     }
-    for (w, h) in [(640usize, 480usize), (1280, 720)] {
+    println!("load average before: {}", load_average());
+    let pool_only = args.iter().any(|a| a == "--pool-only");
+    for (w, h) in SIZES.into_iter().filter(|_| !pool_only) {
         let rgb = picture(w, h);
         let (yuyv, nv12) = to_yuv(&rgb, w, h);
         let mut best = (0.0f64, 0.0f64, 0.0f64);
@@ -92,6 +106,121 @@ fn main() {
             None => println!("  (install libjpeg-turbo-progs for a comparison with tjbench)"),
         }
     }
+    println!(
+        "encoding threads (EncodePool), I420 in, {} cores here, {seconds} s per case",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for (w, h) in SIZES {
+        let rgb = picture(w, h);
+        let i420 = to_i420(&rgb, w, h);
+        for &backend in &backends {
+            let mut one = 0.0;
+            for workers in [1, 2, 4] {
+                let (fps, skipped) = pool_fps(&i420, w, h, backend, workers, budget);
+                if workers == 1 {
+                    one = fps;
+                }
+                println!(
+                    "  {w}x{h} {:<13} {workers} worker{} {fps:>7.1} fps  {:.2}x one worker  ({skipped} skipped)",
+                    backend.name(),
+                    if workers == 1 { " " } else { "s" },
+                    fps / one
+                );
+            }
+        }
+    }
+    println!("load average after: {}", load_average());
+}
+
+/// The picture sizes measured.
+const SIZES: [(usize, usize); 3] = [(640, 480), (1280, 720), (1920, 1080)];
+
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Counts what the pool finishes, and lets the feeding loop wait for a free worker.
+#[derive(Default)]
+struct Counted {
+    /// (pictures published, pictures finished in any way)
+    done: Mutex<(u64, u64)>,
+    finished: Condvar,
+}
+
+impl Counted {
+    fn finish(&self, published: bool) {
+        let mut d = self.done.lock().unwrap();
+        d.0 += published as u64;
+        d.1 += 1;
+        self.finished.notify_one();
+    }
+}
+
+impl JpegOut for Counted {
+    fn publish(&self, jpeg: &[u8], _width: u16, _height: u16) {
+        assert!(jpeg.starts_with(&[0xFF, 0xD8]), "a JPEG");
+        self.finish(true);
+    }
+    fn encode_failed(&self, error: &EncodeError) {
+        panic!("{error}");
+    }
+    fn skipped(&self) {
+        self.finish(false);
+    }
+}
+
+/// Pictures per second the pool publishes with `workers` threads, fed whenever one
+/// is free, and how many it skipped (finished after a newer one).
+fn pool_fps(
+    i420: &[u8],
+    w: usize,
+    h: usize,
+    backend: Backend,
+    workers: usize,
+    budget: Duration,
+) -> (f64, u64) {
+    let counted = Arc::new(Counted::default());
+    let mut pool = EncodePool::with_backend(workers, QUALITY, backend, counted.clone()).unwrap();
+    let mut submitted = 0u64;
+    let mut submit = |pool: &mut EncodePool| {
+        let (y, chroma) = i420.split_at(w * h);
+        let (u, v) = chroma.split_at(w * h / 4);
+        pool.submit_planes([y, u, v], RawLayout::Yuv420, w as u16, h as u16, w)
+            .unwrap();
+        submitted += 1;
+        let mut d = counted.done.lock().unwrap();
+        while submitted - d.1 >= workers as u64 {
+            d = counted.finished.wait(d).unwrap();
+        }
+        d.0
+    };
+    // One picture per worker to warm up, then the measured run.
+    for _ in 0..workers {
+        submit(&mut pool);
+    }
+    let start = Instant::now();
+    let first = counted.done.lock().unwrap().0;
+    let mut published = first;
+    while start.elapsed() < budget || published < first + 3 {
+        published = submit(&mut pool);
+    }
+    let fps = (published - first) as f64 / start.elapsed().as_secs_f64();
+    let skipped = pool.skipped();
+    drop(pool);
+    (fps, skipped)
+}
+
+/// The picture as video-range I420: the luma plane, then U and V at half size.
+fn to_i420(rgb: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let (_, nv12) = to_yuv(rgb, w, h);
+    let (luma, uv) = nv12.split_at(w * h);
+    let mut i420 = luma.to_vec();
+    i420.extend(uv.iter().step_by(2));
+    i420.extend(uv.iter().skip(1).step_by(2));
+    i420
 }
 
 /// A gradient with per-pixel noise, packed RGB.

@@ -104,30 +104,11 @@ fn write_frames(args: &[String]) {
     }
 }
 
-/// Noisy 320x240 test cards, camera-like in size (about 15 KB).
+/// 320x240 test cards (see `support::cards`), camera-like in size.
 fn make_frames(dir: &Path, count: usize) {
-    let (w, h) = (320usize, 240usize);
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     for i in 0..count {
-        let mut rgb = vec![0u8; w * h * 3];
-        for y in 0..h {
-            for x in 0..w {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let band = ((x + i * 6) / 40) % 8;
-                for c in 0..3 {
-                    let base = if (band >> c) & 1 == 1 { 200 } else { 40 };
-                    let v = base + (y * 40 / h) as i64 + ((rng >> (c * 8)) % 24) as i64 - 12;
-                    rgb[(y * w + x) * 3 + c] = v.clamp(0, 255) as u8;
-                }
-            }
-        }
-        let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 75)
-            .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        std::fs::write(dir.join(format!("frame-{i}.jpg")), out).unwrap();
+        let jpeg = support::cards::test_card(320, 240, i, 12);
+        std::fs::write(dir.join(format!("frame-{i}.jpg")), jpeg).unwrap();
     }
 }
 

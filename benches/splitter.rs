@@ -4,14 +4,17 @@
 //!   cargo bench --bench splitter                       MB/s over 640x480 frames
 //!   cargo bench --bench splitter -- --write FILE [--frames N] [--size WxH]
 //!
-//! The frames are 640x480 (or `--size`) test cards with per-pixel noise, encoded at quality 75 to
-//! about 46 KB each, as a camera's MJPEG would be; their entropy-coded data holds about
-//! as many 0xFF bytes (stuffed) as a real picture's. The stream is read into the
+//! The frames are 640x480 (or `--size`) test cards with per-pixel noise
+//! (`support::cards`), about 47 KB each at 640x480, as a camera's MJPEG would be; their
+//! entropy-coded data holds about as many 0xFF bytes (stuffed) as a real picture's. The stream is read into the
 //! splitter as the stdin source reads it (`MjpegSplitter::read_from`, 64 KiB reads).
+
+mod support;
 
 use std::time::{Duration, Instant};
 
 use picam_stream::splitter::{MjpegSplitter, Piece, READ_SIZE};
+use support::cards::test_card;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -81,35 +84,9 @@ fn split(stream: &[u8]) -> usize {
     found
 }
 
-/// `count` noisy test cards, one after another, as an MJPEG stream.
+/// `count` test cards (see `support::cards`), one after another, as an MJPEG stream.
 fn make_stream(count: usize, width: usize, height: usize) -> Vec<u8> {
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut stream = Vec::new();
-    for i in 0..count {
-        let mut rgb = vec![0u8; width * height * 3];
-        for y in 0..height {
-            for x in 0..width {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let band = ((x + i * 8) / 80 % 8) as u8;
-                let shade = (y * 80 / height) as i32;
-                for c in 0..3 {
-                    let on = band >> c & 1 == 1;
-                    let base = if on { 200 } else { 40 } + shade;
-                    let jitter = ((rng >> (c * 8)) % 39) as i32 - 19;
-                    rgb[(y * width + x) * 3 + c] = (base + jitter).clamp(0, 255) as u8;
-                }
-            }
-        }
-        jpeg_encoder::Encoder::new(&mut stream, 75)
-            .encode(
-                &rgb,
-                width as u16,
-                height as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
-            .expect("encoding a test card");
-    }
-    stream
+    (0..count)
+        .flat_map(|i| test_card(width, height, i, 22))
+        .collect()
 }

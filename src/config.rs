@@ -17,7 +17,7 @@ use crate::source::Isolation;
 use std::time::Duration;
 
 use crate::net::Patience;
-use crate::picture::{EncoderChoice, Transform};
+use crate::picture::{EncodeWorkers, EncoderChoice, Transform};
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -30,6 +30,8 @@ pub struct Config {
     pub fps: u32,
     pub quality: u8,
     pub encoder: EncoderChoice,
+    /// Threads that encode JPEG in software.
+    pub encode_workers: EncodeWorkers,
     /// 0: no limit.
     pub max_clients: usize,
     /// Streams one client address (an IPv6 /64) may hold at once; 0: no limit.
@@ -55,6 +57,8 @@ pub struct Config {
     pub isolate: Isolation,
     /// Keep the source running with nobody watching.
     pub always_on: bool,
+    /// `--controls`: clients may change the camera's controls.
+    pub controls_allowed: bool,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -79,6 +83,7 @@ impl Default for Config {
             fps: 0,
             quality: 0,
             encoder: EncoderChoice::Auto,
+            encode_workers: EncodeWorkers::Auto,
             max_clients: 0,
             max_clients_per_address: 0,
             source_timeout: 0,
@@ -93,6 +98,7 @@ impl Default for Config {
             transform: Transform::default(),
             isolate: Isolation::Auto,
             always_on: false,
+            controls_allowed: true,
         };
         for opt in OPTIONS {
             if let Some(default) = opt.default {
@@ -362,6 +368,24 @@ const OPTIONS: &[Opt] = &[
     },
     Opt {
         group: Group::Pictures,
+        flag: "--encode-workers",
+        value: "N",
+        var: "PICAM_ENCODE_WORKERS",
+        default: Some("auto"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.encode_workers = v.parse()?;
+                Ok(())
+            },
+        },
+        help: "Threads that encode JPEG in software, each picture on one of them",
+        accepts: "auto (one per core, at most 4) or 1 to 8; 1 encodes on the source's own \
+                  thread, one picture at a time",
+        more: "The hardware encoder, when it runs, does not use them.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Pictures,
         flag: "--source-timeout",
         value: "S",
         var: "PICAM_SOURCE_TIMEOUT",
@@ -618,6 +642,22 @@ const OPTIONS: &[Opt] = &[
         ..NOTHING_MORE
     },
     Opt {
+        group: Group::Access,
+        flag: "--controls",
+        value: "on|off",
+        var: "PICAM_CONTROLS",
+        default: Some("on"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.controls_allowed = parse_switch(v)?;
+                Ok(())
+            },
+        },
+        help: "Let clients change the camera's controls (brightness, contrast, ...) with \
+               POST /controls and /option; off: /controls still lists them, changes get 403",
+        ..NOTHING_MORE
+    },
+    Opt {
         group: Group::Patience,
         flag: "--header-timeout",
         value: "SECS",
@@ -683,7 +723,7 @@ const OPTIONS: &[Opt] = &[
 const COMMANDS: &[(&[&str], &str, Action)] = &[
     (
         &["--list-devices"],
-        "List V4L2 capture devices: formats, sizes, frame rates",
+        "List V4L2 capture devices: formats, sizes, frame rates, controls",
         Action::ListDevices,
     ),
     (
@@ -943,6 +983,32 @@ pub fn readme_option_table() -> String {
     table += "\nA switch (`--flag`, `--flag=no`) is on when its variable is `1`, `true`, \
               `yes` or `on`, and off when it is `0`, `false`, `no`, `off` or empty.\n";
     table
+}
+
+/// How an option's variable is written as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagForm {
+    /// `--flag=VALUE` reads VALUE as the variable does.
+    WithValue,
+    /// `--flag` alone when the variable's value is a switch word for on; nothing for off.
+    OnlyOn,
+}
+
+/// Every option's variable, its flag and how the one is written as the other: for
+/// checks (the options fuzz target) that must cover options added later.
+pub fn option_variables() -> impl Iterator<Item = (&'static str, &'static str, FlagForm)> {
+    OPTIONS.iter().filter(|opt| !opt.var.is_empty()).map(|opt| {
+        let form = match opt.reader {
+            Reader::OnlyOn { .. } => FlagForm::OnlyOn,
+            _ => FlagForm::WithValue,
+        };
+        (opt.var, opt.flag, form)
+    })
+}
+
+/// Whether `value` is a switch word for on (`Some(true)`), for off, or none of them.
+pub fn switch_word(value: &str) -> Option<bool> {
+    parse_switch(value).ok()
 }
 
 /// Reads the environment (through `var`) and then the arguments (without the program name).
@@ -1412,6 +1478,16 @@ mod tests {
         assert!(e.contains("--always-on"), "{e}");
     }
 
+    #[test]
+    fn controls_are_on_unless_switched_off() {
+        assert!(config(&[], &[]).controls_allowed);
+        assert!(!config(&["--controls", "off"], &[]).controls_allowed);
+        assert!(!config(&[], &[("PICAM_CONTROLS", "no")]).controls_allowed);
+        assert!(config(&["--controls=on"], &[("PICAM_CONTROLS", "off")]).controls_allowed);
+        let e = run(&["--controls", "maybe"], &[]).unwrap_err().0;
+        assert!(e.contains("--controls"), "{e}");
+    }
+
     /// The defaults as they were before the option table gave them: behaviour kept.
     #[test]
     fn every_default_reads_through_its_own_option() {
@@ -1430,6 +1506,7 @@ mod tests {
             fps: 30,
             quality: 80,
             encoder: EncoderChoice::Auto,
+            encode_workers: EncodeWorkers::Auto,
             max_clients: 100,
             max_clients_per_address: 10,
             source_timeout: 5,
@@ -1448,6 +1525,7 @@ mod tests {
             transform: Transform::default(),
             isolate: Isolation::Auto,
             always_on: false,
+            controls_allowed: true,
         };
         assert_eq!(Config::default(), want);
         assert_eq!(Config::default().patience, Patience::default());

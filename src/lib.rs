@@ -26,13 +26,18 @@
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
 //! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
+//! * [`controls`] describes the running camera's controls and holds the one handle
+//!   through which the HTTP side reads and changes them.
 //! * [`picture`] holds the picture settings (size, rate, orientation, encoder) that the
 //!   configuration fills in and sources, encoders and `/status` read.
+//! * [`board`] names the board (the device tree's model), for messages only.
 //! * [`ratelog`] bounds the log lines that input can cause (bad frames, packets).
 
 pub mod auth;
+pub mod board;
 pub mod clock;
 pub mod config;
+pub mod controls;
 pub mod encoder;
 pub mod frame;
 pub mod http;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use picam_stream::auth::{Credentials, Guard};
 use picam_stream::config::{self, Action, Config};
+use picam_stream::controls::ControlBoard;
+use picam_stream::http::fanout::Fanout;
 use picam_stream::http::server::HttpServer;
 use picam_stream::http::shares::Shares;
 use picam_stream::http::waiting::Waiting;
@@ -43,7 +45,7 @@ fn main() {
             return;
         }
         Ok(Action::ListDevices) => {
-            print!("{}", picam_stream::v4l2::device::describe_all());
+            print!("{}", picam_stream::v4l2::listing::describe_all());
             return;
         }
         Ok(Action::ListCameras) => match source::list_cameras() {
@@ -66,6 +68,7 @@ fn main() {
         quality: config.quality,
         source_timeout: Duration::from_secs(config.source_timeout.into()),
         encoder: config.encoder,
+        encode_workers: config.encode_workers,
         transform: config.transform,
         always_on: config.always_on,
     };
@@ -98,12 +101,14 @@ fn main() {
         .unwrap_or_else(|e| fail(1, &format!("cannot listen on {}: {e}", config.listen)));
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));
+    let controls = ControlBoard::new(config.controls_allowed);
     let source = source::start(
         &config.source,
         settings,
         config.isolate,
         slot.clone(),
         stopping.clone(),
+        controls.clone(),
     )
     .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
@@ -121,6 +126,8 @@ fn main() {
         guard,
         allow_origin: config.allow_origin.clone(),
         tls: tls.is_some(),
+        fanout: Fanout::new(slot.clone()),
+        controls,
     });
     let with_tls = tls.is_some();
     let server = HttpServer::start(listener, state.clone(), tls).unwrap_or_else(|e| {

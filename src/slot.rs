@@ -8,12 +8,17 @@
 //!
 //! Sleeping and waking use the Linux futex on a 32-bit publication counter, which has no
 //! lost wake-ups: a reader only sleeps while the counter still holds the value it read.
+//! A reader that also waits for other descriptors (the stream writer waits for sockets
+//! to drain) polls the slot's [bell](FrameSlot::bell) instead, an eventfd that every
+//! publication and the close make readable.
 
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::frame::Frame;
 
@@ -48,6 +53,8 @@ pub struct FrameSlot {
     /// sleep on it.
     demand_word: AtomicU32,
     epoch: Instant,
+    /// Rung on every publication and on close, once somebody asked for it.
+    bell: OnceLock<EventFd>,
 }
 
 impl Default for FrameSlot {
@@ -62,6 +69,7 @@ impl Default for FrameSlot {
             wanted_ms: AtomicU64::new(0),
             demand_word: AtomicU32::new(0),
             epoch: Instant::now(),
+            bell: OnceLock::new(),
         }
     }
 }
@@ -173,7 +181,33 @@ impl FrameSlot {
         self.wake_idle();
     }
 
+    /// True once the slot is closed (the server is stopping).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// A non-blocking eventfd that becomes readable on every publication and on close,
+    /// for a reader that waits for it together with other descriptors (with `poll`).
+    /// Whoever waits on it reads it empty, then looks at the slot: several rings
+    /// between two looks count once. Others may ring it too (write to it), to make the
+    /// waiter look again. Made on first use; readers that never ask for it
+    /// cost publications nothing.
+    pub fn bell(&self) -> io::Result<&EventFd> {
+        if let Some(bell) = self.bell.get() {
+            return Ok(bell);
+        }
+        let made =
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+        // Two first callers at once: one eventfd wins, the other is closed.
+        let _ = self.bell.set(made);
+        Ok(self.bell.get().expect("set just now"))
+    }
+
     fn wake_all(&self) {
+        if let Some(bell) = self.bell.get() {
+            // Cannot fail short of the counter's 2^64 - 2 limit, which a reader empties.
+            let _ = bell.write(1);
+        }
         self.wake_word.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             futex::wake_all(&self.wake_word);
@@ -261,6 +295,27 @@ mod tests {
             slot.next_after(5, Duration::from_millis(20)),
             Next::TimedOut
         ));
+    }
+
+    #[test]
+    fn the_bell_rings_on_publish_and_close() {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let slot = FrameSlot::new();
+        let bell = slot.bell().unwrap();
+        let rung = || {
+            let mut fds = [PollFd::new(bell.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+        };
+        assert!(!rung());
+        slot.publish(&jpeg(), 1, 1);
+        slot.publish(&jpeg(), 1, 1);
+        assert!(rung());
+        assert_eq!(bell.read().unwrap(), 2, "one ring per publication");
+        assert!(!rung());
+        slot.close();
+        assert!(rung());
+        assert!(slot.is_closed());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! Scanning is incremental: each byte is examined about once however the input is cut,
 //! and inside entropy-coded data and between frames only the 0xFF bytes are looked at
-//! one by one: the bytes in between are skipped with `memchr`, a word at a time. Input
+//! one by one: the bytes in between are skipped a word at a time, four words to a
+//! test (see [`Words::find_ff`]). Input
 //! can be read straight into the splitter's buffer ([`MjpegSplitter::read_from`]), and
 //! what is kept of an unfinished frame is moved to the buffer's start only when the
 //! room behind it runs short, so a byte is copied in user space about once on its way
@@ -90,8 +91,9 @@ enum State {
 
 /// Incremental MJPEG stream splitter; see the module documentation.
 pub struct MjpegSplitter {
-    /// The buffer; all of it is initialised, the stream's bytes are `mem[..end]`.
-    mem: Vec<u8>,
+    /// The buffer, in aligned chunks of words (for [`scan_entropy`] and the copies of
+    /// frames); all of it is initialised, the stream's bytes are its first `end` bytes.
+    mem: Vec<Chunk>,
     /// End of the stream's bytes in `mem`.
     end: usize,
     state: State,
@@ -134,7 +136,8 @@ impl MjpegSplitter {
     /// Adds `data` and reports every frame, drop and garbage run it completes, in order.
     pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(Piece<'_>)) {
         self.make_room(data.len(), 0);
-        self.mem[self.end..self.end + data.len()].copy_from_slice(data);
+        let end = self.end;
+        self.bytes_mut()[end..end + data.len()].copy_from_slice(data);
         self.end += data.len();
         self.scan(&mut each);
         self.compact();
@@ -149,7 +152,8 @@ impl MjpegSplitter {
         mut each: impl FnMut(Piece<'_>),
     ) -> std::io::Result<usize> {
         self.make_room(READ_SIZE, FIRST_BUFFER);
-        let n = input.read(&mut self.mem[self.end..self.end + READ_SIZE])?;
+        let end = self.end;
+        let n = input.read(&mut self.bytes_mut()[end..end + READ_SIZE])?;
         if n > 0 {
             self.end += n;
             self.scan(&mut each);
@@ -168,7 +172,7 @@ impl MjpegSplitter {
     /// (for [`MjpegSplitter::read_from`], [`READ_SIZE`]), or the buffer's first size when
     /// that is more, however the stream is made.
     pub fn memory(&self) -> usize {
-        self.mem.len()
+        self.mem.len() * CHUNK
     }
 
     /// Ends the input: a frame still open is reported as truncated.
@@ -225,15 +229,25 @@ impl MjpegSplitter {
 
     /// The stream's bytes in the buffer.
     fn data(&self) -> &[u8] {
-        &self.mem[..self.end]
+        &self.bytes()[..self.end]
+    }
+
+    /// The whole buffer as bytes.
+    fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.mem)
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.mem)
     }
 
     /// Position of the next `FF D8` at or after `from`, if the buffer has it.
     fn find_soi(&self, from: usize) -> Option<usize> {
         let data = self.data();
+        let words = Words::new(data);
         let mut at = from;
         loop {
-            let ff = at + memchr::memchr(0xFF, data.get(at..)?)?;
+            let ff = words.find_ff(data, at)?;
             if *data.get(ff + 1)? == 0xD8 {
                 return Some(ff);
             }
@@ -364,7 +378,7 @@ impl MjpegSplitter {
                 if len > self.max_frame {
                     each(Piece::Dropped(DropReason::TooLarge, len));
                 } else {
-                    each(Piece::Frame(&self.mem[self.start..end]));
+                    each(Piece::Frame(&self.bytes()[self.start..end]));
                 }
                 self.start = end;
                 self.pos = end;
@@ -393,28 +407,15 @@ impl MjpegSplitter {
     }
 
     fn entropy(&mut self) -> bool {
-        loop {
-            let Some(rest) = self.data().get(self.pos..) else {
-                return false;
-            };
-            let Some(ff) = memchr::memchr(0xFF, rest) else {
-                self.pos = self.end;
-                return false;
-            };
-            let at = self.pos + ff;
-            let Some(&code) = self.data().get(at + 1) else {
-                self.pos = at;
-                return false;
-            };
-            match code {
-                // Stuffed zero, restart markers and fill bytes stay in the scan data.
-                0x00 | 0xD0..=0xD7 => self.pos = at + 2,
-                0xFF => self.pos = at + 1,
-                _ => {
-                    self.pos = at;
-                    self.state = State::Marker;
-                    return true;
-                }
+        match scan_entropy(self.data(), self.pos) {
+            Ok(marker) => {
+                self.pos = marker;
+                self.state = State::Marker;
+                true
+            }
+            Err(resume) => {
+                self.pos = resume;
+                false
             }
         }
     }
@@ -437,25 +438,258 @@ impl MjpegSplitter {
     /// it must then hold (within twice the size cap and a read), so that what moves is at
     /// most about a third of what is read in between, and at least to `first`.
     fn make_room(&mut self, more: usize, first: usize) {
-        if self.mem.len() - self.end >= more {
+        if self.memory() - self.end >= more {
             return;
         }
-        if self.start > 0 {
-            self.mem.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.offset += self.start as u64;
-            self.pos -= self.start;
-            self.start = 0;
+        // The bytes move by whole chunks, so that they keep their place in a word (the
+        // first kept byte ends up within the first chunk).
+        let moved = self.start / CHUNK * CHUNK;
+        if moved > 0 {
+            move_down(&mut self.mem, moved / CHUNK..self.end.div_ceil(CHUNK));
+            self.end -= moved;
+            self.offset += moved as u64;
+            self.pos -= moved;
+            self.start -= moved;
         }
-        let need = self.end + more;
-        let size = (4 * need)
-            .min(2 * (self.max_frame + 3 + more))
+        let need = (self.end + more).div_ceil(CHUNK) * CHUNK;
+        let size = ((4 * need).min(2 * (self.max_frame + 3 + more)) / CHUNK * CHUNK)
             .max(need)
             .max(first);
-        if size > self.mem.len() {
-            self.mem.resize(size, 0);
+        if size > self.memory() {
+            self.mem.resize(size / CHUNK, [0; CHUNK_WORDS]);
         }
     }
+}
+
+/// Words in a chunk of the splitter's buffer.
+const CHUNK_WORDS: usize = 8;
+/// What the splitter's buffer is made of: aligned words, moved eight at a time.
+type Chunk = [u32; CHUNK_WORDS];
+/// Bytes in a [`Chunk`].
+const CHUNK: usize = 4 * CHUNK_WORDS;
+
+/// Moves the chunks `from` of `mem` to its start, eight words at a time through
+/// registers. (`copy_within` would call the C library's `memmove`, which on ARMv6 moves
+/// a byte at a time.)
+fn move_down(mem: &mut [Chunk], from: std::ops::Range<usize>) {
+    let by = from.start;
+    for at in from {
+        // Keeps the compiler from making this loop a call of `memmove` again.
+        std::hint::black_box(());
+        let [a, b, c, d, e, f, g, h] = mem[at];
+        mem[at - by] = [a, b, c, d, e, f, g, h];
+    }
+}
+
+/// Where the search for a marker in entropy-coded data stopped: `Ok` with the position
+/// of the 0xFF that starts a marker, `Err` with where to go on once more bytes are in.
+///
+/// Inside the entropy-coded data a 0xFF is followed by a stuffed zero, a restart marker
+/// (which belongs to the scan data) or another 0xFF (a fill byte); anything else
+/// starts a marker, which ends the scan. The bytes are looked at a word at a time (see
+/// [`Words::find_ff`]); a 0xFF found in a word is judged there, with the next byte
+/// taken from the same word or the low byte of the next one. Judged, its flag is
+/// cleared and the search goes on in the same word: the byte after it (0x00 or
+/// 0xD0-0xD7) is never flagged and carries nothing into the bytes after it, and a fill
+/// byte is flagged in its own right.
+fn scan_entropy(data: &[u8], from: usize) -> Result<usize, usize> {
+    let Words { base, words } = Words::new(data);
+    let words_end = base + 4 * words.len();
+    let mut pos = from;
+    'search: loop {
+        if pos < base || pos >= words_end {
+            match scan_entropy_bytewise(data, pos, base) {
+                Ok(next) => pos = next,
+                Err(done) => return done,
+            }
+            continue;
+        }
+        let mut at = (pos - base) / 4;
+        let mut word = u32::from_le(words[at]);
+        // In the first word, the bytes before `pos` do not count.
+        let mut found = ff_flags(word) & (u32::MAX << (8 * ((pos - base) % 4)));
+        loop {
+            if found == 0 {
+                // The next word with a 0xFF, blocks of words at a time from the one
+                // after this; the last few words, too few for a block, one at a time.
+                at = skip_quiet_blocks(words, at + 1);
+                loop {
+                    let Some(&w) = words.get(at) else {
+                        pos = words_end;
+                        continue 'search;
+                    };
+                    word = u32::from_le(w);
+                    found = ff_flags(word);
+                    if found != 0 {
+                        break;
+                    }
+                    at += 1;
+                }
+            }
+            let byte = found.trailing_zeros() / 8;
+            let code = if byte < 3 {
+                (word >> (8 * byte + 8)) as u8
+            } else {
+                match words.get(at + 1) {
+                    Some(&next) => u32::from_le(next) as u8,
+                    // The next byte is after the last whole word, if it is in.
+                    None => match scan_entropy_bytewise(data, base + 4 * at + 3, base) {
+                        Ok(next) => {
+                            pos = next;
+                            continue 'search;
+                        }
+                        Err(done) => return done,
+                    },
+                }
+            };
+            // A byte flagged by a carry from one before `pos` is not a 0xFF.
+            if (word >> (8 * byte)) as u8 == 0xFF && !matches!(code, 0x00 | 0xD0..=0xD7 | 0xFF) {
+                return Ok(base + 4 * at + byte as usize);
+            }
+            found &= found - 1;
+        }
+    }
+}
+
+/// [`scan_entropy`] a byte at a time, from `from` up to the first whole word (`base`)
+/// or, after the words, to the end of `data`: `Ok` with where the word search goes on,
+/// `Err` with what [`scan_entropy`] returns when it ends there.
+#[cold]
+fn scan_entropy_bytewise(
+    data: &[u8],
+    from: usize,
+    base: usize,
+) -> Result<usize, Result<usize, usize>> {
+    let end = if from < base { base } else { data.len() };
+    let mut pos = from;
+    while pos < end {
+        if data[pos] != 0xFF {
+            pos += 1;
+            continue;
+        }
+        match data.get(pos + 1) {
+            None => return Err(Err(pos)),
+            Some(0x00 | 0xD0..=0xD7) => pos += 2,
+            Some(0xFF) => pos += 1,
+            Some(_) => return Err(Ok(pos)),
+        }
+    }
+    if pos >= data.len() {
+        return Err(Err(pos.max(data.len())));
+    }
+    Ok(pos)
+}
+
+/// The low bit of every byte of a word.
+const LOW_BITS: u32 = 0x0101_0101;
+/// The high bit of every byte of a word.
+const HIGH_BITS: u32 = 0x8080_8080;
+/// Words tested together for a 0xFF byte, with one branch for all of them. (Entropy-coded
+/// data holds a 0xFF every hundred bytes or so: in longer blocks, finding it costs more
+/// than the branches saved.)
+const BLOCK_WORDS: usize = 4;
+
+/// A byte buffer seen as the aligned words it holds, for searches a word at a time.
+struct Words<'a> {
+    /// Where the first whole aligned word starts.
+    base: usize,
+    words: &'a [u32],
+}
+
+impl<'a> Words<'a> {
+    fn new(data: &'a [u8]) -> Words<'a> {
+        let (head, words, _) = bytemuck::pod_align_to::<u8, u32>(data);
+        Words {
+            base: head.len(),
+            words,
+        }
+    }
+
+    /// Position of the first 0xFF of `data` (the buffer these words are of) at or after
+    /// `from`. Whole words are tested four at a time; only a block of four that holds
+    /// a 0xFF is looked at word by word.
+    #[inline(always)]
+    fn find_ff(&self, data: &[u8], from: usize) -> Option<usize> {
+        let words = self.words;
+        let base = self.base;
+        let mut pos = from;
+        loop {
+            if pos < base || pos >= base + 4 * words.len() {
+                return find_ff_bytewise(data, pos, base);
+            }
+            let mut at = (pos - base) / 4;
+            // Flags in memory order, the first byte's lowest; in the first word, the
+            // bytes before `pos` do not count.
+            let mut found = u32::from_le(ff_somewhere(words[at]) & HIGH_BITS)
+                & (u32::MAX << (8 * ((pos - base) % 4)));
+            while found == 0 {
+                at += 1;
+                if at % BLOCK_WORDS == 0 {
+                    at = skip_quiet_blocks(words, at);
+                }
+                let Some(&w) = words.get(at) else {
+                    return find_ff_bytewise(data, base + 4 * words.len(), base);
+                };
+                found = u32::from_le(ff_somewhere(w) & HIGH_BITS);
+            }
+            // The first flagged byte is a 0xFF, unless a carry from a byte before it (on
+            // a little-endian machine, one before `pos`) flagged it.
+            let ff = base + 4 * at + (found.trailing_zeros() / 8) as usize;
+            if data[ff] == 0xFF {
+                return Some(ff);
+            }
+            pos = ff + 1;
+        }
+    }
+}
+
+/// [`Words::find_ff`] a byte at a time, for the bytes before the first whole word and
+/// after the last; `base` is where the first whole word starts.
+#[cold]
+fn find_ff_bytewise(data: &[u8], from: usize, base: usize) -> Option<usize> {
+    let end = if from < base { base } else { data.len() };
+    match data.get(from..end)?.iter().position(|&b| b == 0xFF) {
+        Some(i) => Some(from + i),
+        None if end < data.len() => Words::new(data).find_ff(data, end),
+        None => None,
+    }
+}
+
+/// The first word of `words` from `at` on that holds a 0xFF byte, found a block of
+/// [`BLOCK_WORDS`] words at a time, or the first of the last words, too few for a block.
+#[inline(always)]
+fn skip_quiet_blocks(words: &[u32], at: usize) -> usize {
+    let rest = words.get(at..).unwrap_or_default();
+    let whole = rest.len() / BLOCK_WORDS * BLOCK_WORDS;
+    // Blocks as arrays, so that each is loaded with one load-multiple.
+    let blocks: &[[u32; BLOCK_WORDS]] = bytemuck::cast_slice(&rest[..whole]);
+    let flagged = blocks
+        .iter()
+        .position(|block| block.iter().fold(0, |any, &w| any | ff_somewhere(w)) & HIGH_BITS != 0);
+    match flagged {
+        // Some word of the block is flagged, since the block is.
+        Some(i) => {
+            let word = blocks[i].iter().position(|&w| ff_flags(w) != 0);
+            at + i * BLOCK_WORDS + word.unwrap_or(0)
+        }
+        None => at + whole,
+    }
+}
+
+/// The high bit of each byte of `word` (read as little-endian, so that the first byte in
+/// memory is lowest) that is 0xFF, and perhaps of bytes after one that is: the first
+/// flagged byte at or after a 0xFF is one, as far as the bytes before it are counted.
+#[inline(always)]
+fn ff_flags(word: u32) -> u32 {
+    ff_somewhere(word) & HIGH_BITS
+}
+
+/// Nonzero high bits (under [`HIGH_BITS`]) when some byte of `w` is 0xFF: adding one to
+/// every byte carries out of exactly those, leaving their high bit clear. A carry can
+/// make a byte above a 0xFF look like one too, but never when there is none.
+#[inline(always)]
+fn ff_somewhere(w: u32) -> u32 {
+    w & !w.wrapping_add(LOW_BITS)
 }
 
 #[cfg(test)]
@@ -762,6 +996,18 @@ mod tests {
         }
     }
 
+    /// Adds `piece` to `got`, neighbouring garbage runs merged.
+    fn note(got: &mut Vec<Got>, piece: Piece<'_>) {
+        match piece {
+            Piece::Frame(f) => got.push(Got::F(f.to_vec())),
+            Piece::Dropped(r, _) => got.push(Got::D(r)),
+            Piece::Garbage(n) => match got.last_mut() {
+                Some(Got::G(m)) => *m += n,
+                _ => got.push(Got::G(n)),
+            },
+        }
+    }
+
     /// Hands out `input` in reads of at most `most` bytes, then ends.
     struct Reads<'a> {
         rest: &'a [u8],
@@ -798,14 +1044,7 @@ mod tests {
         for most in [1, 3, 64, 999, READ_SIZE] {
             let mut s = MjpegSplitter::new(1000);
             let mut got = Vec::new();
-            let mut push = |p: Piece<'_>| match p {
-                Piece::Frame(f) => got.push(Got::F(f.to_vec())),
-                Piece::Dropped(r, _) => got.push(Got::D(r)),
-                Piece::Garbage(n) => match got.last_mut() {
-                    Some(Got::G(m)) => *m += n,
-                    _ => got.push(Got::G(n)),
-                },
-            };
+            let mut push = |p: Piece<'_>| note(&mut got, p);
             let mut reads = Reads { rest: &input, most };
             while s.read_from(&mut reads, &mut push).expect("reading a slice") > 0 {}
             s.finish(&mut push);
@@ -865,5 +1104,187 @@ mod tests {
             run(&chunks, 1000),
             vec![Got::D(DropReason::TooLarge), Got::F(small)]
         );
+    }
+    /// The first 0xFF at or after `from`, byte by byte.
+    fn naive_ff(data: &[u8], from: usize) -> Option<usize> {
+        data.get(from..)?
+            .iter()
+            .position(|&b| b == 0xFF)
+            .map(|i| from + i)
+    }
+
+    #[test]
+    fn the_word_search_finds_every_0xff_byte_at_every_alignment() {
+        // 0xFF in every position of a word and of a block of words, next to 0xFE
+        // (which a carry out of a 0xFF below makes look like one), alone, in runs, and
+        // none at all; the buffer seen from every alignment.
+        let mut data = vec![0x12u8; 200];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = match i % 37 {
+                0 | 5 | 6 => 0xFF,
+                1 | 7 => 0xFE,
+                _ => (i * 7) as u8 & 0x7F,
+            };
+        }
+        data.extend(std::iter::repeat_n(0xFE, 90));
+        data.push(0xFF);
+        data.extend(std::iter::repeat_n(0x00, 70));
+        for shift in 0..8 {
+            let data = &data[shift..];
+            let words = Words::new(data);
+            for from in 0..=data.len() + 1 {
+                assert_eq!(
+                    words.find_ff(data, from),
+                    naive_ff(data, from),
+                    "shift {shift}, from {from}"
+                );
+            }
+            for end in 0..data.len() {
+                let data = &data[..end];
+                let words = Words::new(data);
+                assert_eq!(words.find_ff(data, 0), naive_ff(data, 0), "end {end}");
+            }
+        }
+    }
+
+    /// `jpeg` encoded from a noisy picture, with restart markers every `restart` MCUs.
+    fn real_jpeg(seed: u64, restart: u16) -> Vec<u8> {
+        let (width, height) = (96u16, 64u16);
+        let mut rng = seed | 1;
+        let pixels: Vec<u8> = (0..usize::from(width) * usize::from(height) * 3)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng as u8
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, 95);
+        if restart > 0 {
+            encoder.set_restart_interval(restart);
+        }
+        encoder
+            .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
+            .expect("encoding a test picture");
+        out
+    }
+
+    #[test]
+    fn real_pictures_with_stuffing_and_restart_markers_are_found_however_reads_are_cut() {
+        let a = real_jpeg(1, 0);
+        let b = real_jpeg(2, 2);
+        let stuffed = a.windows(2).filter(|w| w == &[0xFF, 0x00]).count();
+        let restarts = b
+            .windows(2)
+            .filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1]))
+            .count();
+        assert!(stuffed > 20, "{stuffed} stuffed zeros");
+        assert!(restarts > 5, "{restarts} restart markers");
+        // Garbage between frames, with 0xFF bytes of its own; then a frame cut short by
+        // the next one; a frame cut short by the end of the input.
+        let mut input = b"\xFF\x00 garbage \xFF".to_vec();
+        input.extend_from_slice(&a);
+        input.extend_from_slice(b"\xFF\xD9\xFF\xFF\x00 between");
+        input.extend_from_slice(&b);
+        input.extend_from_slice(&a[..a.len() / 2]);
+        input.extend_from_slice(&b);
+        input.extend_from_slice(&a[..a.len() - 1]);
+        let want = vec![
+            Got::G(12),
+            Got::F(a.clone()),
+            Got::G(13),
+            Got::F(b.clone()),
+            Got::D(DropReason::Truncated),
+            Got::F(b.clone()),
+            Got::D(DropReason::Truncated),
+        ];
+        assert_eq!(
+            pieces(&input, input.len(), 1 << 20),
+            (want.clone(), input.len())
+        );
+        // Every place for the cut between two reads around each frame's end-of-image
+        // marker, and reads of many sizes.
+        let eoi = 12 + a.len();
+        for cut in eoi - 9..eoi + 9 {
+            let mut s = MjpegSplitter::new(1 << 20);
+            let mut got = Vec::new();
+            let mut push = |p: Piece<'_>| note(&mut got, p);
+            s.feed(&input[..cut], &mut push);
+            s.feed(&input[cut..], &mut push);
+            s.finish(&mut push);
+            assert_eq!(got, want, "cut at {cut}");
+        }
+        for chunk in [1, 2, 3, 5, 31, 32, 33, 1000] {
+            assert_eq!(
+                pieces(&input, chunk, 1 << 20),
+                (want.clone(), input.len()),
+                "{chunk}"
+            );
+        }
+        // The frames found decode back into pictures.
+        for jpeg in [&a, &b] {
+            let mut decoder = zune_jpeg::JpegDecoder::new(jpeg.as_slice());
+            let pixels = decoder.decode().expect("a found frame decodes");
+            assert_eq!(pixels.len(), 96 * 64 * 3);
+        }
+    }
+    /// [`scan_entropy`] a byte at a time.
+    fn naive_scan(data: &[u8], from: usize) -> Result<usize, usize> {
+        let mut pos = from;
+        loop {
+            let Some(ff) = naive_ff(data, pos) else {
+                return Err(data.len().max(pos));
+            };
+            match data.get(ff + 1) {
+                None => return Err(ff),
+                Some(0x00 | 0xD0..=0xD7) => pos = ff + 2,
+                Some(0xFF) => pos = ff + 1,
+                Some(_) => return Ok(ff),
+            }
+        }
+    }
+
+    #[test]
+    fn the_word_scan_of_entropy_coded_data_finds_what_a_byte_scan_finds() {
+        // Stuffed zeros, restart markers, fill bytes, 0xFE after 0xFF, and markers, at
+        // every place in a word and across word ends, seen from every alignment, cut
+        // at every length.
+        let pairs: [&[u8]; 8] = [
+            &[0xFF, 0x00],
+            &[0xFF, 0xD3],
+            &[0xFF, 0xFF, 0x00],
+            &[0xFF, 0xFE],
+            &[0xFF, 0xD9],
+            &[0xFF, 0xC4],
+            &[0xFE, 0xFE],
+            &[0xFF, 0xFF, 0xFF, 0xD7],
+        ];
+        let mut data = Vec::new();
+        for i in 0..120usize {
+            data.extend(std::iter::repeat_n(0x5A, i % 11));
+            data.extend_from_slice(pairs[i % pairs.len()]);
+        }
+        data.extend(std::iter::repeat_n(0x00, 80));
+        data.push(0xFF);
+        for shift in 0..4 {
+            let data = &data[shift..];
+            for from in 0..=data.len() {
+                assert_eq!(
+                    scan_entropy(data, from),
+                    naive_scan(data, from),
+                    "shift {shift}, from {from}"
+                );
+            }
+            for end in 0..200 {
+                for from in 0..end.min(12) {
+                    assert_eq!(
+                        scan_entropy(&data[..end], from),
+                        naive_scan(&data[..end], from),
+                        "shift {shift}, end {end}, from {from}"
+                    );
+                }
+            }
+        }
     }
 }

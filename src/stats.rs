@@ -32,6 +32,11 @@ pub struct SourceStats {
     capturing: AtomicBool,
     /// Which JPEG encoder runs ("none" for sources that deliver JPEG).
     encoder: Mutex<String>,
+    /// Threads encoding JPEG in software (0: none, or the hardware encodes).
+    encode_workers: AtomicUsize,
+    /// Pictures dropped because every encoding thread was busy (or a newer picture was
+    /// published first).
+    workers_busy: AtomicU64,
 }
 
 impl SourceStats {
@@ -48,6 +53,8 @@ impl SourceStats {
             restarts: AtomicU64::new(0),
             capturing: AtomicBool::new(true),
             encoder: Mutex::new("none".to_string()),
+            encode_workers: AtomicUsize::new(0),
+            workers_busy: AtomicU64::new(0),
         }
     }
 
@@ -65,6 +72,29 @@ impl SourceStats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Records how many threads encode in software.
+    pub fn set_encode_workers(&self, n: usize) {
+        self.encode_workers.store(n, Ordering::Relaxed);
+    }
+
+    pub fn encode_workers(&self) -> usize {
+        self.encode_workers.load(Ordering::Relaxed)
+    }
+
+    /// Counts a picture dropped because every encoding thread was busy.
+    pub fn count_workers_busy(&self) {
+        self.count_workers_busy_by(1);
+    }
+
+    /// Counts `n` such pictures at once (a source process reports its total).
+    pub fn count_workers_busy_by(&self, n: u64) {
+        self.workers_busy.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn workers_busy(&self) -> u64 {
+        self.workers_busy.load(Ordering::Relaxed)
     }
 
     pub fn set_capturing(&self, on: bool) {

@@ -506,11 +506,11 @@ fn cors_headers_only_when_asked_for() {
     assert_eq!(pre.header("access-control-allow-origin"), Some(origin));
     assert_eq!(
         pre.header("access-control-allow-methods"),
-        Some("GET, HEAD")
+        Some("GET, HEAD, POST")
     );
     assert_eq!(
         pre.header("access-control-allow-headers"),
-        Some("Authorization")
+        Some("Authorization, Content-Type")
     );
     assert!(pre.body.is_empty());
     assert_eq!(request(server.addr, "POST", "/status").status, 405);

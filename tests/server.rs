@@ -47,6 +47,12 @@ fn not_found_and_method_not_allowed() {
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
     }
+    // Where POST is answered, Allow says so.
+    let r = request(server.addr, "PUT", "/controls");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, POST"))
+    );
     let head = request(server.addr, "HEAD", "/stream.mjpg");
     assert_eq!(head.status, 200);
     assert_eq!(
@@ -707,4 +713,52 @@ fn runs_as_an_unprivileged_user() {
     assert_eq!(decode(&stream.next_jpeg()).1, 120);
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The device tree's model string of a Raspberry Pi 5 (tests/fixtures/pi).
+fn pi5_model() -> String {
+    format!(
+        "{}/tests/fixtures/pi/pi5-device-tree-model",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn a_pi_5_encodes_in_software_and_refuses_hardware_clearly() {
+    let model = pi5_model();
+    let env = [(picam_stream::board::MODEL_VAR, model.as_str())];
+    if picam_stream::encoder::choice::find_hardware().is_some() {
+        eprintln!("this machine has a hardware JPEG encoder: nothing to check");
+        return;
+    }
+    // `--encoder hardware`: refused at start, in one line that names the board.
+    let args = ["--listen", "127.0.0.1:0", "--source", "test"];
+    let (code, stderr) = refused(&[&args[..], &["--encoder", "hardware"]].concat(), &env);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("a Raspberry Pi 5 Model B has no hardware JPEG encoder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("use --encoder auto or software"),
+        "{stderr}"
+    );
+
+    // `auto`: one log line saying software and why, and real pictures.
+    let server = Server::start_custom(SMALL, false, |cmd| {
+        cmd.env(picam_stream::board::MODEL_VAR, &model);
+    });
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    let (w, h, _) = decode(&client.next_jpeg());
+    assert_eq!((w, h), (320, 240));
+    let line = "JPEG encoding in software: a Raspberry Pi 5 Model B has no hardware JPEG encoder";
+    server.wait_log(line, Duration::from_secs(10));
+    assert_eq!(
+        server.log_text().matches(line).count(),
+        1,
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(server.status()["encoder"], "software");
 }

@@ -9,18 +9,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::vm::*;
 use common::*;
 
-/// The guest's side: start the server with no option at all, as the package's unit does
-/// on a fresh install (`auto` finds vivid), then unplug and replug the camera and list the
+/// The guest's side: list the devices with a control set away from its default (by
+/// v4l2-ctl, then back), start the server with no option at all, as the package's unit
+/// does on a fresh install (`auto` finds vivid), then unplug and replug the camera and list the
 /// server's open files when the host drops a file into the share, until the host says it
 /// is done.
 const GUEST_SCRIPT: &str = r#"#!/bin/sh
+v4l2-ctl -d /dev/video0 --set-ctrl brightness=201,test_pattern=3
 /host/picam-stream --list-devices > /host/devices.txt 2>&1
+v4l2-ctl -d /dev/video0 --set-ctrl brightness=128,test_pattern=0
 RUST_LOG=info /host/picam-stream > /host/server.log 2>&1 &
 server=$!
 while [ ! -e /host/done ]; do
@@ -45,115 +47,6 @@ wait $server
 echo "server exit $?" >> /host/server.log
 "#;
 
-struct Vm {
-    child: Child,
-    share: PathBuf,
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.share.join("done"), b"");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until `path` exists in the share.
-fn wait_file(path: &Path, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Polls /status until `pred` holds.
-fn wait_status(
-    addr: std::net::SocketAddr,
-    timeout: Duration,
-    what: &str,
-    pred: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    let mut last = serde_json::Value::Null;
-    while Instant::now() < deadline {
-        if let Some((200, body)) = try_get(addr, "/status") {
-            last = serde_json::from_slice(&body).unwrap();
-            if pred(&last) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out waiting for {what}; last status {last}");
-}
-
-/// Mean brightness of a decoded picture (0-255).
-fn brightness(jpeg: &[u8]) -> u64 {
-    let (_, _, px) = decode(jpeg);
-    px.iter().map(|&v| v as u64).sum::<u64>() / px.len() as u64
-}
-
-/// Boots the rig's VM with `modules` loaded, the binary under test and `script` in a
-/// share of its own (`name`), and the guest's port 8000 forwarded to the host; returns
-/// the VM, its share and the forwarded address. `None` (and a line saying so) unless
-/// the VM tests are asked for.
-fn boot(name: &str, modules: &str, script: &str) -> Option<(Vm, PathBuf, std::net::SocketAddr)> {
-    if std::env::var_os("PICAM_VM_TESTS").is_none() {
-        eprintln!("skipped: set PICAM_VM_TESTS=1 to boot the VM rig");
-        return None;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let share = std::env::temp_dir().join(format!("picam-vm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&share);
-    std::fs::create_dir_all(&share).unwrap();
-    let binary = std::env::var("PICAM_VM_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_picam-stream").to_string());
-    let arch = std::env::var("PICAM_VM_ARCH").unwrap_or_else(|_| "x86_64".into());
-    eprintln!("{arch} VM, binary {binary}");
-    std::fs::copy(&binary, share.join("picam-stream")).unwrap();
-    std::fs::write(share.join("guest.sh"), script).unwrap();
-    let port = free_port();
-    let child = Command::new(root.join("tests/vm/rig.sh"))
-        .args(["run", "--arch", &arch, "--modules", modules])
-        .args(["--timeout", "600"])
-        .arg("--share")
-        .arg(&share)
-        .args([
-            "--forward",
-            &format!("{port}:8000"),
-            "--",
-            "sh /host/guest.sh",
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the VM rig");
-    let vm = Vm {
-        child,
-        share: share.clone(),
-    };
-    Some((vm, share, format!("127.0.0.1:{port}").parse().unwrap()))
-}
-
 #[test]
 fn v4l2_source_in_a_vm_with_vivid() {
     let Some((vm, share, addr)) = boot("v4l2", "vivid n_devs=1", GUEST_SCRIPT) else {
@@ -172,6 +65,46 @@ fn v4l2_source_in_a_vm_with_vivid() {
         devices.contains("/dev/video0") && devices.contains("YUYV"),
         "{devices}"
     );
+    // vivid's controls as the kernel describes them, with the values they have now:
+    // the two set in the guest, and flags, menus and buttons of its own.
+    for line in [
+        "  controls:\n",
+        "    brightness: integer 0 to 255, default 128, value 201\n",
+        "    hue: integer -128 to 128, default 0, value 0\n",
+        "    gain_automatic: boolean, default true, value true\n",
+        "    integer_64_bits: integer -9223372036854775808 to 9223372036854775807, default 0, value 0\n",
+        "    menu: menu of \"Menu Item 1\", \"Menu Item 3\", \"Menu Item 4\", default \"Menu Item 3\", value \"Menu Item 3\"\n",
+        "    integer_menu: menu of \"2\", \"3\", \"5\", \"8\", \"13\", \"21\", \"42\", default \"5\", value \"5\"\n",
+        "    read_only_integer_32_bits: integer 0 to 255, default 0, value 0 (read-only)\n",
+        "    disconnect: button\n",
+    ] {
+        assert!(devices.contains(line), "no {line:?} in:\n{devices}");
+    }
+    assert!(
+        devices.contains("    test_pattern: menu of \"75% Colorbar\", \"100% Colorbar\", ")
+            && devices.contains("default \"75% Colorbar\", value \"Horizontal 100% Colorbar\"\n"),
+        "{devices}"
+    );
+    assert!(
+        devices.contains("    gain: integer 0 to 255, default 100, value "),
+        "{devices}"
+    );
+    assert!(
+        devices
+            .lines()
+            .any(|l| l.starts_with("    gain: ") && l.ends_with(" (inactive)")),
+        "{devices}"
+    );
+    // Compound controls (strings, arrays, bitmasks) and class headers are left out.
+    for absent in [
+        "string:",
+        "bitmask:",
+        "u8_pixel_array:",
+        "user_controls",
+        "area:",
+    ] {
+        assert!(!devices.contains(absent), "{absent} in:\n{devices}");
+    }
 
     // A viewer starts capture; frames are real 640x480 JPEGs of vivid's test picture.
     let mut client = MjpegClient::open(addr, "/stream.mjpg");

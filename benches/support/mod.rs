@@ -3,8 +3,10 @@
 //! benchmarks run it.
 #![allow(dead_code)]
 
+pub mod cards;
 #[path = "../../tests/common/mod.rs"]
 mod common;
+pub mod viewers;
 
 #[allow(unused_imports)]
 pub use common::*;

@@ -1,7 +1,7 @@
 //! Writes the seed corpora in `corpus/<target>/`: pictures made by the server's own
-//! encoder, MJPEG streams built from them, request lines and heads, option lists,
-//! `Authorization` header values, auth files, mDNS packets and source-process messages
-//! made by the server's own writers.
+//! encoder, MJPEG streams and runs of pictures built from them, request lines and
+//! heads, option lists, `Authorization` header values, auth files, mDNS packets and
+//! source-process messages made by the server's own writers.
 //!
 //! Run from the `fuzz` directory with `cargo run --example make-seeds`. The output is
 //! deterministic, so running it again changes nothing unless the encoder changed.
@@ -81,6 +81,41 @@ fn motion_jpeg(jpeg: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where the start-of-scan segment of `jpeg` ends: its headers are the bytes before.
+fn headers_end(jpeg: &[u8]) -> usize {
+    let mut at = 2;
+    loop {
+        let marker = jpeg[at + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        at += 2 + len;
+        if marker == 0xDA {
+            return at;
+        }
+    }
+}
+
+/// A sequence for the `jpeg_inspector` target: a separator byte that `jpeg` lacks, the
+/// headers, then pictures that follow them (`1` + body) or stand alone (`0` + picture).
+fn picture_sequence(jpeg: &[u8], others: &[&[u8]]) -> Vec<u8> {
+    let separator = (0..=255u8)
+        .find(|b| !jpeg.contains(b) && others.iter().all(|o| !o.contains(b)))
+        .expect("a byte the pictures lack");
+    let (headers, body) = jpeg.split_at(headers_end(jpeg));
+    let mut items: Vec<Vec<u8>> = vec![headers.to_vec()];
+    let follow = |rest: &[u8]| [&[1u8][..], rest].concat();
+    items.push(follow(body));
+    // Headers unchanged, the end-of-image marker missing, then trailing bytes after it.
+    items.push(follow(&body[..body.len() - 2]));
+    items.push(follow(&[body, &[0, 0]].concat()));
+    for other in others {
+        items.push([&[0u8][..], other].concat());
+    }
+    items.push(follow(body));
+    let mut out = vec![separator];
+    out.extend_from_slice(&items.join(&separator));
+    out
+}
+
 fn write(target: &str, name: &str, data: &[u8]) {
     let dir = Path::new("corpus").join(target);
     fs::create_dir_all(&dir).expect("corpus directory");
@@ -103,6 +138,18 @@ fn main() {
     let mut padded = without_tables(&small);
     padded.extend_from_slice(&[0; 40]);
     write("jpeg", "no-tables-padded.jpg", &padded);
+
+    // jpeg_inspector: runs of pictures sharing headers, broken by others.
+    write(
+        "jpeg_inspector",
+        "small-then-camera.seq",
+        &picture_sequence(&small, &[&camera]),
+    );
+    write(
+        "jpeg_inspector",
+        "camera-then-thumbnail.seq",
+        &picture_sequence(&camera, &[&thumb, &without_tables(&camera)]),
+    );
 
     // splitter: a byte for the size cap (0: default), a byte for how reads are cut,
     // then the stream.
@@ -174,10 +221,32 @@ fn main() {
         ("status", "GET /status.json HTTP/1.1"),
         ("favicon", "GET /favicon.ico HTTP/1.1"),
         ("post", "POST /status HTTP/1.1"),
+        ("controls", "POST /controls HTTP/1.1"),
+        ("option", "GET /option?brightness=10 HTTP/1.1"),
         ("traversal", "GET /../../etc/passwd HTTP/1.1"),
         ("encoded", "GET /stream%2Emjpg?advance_headers=yes HTTP/1.1"),
     ] {
         write("routes", name, line.as_bytes());
+    }
+
+    // controls_json: POST /controls bodies, good and bad.
+    for (name, body) in [
+        (
+            "spec",
+            r#"{"brightness":200,"power_line_frequency":"60 Hz","white_balance_automatic":false}"#,
+        ),
+        ("empty", "{}"),
+        ("blanks", " \t\r\n{ \"a\" :\n-1.5e+3 , \"b\":true}\n"),
+        ("escapes", r#"{"a\"\\\/\b\f\n\r\t":"\u00e9\ud83d\ude00"}"#),
+        ("duplicate", r#"{"brightness":1,"brightness":2}"#),
+        ("nested", r#"{"a":{"b":[1]}}"#),
+        (
+            "numbers",
+            r#"{"a":0,"b":-0,"c":1E-7,"d":123456789012345678901234567890}"#,
+        ),
+        ("null", r#"{"a":null}"#),
+    ] {
+        write("controls_json", name, body.as_bytes());
     }
 
     // http_head: a control byte (limit and piece size), then what a client sends.

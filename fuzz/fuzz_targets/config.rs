@@ -1,13 +1,15 @@
 //! Option parsing against arbitrary command lines and environments.
 //!
 //! Input: items separated by NUL bytes. An item starting with byte 1 sets an environment
-//! variable: its next byte picks one of the `PICAM_*` names, the rest is the value.
-//! Every other item is a command-line argument. Neither needs to be UTF-8. Checked:
+//! variable: its next byte picks one of the options' variables (all of them, as the
+//! option table lists them), the rest is the value. Every other item is a command-line
+//! argument. Neither needs to be UTF-8. Checked:
 //!
 //! * nothing panics, and every error is one non-empty line;
 //! * every accepted configuration is within the documented ranges;
-//! * an accepted configuration written back as flags reads back the same;
-//! * a value given through its variable or through its flag gives the same outcome.
+//! * an accepted configuration's main settings written back as flags read back the same;
+//! * values given through the variables or through their flags give the same outcome:
+//!   both refused, or the same configuration.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -15,17 +17,9 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use libfuzzer_sys::fuzz_target;
-use picam_stream::config::{parse, Action, Config, ConfigError};
-
-/// Variables and the flag each stands for.
-const OPTIONS: &[(&str, &str)] = &[
-    ("PICAM_LISTEN", "--listen"),
-    ("PICAM_SOURCE", "--source"),
-    ("PICAM_SIZE", "--size"),
-    ("PICAM_FPS", "--fps"),
-    ("PICAM_QUALITY", "--quality"),
-    ("PICAM_MAX_CLIENTS", "--max-clients"),
-];
+use picam_stream::config::{
+    option_variables, parse, switch_word, Action, Config, ConfigError, FlagForm,
+};
 
 fn run(args: &[OsString], env: &BTreeMap<&str, OsString>) -> Result<Action, ConfigError> {
     parse(args.iter().cloned(), |name| env.get(name).cloned())
@@ -58,21 +52,35 @@ fn as_flags(c: &Config) -> Vec<OsString> {
     .collect()
 }
 
-fn outcome(r: &Result<Action, ConfigError>) -> Option<String> {
-    match r {
-        Ok(Action::Run(c)) => Some(format!("run {:?}", known(c))),
-        Ok(other) => Some(format!("{other:?}")),
-        Err(_) => None,
+/// What a parse ends in, with the reason of a refusal left out (variables and flags
+/// name the option differently).
+fn outcome(r: Result<Action, ConfigError>) -> Option<Action> {
+    r.ok()
+}
+
+/// `value` of the variable `var` written as its flag; `None` when no flag says it.
+fn as_flag(flag: &str, form: FlagForm, value: &OsString) -> Option<Vec<OsString>> {
+    match form {
+        FlagForm::WithValue => {
+            let mut arg = OsString::from(format!("{flag}="));
+            arg.push(value);
+            Some(vec![arg])
+        }
+        FlagForm::OnlyOn => match switch_word(value.to_str()?)? {
+            true => Some(vec![OsString::from(flag)]),
+            false => Some(Vec::new()),
+        },
     }
 }
 
 fuzz_target!(|data: &[u8]| {
+    let options: Vec<(&str, &str, FlagForm)> = option_variables().collect();
     let mut args = Vec::new();
     let mut env = BTreeMap::new();
     for item in data.split(|&b| b == 0) {
         match item {
             [1, pick, value @ ..] => {
-                let (name, _) = OPTIONS[usize::from(*pick) % OPTIONS.len()];
+                let (name, _, _) = options[usize::from(*pick) % options.len()];
                 env.insert(name, OsString::from_vec(value.to_vec()));
             }
             _ => args.push(OsString::from_vec(item.to_vec())),
@@ -101,16 +109,22 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) => {}
     }
 
-    // The same values as flags ahead of the arguments.
-    let mut flags: Vec<OsString> = OPTIONS
-        .iter()
-        .filter_map(|(var, flag)| Some([OsString::from(flag), env.get(var)?.clone()]))
-        .flatten()
-        .collect();
+    // The same values as flags ahead of the arguments, in the table's order (the order
+    // variables are read in). Skipped when a value has no flag form: an `--only-on`
+    // option's variable with a word that is no switch word.
+    let mut flags = Vec::new();
+    for (var, flag, form) in &options {
+        if let Some(value) = env.get(var) {
+            match as_flag(flag, *form, value) {
+                Some(written) => flags.extend(written),
+                None => return,
+            }
+        }
+    }
     flags.extend(args.iter().cloned());
     assert_eq!(
-        outcome(&run(&flags, &BTreeMap::new())),
-        outcome(&result),
-        "variables and flags disagree"
+        outcome(run(&flags, &BTreeMap::new())),
+        outcome(result),
+        "variables and flags disagree on {flags:?}"
     );
 });

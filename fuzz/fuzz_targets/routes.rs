@@ -3,7 +3,8 @@
 //! Input: a request line, `METHOD URL [VERSION]`, as a client could send it. Checked:
 //!
 //! * nothing panics;
-//! * only `GET` and `HEAD` are answered; every other method gets 405;
+//! * only `GET` and `HEAD` are answered, and `POST` on the routes that take it
+//!   (`/controls`, `/option`); every other method gets 405;
 //! * every URL maps to one of the known routes only through one of the known paths, and
 //!   to 404 otherwise (so no path is ever looked up anywhere);
 //! * the route depends on the path and on the `action` and `advance_headers` query
@@ -12,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use picam_stream::http::routes::{method, query_value, route, Method, Route};
+use picam_stream::http::routes::{method, query_value, route, takes_post, Method, Route};
 
 /// Every path the server answers, and the routes each may give.
 fn expected_for_path(path: &str, query: &str) -> Option<Route> {
@@ -32,6 +33,8 @@ fn expected_for_path(path: &str, query: &str) -> Option<Route> {
         "/snapshot.jpg" | "/snapshot" => Route::Snapshot,
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,
+        "/controls" => Route::Controls,
+        "/option" => Route::SetOption,
         _ => return None,
     })
 }
@@ -41,6 +44,7 @@ fn expected_for_path(path: &str, query: &str) -> Option<Route> {
 fn status(m: Method, r: Route) -> u16 {
     match (m, r) {
         (Method::Other, _) => 405,
+        (Method::Post, r) if !takes_post(r) => 405,
         (_, Route::RedirectToPage) => 301,
         (_, Route::Favicon) => 204,
         (_, Route::NotFound | Route::UnknownAction) => 404,
@@ -59,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let m = method(name);
     assert_eq!(m == Method::Get, name == "GET");
     assert_eq!(m == Method::Head, name == "HEAD");
+    assert_eq!(m == Method::Post, name == "POST");
 
     let r = route(url);
     let (path, query) = url.split_once('?').unwrap_or((url, ""));

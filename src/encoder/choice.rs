@@ -14,12 +14,15 @@
 //! the driver takes DMABUF; otherwise they are copied, and the log says once why.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::feed::Feed;
 use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
+use super::pool::{EncodePool, JpegOut};
+use super::software::split_planes;
 use super::{EncodeError, RawLayout, SoftwareEncoder};
-use crate::picture::EncoderChoice;
+use crate::picture::{EncodeWorkers, EncoderChoice};
 use crate::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
 
 /// Result formats of a hardware JPEG encoder, best first.
@@ -290,6 +293,63 @@ fn importable<'a>(
     })
 }
 
+/// What `--encoder` comes to with the hardware encoder `found` (if any) on the board
+/// named `model`: the node to use and the log line that says so, or why `hardware`
+/// cannot be had.
+fn decide(
+    choice: EncoderChoice,
+    found: Option<M2mNode>,
+    model: Option<&str>,
+) -> Result<(Option<M2mNode>, String), String> {
+    // A board known to have no JPEG encoder is named as such: the search did not fail.
+    let board_has_none = model.filter(|m| crate::board::is_pi5(m)).map(|m| {
+        format!(
+            "a {} has no hardware JPEG encoder",
+            crate::board::short_name(m)
+        )
+    });
+    match (choice, found) {
+        (EncoderChoice::Software, _) => Ok((
+            None,
+            "JPEG encoding in software (--encoder software)".into(),
+        )),
+        (_, Some(node)) => {
+            let line = format!("hardware JPEG encoder: {}", node.describe());
+            Ok((Some(node), line))
+        }
+        (EncoderChoice::Auto, None) => {
+            let why = board_has_none.unwrap_or_else(|| {
+                "no hardware JPEG encoder (a V4L2 memory-to-memory node producing JPEG) found"
+                    .into()
+            });
+            Ok((None, format!("JPEG encoding in software: {why}")))
+        }
+        (EncoderChoice::Hardware, None) => Err(match board_has_none {
+            Some(why) => format!(
+                "--encoder hardware: no V4L2 memory-to-memory JPEG encoder found: {why} \
+                 (its pictures are encoded in software on its cores; use --encoder auto \
+                 or software)"
+            ),
+            None => "--encoder hardware: no V4L2 memory-to-memory JPEG encoder found \
+                     (use --encoder auto or software)"
+                .to_string(),
+        }),
+    }
+}
+
+/// A picture handed to [`JpegEncoder::deliver`]: packed RGB, a raw picture with its
+/// planes one after the other (and its stride), or a camera picture.
+enum Handed<'a> {
+    Rgb(&'a [u8]),
+    Raw(&'a [u8], RawLayout, usize),
+    Camera(
+        [&'a [u8]; 3],
+        [Option<CameraPlane<'a>>; 3],
+        RawLayout,
+        usize,
+    ),
+}
+
 /// The hardware encoder set up for one format and size.
 struct Session {
     key: (u32, u16, u16),
@@ -307,23 +367,22 @@ pub struct JpegEncoder {
     import_refused: Option<String>,
     description: String,
     changed: bool,
+    /// Threads that encode in software (`--encode-workers`); 1: this thread.
+    workers: usize,
+    /// The software workers while pictures go to them (see [`JpegEncoder::rest`]).
+    pool: Option<EncodePool>,
 }
 
 impl JpegEncoder {
     /// An encoder as `choice` asks; `hardware` without a hardware encoder is an error.
+    /// Logs one line saying which encoder runs and, for software, why.
     pub fn new(choice: EncoderChoice, quality: u8) -> Result<JpegEncoder, String> {
-        let node = match choice {
+        let found = match choice {
             EncoderChoice::Software => None,
-            EncoderChoice::Auto => find_hardware(),
-            EncoderChoice::Hardware => Some(find_hardware().ok_or_else(|| {
-                "--encoder hardware: no V4L2 memory-to-memory JPEG encoder found \
-                 (use --encoder auto or software)"
-                    .to_string()
-            })?),
+            EncoderChoice::Auto | EncoderChoice::Hardware => find_hardware(),
         };
-        if let Some(n) = &node {
-            log::info!("hardware JPEG encoder: {}", n.describe());
-        }
+        let (node, line) = decide(choice, found, crate::board::model().as_deref())?;
+        log::info!("{line}");
         Ok(JpegEncoder::with_node(node, quality))
     }
 
@@ -341,7 +400,142 @@ impl JpegEncoder {
             import_refused: None,
             description,
             changed: true,
+            workers: 1,
+            pool: None,
         }
+    }
+
+    /// Encodes in software on as many threads as `workers` asks, and says so in the log
+    /// (with why that many).
+    pub fn with_workers(mut self, workers: EncodeWorkers) -> JpegEncoder {
+        let (n, why) = workers.resolve();
+        self.workers = n.max(1);
+        let on = if self.workers == 1 {
+            "on the source's own thread".to_string()
+        } else {
+            format!("on {} workers", self.workers)
+        };
+        let when = if self.is_hardware() {
+            " when the hardware fails"
+        } else {
+            ""
+        };
+        log::info!(
+            "software JPEG ({}){when} {on} ({why})",
+            self.software.backend().name()
+        );
+        self
+    }
+
+    /// Threads that encode in software now: 0 while the hardware encodes.
+    pub fn workers(&self) -> usize {
+        if self.is_hardware() {
+            0
+        } else {
+            self.workers
+        }
+    }
+
+    /// Stops the software workers, if they run, and waits for them to end: for a
+    /// source going idle or closing its camera. The next picture starts them again.
+    pub fn rest(&mut self) {
+        self.pool = None;
+    }
+
+    /// The worker pool when pictures go to it: software with more than one worker.
+    /// `None` (after logging why) when its threads cannot start.
+    fn pool(&mut self, out: &Arc<dyn JpegOut>) -> Option<&mut EncodePool> {
+        if self.workers <= 1 || self.is_hardware() {
+            return None;
+        }
+        if self.pool.is_none() {
+            match EncodePool::start(self.workers, self.quality, out.clone()) {
+                Ok(pool) => self.pool = Some(pool),
+                Err(e) => {
+                    log::warn!("cannot start the JPEG encoding threads ({e}); encoding on one");
+                    self.workers = 1;
+                    return None;
+                }
+            }
+        }
+        self.pool.as_mut()
+    }
+
+    /// Encodes packed RGB and hands the JPEG to `out`: on the worker threads when
+    /// there are several (`out` is then called from them, in capture order), else
+    /// here. An error is a picture refused or, on this thread, failed.
+    pub fn deliver_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: u16,
+        height: u16,
+        out: &Arc<dyn JpegOut>,
+    ) -> Result<(), EncodeError> {
+        self.deliver(Handed::Rgb(rgb), width, height, out)
+    }
+
+    /// [`deliver_rgb`](Self::deliver_rgb) for a raw picture; see
+    /// [`encode_raw`](Self::encode_raw).
+    pub fn deliver_raw(
+        &mut self,
+        data: &[u8],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+        out: &Arc<dyn JpegOut>,
+    ) -> Result<(), EncodeError> {
+        self.deliver(Handed::Raw(data, layout, stride), width, height, out)
+    }
+
+    /// [`deliver_rgb`](Self::deliver_rgb) for a camera picture; see
+    /// [`encode_camera_buffer`](Self::encode_camera_buffer).
+    #[allow(clippy::too_many_arguments)]
+    pub fn deliver_camera_buffer(
+        &mut self,
+        planes: [&[u8]; 3],
+        camera: [Option<CameraPlane<'_>>; 3],
+        layout: RawLayout,
+        width: u16,
+        height: u16,
+        stride: usize,
+        out: &Arc<dyn JpegOut>,
+    ) -> Result<(), EncodeError> {
+        let handed = Handed::Camera(planes, camera, layout, stride);
+        self.deliver(handed, width, height, out)
+    }
+
+    /// To the pool when it runs, else encoded here and published.
+    fn deliver(
+        &mut self,
+        picture: Handed<'_>,
+        width: u16,
+        height: u16,
+        out: &Arc<dyn JpegOut>,
+    ) -> Result<(), EncodeError> {
+        if let Some(pool) = self.pool(out) {
+            return match picture {
+                Handed::Rgb(rgb) => pool.submit_rgb(rgb, width, height),
+                Handed::Raw(data, layout, stride) => {
+                    let (planes, stride) = split_planes(data, layout, width, height, stride);
+                    pool.submit_planes(planes, layout, width, height, stride)
+                }
+                Handed::Camera(planes, _, layout, stride) => {
+                    pool.submit_planes(planes, layout, width, height, stride)
+                }
+            };
+        }
+        let jpeg = match picture {
+            Handed::Rgb(rgb) => self.encode_rgb(rgb, width, height)?,
+            Handed::Raw(data, layout, stride) => {
+                self.encode_raw(data, layout, width, height, stride)?
+            }
+            Handed::Camera(planes, camera, layout, stride) => {
+                self.encode_camera_buffer(planes, camera, layout, width, height, stride)?
+            }
+        };
+        out.publish(jpeg, width, height);
+        Ok(())
     }
 
     /// Which encoder runs, for `/status`: `software`, `v4l2-m2m:/dev/videoN`, or
@@ -730,6 +924,79 @@ mod tests {
         assert!(pic.copy_to(&mut dst, 8, 8, 8).is_err());
     }
 
+    fn model_of(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/pi/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        crate::board::parse_model(&bytes).unwrap()
+    }
+
+    fn jpeg_node() -> M2mNode {
+        M2mNode {
+            path: "/dev/video31".into(),
+            driver: "bcm2835-codec".into(),
+            card: "bcm2835-codec-encode_image".into(),
+            mplane: true,
+            output_formats: vec![fourcc(b"YU12")],
+            capture_formats: vec![fourcc(b"JPEG")],
+        }
+    }
+
+    #[test]
+    fn a_pi_5_encodes_in_software_and_says_why() {
+        let pi5 = model_of("pi5-device-tree-model");
+        let (node, line) = decide(EncoderChoice::Auto, None, Some(&pi5)).unwrap();
+        assert_eq!(node, None);
+        assert_eq!(
+            line,
+            "JPEG encoding in software: a Raspberry Pi 5 Model B has no hardware JPEG encoder"
+        );
+        // `hardware` is refused at start, naming the board and what to use instead.
+        let e = decide(EncoderChoice::Hardware, None, Some(&pi5)).unwrap_err();
+        assert!(
+            e.starts_with("--encoder hardware: no V4L2 memory-to-memory JPEG encoder found"),
+            "{e}"
+        );
+        assert!(
+            e.contains("a Raspberry Pi 5 Model B has no hardware JPEG encoder"),
+            "{e}"
+        );
+        assert!(e.contains("use --encoder auto or software"), "{e}");
+        // Software asked for: software, whatever the board.
+        let (node, line) = decide(EncoderChoice::Software, None, Some(&pi5)).unwrap();
+        assert_eq!(node, None);
+        assert_eq!(line, "JPEG encoding in software (--encoder software)");
+        // Should a JPEG node be there after all, it is used: devices decide, the model
+        // string only words the message.
+        let (node, line) = decide(EncoderChoice::Auto, Some(jpeg_node()), Some(&pi5)).unwrap();
+        assert_eq!(node, Some(jpeg_node()));
+        assert!(
+            line.starts_with("hardware JPEG encoder: /dev/video31"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn other_boards_name_the_missing_device() {
+        let pi4 = model_of("pi4-device-tree-model");
+        for model in [Some(pi4.as_str()), None] {
+            let (node, line) = decide(EncoderChoice::Auto, None, model).unwrap();
+            assert_eq!(node, None);
+            assert_eq!(
+                line,
+                "JPEG encoding in software: no hardware JPEG encoder (a V4L2 memory-to-memory \
+                 node producing JPEG) found"
+            );
+            let e = decide(EncoderChoice::Hardware, None, model).unwrap_err();
+            assert_eq!(
+                e,
+                "--encoder hardware: no V4L2 memory-to-memory JPEG encoder found (use \
+                 --encoder auto or software)"
+            );
+            let (node, _) = decide(EncoderChoice::Hardware, Some(jpeg_node()), model).unwrap();
+            assert_eq!(node, Some(jpeg_node()));
+        }
+    }
+
     #[test]
     fn software_only_without_a_node() {
         let mut enc = JpegEncoder::with_node(None, 80);
@@ -747,11 +1014,8 @@ mod tests {
         // A node that is not there: setting it up fails at the first picture.
         let node = M2mNode {
             path: "/nonexistent/video31".into(),
-            driver: "none".into(),
-            card: "none".into(),
-            mplane: true,
             output_formats: vec![fourcc(b"RGB3")],
-            capture_formats: vec![fourcc(b"JPEG")],
+            ..jpeg_node()
         };
         let mut enc = JpegEncoder::with_node(Some(node), 80);
         assert_eq!(enc.describe(), "v4l2-m2m:/nonexistent/video31");

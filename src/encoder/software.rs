@@ -209,6 +209,50 @@ impl ImageBuffer for RawPicture<'_> {
     }
 }
 
+/// The planes of a raw picture that follow each other in `data`, and the stride they
+/// have (at least the layout's smallest for `width`). A plane cut short by the end of
+/// `data` comes out short, for the encoder to refuse.
+pub(crate) fn split_planes(
+    data: &[u8],
+    layout: RawLayout,
+    width: u16,
+    height: u16,
+    stride: usize,
+) -> ([&[u8]; 3], usize) {
+    let stride = stride.max(layout.min_stride(width as usize));
+    let lens = layout.plane_lens(stride, height as usize);
+    let mut planes: [&[u8]; 3] = [&[]; 3];
+    let mut rest = data;
+    for (plane, &len) in planes.iter_mut().zip(&lens) {
+        let (this, more) = rest.split_at(len.min(rest.len()));
+        *plane = this;
+        rest = more;
+    }
+    (planes, stride)
+}
+
+/// Checks that `planes` hold a `width` x `height` picture of `layout` with rows
+/// `stride` bytes apart (at least the layout's smallest); returns that stride and the
+/// bytes of each plane the picture uses.
+pub(crate) fn check_planes(
+    planes: &[&[u8]; 3],
+    layout: RawLayout,
+    width: u16,
+    height: u16,
+    stride: usize,
+) -> Result<(usize, [usize; 3]), EncodeError> {
+    let stride = stride.max(layout.min_stride(width as usize));
+    let needed = layout.plane_lens(stride, height as usize);
+    let short = planes.iter().zip(&needed).any(|(p, &n)| p.len() < n);
+    if short || width == 0 || height == 0 {
+        return Err(EncodeError(format!(
+            "{width}x{height} {layout:?} needs planes of {needed:?} bytes, got {:?}",
+            planes.map(<[u8]>::len)
+        )));
+    }
+    Ok((stride, needed))
+}
+
 /// Full-range RGB to full-range YCbCr (JFIF), in 16-bit fixed point.
 fn rgb_to_ycbcr(r: u8, g: u8, b: u8) -> [u8; 3] {
     let (r, g, b) = (r as i32, g as i32, b as i32);
@@ -234,15 +278,7 @@ impl SoftwareEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
-        let stride = stride.max(layout.min_stride(width as usize));
-        let lens = layout.plane_lens(stride, height as usize);
-        let mut planes: [&[u8]; 3] = [&[]; 3];
-        let mut rest = data;
-        for (plane, &len) in planes.iter_mut().zip(&lens) {
-            let (this, more) = rest.split_at(len.min(rest.len()));
-            *plane = this;
-            rest = more;
-        }
+        let (planes, stride) = split_planes(data, layout, width, height, stride);
         self.encode_planes(planes, layout, width, height, stride)
     }
 
@@ -257,15 +293,7 @@ impl SoftwareEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
-        let stride = stride.max(layout.min_stride(width as usize));
-        let needed = layout.plane_lens(stride, height as usize);
-        let short = planes.iter().zip(&needed).any(|(p, &n)| p.len() < n);
-        if short || width == 0 || height == 0 {
-            return Err(EncodeError(format!(
-                "{width}x{height} {layout:?} needs planes of {needed:?} bytes, got {:?}",
-                planes.map(<[u8]>::len)
-            )));
-        }
+        let (stride, _) = check_planes(&planes, layout, width, height, stride)?;
         #[cfg(feature = "turbojpeg")]
         if let Some(turbo) = &mut self.turbo {
             let (w, h) = (width as usize, height as usize);

@@ -1,5 +1,6 @@
 //! Decides the answer to one request: refusals of method and credentials, then the
-//! route's page, picture, status or stream.
+//! route's page, picture, status, controls or stream; and, before that, whether the
+//! request has a body to read ([`body_length`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use super::head::RequestHead;
 use super::reply::{Body, Response};
 use super::routes::{self, Method, Route};
 use super::shares::Share;
-use super::{status, AppState, PAGE};
+use super::{controls, status, AppState, PAGE};
 use crate::frame::{Frame, BOUNDARY};
 use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 use crate::stats::ClientPlace;
@@ -30,29 +31,96 @@ pub enum Reply {
     },
 }
 
-/// The reply to `head`, from `peer`.
-pub fn answer(head: &RequestHead, peer: SocketAddr, state: &Arc<AppState>) -> Reply {
+/// How many bytes of body to read before answering `head`: those of a `POST` to a
+/// route that takes one, at most [`controls::MAX_BODY`]; 0 for every other request
+/// (whose body, if any, is never read: its connection closes after the answer). The
+/// refusal, to send before closing, when the body cannot be read.
+pub fn body_length(head: &RequestHead) -> Result<usize, Response> {
+    let route = routes::route(&head.target);
+    if routes::method(&head.method) != Method::Post || !routes::takes_post(route) {
+        return Ok(0);
+    }
+    if head.chunked {
+        let body = "chunked request bodies are not accepted: send the body with a Content-Length\n";
+        return Err(Response::text(411, body.into()).closing());
+    }
+    match head.content_length {
+        None if route == Route::SetOption => Ok(0),
+        None => Err(Response::text(
+            411,
+            "POST needs a Content-Length header (the length of its JSON body)\n".into(),
+        )
+        .closing()),
+        Some(n) if n > controls::MAX_BODY as u64 => Err(Response::text(
+            413,
+            format!(
+                "request body too large: at most {} bytes\n",
+                controls::MAX_BODY
+            ),
+        )
+        .closing()),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// The reply to `head`, with its `body` (see [`body_length`]), from `peer`.
+pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<AppState>) -> Reply {
     let response = |r| Reply::Answer(r);
     if access::is_preflight(head, state) {
         return response(access::preflight());
     }
     let method = routes::method(&head.method);
-    if method == Method::Other {
-        let allow = if state.allow_origin.is_some() {
-            "GET, HEAD, OPTIONS"
+    let route = routes::route(&head.target);
+    if method == Method::Other || (method == Method::Post && !routes::takes_post(route)) {
+        let post = if routes::takes_post(route) {
+            ", POST"
         } else {
-            "GET, HEAD"
+            ""
+        };
+        let options = if state.allow_origin.is_some() {
+            ", OPTIONS"
+        } else {
+            ""
         };
         let body = format!(
-            "method {} is not allowed: use GET or HEAD\n",
-            printable(&head.method)
+            "method {} is not allowed here: use GET or HEAD{}\n",
+            printable(&head.method),
+            if post.is_empty() { "" } else { " or POST" }
         );
-        return response(Response::text(405, body).with_header("Allow", allow));
+        return response(
+            Response::text(405, body).with_header("Allow", &format!("GET, HEAD{post}{options}")),
+        );
     }
     if let Err(refusal) = access::admit(head, &peer.to_string(), peer.ip(), state) {
         return response(refusal);
     }
-    match routes::route(&head.target) {
+    match route {
+        Route::Controls => {
+            let (status, json) = if method == Method::Post {
+                controls::post(&state.controls, body)
+            } else {
+                controls::get(&state.controls)
+            };
+            response(
+                Response::new(status, Body::Owned(json.into_bytes()))
+                    .with_header("Content-Type", "application/json")
+                    .with_header("Cache-Control", "no-cache"),
+            )
+        }
+        // A HEAD must change nothing, and answering it without changing would say
+        // nothing of whether the change would be taken.
+        Route::SetOption if method == Method::Head => response(
+            Response::text(
+                405,
+                "HEAD does not change controls: use GET or POST /option?name=value\n".into(),
+            )
+            .with_header("Allow", "GET, POST"),
+        ),
+        Route::SetOption => {
+            let query = head.target.split_once('?').map_or("", |(_, q)| q);
+            let (status, text) = controls::option(&state.controls, query);
+            response(Response::text(status, text))
+        }
         Route::RedirectToPage => response(
             Response::new(301, Body::Empty).with_header("Location", "/index.html"),
         ),
@@ -90,7 +158,7 @@ pub fn answer(head: &RequestHead, peer: SocketAddr, state: &Arc<AppState>) -> Re
         Route::NotFound => response(Response::text(
             404,
             format!(
-                "not found: {}\nthis server has /index.html, /stream.mjpg, /snapshot.jpg and /status\n",
+                "not found: {}\nthis server has /index.html, /stream.mjpg, /snapshot.jpg, /status and /controls\n",
                 printable(&head.target)
             ),
         )),

@@ -14,6 +14,12 @@
 //! Bytes after a complete head stay in the buffer: a pipelined request is read from
 //! there after the answer to the first. The [`Waiting`] registry bounds how many
 //! connections wait for a head at once.
+//!
+//! A request body (only routes that take one ask for it, with a length already checked
+//! against their limit) is read under the same rules: it must be complete within
+//! `--header-timeout` of its head's first byte, while the connection holds a place in
+//! the [`Waiting`] registry, so a body that trickles in or stalls is cut off like a
+//! slow head, and bytes after it stay for the next request.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -75,6 +81,15 @@ pub enum Next {
     Gone,
 }
 
+/// True when a read failed only for its timeout (or a signal): the caller checks its
+/// deadline and reads again.
+fn waited_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// One client connection.
 pub struct Conn {
     pub io: Transport,
@@ -84,6 +99,18 @@ pub struct Conn {
     /// Received bytes not yet taken as a request head.
     buf: Vec<u8>,
     requests: u64,
+    /// When the last request head began to arrive: its body has until then plus
+    /// `--header-timeout`.
+    head_began: Instant,
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFailure {
+    /// Not complete within `--header-timeout` of its head's first byte (answered 408).
+    Timeout,
+    /// The client left, or was shut out past `--max-pending`.
+    Gone,
 }
 
 impl Conn {
@@ -95,6 +122,7 @@ impl Conn {
             accepted,
             buf: Vec::new(),
             requests: 0,
+            head_began: accepted,
         }
     }
 
@@ -116,6 +144,7 @@ impl Conn {
             if !self.buf.is_empty() {
                 match head::parse(&self.buf, limit) {
                     Parsed::Complete(head, len) => {
+                        self.head_began = head_from.unwrap_or(began);
                         self.buf.drain(..len);
                         self.requests += 1;
                         return Next::Request(head);
@@ -169,16 +198,58 @@ impl Conn {
                     }
                     self.buf.extend_from_slice(&chunk[..n]);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if waited_out(&e) => {}
                 Err(_) => return Next::Gone,
             }
         }
+    }
+
+    /// Reads the `len` bytes of body that follow the last request head, by the deadline
+    /// of that head (see the module docs). The caller has checked `len` against its
+    /// limit; bytes after the body stay for the next request.
+    /// With `expect_continue` (the head's `Expect: 100-continue`), says `100 Continue`
+    /// first unless the body is already here.
+    pub fn read_body(
+        &mut self,
+        len: usize,
+        expect_continue: bool,
+        patience: &Patience,
+        waiting: &Waiting,
+    ) -> Result<Vec<u8>, BodyFailure> {
+        let deadline = self.head_began + patience.head;
+        if expect_continue && self.buf.is_empty() {
+            let said = self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if said.and_then(|()| self.io.flush()).is_err() {
+                return Err(BodyFailure::Gone);
+            }
+        }
+        let ticket = (self.buf.len() < len).then(|| waiting.enter(&self.socket, true));
+        let mut chunk = [0u8; 4096];
+        while self.buf.len() < len {
+            if ticket.as_ref().is_some_and(|t| !t.still_waiting()) {
+                return Err(BodyFailure::Gone);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                waiting.count(Closed::Slow);
+                return Err(BodyFailure::Timeout);
+            }
+            if self
+                .socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .is_err()
+            {
+                return Err(BodyFailure::Gone);
+            }
+            let room = (len - self.buf.len()).min(chunk.len());
+            match self.io.read(&mut chunk[..room]) {
+                Ok(0) => return Err(BodyFailure::Gone),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if waited_out(&e) => {}
+                Err(_) => return Err(BodyFailure::Gone),
+            }
+        }
+        Ok(self.buf.drain(..len).collect())
     }
 
     /// Ends the connection after a final answer: says so to a TLS peer, stops sending,

@@ -25,8 +25,15 @@ pub struct RequestHead {
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
     pub keep_alive: bool,
     /// The request announces a body (`Content-Length` above 0, or `Transfer-Encoding`).
-    /// The server reads no bodies: such a connection is closed after the answer.
+    /// The server reads bodies only where a route takes one (`POST /controls`); any
+    /// other connection with a body is closed after the answer.
     pub has_body: bool,
+    /// The `Content-Length` value, if given.
+    pub content_length: Option<u64>,
+    /// The body comes in chunks (`Transfer-Encoding`), which the server does not read.
+    pub chunked: bool,
+    /// `Expect: 100-continue`: the client waits for a `100 Continue` before its body.
+    pub expect_continue: bool,
 }
 
 /// What the bytes so far amount to.
@@ -120,6 +127,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
     let mut chunked = false;
     let mut close = false;
     let mut keep = false;
+    let mut expect_continue = false;
     for field in request.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -143,6 +151,11 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
                 return Parsed::Refused(Refusal::Malformed);
             }
             authorization = Some(String::from_utf8_lossy(field.value).into_owned());
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue |= field
+                .value
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
             for token in field.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -163,6 +176,9 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
             authorization,
             keep_alive,
             has_body: chunked || length.is_some_and(|n| n > 0),
+            content_length: length,
+            chunked,
+            expect_continue,
         },
         len,
     )
@@ -237,7 +253,13 @@ mod tests {
         assert_eq!(head.authorization.as_deref(), Some("Basic YTpi"));
         assert!(head.keep_alive);
         assert!(!head.has_body);
+        assert!(!head.expect_continue);
         assert_eq!(&text[len..], "GET /");
+        let (post, _) = complete(
+            "POST /controls HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 9\r\n\r\n",
+        );
+        assert!(post.expect_continue && post.has_body);
+        assert_eq!(post.content_length, Some(9));
     }
 
     #[test]

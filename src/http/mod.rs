@@ -1,18 +1,24 @@
-//! The HTTP side: the viewer page, the MJPEG stream, snapshots and status.
+//! The HTTP side: the viewer page, the MJPEG stream, snapshots, status and camera
+//! controls.
 //!
 //! A small HTTP/1.1 server on std threads and blocking sockets: [`server`] accepts and
 //! gives every connection a thread, [`conn`] reads its request heads within bounded time
 //! and size ([`head`] parses them, [`waiting`] bounds how many wait at once), [`answer`]
 //! decides each answer after [`access`] has checked who asks, and [`reply`] writes it;
-//! a stream runs on its connection's thread ([`stream`]). The HTTP side reads frames from
-//! the [`FrameSlot`] and counters from [`SourceStats`]; it knows nothing about cameras.
+//! a stream starts on its connection's thread ([`stream`]) and, on plain TCP, goes on in
+//! the one writer of all streams ([`fanout`]). The HTTP side reads frames from the
+//! [`FrameSlot`], counters from [`SourceStats`] and the camera's controls from the
+//! [`ControlBoard`]; it knows nothing about cameras.
 //!
 //! [`FrameSlot`]: crate::slot::FrameSlot
 //! [`SourceStats`]: crate::stats::SourceStats
+//! [`ControlBoard`]: crate::controls::ControlBoard
 
 pub mod access;
 pub mod answer;
 pub mod conn;
+pub mod controls;
+pub mod fanout;
 pub mod head;
 pub mod reply;
 pub mod routes;
@@ -28,6 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Guard;
+use crate::controls::ControlBoard;
 use crate::net::Patience;
 use crate::picture::Settings;
 use crate::slot::FrameSlot;
@@ -54,6 +61,10 @@ pub struct AppState {
     pub allow_origin: Option<String>,
     /// Connections speak TLS.
     pub tls: bool,
+    /// The writer of the plain-TCP streams.
+    pub fanout: fanout::Fanout,
+    /// The running camera's controls (`/controls`, `/option`).
+    pub controls: Arc<ControlBoard>,
 }
 
 /// The viewer page, embedded in the binary.

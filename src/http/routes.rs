@@ -18,6 +18,11 @@ pub enum Route {
     Status,
     /// `/favicon.ico`: an empty answer rather than a logged 404 on every page load.
     Favicon,
+    /// `/controls`: the camera's controls as JSON (`GET`), or changes to them (`POST`
+    /// with a JSON object).
+    Controls,
+    /// `/option?name=value`: one control changed, in camera-streamer's form.
+    SetOption,
     /// Anything else.
     NotFound,
     /// `/?action=` with an action this server does not know.
@@ -29,6 +34,8 @@ pub enum Route {
 pub enum Method {
     Get,
     Head,
+    /// Only where the route takes it ([`takes_post`]); elsewhere answered 405.
+    Post,
     /// Anything else: answered 405.
     Other,
 }
@@ -55,8 +62,15 @@ pub fn route(url: &str) -> Route {
         "/snapshot.jpg" | "/snapshot" => Route::Snapshot,
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,
+        "/controls" => Route::Controls,
+        "/option" => Route::SetOption,
         _ => Route::NotFound,
     }
+}
+
+/// Whether `route` answers `POST` (and reads its body).
+pub fn takes_post(route: Route) -> bool {
+    matches!(route, Route::Controls | Route::SetOption)
 }
 
 /// True when the query asks for the advance-header stream format:
@@ -82,6 +96,7 @@ pub fn method(name: &str) -> Method {
     match name {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "POST" => Method::Post,
         _ => Method::Other,
     }
 }
@@ -113,6 +128,10 @@ mod tests {
         assert_eq!(route("/snapshot.jpg"), Route::Snapshot);
         assert_eq!(route("/snapshot?t=123"), Route::Snapshot);
         assert_eq!(route("/status"), Route::Status);
+        assert_eq!(route("/controls"), Route::Controls);
+        assert_eq!(route("/option?brightness=10"), Route::SetOption);
+        assert!(takes_post(Route::Controls) && takes_post(Route::SetOption));
+        assert!(!takes_post(Route::Status) && !takes_post(Route::Snapshot));
         assert_eq!(route("/../etc/passwd"), Route::NotFound);
         assert_eq!(route("/index.html/"), Route::NotFound);
         assert_eq!(route(""), Route::NotFound);
@@ -122,7 +141,8 @@ mod tests {
     fn methods_and_queries() {
         assert_eq!(method("GET"), Method::Get);
         assert_eq!(method("HEAD"), Method::Head);
-        assert_eq!(method("POST"), Method::Other);
+        assert_eq!(method("POST"), Method::Post);
+        assert_eq!(method("PUT"), Method::Other);
         assert_eq!(method("get"), Method::Other);
         assert_eq!(query_value("a=1&b=2", "b"), Some("2"));
         assert_eq!(query_value("a=1&b", "b"), Some(""));

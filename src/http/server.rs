@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{send, MsgFlags};
 
+use super::answer::body_length;
 use super::answer::{answer, Reply};
-use super::conn::{Conn, Next, Transport};
+use super::conn::{BodyFailure, Conn, Next, Transport};
 use super::tls::{Acceptor, TlsFiles};
 use super::waiting::{has_unread_bytes, Closed};
 use super::{stream, AppState};
@@ -272,10 +273,33 @@ fn serve(
             }
         };
         let head_only = head.method == "HEAD";
-        match answer(&head, peer, state) {
+        let body = match body_length(&head) {
+            Ok(0) => Vec::new(),
+            Ok(len) => {
+                match conn.read_body(len, head.expect_continue, &state.patience, &state.waiting) {
+                    Ok(body) => body,
+                    Err(BodyFailure::Gone) => return,
+                    Err(BodyFailure::Timeout) => {
+                        log::debug!("refused a request from {peer}: its body came too slowly");
+                        let body =
+                            "request body not received in time (the server's --header-timeout)\n";
+                        let response = super::reply::Response::text(408, body.into()).closing();
+                        let _ = response.write_to(&mut conn.io, false, false, state);
+                        return conn.finish(true);
+                    }
+                }
+            }
+            Err(refusal) => {
+                let _ = refusal.write_to(&mut conn.io, false, false, state);
+                return conn.finish(true);
+            }
+        };
+        // A body read here leaves the connection ready for its next request.
+        let unread_body = head.has_body && body.is_empty();
+        match answer(&head, &body, peer, state) {
             Reply::Answer(response) => {
                 let keep = head.keep_alive
-                    && !head.has_body
+                    && !unread_body
                     && !response.closes()
                     && !state.stopping.load(Ordering::SeqCst);
                 if response
@@ -285,7 +309,7 @@ fn serve(
                     return;
                 }
                 if !keep {
-                    return conn.finish(head.has_body);
+                    return conn.finish(unread_body);
                 }
             }
             Reply::Stream {
@@ -295,7 +319,8 @@ fn serve(
             } => {
                 let target = super::access::printable(&head.target);
                 conn.stop_reading();
-                stream::serve(&mut conn.io, peer, &target, state, advance);
+                let plain = matches!(conn.io, Transport::Plain(_)).then_some(&conn.socket);
+                stream::serve(&mut conn.io, plain, peer, &target, state, advance);
                 drop(place);
                 drop(share);
                 return conn.finish(false);

@@ -17,6 +17,8 @@ pub fn render(state: &AppState) -> String {
     field_str(&mut j, "version", env!("CARGO_PKG_VERSION"));
     field_str(&mut j, "source", source.description());
     field_str(&mut j, "encoder", &source.encoder());
+    field_raw(&mut j, "encode_workers", source.encode_workers());
+    field_raw(&mut j, "frames_dropped_workers_busy", source.workers_busy());
     field_raw(&mut j, "width", width);
     field_raw(&mut j, "height", height);
     field_raw(&mut j, "fps_configured", state.settings.fps);
@@ -71,7 +73,7 @@ fn field_str(j: &mut String, key: &str, value: &str) {
 }
 
 /// Appends `s` as the inside of a JSON string.
-fn escape_into(j: &mut String, s: &str) {
+pub(super) fn escape_into(j: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => j.push_str("\\\""),

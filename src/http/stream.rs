@@ -2,24 +2,25 @@
 //!
 //! The loop asks the frame slot for the first frame newer than the last one sent and
 //! writes it with a single write call (the frame's bytes already hold the part headers).
+//! On plain TCP, the first frame only: then the socket goes to the writer that serves
+//! every plain stream with one wake-up per frame ([`super::fanout`]) and this thread
+//! waits for the stream's end. TLS streams, encrypted per connection, keep the loop.
 //! Nothing is queued per client: while a slow client's socket drains, newer frames replace
 //! older ones in the slot and the client simply gets the newest when it is ready.
 //! How much may wait in the kernel, and how long a write may block, are socket options
 //! set on the listening socket (see [`crate::net`]).
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::fanout::{Fanout, KEEPALIVE};
 use super::reply::cors_headers;
 use super::AppState;
 use crate::frame::{ADVANCE_PART_HEAD, BOUNDARY};
 use crate::ratelog::RateLimit;
 use crate::slot::{FrameSlot, Next};
-
-/// How long the stream may go without a new frame before the newest one is sent again,
-/// so that proxies and browsers keep the connection open.
-pub const KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// How a stream ended.
 #[derive(Debug)]
@@ -66,8 +67,17 @@ pub fn response_head(advance: bool, extra: &str) -> Vec<u8> {
 static STARTED: RateLimit = RateLimit::new(Duration::from_secs(1));
 static STOPPED: RateLimit = RateLimit::new(Duration::from_secs(1));
 
-/// Runs a stream to `peer` on `out` until it ends, and logs how it went.
-pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppState, advance: bool) {
+/// Runs a stream to `peer` on `out` until it ends, and logs how it went. With `plain`
+/// (`out` is that TCP socket itself), the stream's frames after the first are written by
+/// the shared [writer](super::fanout).
+pub fn serve(
+    out: &mut dyn Write,
+    plain: Option<&Arc<TcpStream>>,
+    peer: SocketAddr,
+    target: &str,
+    state: &AppState,
+    advance: bool,
+) {
     let started = Instant::now();
     let _watch = state.slot.watch();
     if let Some(held) = STARTED.admit() {
@@ -87,7 +97,7 @@ pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppSta
             skipped: 0,
             end: EndReason::Client(e),
         },
-        Ok(()) => run(out, &state.slot, advance),
+        Ok(()) => run(out, plain.map(|s| (&state.fanout, s)), &state.slot, advance),
     };
     let why = match &outcome.end {
         EndReason::ServerStopping => "server stopping".to_string(),
@@ -110,11 +120,17 @@ pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppSta
 }
 
 /// Writes frames from `slot` to `out` (after the response head) until the client goes or
-/// the slot closes.
-pub fn run(out: &mut dyn Write, slot: &FrameSlot, advance: bool) -> StreamOutcome {
+/// the slot closes. With `carrier`, this thread writes the first frame and the writer
+/// the rest (see [`super::fanout`]).
+pub fn run(
+    out: &mut dyn Write,
+    carrier: Option<(&Fanout, &Arc<TcpStream>)>,
+    slot: &FrameSlot,
+    advance: bool,
+) -> StreamOutcome {
     let mut sent = 0;
     let mut skipped = 0;
-    let end = match write_frames(out, slot, advance, &mut sent, &mut skipped) {
+    let end = match write_frames(out, carrier, slot, advance, &mut sent, &mut skipped) {
         Ok(()) => EndReason::ServerStopping,
         Err(e) => EndReason::Client(e),
     };
@@ -123,6 +139,7 @@ pub fn run(out: &mut dyn Write, slot: &FrameSlot, advance: bool) -> StreamOutcom
 
 fn write_frames(
     out: &mut dyn Write,
+    mut carrier: Option<(&Fanout, &Arc<TcpStream>)>,
     slot: &FrameSlot,
     advance: bool,
     sent: &mut u64,
@@ -155,5 +172,14 @@ fn write_frames(
         // Nothing on a raw socket; pushes the part out of a buffering writer (TLS).
         out.flush()?;
         *sent += 1;
+        if let Some((fanout, socket)) = carrier {
+            if let Some(ended) = fanout.carry(socket, advance, seen) {
+                *sent += ended.sent;
+                *skipped += ended.skipped;
+                return ended.end;
+            }
+            // The writer cannot run: this thread writes the stream itself.
+            carrier = None;
+        }
     }
 }

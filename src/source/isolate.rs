@@ -17,6 +17,7 @@
 //! | `E` | the source's current problem, UTF-8 (empty: none) |
 //! | `C` | the encoder's description, UTF-8 |
 //! | `D` | frames dropped so far, `u64` little-endian |
+//! | `W` | encoding threads, then pictures dropped so far because all were busy: two `u64` little-endian |
 //! | `H` | nothing: the child is alive |
 //!
 //! The parent runs the child only while somebody wants frames (plus a linger, so the
@@ -95,6 +96,7 @@ const FRAME: u8 = b'F';
 const PROBLEM: u8 = b'E';
 const ENCODER: u8 = b'C';
 const DROPPED: u8 = b'D';
+const WORKERS: u8 = b'W';
 const ALIVE: u8 = b'H';
 
 /// Largest message the parent accepts: more than any JPEG of a 4096x4096 picture.
@@ -126,6 +128,8 @@ pub enum Message<'a> {
     Encoder(std::borrow::Cow<'a, str>),
     /// Frames dropped so far.
     Dropped(u64),
+    /// Threads encoding in software, and pictures dropped so far because all were busy.
+    Workers(u64, u64),
     /// The heartbeat.
     Alive,
 }
@@ -138,9 +142,18 @@ impl Message<'_> {
             Message::Problem(text) => write_message(out, PROBLEM, text.as_bytes()),
             Message::Encoder(text) => write_message(out, ENCODER, text.as_bytes()),
             Message::Dropped(n) => write_message(out, DROPPED, &n.to_le_bytes()),
+            Message::Workers(n, busy) => write_message(out, WORKERS, &workers_payload(*n, *busy)),
             Message::Alive => write_message(out, ALIVE, &[]),
         }
     }
+}
+
+/// The payload of a [`Message::Workers`].
+fn workers_payload(n: u64, busy: u64) -> [u8; 16] {
+    let mut payload = [0u8; 16];
+    payload[..8].copy_from_slice(&n.to_le_bytes());
+    payload[8..].copy_from_slice(&busy.to_le_bytes());
+    payload
 }
 
 /// Decodes a message that [`MessageReader::next_message`] cut out: text is read as
@@ -154,6 +167,11 @@ pub fn decode(tag: u8, payload: &[u8]) -> Result<Message<'_>, String> {
         DROPPED => <[u8; 8]>::try_from(payload)
             .map(|b| Message::Dropped(u64::from_le_bytes(b)))
             .map_err(|_| "a dropped-frame count of the wrong size".to_string())?,
+        WORKERS if payload.len() == 16 => {
+            let word = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().unwrap());
+            Message::Workers(word(0), word(8))
+        }
+        WORKERS => return Err("encoding thread counts of the wrong size".to_string()),
         ALIVE if payload.is_empty() => Message::Alive,
         ALIVE => return Err(format!("a heartbeat carrying {} bytes", payload.len())),
         _ => return Err(format!("unknown message type 0x{tag:02x}")),
@@ -198,7 +216,7 @@ impl MessageReader {
             return Ok(None);
         }
         let tag = rest[0];
-        if ![FRAME, PROBLEM, ENCODER, DROPPED, ALIVE].contains(&tag) {
+        if ![FRAME, PROBLEM, ENCODER, DROPPED, WORKERS, ALIVE].contains(&tag) {
             return Err(format!("unknown message type 0x{tag:02x}"));
         }
         let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
@@ -313,6 +331,7 @@ struct Reported {
     problem: Option<String>,
     encoder: String,
     dropped: u64,
+    workers: (u64, u64),
 }
 
 impl Reported {
@@ -331,6 +350,11 @@ impl Reported {
         if dropped != self.dropped {
             outlet.send(DROPPED, &dropped.to_le_bytes())?;
             self.dropped = dropped;
+        }
+        let workers = (stats.encode_workers() as u64, stats.workers_busy());
+        if workers != self.workers {
+            outlet.send(WORKERS, &workers_payload(workers.0, workers.1))?;
+            self.workers = workers;
         }
         Ok(())
     }
@@ -380,6 +404,7 @@ pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
         let mut run = Run {
             reader: MessageReader::default(),
             dropped: 0,
+            workers_busy: 0,
             first_good: None,
         };
         let end = run.pump(&mut child, &mut sink, &mut nosignal);
@@ -479,6 +504,9 @@ struct Run {
     reader: MessageReader,
     /// The child's dropped-frame count last reported.
     dropped: u64,
+    /// The child's count of pictures dropped with every encoding thread busy, last
+    /// reported.
+    workers_busy: u64,
     /// When the first good frame of this run arrived.
     first_good: Option<Instant>,
 }
@@ -574,6 +602,12 @@ impl Run {
                         .count_dropped_by(total.saturating_sub(self.dropped));
                     self.dropped = total;
                 }
+                Message::Workers(n, busy) => {
+                    let stats = sink.stats();
+                    stats.set_encode_workers(n as usize);
+                    stats.count_workers_busy_by(busy.saturating_sub(self.workers_busy));
+                    self.workers_busy = busy;
+                }
                 Message::Alive => {} // hearing it was the point
             }
         }
@@ -647,6 +681,7 @@ mod tests {
             Message::Problem("".into()),
             Message::Encoder("software".into()),
             Message::Dropped(u64::MAX - 3),
+            Message::Workers(4, u64::MAX - 5),
             Message::Alive,
         ];
         let mut wire = Vec::new();

@@ -42,7 +42,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::encoder::JpegEncoder;
+use crate::controls::ControlBoard;
+use crate::encoder::{EncodeError, JpegEncoder, JpegOut};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 use crate::slot::FrameSlot;
@@ -134,16 +135,76 @@ pub type FrameTap = Box<dyn FnMut(&[u8]) + Send>;
 /// Where a source delivers its pictures.
 pub struct FrameSink {
     slot: Arc<FrameSlot>,
-    tap: Option<FrameTap>,
+    /// Where good pictures go, shared with the encoding threads that publish too.
+    outlet: Arc<Outlet>,
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
-    rate: RateMeter,
-    /// Size of the last good frame, for the no-signal picture.
-    last_size: Option<(u16, u16)>,
     /// `--always-on`: frames are wanted whether or not somebody watches.
     always_on: bool,
     /// Checks offered pictures, parsing headers only when they change.
     inspector: crate::jpeg::Inspector,
+}
+
+/// The publishing end of a [`FrameSink`]: the source thread and the JPEG encoding
+/// threads ([`crate::encoder::EncodePool`]) publish through it, one at a time.
+struct Outlet {
+    slot: Arc<FrameSlot>,
+    stats: Arc<SourceStats>,
+    published: std::sync::Mutex<Published>,
+}
+
+/// What publishing changes, behind the outlet's lock.
+struct Published {
+    tap: Option<FrameTap>,
+    rate: RateMeter,
+    /// Size of the last good frame, for the no-signal picture.
+    last_size: Option<(u16, u16)>,
+}
+
+impl Outlet {
+    fn published(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`FrameSink::publish_checked`].
+    fn publish_checked(&self, jpeg: &[u8], width: u16, height: u16) {
+        let now = Instant::now();
+        let mut p = self.published();
+        match &mut p.tap {
+            Some(tap) => tap(jpeg),
+            None => {
+                self.slot.publish(jpeg, width, height);
+            }
+        }
+        self.stats.mark_published(now);
+        if let Some(fps) = p.rate.tick(now) {
+            self.stats.set_fps(fps);
+        }
+        p.last_size = Some((width, height));
+        drop(p);
+        if let Some((why, age)) = self.stats.clear_error() {
+            log::info!(
+                "the source is back after {:.1} s without a good frame ({why})",
+                age.as_secs_f64()
+            );
+        }
+    }
+}
+
+impl JpegOut for Outlet {
+    fn publish(&self, jpeg: &[u8], width: u16, height: u16) {
+        self.publish_checked(jpeg, width, height);
+    }
+
+    fn encode_failed(&self, error: &EncodeError) {
+        static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+        crate::warn_limited!(FAILED, "dropped a picture: {error}");
+        self.stats.count_dropped();
+    }
+
+    fn skipped(&self) {
+        self.stats.count_workers_busy();
+    }
 }
 
 /// Whether somebody wants frames, apart from the sink: for code that cannot borrow the
@@ -163,16 +224,40 @@ impl Demand {
 
 impl FrameSink {
     pub fn new(slot: Arc<FrameSlot>, stats: Arc<SourceStats>, stop: Arc<AtomicBool>) -> FrameSink {
+        FrameSink::with_tap(slot, stats, stop, None)
+    }
+
+    /// A sink whose good frames go to `tap` (when given) instead of the slot.
+    fn with_tap(
+        slot: Arc<FrameSlot>,
+        stats: Arc<SourceStats>,
+        stop: Arc<AtomicBool>,
+        tap: Option<FrameTap>,
+    ) -> FrameSink {
+        let outlet = Arc::new(Outlet {
+            slot: slot.clone(),
+            stats: stats.clone(),
+            published: std::sync::Mutex::new(Published {
+                tap,
+                rate: RateMeter::default(),
+                last_size: None,
+            }),
+        });
         FrameSink {
             slot,
-            tap: None,
+            outlet,
             stats,
             stop,
-            rate: RateMeter::default(),
-            last_size: None,
             always_on: false,
             inspector: crate::jpeg::Inspector::default(),
         }
+    }
+
+    /// Where an encoder hands its finished pictures (see [`JpegEncoder::deliver_rgb`]):
+    /// they are published as [`publish_checked`](Self::publish_checked) does, from
+    /// whichever thread encoded them, and encoding failures are logged and counted.
+    pub fn jpeg_out(&self) -> Arc<dyn JpegOut> {
+        self.outlet.clone()
     }
 
     /// Checks `jpeg` and publishes it; a picture that is not a valid JPEG is dropped,
@@ -195,24 +280,7 @@ impl FrameSink {
     /// Publishes a JPEG the caller made itself and knows to be valid. A good frame ends
     /// the source's current problem, if it had one.
     pub fn publish_checked(&mut self, jpeg: &[u8], width: u16, height: u16) {
-        let now = Instant::now();
-        match &mut self.tap {
-            Some(tap) => tap(jpeg),
-            None => {
-                self.slot.publish(jpeg, width, height);
-            }
-        }
-        self.stats.mark_published(now);
-        if let Some(fps) = self.rate.tick(now) {
-            self.stats.set_fps(fps);
-        }
-        self.last_size = Some((width, height));
-        if let Some((why, age)) = self.stats.clear_error() {
-            log::info!(
-                "the source is back after {:.1} s without a good frame ({why})",
-                age.as_secs_f64()
-            );
-        }
+        self.outlet.publish_checked(jpeg, width, height);
     }
 
     /// Publishes a stand-in picture (the no-signal frame): viewers see it, but it does
@@ -220,25 +288,27 @@ impl FrameSink {
     /// In a source's own process it goes nowhere: the server draws its own from the
     /// problem it is told.
     pub fn publish_placeholder(&mut self, jpeg: &[u8], width: u16, height: u16) {
-        if self.tap.is_none() {
+        if self.outlet.published().tap.is_none() {
             self.slot.publish(jpeg, width, height);
         }
     }
 
     /// Size of the last good frame, if there was one.
     pub fn last_size(&self) -> Option<(u16, u16)> {
-        self.last_size
+        self.outlet.published().last_size
     }
 
     pub fn stats(&self) -> &SourceStats {
         &self.stats
     }
 
-    /// Tells `/status` which encoder runs, when that changed since the last call.
+    /// Tells `/status` which encoder runs, when that changed since the last call, and
+    /// on how many threads.
     pub fn note_encoder(&self, encoder: &mut JpegEncoder) {
         if encoder.take_changed() {
             self.stats.set_encoder(encoder.describe());
         }
+        self.stats.set_encode_workers(encoder.workers());
     }
 
     /// Records in `/status` whether the source runs or idles for lack of viewers, and
@@ -340,7 +410,33 @@ fn resolve(spec: &SourceSpec) -> SourceSpec {
     for line in &decision.skipped {
         log::debug!("auto: {line}");
     }
+    if let Some(line) = libcamera_missed(&decision, cfg!(feature = "libcamera")) {
+        log::info!("auto: {line}");
+    }
     source_for(decision, rpicam::helper_found())
+}
+
+/// Why a binary built with libcamera reads a camera module some other way: its
+/// libcamera saw no camera although the V4L2 scan found one's receiver. On a Raspberry
+/// Pi 5 (receiver `rp1-cfe`) that is a libcamera without the `rpi/pisp` pipeline
+/// handler, which upstream libcamera has from 0.5 on (Debian trixie's 0.4 lacks it).
+fn libcamera_missed(decision: &v4l2::scan::AutoDecision, libcamera_built: bool) -> Option<String> {
+    let v4l2::scan::AutoChoice::CameraModule { module, .. } = &decision.choice else {
+        return None;
+    };
+    if !libcamera_built {
+        return None;
+    }
+    let why = if module.driver == "rp1-cfe" {
+        ": this libcamera has no Raspberry Pi 5 support (the rpi/pisp pipeline handler, \
+         libcamera 0.5 or newer built with it)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "libcamera sees no camera although {module} is attached{why}; reading it through \
+         rpicam-vid instead"
+    ))
 }
 
 /// The source an `auto` decision maps to, with its one start-up line; `helper` says
@@ -394,13 +490,15 @@ fn camera_module_advice(module: &v4l2::scan::CameraModule, missing: &str) -> Str
 type Body = Box<dyn FnOnce(FrameSink) + Send>;
 
 /// Resolves `auto`, opens the source and starts its thread; with `isolation`, the
-/// thread runs the source in a process of its own (see [`isolate`]).
+/// thread runs the source in a process of its own (see [`isolate`]). A camera with
+/// controls puts them on `controls` while it is open (not from a process of its own).
 pub fn start(
     spec: &SourceSpec,
     settings: Settings,
     isolation: Isolation,
     slot: Arc<FrameSlot>,
     stop: Arc<AtomicBool>,
+    controls: Arc<ControlBoard>,
 ) -> Result<RunningSource, SourceError> {
     let spec = resolve(spec);
     if !settings.transform.is_identity()
@@ -415,9 +513,13 @@ pub fn start(
     }
     // The checks happen here in either case, so that a mistake stops the program at
     // start with its message.
-    let (description, body) = plan(&spec, settings, true)?;
+    let (description, body) = plan(&spec, settings, true, Some(controls))?;
     let runs_at_start = never_idles(&spec);
     if isolation.applies_to(&spec) {
+        log::info!(
+            "camera controls are not available while the source runs in a process of its \
+             own (--isolate on)"
+        );
         let description = format!("{description} (in a process of its own)");
         let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink));
         return launch(description, body, runs_at_start, settings, slot, stop, None);
@@ -434,7 +536,7 @@ pub(crate) fn start_here(
     stop: Arc<AtomicBool>,
     tap: Option<FrameTap>,
 ) -> Result<RunningSource, SourceError> {
-    let (description, body) = plan(spec, settings, false)?;
+    let (description, body) = plan(spec, settings, false, None)?;
     launch(
         description,
         body,
@@ -447,20 +549,33 @@ pub(crate) fn start_here(
 }
 
 /// The description and thread body of `spec` (already resolved); `check` makes the
-/// sources that can check their device at start do so.
-fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, Body), SourceError> {
+/// sources that can check their device at start do so; a camera with controls puts
+/// them on `controls`, if given, while it is open.
+fn plan(
+    spec: &SourceSpec,
+    settings: Settings,
+    check: bool,
+    controls: Option<Arc<ControlBoard>>,
+) -> Result<(String, Body), SourceError> {
     // Sources that encode get their encoder now, so that `--encoder hardware` without
     // a hardware encoder stops the program at start.
-    let encoder = || JpegEncoder::new(settings.encoder, settings.quality).map_err(SourceError);
+    let encoder = || {
+        JpegEncoder::new(settings.encoder, settings.quality)
+            .map(|e| e.with_workers(settings.encode_workers))
+            .map_err(SourceError)
+    };
     let planned: (String, Body) = match spec {
         SourceSpec::Test => {
             let encoder = encoder()?;
+            // In a source's own process nobody reads the board: the pattern's controls
+            // go on one of its own.
+            let controls = controls.unwrap_or_else(|| ControlBoard::new(false));
             (
                 format!(
                     "test pattern {}x{} at {} fps",
                     settings.width, settings.height, settings.fps
                 ),
-                Box::new(move |sink| pattern::run(settings, encoder, sink)),
+                Box::new(move |sink| pattern::run(settings, encoder, sink, &controls)),
             )
         }
         SourceSpec::Stdin => (
@@ -499,7 +614,7 @@ fn plan(spec: &SourceSpec, settings: Settings, check: bool) -> Result<(String, B
             let encoder = encoder()?;
             (
                 format!("V4L2 device {}", path.display()),
-                Box::new(move |sink| v4l2::run(path, settings, encoder, sink)),
+                Box::new(move |sink| v4l2::run(path, settings, encoder, sink, controls)),
             )
         }
         #[cfg(feature = "libcamera")]
@@ -550,8 +665,7 @@ fn launch(
 ) -> Result<RunningSource, SourceError> {
     let stats = Arc::new(SourceStats::new(description));
     stats.set_capturing(runs_at_start);
-    let mut sink = FrameSink::new(slot, stats.clone(), stop);
-    sink.tap = tap;
+    let mut sink = FrameSink::with_tap(slot, stats.clone(), stop, tap);
     sink.always_on = settings.always_on;
     let thread = std::thread::Builder::new()
         .name("source".into())
@@ -627,6 +741,52 @@ mod tests {
         assert_eq!(
             source_for(decided(AutoChoice::Pattern), Ok(())),
             SourceSpec::Test
+        );
+    }
+
+    #[test]
+    fn a_pi_5_camera_module_without_pisp_in_libcamera_goes_to_rpicam_vid() {
+        for name in ["pi5-camera-modules.txt", "pi5-camera-module-imx296.txt"] {
+            let scan = v4l2::scan::tests::fixture(name);
+            // A libcamera without rpi/pisp sees no camera: the scan finds the module.
+            let decision = v4l2::scan::choose(&scan, false);
+            let note = libcamera_missed(&decision, true).unwrap();
+            assert!(
+                note.contains("on rp1-cfe /dev/video0 is attached"),
+                "{note}"
+            );
+            assert!(
+                note.contains("no Raspberry Pi 5 support (the rpi/pisp"),
+                "{note}"
+            );
+            assert!(
+                note.ends_with("reading it through rpicam-vid instead"),
+                "{note}"
+            );
+            // Without libcamera in the binary there is nothing to explain.
+            assert_eq!(libcamera_missed(&decision, false), None);
+            assert_eq!(
+                source_for(decision.clone(), Ok(())),
+                SourceSpec::Rpicam(None),
+                "{name}"
+            );
+            // Without rpicam-vid the rpicam source all the same: its no-signal picture
+            // says what to install.
+            let missing = Err("rpicam-vid not found".to_string());
+            assert_eq!(source_for(decision, missing), SourceSpec::Rpicam(None));
+            // A libcamera with rpi/pisp sees the camera: the libcamera source.
+            let decision = v4l2::scan::choose(&scan, true);
+            assert_eq!(libcamera_missed(&decision, true), None);
+            assert_eq!(source_for(decision, Ok(())), SourceSpec::Libcamera(None));
+        }
+        // On a Pi 4 the receiver is unicam: no word of the Pi 5.
+        let decision =
+            v4l2::scan::choose(&v4l2::scan::tests::fixture("pi4-camera-module.txt"), false);
+        let note = libcamera_missed(&decision, true).unwrap();
+        assert_eq!(
+            note,
+            "libcamera sees no camera although imx219 on unicam /dev/video0 is attached; \
+             reading it through rpicam-vid instead"
         );
     }
 

@@ -1,18 +1,28 @@
 //! The built-in test pattern: colour bars, a grey ramp, a bouncing box and a sweeping
 //! line, with the frame number and the UTC clock drawn in, so a viewer sees at a glance
-//! that the stream is live and how far behind it is.
+//! that the stream is live and how far behind it is. The frame number is also drawn
+//! as a strip of black and white blocks in the bottom left corner ([`COUNTER_BITS`]
+//! bits, lowest first), which survives JPEG and is read back by [`read_counter`]: tests
+//! and tools check with it that frames arrive in order.
 //!
 //! The static background is drawn once; each frame copies it, draws the moving parts and
 //! the text, and goes through the JPEG encoder (`--encoder`).
 //!
 //! It draws only while somebody wants frames (plus [`LINGER`]); otherwise the thread
 //! sleeps until a viewer or a snapshot wakes it, and spends nothing.
+//!
+//! It has controls of its own, like a camera ([`PatternControls`], on the
+//! [`ControlBoard`] while it runs): `brightness` and `contrast` change every pixel of
+//! every frame drawn after them, and `pattern` chooses the background.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
 use super::{FrameSink, LINGER};
 use crate::clock::Utc;
+use crate::controls::{CameraControls, ControlBoard, ControlInfo, ControlKind};
 use crate::encoder::JpegEncoder;
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
@@ -27,6 +37,159 @@ const BARS: [[u8; 3]; 7] = [
     [191, 0, 0],
     [0, 0, 191],
 ];
+
+/// The backgrounds the `pattern` control chooses from, by number.
+const PATTERNS: [&str; 2] = ["Colour bars", "Grey"];
+
+/// The test pattern's controls, read by its thread before each frame.
+pub struct PatternControls {
+    /// Added to every colour component, -100 to 100.
+    brightness: AtomicI64,
+    /// Percent: components are moved away from (above 100) or toward mid-grey.
+    contrast: AtomicI64,
+    /// An index into [`PATTERNS`].
+    pattern: AtomicI64,
+}
+
+impl PatternControls {
+    pub fn new() -> PatternControls {
+        PatternControls {
+            brightness: AtomicI64::new(0),
+            contrast: AtomicI64::new(100),
+            pattern: AtomicI64::new(0),
+        }
+    }
+
+    /// What each colour component becomes with the brightness and contrast now; `None`
+    /// when nothing changes.
+    pub fn tone_table(&self) -> Option<[u8; 256]> {
+        let brightness = self.brightness.load(Ordering::Relaxed);
+        let contrast = self.contrast.load(Ordering::Relaxed);
+        if brightness == 0 && contrast == 100 {
+            return None;
+        }
+        let mut table = [0u8; 256];
+        for (v, out) in table.iter_mut().enumerate() {
+            let v = (v as i64 - 128) * contrast / 100 + 128 + brightness;
+            *out = v.clamp(0, 255) as u8;
+        }
+        Some(table)
+    }
+}
+
+impl Default for PatternControls {
+    fn default() -> PatternControls {
+        PatternControls::new()
+    }
+}
+
+impl CameraControls for PatternControls {
+    fn list(&self) -> Result<Vec<ControlInfo>, String> {
+        let integer = |name: &str, label: &str, min, max, default, value: &AtomicI64| ControlInfo {
+            name: name.into(),
+            label: label.into(),
+            kind: ControlKind::Integer { min, max, step: 1 },
+            default,
+            value: value.load(Ordering::Relaxed),
+            read_only: false,
+            inactive: false,
+        };
+        Ok(vec![
+            integer("brightness", "Brightness", -100, 100, 0, &self.brightness),
+            integer("contrast", "Contrast", 0, 200, 100, &self.contrast),
+            ControlInfo {
+                name: "pattern".into(),
+                label: "Pattern".into(),
+                kind: ControlKind::Menu {
+                    choices: (0..)
+                        .zip(PATTERNS)
+                        .map(|(n, name)| (n, name.to_string()))
+                        .collect(),
+                },
+                default: 0,
+                value: self.pattern.load(Ordering::Relaxed),
+                read_only: false,
+                inactive: false,
+            },
+        ])
+    }
+
+    fn apply(&self, changes: &[(String, i64)]) -> Result<(), String> {
+        for (name, value) in changes {
+            let field = match name.as_str() {
+                "brightness" => &self.brightness,
+                "contrast" => &self.contrast,
+                "pattern" => &self.pattern,
+                other => return Err(format!("the test pattern has no control '{other}'")),
+            };
+            field.store(*value, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// The background numbered `pattern` (see [`PATTERNS`]).
+pub fn background_of(pattern: i64, width: usize, height: usize) -> Vec<u8> {
+    match pattern {
+        1 => vec![128u8; width * height * 3],
+        _ => background(width, height),
+    }
+}
+
+/// Bits of the frame number in the counter strip (it counts modulo 2^16).
+pub const COUNTER_BITS: usize = 16;
+
+/// Side of one block of the counter strip, in pixels: a JPEG block, so that each bit
+/// is coded on its own.
+const COUNTER_CELL: usize = 8;
+
+/// Bits of the counter that fit a picture `width` pixels wide.
+fn counter_bits(width: usize) -> usize {
+    (width / COUNTER_CELL).min(COUNTER_BITS)
+}
+
+/// Draws the low bits of `frame` as the counter strip along the bottom left edge.
+fn draw_counter(rgb: &mut [u8], width: usize, height: usize, frame: u64) {
+    if height < COUNTER_CELL {
+        return;
+    }
+    for bit in 0..counter_bits(width) {
+        let v = if frame >> bit & 1 == 1 { 255 } else { 0 };
+        for y in height - COUNTER_CELL..height {
+            let row = (y * width + bit * COUNTER_CELL) * 3;
+            rgb[row..row + COUNTER_CELL * 3].fill(v);
+        }
+    }
+}
+
+/// Reads the counter strip of a decoded picture (packed RGB): the frame number modulo
+/// 2^[`COUNTER_BITS`] (fewer bits on pictures narrower than 128 pixels); `None` when
+/// the picture is too small or a block is neither clearly black nor clearly white.
+pub fn read_counter(rgb: &[u8], width: usize, height: usize) -> Option<u64> {
+    let bits = counter_bits(width);
+    if bits == 0 || height < COUNTER_CELL || rgb.len() < width * height * 3 {
+        return None;
+    }
+    let mut n = 0;
+    for bit in 0..bits {
+        // The middle of the block, away from the ringing at its edges.
+        let (x0, y0) = (bit * COUNTER_CELL + 2, height - COUNTER_CELL + 2);
+        let mut sum = 0u32;
+        for y in y0..y0 + 4 {
+            for x in x0..x0 + 4 {
+                let px = &rgb[(y * width + x) * 3..][..3];
+                sum += px.iter().map(|&c| c as u32).sum::<u32>();
+            }
+        }
+        let mean = sum / 48;
+        match mean {
+            0..=60 => {}
+            196..=255 => n |= 1 << bit,
+            _ => return None,
+        }
+    }
+    Some(n)
+}
 
 /// Draws the parts of the pattern that never move.
 pub fn background(width: usize, height: usize) -> Vec<u8> {
@@ -104,21 +267,33 @@ pub fn draw(rgb: &mut [u8], width: usize, height: usize, frame: u64, clock: &Utc
         &info,
         [255, 255, 255],
     );
+    draw_counter(rgb, width, height, frame);
 }
 
 /// Runs the test pattern at `settings.fps`, while somebody wants frames, until the
-/// server stops.
-pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
+/// server stops; its controls are on `board` meanwhile.
+pub fn run(
+    settings: Settings,
+    mut encoder: JpegEncoder,
+    sink: FrameSink,
+    board: &Arc<ControlBoard>,
+) {
     let (w, h) = (settings.width as usize, settings.height as usize);
-    let background = background(w, h);
+    let controls = Arc::new(PatternControls::new());
+    let _attached = board.attach(controls.clone());
+    let mut shown = controls.pattern.load(Ordering::Relaxed);
+    let mut background = background_of(shown, w, h);
     let mut picture = background.clone();
     let period = Duration::from_secs(1) / settings.fps.max(1);
     let mut next = Instant::now();
     let mut frame: u64 = 0;
     let mut behind_logged = false;
+    let out = sink.jpeg_out();
     sink.stats().set_capturing(false);
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
+            // The encoding threads end while nobody watches.
+            encoder.rest();
             sink.note_running(false, || "test pattern idle until the next viewer".into());
             sink.wait_until_wanted(LINGER);
             continue;
@@ -128,10 +303,20 @@ pub fn run(settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
             next = Instant::now();
         }
         frame += 1;
+        let pattern = controls.pattern.load(Ordering::Relaxed);
+        if pattern != shown {
+            shown = pattern;
+            background = background_of(shown, w, h);
+        }
         picture.copy_from_slice(&background);
         draw(&mut picture, w, h, frame, &Utc::now(), settings.fps);
-        match encoder.encode_rgb(&picture, settings.width, settings.height) {
-            Ok(jpeg) => sink.publish_checked(jpeg, settings.width, settings.height),
+        if let Some(table) = controls.tone_table() {
+            for v in picture.iter_mut() {
+                *v = table[*v as usize];
+            }
+        }
+        match encoder.deliver_rgb(&picture, settings.width, settings.height, &out) {
+            Ok(()) => {}
             Err(e) => {
                 static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
                 if let Some(held) = FAILED.admit() {
@@ -180,6 +365,51 @@ mod tests {
         let jpeg = enc.encode_rgb(&a, w as u16, h as u16).unwrap();
         let d = crate::jpeg::inspect(jpeg).unwrap();
         assert_eq!((d.width, d.height), (160, 120));
+    }
+
+    #[test]
+    fn controls_change_the_tones_and_the_background() {
+        let controls = PatternControls::new();
+        assert_eq!(controls.tone_table(), None);
+        controls
+            .apply(&[("brightness".into(), 50), ("contrast".into(), 200)])
+            .unwrap();
+        let table = controls.tone_table().unwrap();
+        assert_eq!(
+            (table[0], table[128], table[150], table[255]),
+            (0, 178, 222, 255)
+        );
+        controls.apply(&[("contrast".into(), 0)]).unwrap();
+        assert!(controls.tone_table().unwrap().iter().all(|&v| v == 178));
+        let listed = controls.list().unwrap();
+        let value = |n: &str| listed.iter().find(|c| c.name == n).unwrap().value;
+        assert_eq!((value("brightness"), value("contrast")), (50, 0));
+        assert!(controls.apply(&[("hue".into(), 1)]).is_err());
+        assert!(background_of(1, 4, 2).iter().all(|&v| v == 128));
+        assert_eq!(background_of(0, 16, 8), background(16, 8));
+    }
+
+    #[test]
+    fn the_counter_survives_jpeg() {
+        use crate::encoder::SoftwareEncoder;
+        let clock = Utc::now();
+        let mut enc = SoftwareEncoder::new(50);
+        for (w, h) in [(160, 120), (320, 240), (64, 48)] {
+            let bg = background(w, h);
+            for frame in [1u64, 2, 0x5a5a, 65535, 65537] {
+                let mut rgb = bg.clone();
+                draw(&mut rgb, w, h, frame, &clock, 30);
+                let jpeg = enc.encode_rgb(&rgb, w as u16, h as u16).unwrap();
+                let pixels = zune_jpeg::JpegDecoder::new(jpeg).decode().unwrap();
+                let mask = (1u64 << counter_bits(w)) - 1;
+                assert_eq!(
+                    read_counter(&pixels, w, h),
+                    Some(frame & mask),
+                    "{w}x{h} frame {frame}"
+                );
+            }
+        }
+        assert_eq!(read_counter(&[0; 12], 2, 2), None);
     }
 
     #[test]

@@ -588,13 +588,26 @@ impl Capture {
     }
 
     /// Reads pictures from the child's output and publishes the newest of them until
-    /// something ends the run; `counted` hears of each picture completed.
+    /// something ends the run; `counted` hears of each picture completed. The encoding
+    /// threads end with the run.
     fn pump(
         &mut self,
         child: &mut Child,
         sink: &mut FrameSink,
         counted: &mut dyn FnMut(Instant, bool),
     ) -> Pump {
+        let pumped = self.pump_pictures(child, sink, counted);
+        self.encoder.rest();
+        pumped
+    }
+
+    fn pump_pictures(
+        &mut self,
+        child: &mut Child,
+        sink: &mut FrameSink,
+        counted: &mut dyn FnMut(Instant, bool),
+    ) -> Pump {
+        let jpeg_out = sink.jpeg_out();
         let Some(out) = child.stdout.as_mut() else {
             return Pump::Failed(io::Error::other("it has no standard output"));
         };
@@ -641,9 +654,9 @@ impl Capture {
             };
             match self
                 .encoder
-                .encode_raw(picture, RawLayout::Yuv420, w, h, w as usize)
+                .deliver_raw(picture, RawLayout::Yuv420, w, h, w as usize, &jpeg_out)
             {
-                Ok(jpeg) => sink.publish_checked(jpeg, w, h),
+                Ok(()) => {}
                 Err(e) => {
                     static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
                     crate::warn_limited!(FAILED, "dropped a camera picture: {e}");
@@ -679,6 +692,7 @@ mod tests {
             quality: 80,
             source_timeout: Duration::from_secs(5),
             encoder: EncoderChoice::Software,
+            encode_workers: crate::picture::EncodeWorkers::Fixed(1),
             transform,
             always_on: false,
         }

@@ -15,7 +15,7 @@ use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::buffers::BufferQueue;
-use super::sys::{self, call, fourcc_name, zeroed};
+use super::sys::{self, call, zeroed};
 
 /// Opens a device node for reading and writing, non-blocking (results are waited for
 /// with `poll`) and closed on exec.
@@ -140,7 +140,7 @@ impl Device {
         &self.capability
     }
 
-    fn fd(&self) -> libc::c_int {
+    pub(crate) fn fd(&self) -> libc::c_int {
         self.file.as_raw_fd()
     }
 
@@ -366,46 +366,4 @@ pub fn nodes() -> Vec<PathBuf> {
         .unwrap_or_default();
     found.sort();
     found.into_iter().map(|(_, p)| p).collect()
-}
-
-/// Human-readable list of capture devices, their formats, sizes and rates.
-pub fn describe_all() -> String {
-    let mut out = String::new();
-    for path in nodes() {
-        let dev = match Device::open(&path) {
-            Ok(d) => d,
-            Err(e) => {
-                out.push_str(&format!("{}: cannot open: {e}\n", path.display()));
-                continue;
-            }
-        };
-        if !dev.capability().is_capture() {
-            continue;
-        }
-        out.push_str(&format!("{}\n", dev.describe()));
-        for f in dev.formats() {
-            out.push_str(&format!(
-                "  {} ({})\n",
-                fourcc_name(f.fourcc),
-                f.description
-            ));
-            for s in dev.sizes(f.fourcc) {
-                match s {
-                    Sizes::Discrete(w, h) => {
-                        let rates = dev.frame_rates(f.fourcc, w, h);
-                        let rates: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-                        out.push_str(&format!("    {w}x{h} at {} fps\n", rates.join(", ")));
-                    }
-                    Sizes::Range { min, max, step } => out.push_str(&format!(
-                        "    {}x{} to {}x{} in steps of {}x{}\n",
-                        min.0, min.1, max.0, max.1, step.0, step.1
-                    )),
-                }
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push_str("no V4L2 capture devices found\n");
-    }
-    out
 }

@@ -285,6 +285,110 @@ pub struct v4l2_control {
     pub value: i32,
 }
 
+// Controls (`VIDIOC_QUERY_EXT_CTRL`, `VIDIOC_QUERYMENU`, `VIDIOC_G/S_EXT_CTRLS`).
+
+/// Asks `VIDIOC_QUERY_EXT_CTRL` for the first control after the id given.
+pub const V4L2_CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
+/// With [`V4L2_CTRL_FLAG_NEXT_CTRL`]: compound controls (arrays, strings) too.
+pub const V4L2_CTRL_FLAG_NEXT_COMPOUND: u32 = 0x4000_0000;
+/// The values a `VIDIOC_G/S_EXT_CTRLS` call means: the current ones, of any class.
+pub const V4L2_CTRL_WHICH_CUR_VAL: u32 = 0;
+
+pub const V4L2_CTRL_FLAG_DISABLED: u32 = 0x0001;
+pub const V4L2_CTRL_FLAG_GRABBED: u32 = 0x0002;
+pub const V4L2_CTRL_FLAG_READ_ONLY: u32 = 0x0004;
+pub const V4L2_CTRL_FLAG_INACTIVE: u32 = 0x0010;
+pub const V4L2_CTRL_FLAG_WRITE_ONLY: u32 = 0x0040;
+
+pub const V4L2_CTRL_TYPE_INTEGER: u32 = 1;
+pub const V4L2_CTRL_TYPE_BOOLEAN: u32 = 2;
+pub const V4L2_CTRL_TYPE_MENU: u32 = 3;
+pub const V4L2_CTRL_TYPE_BUTTON: u32 = 4;
+pub const V4L2_CTRL_TYPE_INTEGER64: u32 = 5;
+pub const V4L2_CTRL_TYPE_CTRL_CLASS: u32 = 6;
+pub const V4L2_CTRL_TYPE_INTEGER_MENU: u32 = 9;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_query_ext_ctrl {
+    pub id: u32,
+    pub type_: u32,
+    pub name: [u8; 32],
+    pub minimum: i64,
+    pub maximum: i64,
+    pub step: u64,
+    pub default_value: i64,
+    pub flags: u32,
+    pub elem_size: u32,
+    pub elems: u32,
+    pub nr_of_dims: u32,
+    pub dims: [u32; 4],
+    pub reserved: [u32; 32],
+}
+
+/// One menu entry (packed in the kernel: 44 bytes). `name` is the kernel's union of the
+/// entry's name and, for an integer menu, its `__s64` value in the first 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_querymenu {
+    pub id: u32,
+    pub index: u32,
+    pub name: [u8; 32],
+    pub reserved: u32,
+}
+
+impl v4l2_querymenu {
+    /// The value of an integer menu's entry.
+    pub fn value(&self) -> i64 {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&self.name[..8]);
+        i64::from_ne_bytes(bytes)
+    }
+}
+
+/// One control's value (packed in the kernel: 20 bytes on every target). `value` is the
+/// kernel's union: `__s32 value` in its first 4 bytes, `__s64 value64` in all 8 (a
+/// pointer for compound controls, which are not used here).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_ext_control {
+    pub id: u32,
+    pub size: u32,
+    pub reserved2: [u32; 1],
+    pub value: [u8; 8],
+}
+
+impl v4l2_ext_control {
+    pub fn value32(&self) -> i32 {
+        i32::from_ne_bytes([self.value[0], self.value[1], self.value[2], self.value[3]])
+    }
+
+    pub fn value64(&self) -> i64 {
+        i64::from_ne_bytes(self.value)
+    }
+
+    pub fn set_value32(&mut self, v: i32) {
+        self.value = [0; 8];
+        self.value[..4].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    pub fn set_value64(&mut self, v: i64) {
+        self.value = v.to_ne_bytes();
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct v4l2_ext_controls {
+    /// The kernel's union of `ctrl_class` and `which`.
+    pub which: u32,
+    pub count: u32,
+    pub error_idx: u32,
+    pub request_fd: i32,
+    pub reserved: [u32; 1],
+    pub controls: *mut v4l2_ext_control,
+}
+
 /// Runs one ioctl, again when a signal interrupts it.
 pub(crate) fn call(mut f: impl FnMut() -> nix::Result<libc::c_int>) -> io::Result<()> {
     loop {
@@ -308,6 +412,10 @@ nix::ioctl_write_ptr!(vidioc_streamon, b'V', 18, i32);
 nix::ioctl_write_ptr!(vidioc_streamoff, b'V', 19, i32);
 nix::ioctl_readwrite!(vidioc_g_ctrl, b'V', 27, v4l2_control);
 nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, v4l2_control);
+nix::ioctl_readwrite!(vidioc_querymenu, b'V', 37, v4l2_querymenu);
+nix::ioctl_readwrite!(vidioc_g_ext_ctrls, b'V', 71, v4l2_ext_controls);
+nix::ioctl_readwrite!(vidioc_s_ext_ctrls, b'V', 72, v4l2_ext_controls);
+nix::ioctl_readwrite!(vidioc_query_ext_ctrl, b'V', 103, v4l2_query_ext_ctrl);
 nix::ioctl_readwrite!(vidioc_g_parm, b'V', 21, v4l2_streamparm);
 nix::ioctl_readwrite!(vidioc_s_parm, b'V', 22, v4l2_streamparm);
 nix::ioctl_readwrite!(vidioc_enum_framesizes, b'V', 74, v4l2_frmsizeenum);
@@ -341,6 +449,31 @@ mod tests {
         assert_eq!(size_of::<v4l2_pix_format_mplane>(), 192);
         assert_eq!(size_of::<v4l2_plane>(), if wide { 64 } else { 60 });
         assert_eq!(size_of::<v4l2_control>(), 8);
+        assert_eq!(size_of::<v4l2_query_ext_ctrl>(), 232);
+        assert_eq!(std::mem::offset_of!(v4l2_query_ext_ctrl, minimum), 40);
+        assert_eq!(std::mem::offset_of!(v4l2_query_ext_ctrl, flags), 72);
+        assert_eq!(size_of::<v4l2_querymenu>(), 44);
+        assert_eq!(size_of::<v4l2_ext_control>(), 20);
+        assert_eq!(std::mem::offset_of!(v4l2_ext_control, value), 12);
+        assert_eq!(size_of::<v4l2_ext_controls>(), if wide { 32 } else { 24 });
+        // The request codes the kernel's headers give (x86_64, arm64 and 32-bit ARM
+        // share the _IOWR encoding; the size is part of the code).
+        // The request code's type is the C library's: an unsigned long with glibc, an
+        // int with musl (negative for these codes), so it is compared as 32 bits.
+        #[allow(clippy::unnecessary_cast)]
+        let code =
+            |nr: u8, size: usize| u64::from(nix::request_code_readwrite!(b'V', nr, size) as u32);
+        assert_eq!(code(103, size_of::<v4l2_query_ext_ctrl>()), 0xc0e8_5667);
+        assert_eq!(code(37, size_of::<v4l2_querymenu>()), 0xc02c_5625);
+        assert_eq!(
+            code(72, size_of::<v4l2_ext_controls>()),
+            if wide { 0xc020_5648 } else { 0xc018_5648 }
+        );
+        let mut c: v4l2_ext_control = zeroed();
+        c.set_value32(-5);
+        assert_eq!((c.value32(), c.value64() as i32), (-5, -5));
+        c.set_value64(1 << 40);
+        assert_eq!(c.value64(), 1 << 40);
         assert_eq!(fourcc(b"YUYV"), 0x5659_5559);
         assert_eq!(fourcc_name(fourcc(b"MJPG")), "MJPG");
     }

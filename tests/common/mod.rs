@@ -6,6 +6,7 @@
 pub mod hostile;
 pub mod proc;
 pub mod scratch;
+pub mod vm;
 
 #[allow(unused_imports)]
 pub use proc::*;
@@ -346,14 +347,29 @@ pub fn request_with(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
+    request_with_body(addr, method, path, headers, None)
+}
+
+/// Like [`request_with`], with a body sent after its `Content-Length`.
+pub fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
     let mut s = connect(addr);
-    let extra: String = headers
+    let mut extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    if let Some(body) = body {
+        extra.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n{}",
+        body.unwrap_or("")
     )
     .unwrap();
     let mut r = BufReader::new(s);

@@ -69,3 +69,15 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     }
     found
 }
+
+/// The names of the threads of `pid` (what `/proc/PID/task/TID/comm` says).
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    tasks
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
+}

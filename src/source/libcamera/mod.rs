@@ -237,6 +237,7 @@ fn session(
     let mut last_frame = Instant::now();
     let mut first_frame = true;
     let mut timing = Timing::default();
+    let out = sink.jpeg_out();
     let requeue = |mut request: Request| {
         request.reuse(ReuseFlag::REUSE_BUFFERS);
         active
@@ -321,16 +322,18 @@ fn session(
                     })
                 };
                 let t0 = Instant::now();
-                match encoder.encode_camera_buffer(
+                // With several encoding threads the picture is copied and handed over
+                // here; the latency and encoding time below then end at the hand-over.
+                match encoder.deliver_camera_buffer(
                     [plane(0), plane(1), plane(2)],
                     [camera(0), camera(1), camera(2)],
                     plan.layout,
                     w,
                     h,
                     plan.stride,
+                    &out,
                 ) {
-                    Ok(jpeg) => {
-                        sink.publish_checked(jpeg, w, h);
+                    Ok(()) => {
                         if first_frame {
                             first_frame = false;
                             if sink.stats().error().is_some() {
@@ -386,6 +389,8 @@ pub fn run(
             Some(m) => {
                 sink.stats().set_capturing(true);
                 let r = session(m, selector.as_deref(), settings, &mut encoder, sink);
+                // The encoding threads end with the session.
+                encoder.rest();
                 sink.stats().set_capturing(false);
                 r
             }

@@ -6,19 +6,24 @@
 //!   `--encoder` says).
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger; the
 //!   device is closed otherwise.
+//! * While the device is open, its controls (brightness, white balance, ...) are on the
+//!   [`ControlBoard`], through a file of their own on the same node.
 //! * When the device vanishes or stops delivering, shows a "no signal" picture, says
 //!   why in `/status`, and opens the device again by itself when it is back.
 
 pub mod scan;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
+use crate::controls::{Attached, ControlBoard};
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
+use crate::v4l2::controls::V4l2Controls;
 use crate::v4l2::device::{Device, PixFormat, Sizes};
 use crate::v4l2::sys::{fourcc, fourcc_name};
 
@@ -164,7 +169,15 @@ enum Stop {
     Lost(String),
 }
 
+/// Captures until a reason to stop; the encoding threads end with it.
 fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> Stop {
+    let stop = capture_frames(camera, encoder, sink);
+    encoder.rest();
+    stop
+}
+
+fn capture_frames(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> Stop {
+    let out = sink.jpeg_out();
     let mut stream = match camera.device.stream(BUFFERS) {
         Ok(s) => s,
         Err(e) => return Stop::Lost(format!("cannot start streaming: {e}")),
@@ -198,8 +211,8 @@ fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> 
                 }
                 Handling::Encode(layout) => {
                     let stride = camera.format.bytes_per_line as usize;
-                    match encoder.encode_raw(frame.data, layout, w16, h16, stride) {
-                        Ok(jpeg) => sink.publish_checked(jpeg, w16, h16),
+                    match encoder.deliver_raw(frame.data, layout, w16, h16, stride, &out) {
+                        Ok(()) => {}
                         Err(e) => {
                             static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
                             crate::warn_limited!(FAILED, "dropped frame {}: {e}", frame.sequence);
@@ -226,8 +239,28 @@ fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> 
     }
 }
 
-/// Runs the source on `path` until the server stops.
-pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink: FrameSink) {
+/// Puts the controls of the camera on `path` on `board` until the result is dropped;
+/// a camera whose controls cannot be opened streams all the same, without them.
+fn attach_controls(path: &Path, board: &Arc<ControlBoard>) -> Option<Attached> {
+    match V4l2Controls::open(path) {
+        Ok(controls) => Some(board.attach(Arc::new(controls))),
+        Err(e) => {
+            static FAILED: RateLimit = RateLimit::new(ratelog::DEFAULT_INTERVAL);
+            crate::warn_limited!(FAILED, "{}: no camera controls: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Runs the source on `path` until the server stops; while the camera is open, its
+/// controls are on `controls`, if given.
+pub fn run(
+    path: PathBuf,
+    settings: Settings,
+    mut encoder: JpegEncoder,
+    mut sink: FrameSink,
+    controls: Option<Arc<ControlBoard>>,
+) {
     let mut reopen = Reopen::new(settings.quality, (settings.width, settings.height));
     supervise(&mut sink, &mut reopen, |sink, reopen| {
         let camera = match open(&path, settings) {
@@ -238,10 +271,13 @@ pub fn run(path: PathBuf, settings: Settings, mut encoder: JpegEncoder, mut sink
             log::info!("{} is back", camera.device.describe());
             sink.stats().count_restart();
         }
+        // Off the board again when this session ends: idle, stopped or unplugged.
+        let attached = controls.as_ref().and_then(|b| attach_controls(&path, b));
         sink.stats().set_error(None);
         sink.stats().set_capturing(true);
         reopen.reset();
         let stop = capture(&camera, &mut encoder, sink);
+        drop(attached);
         sink.stats().set_capturing(false);
         match stop {
             Stop::Stopping => Ended::Stopping,

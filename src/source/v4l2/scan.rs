@@ -316,7 +316,7 @@ pub fn scan() -> Scan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Reads a fixture of `tests/fixtures/pi` (format in its README.md).
@@ -396,7 +396,8 @@ mod tests {
         Ok(Scan { nodes, subdevs })
     }
 
-    fn fixture(name: &str) -> Scan {
+    /// The scan a fixture of `tests/fixtures/pi` describes.
+    pub(crate) fn fixture(name: &str) -> Scan {
         let path = format!("{}/tests/fixtures/pi/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         parse_fixture(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -409,6 +410,7 @@ mod tests {
         "zero2w-camera-module.txt",
         "pi5-camera-modules.txt",
         "pi5-usb-webcam.txt",
+        "pi5-camera-module-imx296.txt",
     ];
 
     /// The node a decision streams from, if any.
@@ -562,6 +564,34 @@ mod tests {
             .skipped
             .iter()
             .any(|l| l.starts_with("/dev/video24: pispbe, the ISP's node")));
+    }
+
+    #[test]
+    fn pi5_on_raspberry_pi_os_names_its_sensor() {
+        let scan = fixture("pi5-camera-module-imx296.txt");
+        assert_eq!(scan.nodes.len(), 8 + 1 + 16);
+        let decision = choose(&scan, false);
+        let AutoChoice::CameraModule { module, webcam } = &decision.choice else {
+            panic!("{decision:?}");
+        };
+        assert_eq!(module.to_string(), "imx296 on rp1-cfe /dev/video0");
+        assert_eq!(*webcam, None);
+        assert_eq!(decision.reason, "imx296 on rp1-cfe /dev/video0 is attached");
+        // Every other node is passed over, each for what it is: none is a webcam.
+        assert_eq!(decision.skipped.len(), scan.nodes.len() - 1);
+        for node in &scan.nodes[1..] {
+            assert_ne!(classify(node), NodeKind::Webcam, "{node:?}");
+        }
+        let said = |prefix: &str| decision.skipped.iter().any(|l| l.starts_with(prefix));
+        assert!(said("/dev/video4: rp1-cfe, the camera module's receiver"));
+        assert!(said("/dev/video19: rpivid, a codec or decoder"));
+        assert!(said("/dev/video27: pispbe, the ISP's node"));
+        assert!(said("/dev/video35: pispbe, the ISP's node"));
+        // The same nodes with the HEVC decoder under its newer driver name.
+        let mut renamed = scan.clone();
+        renamed.nodes[8].driver = "rpi-hevc-dec".to_string();
+        assert_eq!(classify(&renamed.nodes[8]), NodeKind::Codec);
+        assert_eq!(choose(&renamed, false).choice, decision.choice);
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! Camera controls against a real kernel driver: the release binary streams the `vivid`
+//! virtual camera inside the VM rig (`tests/vm/rig.sh`), and this test reads and
+//! changes its controls over HTTP from the host (`GET`/`POST /controls`, `/option`),
+//! checks in the guest with `v4l2-ctl` that the driver took them, and in the decoded
+//! pictures that the camera's output changed.
+//!
+//! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
+//! --test vm_controls`.
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::vm::*;
+use common::*;
+use serde_json::Value;
+
+/// The guest's side: serve vivid, and when the host drops `getctrl` into the share,
+/// write what `v4l2-ctl` reads of the controls to `ctrl.txt`, until the host is done.
+const GUEST_SCRIPT: &str = r#"#!/bin/sh
+RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
+    --size 640x480 --fps 10 > /host/server.log 2>&1 &
+server=$!
+until [ -e /host/done ]; do
+    if [ -e /host/getctrl ]; then
+        rm /host/getctrl
+        v4l2-ctl -d /dev/video0 --get-ctrl brightness,test_pattern > /host/ctrl.tmp 2>&1
+        mv /host/ctrl.tmp /host/ctrl.txt
+    else
+        sleep 0.2
+    fi
+done
+kill -TERM "$server" && wait "$server"
+echo "server exit $?" >> /host/server.log
+"#;
+
+/// `POST path` with a JSON body; the status and the body of the answer.
+fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (status, _) = read_head(&mut r);
+    let mut answer = Vec::new();
+    r.read_to_end(&mut answer).unwrap();
+    let json = serde_json::from_slice(&answer)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&answer)));
+    (status, json)
+}
+
+fn controls(addr: SocketAddr) -> Value {
+    let r = get(addr, "/controls");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type")
+            .map(|t| t.starts_with("application/json")),
+        Some(true)
+    );
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+fn control<'a>(all: &'a Value, name: &str) -> &'a Value {
+    all["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no control {name} in {all}"))
+}
+
+/// What `v4l2-ctl --get-ctrl` says in the guest.
+fn driver_says(share: &Path) -> String {
+    let _ = std::fs::remove_file(share.join("ctrl.txt"));
+    std::fs::write(share.join("getctrl"), b"").unwrap();
+    wait_file(&share.join("ctrl.txt"), Duration::from_secs(60));
+    std::fs::read_to_string(share.join("ctrl.txt")).unwrap()
+}
+
+/// Mean brightness of the next few pictures of the stream.
+fn luma(client: &mut MjpegClient) -> u64 {
+    (0..3).map(|_| brightness(&client.next_jpeg())).sum::<u64>() / 3
+}
+
+/// Reads pictures until one's mean brightness satisfies `pred`; returns it.
+fn until_luma(client: &mut MjpegClient, what: &str, pred: impl Fn(u64) -> bool) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let l = brightness(&client.next_jpeg());
+        if pred(l) {
+            return l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: last mean brightness {l}"
+        );
+    }
+}
+
+#[test]
+fn vivid_controls_over_http_in_a_vm() {
+    let Some((vm, share, addr)) = boot("controls", "vivid n_devs=1", GUEST_SCRIPT) else {
+        return;
+    };
+    let minute = Duration::from_secs(60);
+    wait_status(addr, 3 * minute, "the server in the VM", |s| {
+        s["capturing"] == false
+    });
+    // Nobody watches: the camera is closed, and so are its controls.
+    let idle = controls(addr);
+    assert_eq!(idle["changes_allowed"], true, "{idle}");
+    assert_eq!(idle["controls"], serde_json::json!([]), "{idle}");
+
+    // A viewer opens the camera: vivid's controls as the kernel describes them.
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    assert_eq!(decode(&client.next_jpeg()).0, 640);
+    let all = controls(addr);
+    let b = control(&all, "brightness");
+    assert_eq!(
+        (
+            &b["type"],
+            &b["min"],
+            &b["max"],
+            &b["step"],
+            &b["default"],
+            &b["value"]
+        ),
+        (
+            &Value::from("integer"),
+            &Value::from(0),
+            &Value::from(255),
+            &Value::from(1),
+            &Value::from(128),
+            &Value::from(128)
+        ),
+        "{b}"
+    );
+    assert_eq!(b["label"], "Brightness");
+    let pattern = control(&all, "test_pattern");
+    assert_eq!(pattern["type"], "menu");
+    assert_eq!(pattern["value"], "75% Colorbar");
+    assert!(pattern["choices"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("100% Black")));
+    assert_eq!(
+        control(&all, "read_only_integer_32_bits")["read_only"],
+        true
+    );
+    assert_eq!(control(&all, "gain")["inactive"], true);
+    assert_eq!(control(&all, "gain_automatic")["type"], "boolean");
+    assert_eq!(control(&all, "disconnect")["type"], "button");
+
+    // Brighter: the driver has the value, and the pictures show it.
+    let before = luma(&mut client);
+    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(control(&after, "brightness")["value"], 250);
+    assert!(driver_says(&share).contains("brightness: 250"));
+    let bright = until_luma(&mut client, "brighter pictures", |l| l > before + 30);
+    eprintln!("mean brightness {before} at brightness 128, {bright} at 250");
+
+    // A wrong change refuses the request, and changes nothing of it.
+    let (status, refused) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":300}"#,
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("brightness"));
+    let now = controls(addr);
+    assert_eq!(control(&now, "brightness")["value"], 250);
+    assert_eq!(control(&now, "test_pattern")["value"], "75% Colorbar");
+
+    // Two changes in one request, a menu choice by its name: a black picture.
+    let (status, after) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":128}"#,
+    );
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(control(&after, "test_pattern")["value"], "100% Black");
+    let said = driver_says(&share);
+    assert!(said.contains("brightness: 128"), "{said}");
+    assert!(said.contains("test_pattern: 5"), "{said}");
+    until_luma(&mut client, "black pictures", |l| l < 30);
+
+    // camera-streamer's form.
+    let r = get(addr, "/option?test_pattern=75%25%20Colorbar");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    let r = get(addr, "/option?brightness=999");
+    assert_eq!(r.status, 400, "{}", r.text());
+    until_luma(&mut client, "the colour bars again", |l| l > 60);
+
+    // The viewer leaves: the camera closes and its controls go with it.
+    drop(client);
+    wait_status(addr, minute, "idle after the viewer left", |s| {
+        s["capturing"] == false
+    });
+    assert_eq!(controls(addr)["controls"], serde_json::json!([]));
+
+    drop(vm);
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("server exit 0"), "{log}");
+    let _ = std::fs::remove_dir_all(&share);
+}
