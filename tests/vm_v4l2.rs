@@ -293,3 +293,53 @@ fn auto_skips_m2m_nodes_and_streams_vivid_in_a_vm() {
     drop(vm);
     let _ = std::fs::remove_dir_all(&share);
 }
+
+/// The guest's side of the quarter-turn test: serve vivid turned by 90 degrees until the
+/// host is done.
+const TURNED_GUEST_SCRIPT: &str = r#"#!/bin/sh
+RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
+    --size 640x480 --fps 10 --rotation 90 > /host/server.log 2>&1 &
+server=$!
+while [ ! -e /host/done ]; do sleep 0.2; done
+kill -TERM $server
+wait $server
+"#;
+
+/// `--rotation 90` on a real YUYV camera: vivid's colour bars (white on the left to
+/// black on the right) come out 480x640 with the white bar at the top and the black
+/// one at the bottom.
+#[test]
+fn vivid_turned_by_90_in_a_vm() {
+    let Some((vm, share, addr)) = boot("turned", "vivid n_devs=1", TURNED_GUEST_SCRIPT) else {
+        return;
+    };
+    let minute = Duration::from_secs(60);
+    wait_status(addr, 3 * minute, "the server in the VM", |s| {
+        s["source"].is_string()
+    });
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    let (w, h, pixels) = decode(&client.next_jpeg());
+    assert_eq!((w, h), (480, 640), "the JPEG is the turned size");
+    // Mean brightness of rows `from` to `to`: each bar is 80 rows once turned.
+    let rows = |from: usize, to: usize| {
+        let band = &pixels[from * w * 3..to * w * 3];
+        band.iter().map(|&c| c as u64).sum::<u64>() / band.len() as u64
+    };
+    let (top, bottom) = (rows(20, 60), rows(580, 620));
+    assert!(top > bottom + 100, "white bar {top}, black bar {bottom}");
+    let s = wait_status(addr, minute, "capturing", |s| s["capturing"] == true);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(480), Some(640)),
+        "{s}"
+    );
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("YUYV 640x480"), "{log}");
+    assert!(
+        log.contains("--rotation 90: pictures are turned on the CPU before encoding (480x640 out)"),
+        "{log}"
+    );
+    drop(client);
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&share);
+}

@@ -3,7 +3,8 @@
 //! * Picks the offered format and size nearest to what was asked: MJPEG is passed
 //!   through untouched (with the standard Huffman tables added to frames that lack
 //!   them); YUYV, UYVY and NV12 go through the JPEG encoder (hardware or software, as
-//!   `--encoder` says).
+//!   `--encoder` says). Only raw pictures are turned: with `--rotation`, `--hflip` or
+//!   `--vflip` a raw format is preferred, and `--rotation 90` and `270` take no other.
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger; the
 //!   device is closed otherwise.
 //! * While the device is open, its controls (brightness, white balance, ...) are on the
@@ -21,7 +22,7 @@ use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::controls::{Attached, ControlBoard};
 use crate::encoder::{JpegEncoder, RawLayout};
-use crate::picture::Settings;
+use crate::picture::{Settings, Transform};
 use crate::ratelog::{self, RateLimit};
 use crate::v4l2::controls::V4l2Controls;
 use crate::v4l2::device::{Device, PixFormat, Sizes};
@@ -77,19 +78,34 @@ fn nearest_size(sizes: &[Sizes], want: (u32, u32)) -> Option<(u32, u32)> {
         .min_by_key(|&(w, h)| w.abs_diff(want.0) + h.abs_diff(want.1))
 }
 
-/// The format and size to ask for: nearest size first, then the preferred format.
-fn choose(device: &Device, want: (u32, u32)) -> Result<(u32, (u32, u32)), String> {
+/// The format and size to ask for: nearest size first, then the preferred format;
+/// raw formats first when the picture is to be turned (`transform`), and only raw ones
+/// for a quarter turn.
+fn choose(
+    device: &Device,
+    want: (u32, u32),
+    transform: Transform,
+) -> Result<(u32, (u32, u32)), String> {
     let formats = device.formats();
     let mut best: Option<(u32, usize, u32, (u32, u32))> = None;
     for f in &formats {
-        if handling(f.fourcc).is_none() {
+        let Some(handled) = handling(f.fourcc) else {
+            continue;
+        };
+        let passed = handled == Handling::PassJpeg;
+        if passed && transform.quarter_turn() {
             continue;
         }
         let Some(size) = nearest_size(&device.sizes(f.fourcc), want) else {
             continue;
         };
         let distance = size.0.abs_diff(want.0) + size.1.abs_diff(want.1);
-        let key = (distance, preference(f.fourcc));
+        let turned_last = if passed && !transform.is_identity() {
+            10
+        } else {
+            0
+        };
+        let key = (distance, preference(f.fourcc) + turned_last);
         if best.is_none_or(|b| key < (b.0, b.1)) {
             best = Some((key.0, key.1, f.fourcc, size));
         }
@@ -98,6 +114,15 @@ fn choose(device: &Device, want: (u32, u32)) -> Result<(u32, (u32, u32)), String
         Some((_, _, code, size)) => Ok((code, size)),
         None => {
             let offered: Vec<String> = formats.iter().map(|f| fourcc_name(f.fourcc)).collect();
+            if transform.quarter_turn() && formats.iter().any(|f| handling(f.fourcc).is_some()) {
+                return Err(format!(
+                    "{} offers only JPEG ({}), which is passed on as it comes and cannot be \
+                     turned: --rotation {} needs a camera offering YUYV, UYVY or NV12",
+                    device.describe(),
+                    offered.join(", "),
+                    transform.degrees()
+                ));
+            }
             Err(format!(
                 "{} offers no format this source takes (it offers {}; MJPEG, YUYV, UYVY and NV12 are taken)",
                 device.describe(),
@@ -123,7 +148,7 @@ fn open(path: &Path, settings: Settings) -> Result<Camera, String> {
         ));
     }
     let want = (settings.width as u32, settings.height as u32);
-    let (code, size) = choose(&device, want)?;
+    let (code, size) = choose(&device, want, settings.transform)?;
     let format = device.set_format(code, size.0, size.1).map_err(|e| {
         format!(
             "{}: cannot set {}: {e}",
@@ -144,6 +169,13 @@ fn open(path: &Path, settings: Settings) -> Result<Camera, String> {
     } else {
         format!(" (asked for {}x{}; nearest offered)", want.0, want.1)
     };
+    if handling == Handling::PassJpeg && !settings.transform.is_identity() {
+        log::warn!(
+            "{}: --rotation, --hflip and --vflip do not apply to the JPEG it sends, which \
+             is passed on as it comes; ignored",
+            device.describe()
+        );
+    }
     log::info!(
         "{}: {} {}x{}{asked} at {}",
         device.describe(),
@@ -261,7 +293,7 @@ pub fn run(
     mut sink: FrameSink,
     controls: Option<Arc<ControlBoard>>,
 ) {
-    let mut reopen = Reopen::new(settings.quality, (settings.width, settings.height));
+    let mut reopen = Reopen::new(settings.quality, settings.output_size());
     supervise(&mut sink, &mut reopen, |sink, reopen| {
         let camera = match open(&path, settings) {
             Ok(camera) => camera,
