@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use picam_stream::encoder::{RawLayout, SoftwareEncoder, Turner};
+use picam_stream::encoder::{RawFrame, RawLayout, SoftwareEncoder, Turner};
 use picam_stream::picture::{Orientation, Transform};
 
 const QUALITY: u8 = 80;
@@ -62,12 +62,18 @@ fn main() {
     for (w, h) in SIZES {
         for layout in LAYOUTS {
             let (data, stride) = picture(layout, w as usize, h as usize);
-            let planes = split(&data, layout, h as usize, stride);
+            let frame = RawFrame {
+                planes: split(&data, layout, h as usize, stride),
+                layout,
+                width: w,
+                height: h,
+                stride,
+            };
             let mut encoder = SoftwareEncoder::new(QUALITY);
             let turn_only = |o: Orientation| {
                 let mut turner = Turner::new(o);
                 best_ms(budget, || {
-                    let t = turner.turn(planes, layout, w, h, stride).unwrap();
+                    let t = turner.turn(frame).unwrap();
                     std::hint::black_box(t.data.len());
                 })
             };
@@ -75,12 +81,12 @@ fn main() {
             let half = turn_only(turn(180));
             let mut upright = Turner::new(Orientation::default());
             let encode = best_ms(budget, || {
-                let done = upright.encode(&mut encoder, planes, layout, (w, h), stride);
+                let done = upright.encode(&mut encoder, frame);
                 std::hint::black_box(done.unwrap().0.len());
             });
             let mut turner = Turner::new(turn(90));
             let both = best_ms(budget, || {
-                let done = turner.encode(&mut encoder, planes, layout, (w, h), stride);
+                let done = turner.encode(&mut encoder, frame);
                 std::hint::black_box(done.unwrap().0.len());
             });
             println!(

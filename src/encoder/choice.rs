@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::feed::Feed;
 use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
 use super::pool::{EncodePool, JpegOut};
-use super::software::{check_planes, split_planes};
-use super::turn::{turn_into, turned_layout, Turner};
+use super::software::split_planes;
+use super::turn::{turn_into, turned_layout, RawFrame, Turner};
 use super::{Backend, EncodeError, RawLayout, SoftwareEncoder};
 use crate::picture::{EncodeWorkers, EncoderChoice, Orientation};
 use crate::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
@@ -646,7 +646,7 @@ impl JpegEncoder {
     ) -> Result<&[u8], EncodeError> {
         if !self.turner.orientation().is_identity() {
             let (planes, stride) = split_planes(data, layout, width, height, stride);
-            return self.encode_turned(planes, layout, width, height, stride);
+            return self.encode_planes(planes, layout, width, height, stride);
         }
         let picture = Picture::Raw {
             data,
@@ -703,7 +703,13 @@ impl JpegEncoder {
     ) -> Result<&[u8], EncodeError> {
         if !self.turner.orientation().is_identity() {
             // A turned picture cannot be imported: it is turned into the device's buffer.
-            return self.encode_turned(planes, layout, width, height, stride);
+            return self.encode_turned(RawFrame {
+                planes,
+                layout,
+                width,
+                height,
+                stride,
+            });
         }
         let picture = Picture::Planes {
             planes,
@@ -730,8 +736,13 @@ impl JpegEncoder {
         height: u16,
     ) -> Result<&[u8], EncodeError> {
         if !self.turner.orientation().is_identity() {
-            let stride = width as usize * 3;
-            return self.encode_turned([rgb, &[], &[]], RawLayout::Rgb24, width, height, stride);
+            return self.encode_turned(RawFrame {
+                planes: [rgb, &[], &[]],
+                layout: RawLayout::Rgb24,
+                width,
+                height,
+                stride: width as usize * 3,
+            });
         }
         if self.try_hardware(Picture::Rgb(rgb), None, width, height) {
             return Ok(self.hardware_result());
@@ -741,30 +752,20 @@ impl JpegEncoder {
 
     /// Encodes a picture turned first: in hardware, turned straight into the device's
     /// buffer; in software, into the turner's.
-    fn encode_turned(
-        &mut self,
-        planes: [&[u8]; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
-    ) -> Result<&[u8], EncodeError> {
-        let (stride, _) = check_planes(&planes, layout, width, height, stride)?;
+    fn encode_turned(&mut self, frame: RawFrame<'_>) -> Result<&[u8], EncodeError> {
+        let frame = frame.checked()?;
         let orientation = self.turner.orientation();
-        let (turned_w, turned_h) = orientation.size_of(width, height);
+        let (turned_w, turned_h) = orientation.size_of(frame.width, frame.height);
         let picture = Picture::Turned {
-            planes,
-            layout,
-            stride,
+            planes: frame.planes,
+            layout: frame.layout,
+            stride: frame.stride,
             orientation,
         };
         if self.try_hardware(picture, None, turned_w, turned_h) {
             return Ok(self.hardware_result());
         }
-        let size = (width, height);
-        let (jpeg, _, _) = self
-            .turner
-            .encode(&mut self.software, planes, layout, size, stride)?;
+        let (jpeg, _, _) = self.turner.encode(&mut self.software, frame)?;
         Ok(jpeg)
     }
 

@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::software::{check_planes, split_planes};
-use super::turn::Turner;
+use super::turn::{RawFrame, Turner};
 use super::{Backend, EncodeError, RawLayout, SoftwareEncoder};
 use crate::picture::Orientation;
 
@@ -272,18 +272,26 @@ fn work(shared: &Shared, mut encoder: SoftwareEncoder) {
                 queue = shared.work.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let size = (job.width, job.height);
-        let encoded = match job.kind {
-            Kind::Rgb => {
-                let planes: [&[u8]; 3] = [&job.data, &[], &[]];
-                let stride = job.width as usize * 3;
-                turner.encode(&mut encoder, planes, RawLayout::Rgb24, size, stride)
-            }
+        let (width, height) = (job.width, job.height);
+        let (planes, layout, stride) = match job.kind {
+            Kind::Rgb => (
+                [&job.data[..], &[], &[]],
+                RawLayout::Rgb24,
+                width as usize * 3,
+            ),
             Kind::Raw { layout, stride } => {
-                let (planes, stride) = split_planes(&job.data, layout, size.0, size.1, stride);
-                turner.encode(&mut encoder, planes, layout, size, stride)
+                let (planes, stride) = split_planes(&job.data, layout, width, height, stride);
+                (planes, layout, stride)
             }
         };
+        let frame = RawFrame {
+            planes,
+            layout,
+            width,
+            height,
+            stride,
+        };
+        let encoded = turner.encode(&mut encoder, frame);
         // The picture is encoded: its buffer and its place go back before publishing,
         // so that a source told of this picture finds the worker free.
         let mut queue = lock(&shared.queue);

@@ -112,18 +112,32 @@ fn copy_plane<const N: usize>(src: &[u8], walk: Walk, to: &mut Target<'_>) {
 /// Writes the moved plane `walk` of `src` (`moved` samples across and down) into `to`
 /// at half its size along x (`along_x`) or y: each sample the mean of two neighbours.
 fn halve_plane(src: &[u8], walk: Walk, moved: (usize, usize), along_x: bool, to: &mut Target<'_>) {
+    // Each output sample reads two moved samples `pair` bytes apart; the next one is
+    // `step` bytes on.
+    let (pair, step) = if along_x {
+        (walk.ix, 2 * walk.ix)
+    } else {
+        (walk.iy, walk.ix)
+    };
     for ty in (0..to.height).step_by(TILE) {
         for tx in (0..to.width).step_by(TILE) {
+            let x_end = (tx + TILE).min(to.width);
             for y in ty..(ty + TILE).min(to.height) {
-                for x in tx..(tx + TILE).min(to.width) {
+                let (mut s, mut pair) = if along_x {
+                    (walk.at(2 * tx, y) as isize, pair)
+                } else {
                     // The second of the pair is the first again past an odd edge.
-                    let (a, b) = if along_x {
-                        (walk.at(2 * x, y), walk.at((2 * x + 1).min(moved.0 - 1), y))
-                    } else {
-                        (walk.at(x, 2 * y), walk.at(x, (2 * y + 1).min(moved.1 - 1)))
-                    };
-                    let mean = (src[a] as u16 + src[b] as u16).div_ceil(2);
-                    to.data[y * to.stride + x] = mean as u8;
+                    let last = 2 * y + 1 >= moved.1;
+                    (walk.at(tx, 2 * y) as isize, if last { 0 } else { pair })
+                };
+                let row = &mut to.data[y * to.stride + tx..y * to.stride + x_end];
+                for (x, out) in (tx..).zip(row.iter_mut()) {
+                    if along_x && 2 * x + 1 >= moved.0 {
+                        pair = 0;
+                    }
+                    let (a, b) = (src[s as usize] as u16, src[(s + pair) as usize] as u16);
+                    *out = (a + b).div_ceil(2) as u8;
+                    s += step;
                 }
             }
         }
@@ -218,6 +232,33 @@ pub(crate) fn turn_into(
     Ok(())
 }
 
+/// A raw picture as the encoders take it: its planes (those its layout lacks empty),
+/// its size, and the bytes per row of its first plane (see
+/// [`SoftwareEncoder::encode_planes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame<'a> {
+    pub planes: [&'a [u8]; 3],
+    pub layout: RawLayout,
+    pub width: u16,
+    pub height: u16,
+    pub stride: usize,
+}
+
+impl RawFrame<'_> {
+    /// The frame with its stride raised to its layout's smallest, once its planes are
+    /// found to hold it.
+    pub(crate) fn checked(self) -> Result<Self, EncodeError> {
+        let (stride, _) = check_planes(
+            &self.planes,
+            self.layout,
+            self.width,
+            self.height,
+            self.stride,
+        )?;
+        Ok(RawFrame { stride, ..self })
+    }
+}
+
 /// A picture turned by a [`Turner`]: its planes one after the other in `data`.
 #[derive(Debug, Clone, Copy)]
 pub struct Turned<'a> {
@@ -249,17 +290,15 @@ impl Turner {
         self.orientation
     }
 
-    /// Turns a picture given as for [`SoftwareEncoder::encode_planes`]; the result is
-    /// valid until the next call.
-    pub fn turn(
-        &mut self,
-        planes: [&[u8]; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
-    ) -> Result<Turned<'_>, EncodeError> {
-        let (stride, _) = check_planes(&planes, layout, width, height, stride)?;
+    /// Turns a picture; the result is valid until the next call.
+    pub fn turn(&mut self, frame: RawFrame<'_>) -> Result<Turned<'_>, EncodeError> {
+        let RawFrame {
+            planes,
+            layout,
+            width,
+            height,
+            stride,
+        } = frame.checked()?;
         let (out_w, out_h) = self.orientation.size_of(width, height);
         let out_layout = turned_layout(layout);
         let out_stride = out_layout.min_stride(out_w as usize);
@@ -294,21 +333,20 @@ impl Turner {
     pub fn encode<'e>(
         &mut self,
         encoder: &'e mut SoftwareEncoder,
-        planes: [&[u8]; 3],
-        layout: RawLayout,
-        (width, height): (u16, u16),
-        stride: usize,
+        frame: RawFrame<'_>,
     ) -> Result<(&'e [u8], u16, u16), EncodeError> {
         if self.orientation.is_identity() {
-            let packed = width as usize * height as usize * 3;
-            let jpeg = if layout == RawLayout::Rgb24 && stride == width as usize * 3 {
-                encoder.encode_rgb(planes[0].get(..packed).unwrap_or(planes[0]), width, height)?
+            let f = frame;
+            let packed = f.width as usize * f.height as usize * 3;
+            let jpeg = if f.layout == RawLayout::Rgb24 && f.stride == f.width as usize * 3 {
+                let rgb = f.planes[0].get(..packed).unwrap_or(f.planes[0]);
+                encoder.encode_rgb(rgb, f.width, f.height)?
             } else {
-                encoder.encode_planes(planes, layout, width, height, stride)?
+                encoder.encode_planes(f.planes, f.layout, f.width, f.height, f.stride)?
             };
-            return Ok((jpeg, width, height));
+            return Ok((jpeg, f.width, f.height));
         }
-        let t = self.turn(planes, layout, width, height, stride)?;
+        let t = self.turn(frame)?;
         let jpeg = if t.layout == RawLayout::Rgb24 {
             encoder.encode_rgb(t.data, t.width, t.height)?
         } else {
@@ -323,6 +361,21 @@ mod tests {
     use super::*;
     use crate::encoder::software::split_planes;
     use crate::picture::Transform;
+
+    fn raw<'a>(
+        planes: [&'a [u8]; 3],
+        layout: RawLayout,
+        (width, height): (u16, u16),
+        stride: usize,
+    ) -> RawFrame<'a> {
+        RawFrame {
+            planes,
+            layout,
+            width,
+            height,
+            stride,
+        }
+    }
 
     /// A picture as rows of samples.
     type Grid = Vec<Vec<u8>>;
@@ -536,7 +589,7 @@ mod tests {
                 let (planes, stride) = split_planes(&data, layout, 6, 4, stride);
                 for t in transforms() {
                     let mut turner = Turner::new(t.orientation());
-                    let turned = turner.turn(planes, layout, 6, 4, stride).unwrap();
+                    let turned = turner.turn(raw(planes, layout, (6, 4), stride)).unwrap();
                     assert_eq!(turned.layout, turned_layout(layout));
                     let want = expected(&p.luma, t);
                     assert_eq!(
@@ -563,7 +616,7 @@ mod tests {
             let (planes, stride) = split_planes(&data, layout, 5, 3, stride);
             for t in transforms() {
                 let mut turner = Turner::new(t.orientation());
-                let turned = turner.turn(planes, layout, 5, 3, stride).unwrap();
+                let turned = turner.turn(raw(planes, layout, (5, 3), stride)).unwrap();
                 let (luma, u, _) = read_back(&turned);
                 assert_eq!(luma, expected(&p.luma, t), "{layout:?} {t:?}");
                 if turned.layout == RawLayout::Yuv420 {
@@ -592,12 +645,14 @@ mod tests {
                 vflip,
             };
             let mut first = Turner::new(camera);
-            let flipped = first.turn(planes, RawLayout::Yuv420, 6, 4, stride).unwrap();
+            let flipped = first
+                .turn(raw(planes, RawLayout::Yuv420, (6, 4), stride))
+                .unwrap();
             let (fdata, fstride) = (flipped.data.to_vec(), flipped.stride);
             let (fplanes, _) = split_planes(&fdata, RawLayout::Yuv420, 6, 4, fstride);
             let mut then = Turner::new(t.after_camera());
             let both = then
-                .turn(fplanes, RawLayout::Yuv420, 6, 4, fstride)
+                .turn(raw(fplanes, RawLayout::Yuv420, (6, 4), fstride))
                 .unwrap();
             assert_eq!(read_back(&both).0, expected(&p.luma, t), "{t:?}");
             assert_eq!(t.is_identity(), t.orientation().is_identity());
@@ -614,12 +669,12 @@ mod tests {
         };
         let mut turner = Turner::new(t.orientation());
         let first = turner
-            .turn([&data, &[], &[]], RawLayout::Yuyv, 64, 48, stride)
+            .turn(raw([&data, &[], &[]], RawLayout::Yuyv, (64, 48), stride))
             .unwrap();
         assert_eq!((first.width, first.height, first.stride), (48, 64, 48));
         let at = first.data.as_ptr();
         let again = turner
-            .turn([&data, &[], &[]], RawLayout::Yuyv, 64, 48, stride)
+            .turn(raw([&data, &[], &[]], RawLayout::Yuyv, (64, 48), stride))
             .unwrap();
         assert_eq!(
             again.data.as_ptr(),
@@ -627,7 +682,12 @@ mod tests {
             "the same buffer for the next picture"
         );
         let e = turner
-            .turn([&data[..100], &[], &[]], RawLayout::Yuyv, 64, 48, stride)
+            .turn(raw(
+                [&data[..100], &[], &[]],
+                RawLayout::Yuyv,
+                (64, 48),
+                stride,
+            ))
             .unwrap_err();
         assert!(e.to_string().contains("needs planes"), "{e}");
         // A destination too small is an error, not a panic.
@@ -652,7 +712,7 @@ mod tests {
             let (planes, stride) = split_planes(&data, layout, 64, 32, stride);
             let mut turner = Turner::new(t.orientation());
             let (jpeg, w, h) = turner
-                .encode(&mut encoder, planes, layout, (64, 32), stride)
+                .encode(&mut encoder, raw(planes, layout, (64, 32), stride))
                 .unwrap();
             assert_eq!((w, h), (32, 64));
             let d = crate::jpeg::inspect(jpeg).unwrap();
