@@ -964,6 +964,41 @@ mod tests {
     }
 
     #[test]
+    fn turned_pictures_land_where_single_planar_v4l2_wants_them() {
+        // 4x2 I420 turned clockwise into 2x4, luma rows of 8 bytes, chroma rows of 4.
+        let (y, u, v) = ([1, 2, 3, 4, 5, 6, 7, 8], [9, 10], [11, 12]);
+        let orientation = crate::picture::Transform {
+            rotate90: true,
+            ..Default::default()
+        }
+        .orientation();
+        let picture = Picture::Turned {
+            planes: [&y, &u, &v],
+            layout: RawLayout::Yuv420,
+            stride: 4,
+            orientation,
+        };
+        assert_eq!(picture.fourcc(), Some(fourcc(b"YU12")));
+        let mut buf = vec![0xEEu8; 64];
+        assert_eq!(picture.copy_to(&mut buf, 2, 4, 8), Ok(48));
+        let rows: Vec<&[u8]> = (0..4).map(|r| &buf[r * 8..r * 8 + 2]).collect();
+        assert_eq!(rows, [[5, 1], [6, 2], [7, 3], [8, 4]]);
+        assert_eq!((buf[32], buf[36]), (9, 10), "U down the turned picture");
+        assert_eq!((buf[40], buf[44]), (11, 12), "V after two U rows of 4");
+        // A buffer too small is an error, not a panic.
+        assert!(picture.copy_to(&mut buf[..40], 2, 4, 8).is_err());
+        // Turned YUYV goes in as I420 too; RGB stays RGB.
+        let turned = |layout| Picture::Turned {
+            planes: [&y, &u, &v],
+            layout,
+            stride: 4,
+            orientation,
+        };
+        assert_eq!(turned(RawLayout::Yuyv).fourcc(), Some(fourcc(b"YU12")));
+        assert_eq!(turned(RawLayout::Rgb24).fourcc(), Some(fourcc(b"RGB3")));
+    }
+
+    #[test]
     fn camera_buffers_import_only_as_the_device_reads_them() {
         let a = std::fs::File::open("/dev/null").unwrap();
         let b = std::fs::File::open("/dev/null").unwrap();
