@@ -24,13 +24,10 @@ const SIZES: [(u16, u16); 3] = [(640, 480), (1280, 720), (1920, 1080)];
 const LAYOUTS: [RawLayout; 3] = [RawLayout::Yuv420, RawLayout::Yuyv, RawLayout::Rgb24];
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let seconds: f64 = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+    let seconds: f64 = std::env::args()
+        .skip_while(|a| a != "--seconds")
+        .nth(1)
+        .map_or(1.0, |v| v.parse().expect("--seconds takes a number"));
     let budget = Duration::from_secs_f64(seconds);
     // The first three fields of /proc/loadavg.
     let load_average = || {
