@@ -638,7 +638,8 @@ const OPTIONS: &[Opt] = &[
             },
         },
         help: "Let pages from ORIGIN (or * for any) read the answers with fetch/XHR \
-               (CORS): adds Access-Control-Allow-Origin and answers OPTIONS preflights",
+               (CORS) and change the camera's controls: adds Access-Control-Allow-Origin \
+               and answers OPTIONS preflights",
         ..NOTHING_MORE
     },
     Opt {

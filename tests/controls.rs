@@ -276,6 +276,71 @@ fn switched_off_lists_but_refuses_changes() {
 }
 
 #[test]
+fn pages_of_other_sites_may_not_change_the_camera() {
+    let server = pattern_server(&[]);
+    let addr = server.addr;
+    // The test client sends `Host: test`.
+    let foreign = [("Origin", "http://evil.example")];
+    let r = post_with(addr, "/controls", r#"{"brightness": 50}"#, &foreign);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let error = json(&r)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("http://evil.example") && error.contains("--allow-origin"),
+        "{error}"
+    );
+    for headers in [
+        // What a browser sends for an <img> or a link on another site's page.
+        [("Sec-Fetch-Site", "cross-site"), ("Accept", "image/*")],
+        [("Sec-Fetch-Site", "same-site"), ("Accept", "*/*")],
+        [("Origin", "null"), ("Accept", "*/*")],
+        [("Origin", "http://test.evil.example"), ("Accept", "*/*")],
+    ] {
+        let r = request_with(addr, "GET", "/option?brightness=50", &headers);
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
+        let r = request_with(addr, "POST", "/option?brightness=50", &headers);
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
+    }
+    assert_eq!(values(addr), at_defaults());
+    // Looking is not changing; the server's own page may change; so may a program.
+    assert_eq!(values_of(&listed_with(addr, &foreign)), at_defaults());
+    let own = [("Origin", "http://test"), ("Sec-Fetch-Site", "same-origin")];
+    let r = post_with(addr, "/controls", r#"{"brightness": 20}"#, &own);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request_with(addr, "GET", "/option?contrast=120", &own[1..]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(addr, "/option?pattern=Grey").status, 200);
+    assert_eq!(
+        values(addr),
+        vec![
+            ("brightness".into(), 20.into()),
+            ("contrast".into(), 120.into()),
+            ("pattern".into(), "Grey".into()),
+        ]
+    );
+}
+
+#[test]
+fn allow_origin_lets_the_named_site_change_the_camera() {
+    let server = pattern_server(&["--allow-origin", "https://dash.example"]);
+    let addr = server.addr;
+    let r = post_with(
+        addr,
+        "/controls",
+        r#"{"brightness": 30}"#,
+        &[("Origin", "https://dash.example")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_with(
+        addr,
+        "/controls",
+        r#"{"brightness": 60}"#,
+        &[("Origin", "https://other.example")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(values(addr)[0].1, 30);
+}
+
+#[test]
 fn controls_ask_for_credentials_like_status() {
     let server = pattern_server(&["--auth", "ann:pw"]);
     let addr = server.addr;

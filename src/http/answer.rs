@@ -94,6 +94,16 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
     if let Err(refusal) = access::admit(head, &peer.to_string(), peer.ip(), state) {
         return response(refusal);
     }
+    if routes::changes_camera(route, method) {
+        if let Some(why) = access::foreign_page(head, &peer.to_string(), state) {
+            return response(if route == Route::Controls {
+                Response::new(403, Body::Owned(controls::error_body(&why).into_bytes()))
+                    .with_header("Content-Type", "application/json")
+            } else {
+                Response::text(403, format!("{why}\n"))
+            });
+        }
+    }
     match route {
         Route::Controls => {
             let (status, json) = if method == Method::Post {

@@ -73,6 +73,16 @@ pub fn takes_post(route: Route) -> bool {
     matches!(route, Route::Controls | Route::SetOption)
 }
 
+/// Whether `method` on `route` changes the camera: `POST /controls`, and `/option` by
+/// `GET` or `POST` (its `HEAD` is refused before anything changes).
+pub fn changes_camera(route: Route, method: Method) -> bool {
+    match route {
+        Route::Controls => method == Method::Post,
+        Route::SetOption => matches!(method, Method::Get | Method::Post),
+        _ => false,
+    }
+}
+
 /// True when the query asks for the advance-header stream format:
 /// `advance_headers=1` (or `true`, `yes`, or the bare key).
 fn wants_advance(query: &str) -> bool {
@@ -131,6 +141,11 @@ mod tests {
         assert_eq!(route("/controls"), Route::Controls);
         assert_eq!(route("/option?brightness=10"), Route::SetOption);
         assert!(takes_post(Route::Controls) && takes_post(Route::SetOption));
+        assert!(changes_camera(Route::Controls, Method::Post));
+        assert!(!changes_camera(Route::Controls, Method::Get));
+        assert!(changes_camera(Route::SetOption, Method::Get));
+        assert!(!changes_camera(Route::SetOption, Method::Head));
+        assert!(!changes_camera(Route::Status, Method::Post));
         assert!(!takes_post(Route::Status) && !takes_post(Route::Snapshot));
         assert_eq!(route("/../etc/passwd"), Route::NotFound);
         assert_eq!(route("/index.html/"), Route::NotFound);
