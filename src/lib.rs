@@ -30,6 +30,8 @@
 //!   through which the HTTP side reads and changes them.
 //! * [`picture`] holds the picture settings (size, rate, orientation, encoder) that the
 //!   configuration fills in and sources, encoders and `/status` read.
+//! * [`still`] is where a request for a full-resolution still waits for the camera
+//!   that takes it between two frames.
 //! * [`board`] names the board (the device tree's model), for messages only.
 //! * [`ratelog`] bounds the log lines that input can cause (bad frames, packets).
 
@@ -52,4 +54,5 @@ pub mod slot;
 pub mod source;
 pub mod splitter;
 pub mod stats;
+pub mod still;
 pub mod v4l2;

@@ -2,7 +2,8 @@
 //! virtual camera inside the VM rig (`tests/vm/rig.sh`), and this test reads and
 //! changes its controls over HTTP from the host (`GET`/`POST /controls`, `/option`),
 //! checks in the guest with `v4l2-ctl` that the driver took them, and in the decoded
-//! pictures that the camera's output changed.
+//! pictures that the camera's output changed. It also takes a full-resolution still
+//! (`/snapshot.jpg?full=1`) from the streaming camera and prints the pause it causes.
 //!
 //! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
 //! --test vm_controls`.
@@ -198,6 +199,44 @@ fn vivid_controls_over_http_in_a_vm() {
     let r = get(addr, "/option?brightness=999");
     assert_eq!(r.status, 400, "{}", r.text());
     until_luma(&mut client, "the colour bars again", |l| l > 60);
+
+    // A full-resolution still: the camera switches to its largest size between two
+    // frames and back, while the viewer goes on reading.
+    let asker = std::thread::spawn(move || {
+        let mut s = connect(addr);
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        write!(
+            s,
+            "GET /snapshot.jpg?full=1 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r);
+        let mut body = Vec::new();
+        r.read_to_end(&mut body).unwrap();
+        (status, headers, body)
+    });
+    let mut last = Instant::now();
+    let mut gaps = Vec::new();
+    while !asker.is_finished() || gaps.len() < 3 {
+        let (w, h, _) = decode(&client.next_jpeg());
+        assert_eq!((w, h), (640, 480), "the stream keeps its size");
+        gaps.push(last.elapsed());
+        last = Instant::now();
+        assert!(gaps.len() < 5000, "the still never came");
+    }
+    let (status, headers, jpeg) = asker.join().unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&jpeg));
+    let (w, h, _) = decode(&jpeg);
+    assert!(w > 640 && h > 480, "a still of {w}x{h}");
+    assert_eq!(headers.get("x-picture-size"), Some(&format!("{w}x{h}")));
+    let longest = gaps.iter().max().unwrap();
+    eprintln!(
+        "still {w}x{h} ({} bytes); the longest wait between two stream frames around it: {} ms",
+        jpeg.len(),
+        longest.as_millis()
+    );
+    until_luma(&mut client, "the stream after the still", |l| l > 60);
 
     // The viewer leaves: the camera closes and its controls go with it.
     drop(client);

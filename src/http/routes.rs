@@ -83,6 +83,12 @@ pub fn changes_camera(route: Route, method: Method) -> bool {
     }
 }
 
+/// True when a snapshot's query asks for a still at the camera's full resolution:
+/// `full=1` (or `true`, `yes`, or the bare key).
+pub fn wants_full(query: &str) -> bool {
+    matches!(query_value(query, "full"), Some("1" | "true" | "yes" | ""))
+}
+
 /// True when the query asks for the advance-header stream format:
 /// `advance_headers=1` (or `true`, `yes`, or the bare key).
 fn wants_advance(query: &str) -> bool {
@@ -137,6 +143,8 @@ mod tests {
         assert_eq!(route("/?action=reboot"), Route::UnknownAction);
         assert_eq!(route("/snapshot.jpg"), Route::Snapshot);
         assert_eq!(route("/snapshot?t=123"), Route::Snapshot);
+        assert!(wants_full("full=1") && wants_full("t=5&full") && wants_full("full=yes"));
+        assert!(!wants_full("full=0") && !wants_full("t=1") && !wants_full("fullness=1"));
         assert_eq!(route("/status"), Route::Status);
         assert_eq!(route("/controls"), Route::Controls);
         assert_eq!(route("/option?brightness=10"), Route::SetOption);
