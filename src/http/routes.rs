@@ -21,6 +21,9 @@ pub enum Route {
     /// `/controls`: the camera's controls as JSON (`GET`), or changes to them (`POST`
     /// with a JSON object).
     Controls,
+    /// `/controls/reset`: every control back to its default, the saved settings
+    /// forgotten (`POST` only).
+    ResetControls,
     /// `/option?name=value`: one control changed, in camera-streamer's form.
     SetOption,
     /// Anything else.
@@ -63,6 +66,7 @@ pub fn route(url: &str) -> Route {
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,
         "/controls" => Route::Controls,
+        "/controls/reset" => Route::ResetControls,
         "/option" => Route::SetOption,
         _ => Route::NotFound,
     }
@@ -70,7 +74,10 @@ pub fn route(url: &str) -> Route {
 
 /// Whether `route` answers `POST` (and reads its body).
 pub fn takes_post(route: Route) -> bool {
-    matches!(route, Route::Controls | Route::SetOption)
+    matches!(
+        route,
+        Route::Controls | Route::ResetControls | Route::SetOption
+    )
 }
 
 /// True when the query asks for the advance-header stream format:
@@ -129,6 +136,10 @@ mod tests {
         assert_eq!(route("/snapshot?t=123"), Route::Snapshot);
         assert_eq!(route("/status"), Route::Status);
         assert_eq!(route("/controls"), Route::Controls);
+        assert_eq!(route("/controls/reset"), Route::ResetControls);
+        assert_eq!(route("/controls/reset?x=1"), Route::ResetControls);
+        assert_eq!(route("/controls/reset/"), Route::NotFound);
+        assert!(takes_post(Route::ResetControls));
         assert_eq!(route("/option?brightness=10"), Route::SetOption);
         assert!(takes_post(Route::Controls) && takes_post(Route::SetOption));
         assert!(!takes_post(Route::Status) && !takes_post(Route::Snapshot));
