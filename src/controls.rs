@@ -783,12 +783,15 @@ mod tests {
         assert_eq!(locked.list().unwrap().len(), sample().len());
     }
 
-    /// A memory kept in RAM.
+    /// Values by control name.
+    type Values = Vec<(String, ControlValue)>;
+
+    /// A memory kept in RAM: each camera identity with its values.
     #[derive(Default)]
-    struct Kept(Mutex<Vec<(String, Vec<(String, ControlValue)>)>>);
+    struct Kept(Mutex<Vec<(String, Values)>>);
 
     impl Kept {
-        fn of(&self, identity: &str) -> Option<Vec<(String, ControlValue)>> {
+        fn of(&self, identity: &str) -> Option<Values> {
             let kept = self.0.lock().unwrap();
             kept.iter()
                 .find(|(i, _)| i == identity)
