@@ -46,7 +46,8 @@ pub fn body_length(head: &RequestHead) -> Result<usize, Response> {
         return Err(Response::text(411, body.into()).closing());
     }
     match head.content_length {
-        None if route == Route::SetOption => Ok(0),
+        // The value is in the query, or there is none.
+        None if matches!(route, Route::SetOption | Route::ResetControls) => Ok(0),
         None => Err(Response::text(
             411,
             "POST needs a Content-Length header (the length of its JSON body)\n".into(),
@@ -97,7 +98,7 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
     }
     if routes::changes_camera(route, method) {
         if let Some(why) = access::foreign_page(head, &peer.to_string(), state) {
-            return response(if route == Route::Controls {
+            return response(if matches!(route, Route::Controls | Route::ResetControls) {
                 Response::new(403, Body::Owned(controls::error_body(&why).into_bytes()))
                     .with_header("Content-Type", "application/json")
             } else {
@@ -118,6 +119,21 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                     .with_header("Cache-Control", "no-cache"),
             )
         }
+        Route::ResetControls if method == Method::Post => {
+            let (status, json) = controls::reset(&state.controls);
+            response(
+                Response::new(status, Body::Owned(json.into_bytes()))
+                    .with_header("Content-Type", "application/json")
+                    .with_header("Cache-Control", "no-cache"),
+            )
+        }
+        Route::ResetControls => response(
+            Response::text(
+                405,
+                "a reset changes the controls: use POST /controls/reset\n".into(),
+            )
+            .with_header("Allow", "POST"),
+        ),
         // A HEAD must change nothing, and answering it without changing would say
         // nothing of whether the change would be taken.
         Route::SetOption if method == Method::Head => response(

@@ -87,7 +87,14 @@ impl Default for PatternControls {
     }
 }
 
+/// The test pattern's camera identity, under which its saved settings are kept.
+pub const IDENTITY: &str = "test pattern";
+
 impl CameraControls for PatternControls {
+    fn identity(&self) -> String {
+        IDENTITY.to_string()
+    }
+
     fn list(&self) -> Result<Vec<ControlInfo>, String> {
         let integer = |name: &str, label: &str, min, max, default, value: &AtomicI64| ControlInfo {
             name: name.into(),
