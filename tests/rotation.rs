@@ -41,8 +41,10 @@ fn mirrored(rgb: &[u8], w: usize) -> Vec<u8> {
 }
 
 /// A decoded frame of the server turned by `degrees` (then mirrored left to right
-/// with `hflip`) turned back to the pattern as drawn.
+/// with `hflip`) turned back to the pattern as drawn, `w` x `h` once turned (it is
+/// drawn `h` x `w`).
 fn turned_back(rgb: &[u8], w: usize, h: usize, degrees: u16, hflip: bool) -> Vec<u8> {
+    let drawn = (h, w);
     let (mut rgb, mut w, mut h) = if hflip {
         (mirrored(rgb, w), w, h)
     } else {
@@ -52,7 +54,7 @@ fn turned_back(rgb: &[u8], w: usize, h: usize, degrees: u16, hflip: bool) -> Vec
     for _ in 0..(360 - degrees) / 90 % 4 {
         (rgb, w, h) = clockwise(&rgb, w, h);
     }
-    assert_eq!((w, h), (W, H));
+    assert_eq!((w, h), drawn);
     rgb
 }
 
@@ -109,6 +111,16 @@ fn check_turned(extra: &[&str], degrees: u16, hflip: bool) {
     assert_eq!(r.status, 200);
     let (w, h, _) = decode(&r.body);
     assert_eq!((w, h), (H, W), "the snapshot is the turned size too");
+    // A full-resolution still (the pattern draws it at twice the size) is turned too.
+    let r = get(server.addr, "/snapshot.jpg?full=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (w, h, pixels) = decode(&r.body);
+    assert_eq!((w, h), (2 * H, 2 * W), "the still is turned");
+    let drawn = turned_back(&pixels, w, h, degrees, hflip);
+    assert!(
+        read_counter(&drawn, 2 * W, 2 * H).is_some(),
+        "{extra:?}: no frame counter on the still turned back"
+    );
 }
 
 #[test]

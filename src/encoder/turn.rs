@@ -16,7 +16,7 @@
 //! [`Turner`] keeps one buffer for the turned picture and reuses it for every frame.
 
 use super::raw::{EncodeError, RawLayout};
-use super::software::{check_planes, SoftwareEncoder};
+use super::software::{check_planes, split_planes, SoftwareEncoder};
 use crate::picture::Orientation;
 
 /// Side of the square tiles, in samples: a 64 x 64 tile of one-byte samples reads 64
@@ -244,7 +244,20 @@ pub struct RawFrame<'a> {
     pub stride: usize,
 }
 
-impl RawFrame<'_> {
+impl<'a> RawFrame<'a> {
+    /// A frame whose planes follow each other in `data` (see
+    /// [`SoftwareEncoder::encode_raw`]).
+    pub fn packed(data: &'a [u8], layout: RawLayout, size: (u16, u16), stride: usize) -> Self {
+        let (planes, stride) = split_planes(data, layout, size.0, size.1, stride);
+        RawFrame {
+            planes,
+            layout,
+            width: size.0,
+            height: size.1,
+            stride,
+        }
+    }
+
     /// The frame with its stride raised to its layout's smallest, once its planes are
     /// found to hold it.
     pub(crate) fn checked(self) -> Result<Self, EncodeError> {
@@ -359,7 +372,6 @@ impl Turner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::software::split_planes;
     use crate::picture::Transform;
 
     fn raw<'a>(
