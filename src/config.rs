@@ -446,21 +446,28 @@ const OPTIONS: &[Opt] = &[
     Opt {
         group: Group::Camera,
         flag: "--rotation",
-        value: "0|180",
+        value: "0|90|180|270",
         var: "PICAM_ROTATION",
         default: Some("0"),
         reader: Reader::Text {
             read: |c, v| {
-                c.transform.rotate180 = match v {
-                    "0" => false,
-                    "180" => true,
-                    _ => return Err("expected 0 or 180".into()),
+                (c.transform.rotate90, c.transform.rotate180) = match v {
+                    "0" => (false, false),
+                    "90" => (true, false),
+                    "180" => (false, true),
+                    "270" => (true, true),
+                    _ => return Err("expected 0, 90, 180 or 270".into()),
                 };
                 Ok(())
             },
         },
-        help: "Turn a camera module's picture (rpicam and libcamera sources)",
-        accepts: "0 or 180",
+        help: "Turn the picture clockwise, before --hflip and --vflip",
+        more: "Camera modules (rpicam, libcamera) turn by 180 and mirror themselves; \
+               otherwise, and for 90 and 270, which swap width and height, the raw \
+               picture is turned on the CPU before JPEG encoding (its cost: \
+               docs/BENCHMARKS.md). JPEG that arrives as such (stdin, file:, exec:, MJPEG \
+               webcams) is passed on unturned, and 90 and 270 are refused there.",
+        accepts: "0, 90, 180 or 270",
         ..NOTHING_MORE
     },
     Opt {
@@ -471,7 +478,7 @@ const OPTIONS: &[Opt] = &[
         reader: Reader::Switch {
             set: |c, on| c.transform.hflip = on,
         },
-        help: "Mirror a camera module's picture left to right",
+        help: "Mirror the picture left to right (after --rotation)",
         ..NOTHING_MORE
     },
     Opt {
@@ -482,7 +489,7 @@ const OPTIONS: &[Opt] = &[
         reader: Reader::Switch {
             set: |c, on| c.transform.vflip = on,
         },
-        help: "Flip a camera module's picture upside down",
+        help: "Flip the picture upside down (after --rotation)",
         ..NOTHING_MORE
     },
     Opt {
@@ -1352,8 +1359,18 @@ mod tests {
 
     #[test]
     fn camera_orientation_options() {
-        let e = run(&["--rotation", "90"], &[]).unwrap_err().0;
-        assert_eq!(e, "invalid value '90' for --rotation: expected 0 or 180");
+        for bad in ["45", "-90", "360", "ninety"] {
+            let e = run(&["--rotation", bad], &[]).unwrap_err().0;
+            assert_eq!(
+                e,
+                format!("invalid value '{bad}' for --rotation: expected 0, 90, 180 or 270")
+            );
+        }
+        for (degrees, quarter) in [("90", true), ("180", false), ("270", true)] {
+            let c = config(&["--rotation", degrees], &[]);
+            assert_eq!(c.transform.degrees().to_string(), degrees);
+            assert_eq!(c.transform.quarter_turn(), quarter);
+        }
         let e = run(&["--vflip=maybe"], &[]).unwrap_err().0;
         assert!(
             e.starts_with("invalid value 'maybe' for --vflip: expected 1"),
@@ -1374,6 +1391,7 @@ mod tests {
             rotate180: true,
             hflip: true,
             vflip: true,
+            ..Transform::default()
         };
         assert_eq!(c.transform, want);
         // Turning and both flips cancel out.

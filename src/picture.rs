@@ -20,15 +20,21 @@ pub struct Settings {
     pub encoder: EncoderChoice,
     /// How many threads encode in software (`--encode-workers`).
     pub encode_workers: EncodeWorkers,
-    /// Turning and mirroring, for cameras that can (libcamera, rpicam).
+    /// Turning and mirroring (`--rotation`, `--hflip`, `--vflip`).
     pub transform: Transform,
     /// Run with nobody watching too (`--always-on`): the source is never idle.
     pub always_on: bool,
 }
 
-/// How a camera should turn its picture: `--rotation`, `--hflip`, `--vflip`.
+/// How the picture should be turned and mirrored: `--rotation`, `--hflip`, `--vflip`.
+///
+/// The order is fixed: the picture is first turned clockwise by the rotation, then the
+/// turned picture is mirrored left to right (`hflip`) and top to bottom (`vflip`), so
+/// the flips act on the picture as it is seen. `--rotation 270` sets both turns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transform {
+    /// Turned by 90 degrees clockwise (on top of `rotate180`).
+    pub rotate90: bool,
     /// Turned by 180 degrees.
     pub rotate180: bool,
     pub hflip: bool,
@@ -36,13 +42,94 @@ pub struct Transform {
 }
 
 impl Transform {
-    /// The net mirroring: a 180 degree turn is both flips, so flips cancel it out.
-    pub fn flips(self) -> (bool, bool) {
-        (self.hflip ^ self.rotate180, self.vflip ^ self.rotate180)
+    /// The rotation in degrees clockwise: 0, 90, 180 or 270.
+    pub fn degrees(self) -> u16 {
+        90 * self.rotate90 as u16 + 180 * self.rotate180 as u16
     }
 
+    /// Whether the picture is turned by a quarter: its width and height swap.
+    pub fn quarter_turn(self) -> bool {
+        self.rotate90
+    }
+
+    /// The mirroring a camera is asked for, in its own picture's terms: a 180 degree
+    /// turn is both flips, so flips cancel it out. A quarter turn asks the camera for
+    /// nothing: the encoder moves every pixel anyway, mirrored or not, at the same cost
+    /// ([`Transform::after_camera`]), and cameras that cannot mirror still turn.
+    pub fn flips(self) -> (bool, bool) {
+        if self.quarter_turn() {
+            return (false, false);
+        }
+        let o = self.orientation();
+        (o.hflip, o.vflip)
+    }
+
+    /// Whether the picture stays as it is.
     pub fn is_identity(self) -> bool {
-        self.flips() == (false, false)
+        self.orientation() == Orientation::default()
+    }
+
+    /// Everything as moves of pixels, for pictures whose camera turns nothing.
+    pub fn orientation(self) -> Orientation {
+        // Clockwise 90 is a transpose, then a left-right mirror; 180 is both mirrors;
+        // 270 is a transpose, then a top-bottom mirror. The user's flips come after.
+        let (turn_h, turn_v) = match self.degrees() {
+            90 => (true, false),
+            180 => (true, true),
+            270 => (false, true),
+            _ => (false, false),
+        };
+        Orientation {
+            transpose: self.rotate90,
+            hflip: turn_h ^ self.hflip,
+            vflip: turn_v ^ self.vflip,
+        }
+    }
+
+    /// What is left to do on the picture once the camera has done
+    /// [`flips`](Self::flips): everything for a quarter turn, else nothing.
+    pub fn after_camera(self) -> Orientation {
+        if self.quarter_turn() {
+            self.orientation()
+        } else {
+            Orientation::default()
+        }
+    }
+}
+
+/// A turn and mirroring as moves of pixels: first rows become columns (`transpose`,
+/// the pixel at column x of row y goes to column y of row x), then the result is
+/// mirrored left to right (`hflip`) and top to bottom (`vflip`). The eight values
+/// cover every quarter turn with or without a mirror.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Orientation {
+    pub transpose: bool,
+    pub hflip: bool,
+    pub vflip: bool,
+}
+
+impl Orientation {
+    pub fn is_identity(self) -> bool {
+        self == Orientation::default()
+    }
+
+    /// The size of a `width` x `height` picture once moved.
+    pub fn size_of<T>(self, width: T, height: T) -> (T, T) {
+        if self.transpose {
+            (height, width)
+        } else {
+            (width, height)
+        }
+    }
+}
+
+impl Settings {
+    /// The size of the pictures served: the asked size, turned when a quarter turn is
+    /// asked for.
+    pub fn output_size(&self) -> (u16, u16) {
+        self.transform
+            .orientation()
+            .size_of(self.width, self.height)
     }
 }
 
@@ -162,6 +249,58 @@ mod tests {
         let (n, why) = EncodeWorkers::Auto.resolve();
         assert!((1..=EncodeWorkers::AUTO_MAX).contains(&n), "{n}");
         assert!(why.contains("core"), "{why}");
+    }
+
+    #[test]
+    fn quarter_turns_swap_the_size_and_leave_cameras_alone() {
+        let settings = |rotate90, rotate180, hflip| Settings {
+            width: 640,
+            height: 480,
+            fps: 30,
+            quality: 80,
+            source_timeout: Duration::from_secs(5),
+            encoder: EncoderChoice::Auto,
+            encode_workers: EncodeWorkers::Auto,
+            transform: Transform {
+                rotate90,
+                rotate180,
+                hflip,
+                vflip: false,
+            },
+            always_on: false,
+        };
+        for (r90, r180, size) in [
+            (false, false, (640, 480)),
+            (true, false, (480, 640)),
+            (false, true, (640, 480)),
+            (true, true, (480, 640)),
+        ] {
+            for hflip in [false, true] {
+                let s = settings(r90, r180, hflip);
+                assert_eq!(s.output_size(), size, "{:?}", s.transform);
+                let t = s.transform;
+                if t.quarter_turn() {
+                    // The camera does nothing; the encoder all of it.
+                    assert_eq!(t.flips(), (false, false));
+                    assert_eq!(t.after_camera(), t.orientation());
+                } else {
+                    assert_eq!(t.flips(), (hflip ^ r180, r180));
+                    assert!(t.after_camera().is_identity());
+                }
+            }
+        }
+        // 180 with both flips is the picture as it is; 90 with both is 270.
+        let t = |rotate90, rotate180, hflip, vflip| Transform {
+            rotate90,
+            rotate180,
+            hflip,
+            vflip,
+        };
+        assert!(t(false, true, true, true).is_identity());
+        assert_eq!(
+            t(true, false, true, true).orientation(),
+            t(true, true, false, false).orientation()
+        );
     }
 
     #[test]

@@ -400,9 +400,14 @@ fn bad_option_values_exit_2_with_one_clear_line() {
             "invalid value 'rpicam:front' for --source: 'rpicam:' needs a camera index",
         ),
         (
-            vec!["--rotation", "90"],
+            vec!["--rotation", "45"],
             vec![],
-            "invalid value '90' for --rotation: expected 0 or 180",
+            "invalid value '45' for --rotation: expected 0, 90, 180 or 270",
+        ),
+        (
+            vec!["--source", "stdin", "--rotation", "270"],
+            vec![],
+            "--rotation 270 cannot be done on the JPEG pictures of stdin",
         ),
         (
             vec!["--source", "file:/nonexistent/clip.mjpg"],

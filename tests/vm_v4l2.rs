@@ -224,26 +224,38 @@ fn v4l2_source_in_a_vm_with_vivid() {
     let _ = std::fs::remove_dir_all(&share);
 }
 
-/// The guest's side of the `auto` test: list the nodes, then serve `--source auto` with
-/// debug logging until the host is done.
-const AUTO_GUEST_SCRIPT: &str = r#"#!/bin/sh
-for d in /sys/class/video4linux/video*; do
-    echo "/dev/$(basename $d) $(cat $d/name)"
-done > /host/nodes.txt
-RUST_LOG=debug /host/picam-stream --listen 0.0.0.0:8000 --source auto \
-    --size 640x480 --fps 10 --quality 70 > /host/server.log 2>&1 &
+/// The guest's side of a test that runs the shell lines `first`, then serves with
+/// `options`, logging at `level`, until the host is done.
+fn serving_until_done(first: &str, level: &str, options: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+{first}
+RUST_LOG={level} /host/picam-stream --listen 0.0.0.0:8000 {options} > /host/server.log 2>&1 &
 server=$!
 while [ ! -e /host/done ]; do sleep 0.2; done
 kill -TERM $server
 wait $server
-"#;
+"#
+    )
+}
+
+/// The guest's side of the `auto` test: list the nodes, then serve `--source auto` with
+/// debug logging until the host is done.
+fn auto_guest_script() -> String {
+    let list = r#"for d in /sys/class/video4linux/video*; do
+    echo "/dev/$(basename $d) $(cat $d/name)"
+done > /host/nodes.txt"#;
+    let options = "--source auto --size 640x480 --fps 10 --quality 70";
+    serving_until_done(list, "debug", options)
+}
 
 /// `--source auto` against real kernel drivers: memory-to-memory nodes (vim2m, vicodec)
 /// registered before the vivid camera are skipped with a reason, and vivid's capture
 /// node is streamed.
 #[test]
 fn auto_skips_m2m_nodes_and_streams_vivid_in_a_vm() {
-    let Some((vm, share, addr)) = boot("auto", "vim2m vicodec vivid n_devs=1", AUTO_GUEST_SCRIPT)
+    let Some((vm, share, addr)) =
+        boot("auto", "vim2m vicodec vivid n_devs=1", &auto_guest_script())
     else {
         return;
     };
@@ -289,6 +301,47 @@ fn auto_skips_m2m_nodes_and_streams_vivid_in_a_vm() {
     assert!(!log.contains("camera module"), "{log}");
     let decision: Vec<&str> = log.lines().filter(|l| l.contains("auto:")).collect();
     eprintln!("{arch} VM: nodes:\n{nodes}{}", decision.join("\n"));
+    drop(client);
+    drop(vm);
+    let _ = std::fs::remove_dir_all(&share);
+}
+
+/// `--rotation 90` on a real YUYV camera: vivid's colour bars (white on the left to
+/// black on the right) come out 480x640 with the white bar at the top and the black
+/// one at the bottom.
+#[test]
+fn vivid_turned_by_90_in_a_vm() {
+    let options = "--source v4l2:/dev/video0 --size 640x480 --fps 10 --rotation 90";
+    let script = serving_until_done("", "info", options);
+    let Some((vm, share, addr)) = boot("turned", "vivid n_devs=1", &script) else {
+        return;
+    };
+    let minute = Duration::from_secs(60);
+    wait_status(addr, 3 * minute, "the server in the VM", |s| {
+        s["source"].is_string()
+    });
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    let (w, h, pixels) = decode(&client.next_jpeg());
+    assert_eq!((w, h), (480, 640), "the JPEG is the turned size");
+    // Mean brightness of rows `from` to `to`: each bar is 80 rows once turned.
+    let rows = |from: usize, to: usize| {
+        let band = &pixels[from * w * 3..to * w * 3];
+        band.iter().map(|&c| c as u64).sum::<u64>() / band.len() as u64
+    };
+    let (top, bottom) = (rows(20, 60), rows(580, 620));
+    assert!(top > bottom + 100, "white bar {top}, black bar {bottom}");
+    let s = wait_status(addr, minute, "capturing", |s| s["capturing"] == true);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(480), Some(640)),
+        "{s}"
+    );
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("YUYV 640x480"), "{log}");
+    assert!(
+        log.contains("--rotation 90: pictures are turned on the CPU before encoding (480x640 out)"),
+        "{log}"
+    );
     drop(client);
     drop(vm);
     let _ = std::fs::remove_dir_all(&share);

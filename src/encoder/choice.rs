@@ -21,8 +21,9 @@ use super::feed::Feed;
 use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
 use super::pool::{EncodePool, JpegOut};
 use super::software::split_planes;
-use super::{EncodeError, RawLayout, SoftwareEncoder};
-use crate::picture::{EncodeWorkers, EncoderChoice};
+use super::turn::{turn_into, turned_layout, RawFrame, Turner};
+use super::{Backend, EncodeError, RawLayout, SoftwareEncoder};
+use crate::picture::{EncodeWorkers, EncoderChoice, Orientation};
 use crate::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
 
 /// Result formats of a hardware JPEG encoder, best first.
@@ -67,6 +68,14 @@ enum Picture<'a> {
         layout: RawLayout,
         stride: usize,
     },
+    /// A picture turned on its way into the device: its planes as for `Planes`, and
+    /// how it is moved (see `turn`).
+    Turned {
+        planes: [&'a [u8]; 3],
+        layout: RawLayout,
+        stride: usize,
+        orientation: Orientation,
+    },
 }
 
 impl Picture<'_> {
@@ -90,6 +99,12 @@ impl Picture<'_> {
                 RawLayout::Rgb24 => Some(fourcc(b"RGB3")),
                 RawLayout::Bgr24 => Some(fourcc(b"BGR3")),
             },
+            Picture::Turned { layout, .. } => match turned_layout(*layout) {
+                RawLayout::Yuv420 => Some(fourcc(b"YU12")),
+                RawLayout::Rgb24 => Some(fourcc(b"RGB3")),
+                RawLayout::Bgr24 => Some(fourcc(b"BGR3")),
+                _ => None,
+            },
         }
     }
 
@@ -109,6 +124,16 @@ impl Picture<'_> {
         } = *self
         {
             return copy_planes(planes, layout, stride, dst, width, height, dst_stride);
+        }
+        if let Picture::Turned {
+            planes,
+            layout,
+            stride,
+            orientation,
+        } = *self
+        {
+            let into = (dst, width, height, dst_stride);
+            return turn_to_device(planes, layout, stride, orientation, into);
         }
         let (src, src_stride, row, planes): (&[u8], usize, usize, &[(usize, usize)]) = match *self {
             Picture::Raw {
@@ -133,7 +158,9 @@ impl Picture<'_> {
             ),
             Picture::Rgb(data) => (data, width * 3, width * 3, &[(0, 1)]),
             #[allow(unreachable_patterns)]
-            Picture::Raw { layout, .. } | Picture::Planes { layout, .. } => {
+            Picture::Raw { layout, .. }
+            | Picture::Planes { layout, .. }
+            | Picture::Turned { layout, .. } => {
                 return Err(format!("{layout:?} pictures are not handled here"))
             }
         };
@@ -212,6 +239,40 @@ fn copy_planes(
         }
     }
     Ok(used.min(dst.len()))
+}
+
+/// Turns a picture (checked with `check_planes`) into one buffer laid out as
+/// single-planar V4L2 wants the turned layout, `width` x `height` once turned, luma
+/// rows `dst_stride` bytes apart: the transpose writes straight into the buffer the
+/// device reads. Returns the bytes used.
+fn turn_to_device(
+    planes: [&[u8]; 3],
+    layout: RawLayout,
+    stride: usize,
+    orientation: Orientation,
+    (dst, width, height, dst_stride): (&mut [u8], usize, usize, usize),
+) -> Result<usize, String> {
+    let out = turned_layout(layout);
+    let ds = dst_stride.max(out.min_stride(width));
+    let starts = plane_starts(out, ds, height);
+    let used = out.frame_len(ds, height);
+    if used > dst.len() {
+        return Err(format!(
+            "a turned {width}x{height} picture needs {used} bytes, the buffer holds {}",
+            dst.len()
+        ));
+    }
+    let (luma, u, v): (&mut [u8], &mut [u8], &mut [u8]) = match out {
+        RawLayout::Yuv420 => {
+            let (luma, rest) = dst.split_at_mut(starts[1]);
+            let (u, v) = rest.split_at_mut(starts[2] - starts[1]);
+            (luma, u, v)
+        }
+        _ => (dst, Default::default(), Default::default()),
+    };
+    let size = orientation.size_of(width, height);
+    turn_into(planes, layout, size, stride, orientation, [luma, u, v], ds)?;
+    Ok(used)
 }
 
 /// Planes a picture of `layout` has.
@@ -371,6 +432,8 @@ pub struct JpegEncoder {
     workers: usize,
     /// The software workers while pictures go to them (see [`JpegEncoder::rest`]).
     pool: Option<EncodePool>,
+    /// How pictures are turned before they are encoded (nothing, unless asked).
+    turner: Turner,
 }
 
 impl JpegEncoder {
@@ -402,7 +465,22 @@ impl JpegEncoder {
             changed: true,
             workers: 1,
             pool: None,
+            turner: Turner::default(),
         }
+    }
+
+    /// Turns every picture as `orientation` says before encoding it: in software, into
+    /// the buffer the hardware encoder reads when it runs. The JPEG is then the turned
+    /// size (see [`output_size`](Self::output_size)).
+    pub fn with_orientation(mut self, orientation: Orientation) -> JpegEncoder {
+        self.pool = None;
+        self.turner = Turner::new(orientation);
+        self
+    }
+
+    /// The size of the JPEG made of a `width` x `height` picture.
+    pub fn output_size(&self, width: u16, height: u16) -> (u16, u16) {
+        self.turner.orientation().size_of(width, height)
     }
 
     /// Encodes in software on as many threads as `workers` asks, and says so in the log
@@ -449,7 +527,9 @@ impl JpegEncoder {
             return None;
         }
         if self.pool.is_none() {
-            match EncodePool::start(self.workers, self.quality, out.clone()) {
+            let (backend, turn) = (Backend::best(), self.turner.orientation());
+            let (workers, quality) = (self.workers, self.quality);
+            match EncodePool::with_options(workers, quality, backend, turn, out.clone()) {
                 Ok(pool) => self.pool = Some(pool),
                 Err(e) => {
                     log::warn!("cannot start the JPEG encoding threads ({e}); encoding on one");
@@ -525,6 +605,7 @@ impl JpegEncoder {
                 }
             };
         }
+        let turned = self.output_size(width, height);
         let jpeg = match picture {
             Handed::Rgb(rgb) => self.encode_rgb(rgb, width, height)?,
             Handed::Raw(data, layout, stride) => {
@@ -534,7 +615,7 @@ impl JpegEncoder {
                 self.encode_camera_buffer(planes, camera, layout, width, height, stride)?
             }
         };
-        out.publish(jpeg, width, height);
+        out.publish(jpeg, turned.0, turned.1);
         Ok(())
     }
 
@@ -563,6 +644,10 @@ impl JpegEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
+        if !self.turner.orientation().is_identity() {
+            let (planes, stride) = split_planes(data, layout, width, height, stride);
+            return self.encode_planes(planes, layout, width, height, stride);
+        }
         let picture = Picture::Raw {
             data,
             layout,
@@ -616,6 +701,16 @@ impl JpegEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
+        if !self.turner.orientation().is_identity() {
+            // A turned picture cannot be imported: it is turned into the device's buffer.
+            return self.encode_turned(RawFrame {
+                planes,
+                layout,
+                width,
+                height,
+                stride,
+            });
+        }
         let picture = Picture::Planes {
             planes,
             layout,
@@ -640,10 +735,38 @@ impl JpegEncoder {
         width: u16,
         height: u16,
     ) -> Result<&[u8], EncodeError> {
+        if !self.turner.orientation().is_identity() {
+            return self.encode_turned(RawFrame {
+                planes: [rgb, &[], &[]],
+                layout: RawLayout::Rgb24,
+                width,
+                height,
+                stride: width as usize * 3,
+            });
+        }
         if self.try_hardware(Picture::Rgb(rgb), None, width, height) {
             return Ok(self.hardware_result());
         }
         self.software.encode_rgb(rgb, width, height)
+    }
+
+    /// Encodes a picture turned first: in hardware, turned straight into the device's
+    /// buffer; in software, into the turner's.
+    fn encode_turned(&mut self, frame: RawFrame<'_>) -> Result<&[u8], EncodeError> {
+        let frame = frame.checked()?;
+        let orientation = self.turner.orientation();
+        let (turned_w, turned_h) = orientation.size_of(frame.width, frame.height);
+        let picture = Picture::Turned {
+            planes: frame.planes,
+            layout: frame.layout,
+            stride: frame.stride,
+            orientation,
+        };
+        if self.try_hardware(picture, None, turned_w, turned_h) {
+            return Ok(self.hardware_result());
+        }
+        let (jpeg, _, _) = self.turner.encode(&mut self.software, frame)?;
+        Ok(jpeg)
     }
 
     fn hardware_result(&self) -> &[u8] {
@@ -838,6 +961,41 @@ mod tests {
             .unwrap();
         assert_eq!(again, &jpeg[..]);
         assert!(!enc.imports_camera_buffers());
+    }
+
+    #[test]
+    fn turned_pictures_land_where_single_planar_v4l2_wants_them() {
+        // 4x2 I420 turned clockwise into 2x4, luma rows of 8 bytes, chroma rows of 4.
+        let (y, u, v) = ([1, 2, 3, 4, 5, 6, 7, 8], [9, 10], [11, 12]);
+        let orientation = crate::picture::Transform {
+            rotate90: true,
+            ..Default::default()
+        }
+        .orientation();
+        let picture = Picture::Turned {
+            planes: [&y, &u, &v],
+            layout: RawLayout::Yuv420,
+            stride: 4,
+            orientation,
+        };
+        assert_eq!(picture.fourcc(), Some(fourcc(b"YU12")));
+        let mut buf = vec![0xEEu8; 64];
+        assert_eq!(picture.copy_to(&mut buf, 2, 4, 8), Ok(48));
+        let rows: Vec<&[u8]> = (0..4).map(|r| &buf[r * 8..r * 8 + 2]).collect();
+        assert_eq!(rows, [[5, 1], [6, 2], [7, 3], [8, 4]]);
+        assert_eq!((buf[32], buf[36]), (9, 10), "U down the turned picture");
+        assert_eq!((buf[40], buf[44]), (11, 12), "V after two U rows of 4");
+        // A buffer too small is an error, not a panic.
+        assert!(picture.copy_to(&mut buf[..40], 2, 4, 8).is_err());
+        // Turned YUYV goes in as I420 too; RGB stays RGB.
+        let turned = |layout| Picture::Turned {
+            planes: [&y, &u, &v],
+            layout,
+            stride: 4,
+            orientation,
+        };
+        assert_eq!(turned(RawLayout::Yuyv).fourcc(), Some(fourcc(b"YU12")));
+        assert_eq!(turned(RawLayout::Rgb24).fourcc(), Some(fourcc(b"RGB3")));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   (DMABUF) or by copying.
 //! * [`pool`]: software encoding on several threads at once ([`EncodePool`]), pictures
 //!   published in capture order.
+//! * [`turn`]: turning and mirroring raw pictures before they are encoded
+//!   (`--rotation 90` and `270`; [`Turner`]).
 //! * [`choice`]: [`JpegEncoder`], which uses the hardware when `--encoder` allows and one
 //!   is found, and falls back to software when it fails.
 
@@ -20,9 +22,11 @@ mod raw;
 mod software;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
+pub mod turn;
 
 pub use choice::{CameraPlane, JpegEncoder};
 pub use pool::{EncodePool, JpegOut};
+pub use turn::{RawFrame, Turned, Turner};
 // Everything public in `software` and `raw` stays reachable as `encoder::*`, as before
 // the split.
 pub use raw::{EncodeError, RawLayout};

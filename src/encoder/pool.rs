@@ -18,6 +18,10 @@
 //! buffers (workers + 2 at most) are reused: nothing is allocated per picture once the
 //! pool has run for a few pictures at one size.
 //!
+//! A pool that turns pictures ([`EncodePool::with_options`]) turns them on the workers,
+//! each into a buffer of its own, so that the turning is shared out like the encoding;
+//! the pictures published are the turned size.
+//!
 //! Idle workers sleep on a condition variable and use no CPU. Dropping the pool stops
 //! and joins its threads; the picture waiting, if any, is dropped with it.
 //!
@@ -28,8 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::software::check_planes;
+use super::software::{check_planes, split_planes};
+use super::turn::{RawFrame, Turner};
 use super::{Backend, EncodeError, RawLayout, SoftwareEncoder};
+use crate::picture::Orientation;
 
 /// Stack of a worker thread: encoders keep their buffers on the heap.
 const WORKER_STACK: usize = 256 * 1024;
@@ -82,6 +88,8 @@ struct Shared {
     out: Arc<dyn JpegOut>,
     /// Pictures replaced while waiting, or finished after a newer one was published.
     skipped: AtomicU64,
+    /// How the workers turn each picture before encoding it.
+    orientation: Orientation,
 }
 
 impl Shared {
@@ -121,6 +129,19 @@ impl EncodePool {
         backend: Backend,
         out: Arc<dyn JpegOut>,
     ) -> std::io::Result<EncodePool> {
+        let upright = Orientation::default();
+        EncodePool::with_options(workers, quality, backend, upright, out)
+    }
+
+    /// [`with_backend`](Self::with_backend), the workers turning every picture as
+    /// `orientation` says before encoding it.
+    pub fn with_options(
+        workers: usize,
+        quality: u8,
+        backend: Backend,
+        orientation: Orientation,
+        out: Arc<dyn JpegOut>,
+    ) -> std::io::Result<EncodePool> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 waiting: VecDeque::new(),
@@ -133,6 +154,7 @@ impl EncodePool {
             published: Mutex::new(0),
             out,
             skipped: AtomicU64::new(0),
+            orientation,
         });
         let mut pool = EncodePool {
             shared,
@@ -235,6 +257,7 @@ impl Drop for EncodePool {
 /// A worker: takes the waiting picture, encodes it, publishes it unless a newer one
 /// went out first, and sleeps when there is nothing to do.
 fn work(shared: &Shared, mut encoder: SoftwareEncoder) {
+    let mut turner = Turner::new(shared.orientation);
     loop {
         let job = {
             let mut queue = lock(&shared.queue);
@@ -249,12 +272,26 @@ fn work(shared: &Shared, mut encoder: SoftwareEncoder) {
                 queue = shared.work.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let encoded = match job.kind {
-            Kind::Rgb => encoder.encode_rgb(&job.data, job.width, job.height),
+        let (width, height) = (job.width, job.height);
+        let (planes, layout, stride) = match job.kind {
+            Kind::Rgb => (
+                [&job.data[..], &[], &[]],
+                RawLayout::Rgb24,
+                width as usize * 3,
+            ),
             Kind::Raw { layout, stride } => {
-                encoder.encode_raw(&job.data, layout, job.width, job.height, stride)
+                let (planes, stride) = split_planes(&job.data, layout, width, height, stride);
+                (planes, layout, stride)
             }
         };
+        let frame = RawFrame {
+            planes,
+            layout,
+            width,
+            height,
+            stride,
+        };
+        let encoded = turner.encode(&mut encoder, frame);
         // The picture is encoded: its buffer and its place go back before publishing,
         // so that a source told of this picture finds the worker free.
         let mut queue = lock(&shared.queue);
@@ -262,10 +299,10 @@ fn work(shared: &Shared, mut encoder: SoftwareEncoder) {
         queue.spare.push(job.data);
         drop(queue);
         match encoded {
-            Ok(jpeg) => {
+            Ok((jpeg, width, height)) => {
                 let mut newest = lock(&shared.published);
                 if job.seq > *newest {
-                    shared.out.publish(jpeg, job.width, job.height);
+                    shared.out.publish(jpeg, width, height);
                     *newest = job.seq;
                 } else {
                     shared.skip();

@@ -11,7 +11,7 @@ pub fn render(state: &AppState) -> String {
     let latest = state.slot.latest();
     let (width, height) = match &latest {
         Some(f) => (f.width(), f.height()),
-        None => (state.settings.width, state.settings.height),
+        None => state.settings.output_size(),
     };
     let mut j = String::with_capacity(512);
     j.push('{');

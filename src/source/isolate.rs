@@ -378,7 +378,7 @@ enum End {
 /// The parent's side: keeps a child running `spec` while somebody wants frames, and
 /// publishes what it sends. Runs until the server stops.
 pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
-    let mut nosignal = NoSignal::new(settings.quality, (settings.width, settings.height));
+    let mut nosignal = NoSignal::new(settings.quality, settings.output_size());
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let mut runs = 0u64;
     sink.stats().set_capturing(false);

@@ -506,11 +506,16 @@ pub fn start(
     controls: Arc<ControlBoard>,
 ) -> Result<RunningSource, SourceError> {
     let spec = resolve(spec);
-    if !settings.transform.is_identity()
-        && !matches!(spec, SourceSpec::Libcamera(_) | SourceSpec::Rpicam(_))
-    {
+    if sends_jpeg(&spec) && !settings.transform.is_identity() {
+        if settings.transform.quarter_turn() {
+            return Err(SourceError(jpeg_cannot_turn(
+                &spec,
+                settings.transform.degrees(),
+            )));
+        }
         log::warn!(
-            "--rotation, --hflip and --vflip apply only to the libcamera and rpicam sources; ignored"
+            "--rotation, --hflip and --vflip do not apply to JPEG from {spec}, which is \
+             passed on as it comes; ignored"
         );
     }
     if isolation == Isolation::On && !isolation.applies_to(&spec) {
@@ -563,15 +568,34 @@ fn plan(
     controls: Option<Arc<ControlBoard>>,
 ) -> Result<(String, Body), SourceError> {
     // Sources that encode get their encoder now, so that `--encoder hardware` without
-    // a hardware encoder stops the program at start.
-    let encoder = || {
+    // a hardware encoder stops the program at start. It turns what the camera does not:
+    // with `camera_flips` the camera mirrors and turns by 180, and the encoder does
+    // only quarter turns (all of them).
+    let encoder = |camera_flips: bool| {
+        let t = settings.transform;
+        let orientation = if camera_flips {
+            t.after_camera()
+        } else {
+            t.orientation()
+        };
+        if !orientation.is_identity() {
+            let (w, h) = settings.output_size();
+            log::info!(
+                "--rotation {}{}{}: pictures are turned on the CPU before encoding \
+                 ({w}x{h} out)",
+                t.degrees(),
+                if t.hflip { " --hflip" } else { "" },
+                if t.vflip { " --vflip" } else { "" },
+            );
+        }
         JpegEncoder::new(settings.encoder, settings.quality)
             .map(|e| e.with_workers(settings.encode_workers))
+            .map(|e| e.with_orientation(orientation))
             .map_err(SourceError)
     };
     let planned: (String, Body) = match spec {
         SourceSpec::Test => {
-            let encoder = encoder()?;
+            let encoder = encoder(false)?;
             // In a source's own process nobody reads the board: the pattern's controls
             // go on one of its own.
             let controls = controls.unwrap_or_else(|| ControlBoard::new(false));
@@ -608,7 +632,7 @@ fn plan(
         }
         SourceSpec::Rpicam(camera) => {
             let camera = *camera;
-            let encoder = encoder()?;
+            let encoder = encoder(true)?;
             (
                 rpicam::describe(camera, &settings, &encoder),
                 Box::new(move |sink| rpicam::run(camera, settings, encoder, sink)),
@@ -616,7 +640,7 @@ fn plan(
         }
         SourceSpec::V4l2(path) => {
             let path = path.clone();
-            let encoder = encoder()?;
+            let encoder = encoder(false)?;
             (
                 format!("V4L2 device {}", path.display()),
                 Box::new(move |sink| v4l2::run(path, settings, encoder, sink, controls)),
@@ -630,7 +654,7 @@ fn plan(
             } else {
                 spec.to_string()
             };
-            let encoder = encoder()?;
+            let encoder = encoder(true)?;
             (
                 format!("libcamera camera {description}"),
                 Box::new(move |sink| libcamera::run(selector, settings, encoder, sink)),
@@ -648,6 +672,25 @@ fn plan(
         SourceSpec::Auto => unreachable!("auto is resolved before a source is planned"),
     };
     Ok(planned)
+}
+
+/// Whether `spec` delivers JPEG that is passed on untouched, whatever the settings.
+fn sends_jpeg(spec: &SourceSpec) -> bool {
+    matches!(
+        spec,
+        SourceSpec::Stdin | SourceSpec::File(_) | SourceSpec::Exec(_)
+    )
+}
+
+/// Why `--rotation` by `degrees` (90 or 270) cannot be had from `spec`, and what to do.
+fn jpeg_cannot_turn(spec: &SourceSpec, degrees: u16) -> String {
+    format!(
+        "--rotation {degrees} cannot be done on the JPEG pictures of {spec}: they are \
+         passed on as they come, and only raw pictures are turned (decoding and encoding \
+         every picture again would cost more than encoding it once); use a source of raw \
+         pictures (test, rpicam, libcamera, or a v4l2 camera offering YUYV, UYVY or \
+         NV12), or turn the picture where the JPEG is made"
+    )
 }
 
 /// Whether `spec` runs whatever the demand: standard input, read at its producer's pace.

@@ -26,8 +26,8 @@ use super::font::{text_width, Canvas};
 use super::{FrameSink, LINGER};
 use crate::clock::Utc;
 use crate::controls::{CameraControls, ControlBoard, ControlInfo, ControlKind};
-use crate::encoder::{JpegEncoder, SoftwareEncoder};
-use crate::picture::Settings;
+use crate::encoder::{JpegEncoder, RawFrame, RawLayout, SoftwareEncoder, Turner};
+use crate::picture::{Orientation, Settings};
 use crate::ratelog::{self, RateLimit};
 use crate::still::Still;
 
@@ -352,6 +352,7 @@ pub fn run(
                 settings.fps,
                 &controls,
                 settings.quality,
+                settings.transform.orientation(),
             );
             log::info!(
                 "test pattern: took a {}x{} still in {} ms",
@@ -393,6 +394,7 @@ fn still_of(
     fps: u32,
     controls: &PatternControls,
     quality: u8,
+    orientation: Orientation,
 ) -> Result<Still, String> {
     let (w, h) = size;
     let mut picture = background_of(pattern, w, h);
@@ -405,14 +407,16 @@ fn still_of(
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
         return Err(format!("{w}x{h} is too large to encode"));
     };
-    let jpeg = SoftwareEncoder::new(quality)
-        .encode_rgb(&picture, w16, h16)
-        .map_err(|e| e.to_string())?
-        .to_vec();
+    // Turned as the stream is; the still's size is then turned too.
+    let raw = RawFrame::packed(&picture, RawLayout::Rgb24, (w16, h16), w * 3);
+    let mut encoder = SoftwareEncoder::new(quality);
+    let (jpeg, width, height) = Turner::new(orientation)
+        .encode(&mut encoder, raw)
+        .map_err(|e| e.to_string())?;
     Ok(Still {
-        jpeg,
-        width: w as u32,
-        height: h as u32,
+        jpeg: jpeg.to_vec(),
+        width: width as u32,
+        height: height as u32,
     })
 }
 

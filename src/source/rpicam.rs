@@ -463,7 +463,8 @@ pub fn run(camera: Option<u32>, settings: Settings, encoder: JpegEncoder, mut si
         encoder,
         pictures: Pictures::new(len),
     };
-    let mut restart = Restart::new(settings.quality, size);
+    let shown = capture.encoder.output_size(size.0, size.1);
+    let mut restart = Restart::new(settings.quality, shown);
     supervise(&mut sink, &mut restart, |sink, restart| {
         let run = match this_program() {
             Ok(program) => capture.run(&program, sink, &mut restart.last_logged),
@@ -722,6 +723,7 @@ mod tests {
             rotate180,
             hflip,
             vflip,
+            ..Transform::default()
         };
         let line =
             |transform, camera| arguments(&settings(transform), (640, 480), camera).join(" ");
@@ -740,6 +742,17 @@ mod tests {
         // A half turn and a mirror make the other mirror.
         assert!(line(t(true, true, false), None).contains(" --vflip --flush"));
         assert!(line(t(true, true, true), None).ends_with("--framerate 25 --flush -o -"));
+        // A quarter turn is done on the pictures, mirrors and all: rpicam-vid is asked
+        // for nothing but the size.
+        let sideways = Transform {
+            rotate90: true,
+            hflip: true,
+            ..Transform::default()
+        };
+        assert_eq!(
+            line(sideways, None),
+            "-n -t 0 --codec yuv420 --width 640 --height 480 --framerate 25 --flush -o -"
+        );
     }
 
     #[test]

@@ -377,7 +377,7 @@ pub fn run(
     mut encoder: JpegEncoder,
     mut sink: FrameSink,
 ) {
-    let mut reopen = Reopen::new(settings.quality, (settings.width, settings.height));
+    let mut reopen = Reopen::new(settings.quality, settings.output_size());
     let mut manager: Option<CameraManager> = None;
     supervise(&mut sink, &mut reopen, |sink, reopen| {
         if manager.is_none() {

@@ -126,6 +126,7 @@ fn orientations_offered(
             rotate180,
             hflip,
             vflip: false,
+            ..Transform::default()
         };
         let s = Settings {
             transform,
@@ -272,7 +273,7 @@ pub fn configure(camera: &mut ActiveCamera<'_>, settings: Settings) -> Result<Pl
             .map_err(|e| format!("cannot turn on continuous autofocus: {e}"))?;
         summary += ", continuous autofocus";
     }
-    if !settings.transform.is_identity() {
+    if settings.transform.flips() != (false, false) {
         summary += &format!(", {}", describe_orientation(wanted));
     }
     Ok(Plan {
@@ -308,6 +309,7 @@ mod tests {
                 rotate180,
                 hflip,
                 vflip,
+                ..Transform::default()
             })
         };
         assert_eq!(t(false, false, false), Orientation::Rotate0);

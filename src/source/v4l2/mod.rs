@@ -3,7 +3,8 @@
 //! * Picks the offered format and size nearest to what was asked: MJPEG is passed
 //!   through untouched (with the standard Huffman tables added to frames that lack
 //!   them); YUYV, UYVY and NV12 go through the JPEG encoder (hardware or software, as
-//!   `--encoder` says).
+//!   `--encoder` says). Only raw pictures are turned: with `--rotation`, `--hflip` or
+//!   `--vflip` a raw format is preferred, and `--rotation 90` and `270` take no other.
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger; the
 //!   device is closed otherwise.
 //! * While the device is open, its controls (brightness, white balance, ...) are on the
@@ -23,8 +24,8 @@ use std::time::Duration;
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::controls::{Attached, ControlBoard};
-use crate::encoder::{JpegEncoder, RawLayout, SoftwareEncoder};
-use crate::picture::Settings;
+use crate::encoder::{JpegEncoder, RawFrame, RawLayout, SoftwareEncoder, Turner};
+use crate::picture::{Settings, Transform};
 use crate::ratelog::{self, RateLimit};
 use crate::still::Still;
 use crate::v4l2::controls::V4l2Controls;
@@ -81,19 +82,34 @@ fn nearest_size(sizes: &[Sizes], want: (u32, u32)) -> Option<(u32, u32)> {
         .min_by_key(|&(w, h)| w.abs_diff(want.0) + h.abs_diff(want.1))
 }
 
-/// The format and size to ask for: nearest size first, then the preferred format.
-fn choose(device: &Device, want: (u32, u32)) -> Result<(u32, (u32, u32)), String> {
+/// The format and size to ask for: nearest size first, then the preferred format;
+/// raw formats first when the picture is to be turned (`transform`), and only raw ones
+/// for a quarter turn.
+fn choose(
+    device: &Device,
+    want: (u32, u32),
+    transform: Transform,
+) -> Result<(u32, (u32, u32)), String> {
     let formats = device.formats();
     let mut best: Option<(u32, usize, u32, (u32, u32))> = None;
     for f in &formats {
-        if handling(f.fourcc).is_none() {
+        let Some(handled) = handling(f.fourcc) else {
+            continue;
+        };
+        let passed = handled == Handling::PassJpeg;
+        if passed && transform.quarter_turn() {
             continue;
         }
         let Some(size) = nearest_size(&device.sizes(f.fourcc), want) else {
             continue;
         };
         let distance = size.0.abs_diff(want.0) + size.1.abs_diff(want.1);
-        let key = (distance, preference(f.fourcc));
+        let turned_last = if passed && !transform.is_identity() {
+            10
+        } else {
+            0
+        };
+        let key = (distance, preference(f.fourcc) + turned_last);
         if best.is_none_or(|b| key < (b.0, b.1)) {
             best = Some((key.0, key.1, f.fourcc, size));
         }
@@ -102,6 +118,15 @@ fn choose(device: &Device, want: (u32, u32)) -> Result<(u32, (u32, u32)), String
         Some((_, _, code, size)) => Ok((code, size)),
         None => {
             let offered: Vec<String> = formats.iter().map(|f| fourcc_name(f.fourcc)).collect();
+            if transform.quarter_turn() && formats.iter().any(|f| handling(f.fourcc).is_some()) {
+                return Err(format!(
+                    "{} offers only JPEG ({}), which is passed on as it comes and cannot be \
+                     turned: --rotation {} needs a camera offering YUYV, UYVY or NV12",
+                    device.describe(),
+                    offered.join(", "),
+                    transform.degrees()
+                ));
+            }
             Err(format!(
                 "{} offers no format this source takes (it offers {}; MJPEG, YUYV, UYVY and NV12 are taken)",
                 device.describe(),
@@ -127,7 +152,7 @@ fn open(path: &Path, settings: Settings) -> Result<Camera, String> {
         ));
     }
     let want = (settings.width as u32, settings.height as u32);
-    let (code, size) = choose(&device, want)?;
+    let (code, size) = choose(&device, want, settings.transform)?;
     let format = device.set_format(code, size.0, size.1).map_err(|e| {
         format!(
             "{}: cannot set {}: {e}",
@@ -148,6 +173,13 @@ fn open(path: &Path, settings: Settings) -> Result<Camera, String> {
     } else {
         format!(" (asked for {}x{}; nearest offered)", want.0, want.1)
     };
+    if handling == Handling::PassJpeg && !settings.transform.is_identity() {
+        log::warn!(
+            "{}: --rotation, --hflip and --vflip do not apply to the JPEG it sends, which \
+             is passed on as it comes; ignored",
+            device.describe()
+        );
+    }
     log::info!(
         "{}: {} {}x{}{asked} at {}",
         device.describe(),
@@ -306,7 +338,7 @@ fn take_still(camera: &Camera, settings: Settings) -> (Result<Still, String>, Re
             .stream(2)
             .map_err(|e| format!("cannot stream at {w}x{h}: {e}"))?;
         let mut seen = 0;
-        let mut jpeg: Option<Result<Vec<u8>, String>> = None;
+        let mut jpeg: Option<Result<Still, String>> = None;
         for _ in 0..STILL_SKIPPED_FRAMES + 3 {
             let got = stream
                 .next(FRAME_TIMEOUT, |frame| {
@@ -320,18 +352,26 @@ fn take_still(camera: &Camera, settings: Settings) -> (Result<Still, String>, Re
                     jpeg = Some(match camera.handling {
                         Handling::PassJpeg => {
                             let data = crate::jpeg::trim_after_eoi(frame.data);
-                            Ok(crate::jpeg::with_huffman_tables(data).into_owned())
+                            let jpeg = crate::jpeg::with_huffman_tables(data).into_owned();
+                            Ok(Still {
+                                jpeg,
+                                width: format.width,
+                                height: format.height,
+                            })
                         }
-                        Handling::Encode(layout) => SoftwareEncoder::new(quality)
-                            .encode_raw(
-                                frame.data,
-                                layout,
-                                w16,
-                                h16,
-                                format.bytes_per_line as usize,
-                            )
-                            .map(<[u8]>::to_vec)
-                            .map_err(|e| e.to_string()),
+                        Handling::Encode(layout) => {
+                            // Turned as the stream is; the still's size is then turned too.
+                            let stride = format.bytes_per_line as usize;
+                            let raw = RawFrame::packed(frame.data, layout, (w16, h16), stride);
+                            Turner::new(settings.transform.orientation())
+                                .encode(&mut SoftwareEncoder::new(quality), raw)
+                                .map(|(jpeg, w, h)| Still {
+                                    jpeg: jpeg.to_vec(),
+                                    width: w as u32,
+                                    height: h as u32,
+                                })
+                                .map_err(|e| e.to_string())
+                        }
                     });
                 })
                 .map_err(|e| format!("no frame at {w}x{h}: {e}"))?;
@@ -339,11 +379,7 @@ fn take_still(camera: &Camera, settings: Settings) -> (Result<Still, String>, Re
                 return Err(format!("no frame at {w}x{h} within {FRAME_TIMEOUT:?}"));
             }
             if let Some(jpeg) = jpeg.take() {
-                return jpeg.map(|jpeg| Still {
-                    jpeg,
-                    width: format.width,
-                    height: format.height,
-                });
+                return jpeg;
             }
         }
         Err(format!("only damaged frames at {w}x{h}"))
@@ -400,7 +436,7 @@ pub fn run(
     mut sink: FrameSink,
     controls: Option<Arc<ControlBoard>>,
 ) {
-    let mut reopen = Reopen::new(settings.quality, (settings.width, settings.height));
+    let mut reopen = Reopen::new(settings.quality, settings.output_size());
     supervise(&mut sink, &mut reopen, |sink, reopen| {
         let camera = match open(&path, settings) {
             Ok(camera) => camera,
