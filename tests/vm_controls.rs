@@ -2,7 +2,9 @@
 //! virtual camera inside the VM rig (`tests/vm/rig.sh`), and this test reads and
 //! changes its controls over HTTP from the host (`GET`/`POST /controls`, `/option`),
 //! checks in the guest with `v4l2-ctl` that the driver took them, and in the decoded
-//! pictures that the camera's output changed.
+//! pictures that the camera's output changed. A second case does the same with the
+//! capture in a source process of its own (`--isolate on`), whose controls reach the
+//! server's list through it.
 //!
 //! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
 //! --test vm_controls`.
@@ -18,11 +20,12 @@ use common::vm::*;
 use common::*;
 use serde_json::Value;
 
-/// The guest's side: serve vivid, and when the host drops `getctrl` into the share,
-/// write what `v4l2-ctl` reads of the controls to `ctrl.txt`, until the host is done.
+/// The guest's side: serve vivid (with `ISOLATE` among the options), and when the
+/// host drops `getctrl` into the share, write what `v4l2-ctl` reads of the controls to
+/// `ctrl.txt`, until the host is done.
 const GUEST_SCRIPT: &str = r#"#!/bin/sh
 RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
-    --size 640x480 --fps 10 > /host/server.log 2>&1 &
+    --size 640x480 --fps 10 ISOLATE > /host/server.log 2>&1 &
 server=$!
 until [ -e /host/done ]; do
     if [ -e /host/getctrl ]; then
@@ -106,7 +109,8 @@ fn until_luma(client: &mut MjpegClient, what: &str, pred: impl Fn(u64) -> bool) 
 
 #[test]
 fn vivid_controls_over_http_in_a_vm() {
-    let Some((vm, share, addr)) = boot("controls", "vivid n_devs=1", GUEST_SCRIPT) else {
+    let script = GUEST_SCRIPT.replace("ISOLATE", "--isolate off");
+    let Some((vm, share, addr)) = boot("controls", "vivid n_devs=1", &script) else {
         return;
     };
     let minute = Duration::from_secs(60);
@@ -208,6 +212,74 @@ fn vivid_controls_over_http_in_a_vm() {
 
     drop(vm);
     let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("server exit 0"), "{log}");
+    let _ = std::fs::remove_dir_all(&share);
+}
+
+#[test]
+fn vivid_controls_through_a_source_process_in_a_vm() {
+    let script = GUEST_SCRIPT.replace("ISOLATE", "--isolate on");
+    let Some((vm, share, addr)) = boot("isolated-controls", "vivid n_devs=1", &script) else {
+        return;
+    };
+    let minute = Duration::from_secs(60);
+    wait_status(addr, 3 * minute, "the server in the VM", |s| {
+        s["capturing"] == false
+    });
+    assert_eq!(controls(addr)["controls"], serde_json::json!([]));
+
+    // A viewer starts the source process; its controls arrive a moment after.
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    assert_eq!(decode(&client.next_jpeg()).0, 640);
+    let deadline = Instant::now() + minute;
+    let all = loop {
+        let all = controls(addr);
+        if !all["controls"].as_array().unwrap().is_empty() {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "no controls listed: {all}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(control(&all, "brightness")["max"], 255);
+    assert_eq!(control(&all, "test_pattern")["value"], "75% Colorbar");
+    assert_eq!(control(&all, "disconnect")["type"], "button");
+
+    let before = luma(&mut client);
+    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(control(&after, "brightness")["value"], 250);
+    assert!(driver_says(&share).contains("brightness: 250"));
+    until_luma(&mut client, "brighter pictures", |l| l > before + 30);
+
+    let (status, refused) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":300}"#,
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        control(&controls(addr), "test_pattern")["value"],
+        "75% Colorbar"
+    );
+    let (status, after) = post_json(addr, "/controls", r#"{"test_pattern":"100% Black"}"#);
+    assert_eq!(status, 200, "{after}");
+    assert!(driver_says(&share).contains("test_pattern: 5"));
+    until_luma(&mut client, "black pictures", |l| l < 30);
+
+    // The viewer leaves: the source process stops, and its controls go with it.
+    drop(client);
+    wait_status(addr, minute, "idle after the viewer left", |s| {
+        s["capturing"] == false
+    });
+    let deadline = Instant::now() + minute;
+    while controls(addr)["controls"] != serde_json::json!([]) {
+        assert!(Instant::now() < deadline, "the controls stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    drop(vm);
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("camera controls"), "{log}");
     assert!(log.contains("server exit 0"), "{log}");
     let _ = std::fs::remove_dir_all(&share);
 }
