@@ -11,9 +11,8 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::vm::*;
@@ -40,23 +39,27 @@ kill -TERM "$server" && wait "$server"
 echo "server exit $?" >> /host/server.log
 "#;
 
-/// `POST path` with a JSON body; the status and the body of the answer.
-fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
-    let mut s = connect(addr);
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut r = BufReader::new(s);
-    let (status, _) = read_head(&mut r);
-    let mut answer = Vec::new();
-    r.read_to_end(&mut answer).unwrap();
-    let json = serde_json::from_slice(&answer)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&answer)));
-    (status, json)
+/// Boots the VM serving vivid with `isolate` among the options, and waits until the
+/// server answers (idle, since nobody watches yet).
+fn serve_vivid(name: &str, isolate: &str) -> Option<(Vm, PathBuf, SocketAddr)> {
+    let script = GUEST_SCRIPT.replace("ISOLATE", isolate);
+    let (vm, share, addr) = boot(name, "vivid n_devs=1", &script)?;
+    wait_status(
+        addr,
+        Duration::from_secs(180),
+        "the server in the VM",
+        |s| s["capturing"] == false,
+    );
+    Some((vm, share, addr))
+}
+
+/// Shuts the VM down, checks that the server exited cleanly, and returns its log.
+fn stop(vm: Vm, share: &Path) -> String {
+    drop(vm);
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("server exit 0"), "{log}");
+    let _ = std::fs::remove_dir_all(share);
+    log
 }
 
 fn controls(addr: SocketAddr) -> Value {
@@ -109,14 +112,10 @@ fn until_luma(client: &mut MjpegClient, what: &str, pred: impl Fn(u64) -> bool) 
 
 #[test]
 fn vivid_controls_over_http_in_a_vm() {
-    let script = GUEST_SCRIPT.replace("ISOLATE", "--isolate off");
-    let Some((vm, share, addr)) = boot("controls", "vivid n_devs=1", &script) else {
+    let Some((vm, share, addr)) = serve_vivid("controls", "--isolate off") else {
         return;
     };
     let minute = Duration::from_secs(60);
-    wait_status(addr, 3 * minute, "the server in the VM", |s| {
-        s["capturing"] == false
-    });
     // Nobody watches: the camera is closed, and so are its controls.
     let idle = controls(addr);
     assert_eq!(idle["changes_allowed"], true, "{idle}");
@@ -210,22 +209,15 @@ fn vivid_controls_over_http_in_a_vm() {
     });
     assert_eq!(controls(addr)["controls"], serde_json::json!([]));
 
-    drop(vm);
-    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
-    assert!(log.contains("server exit 0"), "{log}");
-    let _ = std::fs::remove_dir_all(&share);
+    stop(vm, &share);
 }
 
 #[test]
 fn vivid_controls_through_a_source_process_in_a_vm() {
-    let script = GUEST_SCRIPT.replace("ISOLATE", "--isolate on");
-    let Some((vm, share, addr)) = boot("isolated-controls", "vivid n_devs=1", &script) else {
+    let Some((vm, share, addr)) = serve_vivid("isolated-controls", "--isolate on") else {
         return;
     };
     let minute = Duration::from_secs(60);
-    wait_status(addr, 3 * minute, "the server in the VM", |s| {
-        s["capturing"] == false
-    });
     assert_eq!(controls(addr)["controls"], serde_json::json!([]));
 
     // A viewer starts the source process; its controls arrive a moment after.
@@ -277,9 +269,6 @@ fn vivid_controls_through_a_source_process_in_a_vm() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    drop(vm);
-    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    let log = stop(vm, &share);
     assert!(log.contains("camera controls"), "{log}");
-    assert!(log.contains("server exit 0"), "{log}");
-    let _ = std::fs::remove_dir_all(&share);
 }

@@ -12,13 +12,13 @@ use std::path::Path;
 
 use std::net::Ipv4Addr;
 
+use picam_stream::controls::{CameraControls, ControlInfo, ControlKind};
 use picam_stream::encoder::{RawLayout, SoftwareEncoder};
 use picam_stream::mdns::answer::{announcement, Addresses, Identity};
 use picam_stream::mdns::wire::{
     query, Question, RData, Record, Writer, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR,
     TYPE_SRV, TYPE_TXT,
 };
-use picam_stream::controls::{CameraControls, ControlInfo, ControlKind};
 use picam_stream::source::isolate::control_wire::{Answer, Description, Outcome, Request};
 use picam_stream::source::isolate::Message;
 use picam_stream::source::pattern::{self, PatternControls};
@@ -491,23 +491,31 @@ fn main() {
     let webcam = Description {
         number: u64::MAX - 1,
         controls: Some(vec![
-            control("white_balance_automatic", ControlKind::Boolean, 1, (false, false)),
+            control(
+                "white_balance_automatic",
+                ControlKind::Boolean,
+                1,
+                (false, false),
+            ),
             control(
                 "exposure_time_absolute",
                 ControlKind::Integer {
-                    min: 3,
-                    max: 2047,
+                    min: 1,
+                    max: 5000,
                     step: 1,
                 },
-                250,
+                156,
                 (false, true),
             ),
             control(
-                "power_line_frequency",
+                "auto_exposure",
                 ControlKind::Menu {
-                    choices: vec![(0, "Disabled".into()), (1, "50 Hz".into()), (2, "60 Hz".into())],
+                    choices: vec![
+                        (1, "Manual Mode".into()),
+                        (3, "Aperture Priority Mode".into()),
+                    ],
                 },
-                1,
+                3,
                 (false, false),
             ),
             control("focus_trigger", ControlKind::Button, 0, (true, false)),

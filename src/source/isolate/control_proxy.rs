@@ -211,7 +211,7 @@ impl Link {
                     return Ok(Exchange::Answered(answer.outcome));
                 }
                 if let Outcome::Applied(d) = answer.outcome {
-                    if late.as_ref().map_or(true, |l| d.number > l.number) {
+                    if late.as_ref().is_none_or(|l| d.number > l.number) {
                         late = Some(d);
                     }
                 }
