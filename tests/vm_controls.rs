@@ -110,6 +110,18 @@ fn until_luma(client: &mut MjpegClient, what: &str, pred: impl Fn(u64) -> bool) 
     }
 }
 
+/// Sets vivid's brightness to 250 over HTTP, checks that the driver has it, and waits
+/// for brighter pictures: the mean brightness before and after.
+fn brighten(addr: SocketAddr, share: &Path, client: &mut MjpegClient) -> (u64, u64) {
+    let before = luma(client);
+    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(control(&after, "brightness")["value"], 250);
+    assert!(driver_says(share).contains("brightness: 250"));
+    let bright = until_luma(client, "brighter pictures", |l| l > before + 30);
+    (before, bright)
+}
+
 #[test]
 fn vivid_controls_over_http_in_a_vm() {
     let Some((vm, share, addr)) = serve_vivid("controls", "--isolate off") else {
@@ -162,12 +174,7 @@ fn vivid_controls_over_http_in_a_vm() {
     assert_eq!(control(&all, "disconnect")["type"], "button");
 
     // Brighter: the driver has the value, and the pictures show it.
-    let before = luma(&mut client);
-    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
-    assert_eq!(status, 200, "{after}");
-    assert_eq!(control(&after, "brightness")["value"], 250);
-    assert!(driver_says(&share).contains("brightness: 250"));
-    let bright = until_luma(&mut client, "brighter pictures", |l| l > before + 30);
+    let (before, bright) = brighten(addr, &share, &mut client);
     eprintln!("mean brightness {before} at brightness 128, {bright} at 250");
 
     // A wrong change refuses the request, and changes nothing of it.
@@ -236,12 +243,7 @@ fn vivid_controls_through_a_source_process_in_a_vm() {
     assert_eq!(control(&all, "test_pattern")["value"], "75% Colorbar");
     assert_eq!(control(&all, "disconnect")["type"], "button");
 
-    let before = luma(&mut client);
-    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
-    assert_eq!(status, 200, "{after}");
-    assert_eq!(control(&after, "brightness")["value"], 250);
-    assert!(driver_says(&share).contains("brightness: 250"));
-    until_luma(&mut client, "brighter pictures", |l| l > before + 30);
+    brighten(addr, &share, &mut client);
 
     let (status, refused) = post_json(
         addr,
