@@ -255,7 +255,11 @@ fn vivid_controls_through_a_source_process_in_a_vm() {
         control(&controls(addr), "test_pattern")["value"],
         "75% Colorbar"
     );
-    let (status, after) = post_json(addr, "/controls", r#"{"test_pattern":"100% Black"}"#);
+    let (status, after) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":128}"#,
+    );
     assert_eq!(status, 200, "{after}");
     assert!(driver_says(&share).contains("test_pattern: 5"));
     until_luma(&mut client, "black pictures", |l| l < 30);
