@@ -3,7 +3,8 @@
 //! listed by the server's `GET /controls`; `POST /controls` and `/option` change the
 //! pictures (decoded back); refused changes change nothing; a source process that is
 //! killed has its controls listed again once it runs anew; one that stops answering
-//! gets a clear `504` rather than a hung request; and the controls go when the process
+//! gets a clear `504` rather than a hung request; values set before a process ends are
+//! set again in the next; and the controls go when the process
 //! stops for want of viewers.
 
 mod common;
@@ -161,7 +162,15 @@ fn a_killed_source_process_lists_its_controls_again_once_started_anew() {
     if !server_can_start_itself("a source in its own process") {
         return;
     }
-    let server = always_on_server();
+    // With a state directory the server remembers what is set, for this camera.
+    let state = Scratch::new("isolated-state");
+    let server = Server::start(
+        &[
+            ISOLATED_PATTERN,
+            &["--always-on", "--state-dir", state.dir().to_str().unwrap()],
+        ]
+        .concat(),
+    );
     wait_listed(&server, "the pattern's controls", has_controls);
     let first = source_process(&server, patience());
     let (status, answer) = post_json(server.addr, "/controls", r#"{"brightness": 50}"#);
@@ -203,7 +212,11 @@ fn a_killed_source_process_lists_its_controls_again_once_started_anew() {
         &format!("source process {second}: 3 camera controls"),
         patience(),
     );
-    // The new process takes changes.
+    // What was set before is set again in the new process (the server keeps it for
+    // this camera), and the new process takes changes.
+    wait_listed(&server, "brightness 50 again", |doc| {
+        values_of(doc)[0] == ("brightness".into(), 50.into())
+    });
     let (status, answer) = post_json(server.addr, "/controls", r#"{"brightness": -30}"#);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(value(server.addr, "brightness"), -30);

@@ -232,8 +232,12 @@ fn main() {
         write("routes", name, line.as_bytes());
     }
 
-    // controls_json: POST /controls bodies, good and bad.
+    // controls_json: POST /controls bodies and saved settings files, good and bad.
     for (name, body) in [
+        (
+            "saved",
+            r#"{"@camera":"test pattern","brightness":-20,"pattern":"Grey"}"#,
+        ),
         (
             "spec",
             r#"{"brightness":200,"power_line_frequency":"60 Hz","white_balance_automatic":false}"#,
@@ -473,6 +477,7 @@ fn main() {
     // then what the server or its source process sends.
     let pattern = Description {
         number: 7,
+        identity: PatternControls::new().identity(),
         controls: Some(
             PatternControls::new()
                 .list()
@@ -490,6 +495,7 @@ fn main() {
     };
     let webcam = Description {
         number: u64::MAX - 1,
+        identity: "uvcvideo: HD Pro Webcam C920".into(),
         controls: Some(vec![
             control(
                 "white_balance_automatic",
@@ -526,6 +532,7 @@ fn main() {
     write("isolate_controls", "webcam", &seed(0, webcam.to_bytes()));
     let none = Description {
         number: 1,
+        identity: String::new(),
         controls: None,
     };
     write("isolate_controls", "none", &seed(0, none.to_bytes()));

@@ -58,6 +58,7 @@ impl ChildControls {
         ChildControls {
             known: Mutex::new(Description {
                 number: 0,
+                identity: String::new(),
                 controls: None,
             }),
             busy: Mutex::new(false),
@@ -237,6 +238,12 @@ impl Link {
 }
 
 impl CameraControls for ChildControls {
+    /// The identity of the camera in the child: values clients set are remembered for
+    /// it, and applied again when a new child describes the same camera.
+    fn identity(&self) -> String {
+        lock(&self.known).identity.clone()
+    }
+
     fn list(&self) -> Result<Vec<ControlInfo>, String> {
         Ok(lock(&self.known).controls.clone().unwrap_or_default())
     }
@@ -319,6 +326,7 @@ mod tests {
         // An older description does not replace a newer one.
         proxy.learn(Description {
             number: 1,
+            identity: String::new(),
             controls: None,
         });
         assert_eq!(proxy.list().unwrap(), listed);

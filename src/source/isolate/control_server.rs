@@ -101,6 +101,7 @@ impl Reporter {
             match self.controls() {
                 Ok(controls) => Description {
                     number: Self::number(&mut numbered),
+                    identity: self.board.identity().unwrap_or_default(),
                     controls,
                 },
                 Err(e) => {
@@ -124,6 +125,7 @@ impl Reporter {
         let outcome = match self.set(&request.changes) {
             Ok(after) => Outcome::Applied(Description {
                 number: Self::number(&mut numbered),
+                identity: self.board.identity().unwrap_or_default(),
                 controls: (!after.is_empty()).then_some(after),
             }),
             Err(ControlError::Refused(why)) => Outcome::Refused(why),

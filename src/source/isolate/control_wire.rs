@@ -9,7 +9,7 @@
 //!
 //! | part | bytes |
 //! |------|-------|
-//! | description | `u64` number, then `0` (no controls) or `1`, a `u16` count and each control |
+//! | description | `u64` number, then `0` (no controls) or `1`, the camera's identity (text), a `u16` count and each control |
 //! | control | name, label (texts), kind, default and value (`i64`), flags (`u8`: 1 read-only, 2 inactive) |
 //! | kind | `0` integer with min, max, step (`i64`); `1` boolean; `2` menu with a `u16` count of (`i64`, text); `3` button |
 //! | request | `u64` id, `u16` count, each a name (text) and a value (`i64`) |
@@ -33,6 +33,9 @@ pub const MAX_ENCODED: usize = 8 << 20;
 pub struct Description {
     /// Counts up with every description the child makes: a larger one is newer.
     pub number: u64,
+    /// Which camera it is ([`crate::controls::CameraControls::identity`]); empty with
+    /// no controls.
+    pub identity: String,
     /// `None` when no camera with controls is open.
     pub controls: Option<Vec<ControlInfo>>,
 }
@@ -91,6 +94,7 @@ impl Description {
             return;
         };
         out.push(1);
+        text(out, &self.identity);
         let controls = &controls[..controls.len().min(MAX_CONTROLS)];
         out.extend_from_slice(&(controls.len() as u16).to_le_bytes());
         for c in controls {
@@ -301,9 +305,11 @@ impl<'a> Bytes<'a> {
 
     fn description(&mut self) -> Result<Description, String> {
         let number = self.u64()?;
+        let mut identity = String::new();
         let controls = match self.u8()? {
             0 => None,
             1 => {
+                identity = self.text("camera identity")?;
                 let count = self.count(MAX_CONTROLS, "controls")?;
                 let mut controls = Vec::with_capacity(count);
                 for _ in 0..count {
@@ -313,7 +319,11 @@ impl<'a> Bytes<'a> {
             }
             other => return Err(format!("{} marked {other} (expected 0 or 1)", self.what)),
         };
-        Ok(Description { number, controls })
+        Ok(Description {
+            number,
+            identity,
+            controls,
+        })
     }
 
     fn control(&mut self) -> Result<ControlInfo, String> {
@@ -417,14 +427,17 @@ mod tests {
         for description in [
             Description {
                 number: u64::MAX,
+                identity: "vivid: Test Pattern é".into(),
                 controls: Some(sample()),
             },
             Description {
                 number: 0,
+                identity: String::new(),
                 controls: None,
             },
             Description {
                 number: 3,
+                identity: "test pattern".into(),
                 controls: Some(Vec::new()),
             },
         ] {
@@ -462,10 +475,13 @@ mod tests {
         let many = vec![control; MAX_CONTROLS + 5];
         let bytes = Description {
             number: 1,
+            identity: long.clone(),
             controls: Some(many),
         }
         .to_bytes();
-        let back = read_description(&bytes).unwrap().controls.unwrap();
+        let back = read_description(&bytes).unwrap();
+        assert_eq!(back.identity, "é".repeat(127));
+        let back = back.controls.unwrap();
         assert_eq!(back.len(), MAX_CONTROLS);
         assert_eq!(back[0].label, "é".repeat(127));
         let reason = "x".repeat(MAX_REASON + 10);
@@ -481,8 +497,10 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_refused_with_a_reason() {
+        // An empty identity: one byte at 9, the count at 10 and 11.
         let good = Description {
             number: 5,
+            identity: String::new(),
             controls: Some(sample()),
         }
         .to_bytes();
@@ -503,18 +521,18 @@ mod tests {
             .unwrap_err()
             .contains("marked 2 (expected 0 or 1)"));
         let mut many = good.clone();
-        many[9..11].copy_from_slice(&300u16.to_le_bytes());
+        many[10..12].copy_from_slice(&300u16.to_le_bytes());
         assert!(read_description(&many)
             .unwrap_err()
             .contains("with 300 controls (at most 256)"));
-        // The first control's name: its length at 11, its first byte at 12.
+        // The first control's name: its length at 12, its first byte at 13.
         let mut not_utf8 = good.clone();
-        not_utf8[12] = 0xff;
+        not_utf8[13] = 0xff;
         assert!(read_description(&not_utf8)
             .unwrap_err()
             .contains("control name that is not UTF-8"));
         // Its kind after "brightness" and "Brightness".
-        let kind_at = 11 + 1 + 10 + 1 + 10;
+        let kind_at = 12 + 1 + 10 + 1 + 10;
         let mut kind = good.clone();
         kind[kind_at] = 9;
         assert!(read_description(&kind)

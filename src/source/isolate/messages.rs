@@ -251,10 +251,12 @@ mod tests {
             Message::Workers(4, u64::MAX - 5),
             Message::Controls(control_wire::Description {
                 number: 2,
+                identity: String::new(),
                 controls: None,
             }),
             Message::Controls(control_wire::Description {
                 number: 3,
+                identity: "test pattern".into(),
                 controls: Some(vec![crate::controls::ControlInfo {
                     name: "brightness".into(),
                     label: "Brightness".into(),
