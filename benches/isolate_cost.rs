@@ -1,6 +1,8 @@
 //! What a source in a process of its own (`--isolate on`) costs against the same
 //! source inside the server (`--isolate off`): CPU time per frame delivered to a real
-//! client, and resident memory, summed over the server and its source process.
+//! client, and resident memory, summed over the server and its source process; and how
+//! long a change of a camera control takes to be answered (`POST /controls`, which
+//! with `--isolate on` goes to the source process and back).
 //!
 //! The source is the test pattern, drawn and encoded in software at the asked size and
 //! rate, so both runs do the same work apart from the pipe between the processes.
@@ -17,7 +19,10 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{children_of, open_stream, proc_usage, start_server};
+use support::{children_of, open_stream, post_json, proc_usage, start_server};
+
+/// Changes timed in each run.
+const CHANGES: usize = 40;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -37,19 +42,32 @@ fn main() {
     println!("test pattern {size} at {fps} fps, software encoder, one client, {seconds} s a run");
     println!("machine: {cores} cores, shared by the client and the server\n");
     println!(
-        "{:<14} {:>8} {:>10} {:>14} {:>16} {:>10}",
-        "--isolate", "frames", "fps", "CPU ms/frame", "RSS KiB (total)", "processes"
+        "{:<14} {:>8} {:>10} {:>14} {:>16} {:>10} {:>22}",
+        "--isolate",
+        "frames",
+        "fps",
+        "CPU ms/frame",
+        "RSS KiB (total)",
+        "processes",
+        "change ms (median/max)"
     );
     for isolate in ["off", "on"] {
         let r = run(isolate, &size, &fps, Duration::from_secs(seconds));
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let change = format!(
+            "{:.2} / {:.2}",
+            ms(r.changes[CHANGES / 2]),
+            ms(r.changes[CHANGES - 1])
+        );
         println!(
-            "{:<14} {:>8} {:>10.1} {:>14.2} {:>16} {:>10}",
+            "{:<14} {:>8} {:>10.1} {:>14.2} {:>16} {:>10} {:>22}",
             isolate,
             r.frames,
             r.frames as f64 / r.wall.as_secs_f64(),
             r.cpu_us as f64 / 1000.0 / r.frames.max(1) as f64,
             r.rss_kib,
-            r.processes
+            r.processes,
+            change
         );
     }
 }
@@ -60,6 +78,8 @@ struct Figures {
     cpu_us: u64,
     rss_kib: u64,
     processes: usize,
+    /// How long each of [`CHANGES`] changes of brightness took to be answered, sorted.
+    changes: Vec<Duration>,
 }
 
 fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
@@ -109,11 +129,24 @@ fn run(isolate: &str, size: &str, fps: &str, length: Duration) -> Figures {
     let now = pids();
     let cpu1: u64 = now.iter().map(|&p| proc_usage(p).cpu_us).sum();
     let rss_kib = now.iter().map(|&p| proc_usage(p).rss_kib).sum();
+    // The stream keeps the source (process) running meanwhile.
+    let mut changes: Vec<Duration> = (0..CHANGES)
+        .map(|i| {
+            let body = format!("{{\"brightness\": {}}}", i % 2 * 10);
+            let asked = Instant::now();
+            let (status, answer) = post_json(addr, "/controls", &body);
+            let took = asked.elapsed();
+            assert_eq!(status, 200, "{answer}");
+            took
+        })
+        .collect();
+    changes.sort();
     Figures {
         frames: boundaries,
         wall,
         cpu_us: cpu1.saturating_sub(cpu0),
         rss_kib,
         processes: now.len(),
+        changes,
     }
 }

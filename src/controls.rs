@@ -17,6 +17,7 @@
 //! and [resets](ControlBoard::reset) every control to its default, forgetting them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::ratelog::{self, RateLimit};
@@ -85,12 +86,20 @@ pub enum ControlError {
     Forbidden,
     /// The camera failed to apply a checked change, or to describe its controls.
     Camera(String),
+    /// The camera is not there to ask any more (its process ended): nothing was
+    /// changed; it may be back in a moment.
+    Gone(String),
+    /// The camera did not answer in time: the change may or may not have been made.
+    TimedOut(String),
 }
 
 impl fmt::Display for ControlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ControlError::Refused(why) | ControlError::Camera(why) => f.write_str(why),
+            ControlError::Refused(why)
+            | ControlError::Camera(why)
+            | ControlError::Gone(why)
+            | ControlError::TimedOut(why) => f.write_str(why),
             ControlError::Forbidden => {
                 f.write_str("changing camera controls is switched off (--controls off)")
             }
@@ -109,6 +118,12 @@ pub trait CameraControls: Send + Sync {
     /// Sets the controls to the values, as numbers the camera knows (already checked by
     /// [`check_changes`] against [`list`](Self::list)).
     fn apply(&self, changes: &[(String, i64)]) -> Result<(), String>;
+    /// As [`apply`](Self::apply), saying what kind of failure it was; by default every
+    /// failure is the camera's. Controls that reach their camera through something
+    /// that can fail apart from it (another process) say more.
+    fn try_apply(&self, changes: &[(String, i64)]) -> Result<(), ControlError> {
+        self.apply(changes).map_err(ControlError::Camera)
+    }
 }
 
 /// Checks the `changes` a client asks for against the camera's `controls` and turns each
@@ -141,7 +156,8 @@ pub fn check_changes(
                         "control '{name}': {value} is out of range ({min} to {max})"
                     ));
                 }
-                if *step > 1 && (whole - min) % step != 0 {
+                // In 128 bits: a camera's range may span all of i64.
+                if *step > 1 && (i128::from(whole) - i128::from(*min)) % i128::from(*step) != 0 {
                     return refused(format!(
                         "control '{name}': {value} is not a step of {step} from {min}"
                     ));
@@ -219,6 +235,8 @@ pub trait ControlMemory: Send + Sync {
 pub struct ControlBoard {
     current: Mutex<Option<OnBoard>>,
     next_id: Mutex<u64>,
+    /// Counts attachments and detachments (see [`ControlBoard::generation`]).
+    generation: AtomicU64,
     changes_allowed: bool,
     memory: Option<Box<dyn ControlMemory>>,
     /// Held while controls change, so that changes reach the camera and the memory in
@@ -254,6 +272,7 @@ impl Drop for Attached {
         let mut current = self.board.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|c| c.id == self.id) {
             *current = None;
+            self.board.generation.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -278,6 +297,7 @@ impl ControlBoard {
         Arc::new(ControlBoard {
             current: Mutex::new(None),
             next_id: Mutex::new(0),
+            generation: AtomicU64::new(0),
             changes_allowed,
             memory,
             remembered: Mutex::new(Remembered::default()),
@@ -307,10 +327,23 @@ impl ControlBoard {
                 identity,
             });
         }
+        self.generation.fetch_add(1, Ordering::Relaxed);
         Attached {
             board: Arc::clone(self),
             id,
         }
+    }
+
+    /// A number that changes whenever controls are put on the board or taken off, for
+    /// whoever passes them on elsewhere (a source's own process tells its server).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Which camera's controls are on the board (see [`CameraControls::identity`]).
+    pub fn identity(&self) -> Option<String> {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().map(|c| c.identity.clone())
     }
 
     fn remembered(&self) -> MutexGuard<'_, Remembered> {
@@ -413,7 +446,7 @@ impl ControlBoard {
         let checked = check_changes(&controls, changes)?;
         match camera {
             Some((camera, identity)) if !checked.is_empty() => {
-                camera.apply(&checked).map_err(ControlError::Camera)?;
+                camera.try_apply(&checked)?;
                 self.keep(&mut remembered, &identity, &controls, &checked);
                 camera.list().map_err(ControlError::Camera)
             }
@@ -705,6 +738,27 @@ mod tests {
             assert!(!why.contains('\n'));
         }
         assert!(refusal_on_empty().contains("this camera has no controls"));
+    }
+
+    #[test]
+    fn a_range_as_wide_as_i64_is_checked_without_overflow() {
+        // As a camera in another process may describe one: from i64::MIN in steps of 3,
+        // so that 1 is a step (2^63 + 1 is divisible by 3) and 0 is not.
+        let wide = [control(
+            "exposure",
+            ControlKind::Integer {
+                min: i64::MIN,
+                max: i64::MAX,
+                step: 3,
+            },
+        )];
+        let one = check_changes(&wide, &[change("exposure", ControlValue::Number(1.0))]);
+        assert_eq!(one, Ok(vec![("exposure".to_string(), 1)]));
+        let zero = check_changes(&wide, &[change("exposure", ControlValue::Number(0.0))]);
+        assert!(
+            matches!(&zero, Err(ControlError::Refused(why)) if why.contains("not a step of 3")),
+            "{zero:?}"
+        );
     }
 
     fn refusal_on_empty() -> String {

@@ -82,33 +82,6 @@ fn values(addr: SocketAddr) -> Vec<(String, Value)> {
     values_of(&listed_with(addr, &[]))
 }
 
-fn values_of(doc: &Value) -> Vec<(String, Value)> {
-    doc["controls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_string(), c["value"].clone()))
-        .collect()
-}
-
-fn at_defaults() -> Vec<(String, Value)> {
-    vec![
-        ("brightness".into(), 0.into()),
-        ("contrast".into(), 100.into()),
-        ("pattern".into(), "Colour bars".into()),
-    ]
-}
-
-/// The mean luma (0 to 255) of a JPEG.
-fn mean_luma(jpeg: &[u8]) -> f64 {
-    let (_, _, rgb) = decode(jpeg);
-    let sum: f64 = rgb
-        .chunks_exact(3)
-        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
-        .sum();
-    sum / (rgb.len() / 3) as f64
-}
-
 /// The share of a JPEG's pixels whose components all lie within 6 of `level`.
 fn share_near(jpeg: &[u8], level: u8) -> f64 {
     let (_, _, rgb) = decode(jpeg);
@@ -152,7 +125,7 @@ fn lists_the_test_patterns_controls_with_every_field() {
         serde_json::json!(["Colour bars", "Grey"])
     );
     assert_eq!(pattern["default"], "Colour bars");
-    assert_eq!(values_of(&doc), at_defaults());
+    assert_eq!(values_of(&doc), pattern_defaults());
 
     // HEAD: the same head, no body.
     let head = request(server.addr, "HEAD", "/controls");
@@ -224,7 +197,7 @@ fn refused_changes_say_why_and_change_nothing() {
             !r.text().trim_end().contains('\n'),
             "{body}: more than one line"
         );
-        assert_eq!(values(addr), at_defaults(), "after {body}");
+        assert_eq!(values(addr), pattern_defaults(), "after {body}");
     }
     for (query, says) in [
         ("brightness=abc", "takes a whole number"),
@@ -235,7 +208,7 @@ fn refused_changes_say_why_and_change_nothing() {
         let r = get(addr, &format!("/option?{query}"));
         assert_eq!(r.status, 400, "{query}: {}", r.text());
         assert!(r.text().contains(says), "{query}: {}", r.text());
-        assert_eq!(values(addr), at_defaults(), "after {query}");
+        assert_eq!(values(addr), pattern_defaults(), "after {query}");
     }
 }
 
@@ -273,7 +246,7 @@ fn switched_off_lists_but_refuses_changes() {
     let addr = server.addr;
     let doc = listed_with(addr, &[]);
     assert_eq!(doc["changes_allowed"], false);
-    assert_eq!(values_of(&doc), at_defaults());
+    assert_eq!(values_of(&doc), pattern_defaults());
     let r = post(addr, "/controls", r#"{"brightness": 50}"#);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(json(&r)["error"]
@@ -282,7 +255,7 @@ fn switched_off_lists_but_refuses_changes() {
         .contains("--controls off"));
     let r = get(addr, "/option?brightness=50");
     assert_eq!(r.status, 403, "{}", r.text());
-    assert_eq!(values(addr), at_defaults());
+    assert_eq!(values(addr), pattern_defaults());
 }
 
 #[test]
@@ -310,9 +283,9 @@ fn pages_of_other_sites_may_not_change_the_camera() {
         let r = request_with(addr, "POST", "/option?brightness=50", &headers);
         assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
     }
-    assert_eq!(values(addr), at_defaults());
+    assert_eq!(values(addr), pattern_defaults());
     // Looking is not changing; the server's own page may change; so may a program.
-    assert_eq!(values_of(&listed_with(addr, &foreign)), at_defaults());
+    assert_eq!(values_of(&listed_with(addr, &foreign)), pattern_defaults());
     let own = [("Origin", "http://test"), ("Sec-Fetch-Site", "same-origin")];
     let r = post_with(addr, "/controls", r#"{"brightness": 20}"#, &own);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -366,7 +339,7 @@ fn controls_ask_for_credentials_like_status() {
     assert_eq!(request(addr, "GET", "/controls").status, 401);
     assert_eq!(post(addr, "/controls", r#"{"brightness": 50}"#).status, 401);
     assert_eq!(get(addr, "/option?brightness=50").status, 401);
-    assert_eq!(values_of(&listed_with(addr, &good)), at_defaults());
+    assert_eq!(values_of(&listed_with(addr, &good)), pattern_defaults());
     let r = post_with(addr, "/controls", r#"{"brightness": 50}"#, &good);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(values_of(&listed_with(addr, &good))[0].1, 50);
@@ -426,7 +399,7 @@ fn bodies_must_say_their_length_and_stay_small() {
         .header("access-control-allow-headers")
         .unwrap()
         .contains("Content-Type"));
-    assert_eq!(values(addr), at_defaults());
+    assert_eq!(values(addr), pattern_defaults());
 }
 
 #[test]
@@ -452,7 +425,7 @@ fn a_trickled_body_is_cut_off_and_others_are_served() {
     // Meanwhile the server answers others.
     thread::sleep(Duration::from_millis(500));
     assert_eq!(get(addr, "/status").status, 200);
-    assert_eq!(values(addr), at_defaults());
+    assert_eq!(values(addr), pattern_defaults());
 
     let mut r = BufReader::new(slow);
     let (status, _) = read_head(&mut r);
@@ -461,7 +434,7 @@ fn a_trickled_body_is_cut_off_and_others_are_served() {
     eprintln!("the trickled body was cut off after {waited:?}");
     assert!(waited < Duration::from_secs(8), "{waited:?}");
     trickle.join().unwrap();
-    assert_eq!(values(addr), at_defaults());
+    assert_eq!(values(addr), pattern_defaults());
     assert_eq!(get(addr, "/status").status, 200);
 }
 
@@ -645,7 +618,7 @@ fn reset_brings_back_the_defaults_and_forgets_the_file() {
 
     let r = request(server.addr, "POST", "/controls/reset");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(values_of(&json(&r)), at_defaults());
+    assert_eq!(values_of(&json(&r)), pattern_defaults());
     assert!(!file.exists(), "the saved settings are forgotten");
     let share = frame_where(&server, SET_GREY, |s| s < 0.05);
     eprintln!(
@@ -655,7 +628,7 @@ fn reset_brings_back_the_defaults_and_forgets_the_file() {
     drop(server);
 
     let again = keeping_server(dir.dir(), &[]);
-    assert_eq!(values(again.addr), at_defaults());
+    assert_eq!(values(again.addr), pattern_defaults());
     assert!(!again.log_text().contains("camera settings: applied"));
 }
 
@@ -688,7 +661,7 @@ fn a_corrupt_file_is_set_aside_with_a_warning_and_the_defaults_hold() {
     ] {
         std::fs::write(&file, garbage).unwrap();
         let server = keeping_server(dir.dir(), &[]);
-        assert_eq!(values(server.addr), at_defaults());
+        assert_eq!(values(server.addr), pattern_defaults());
         server.wait_log(
             &format!("the saved camera settings {} are not used", file.display()),
             Duration::from_secs(30),
@@ -733,7 +706,7 @@ fn another_cameras_settings_are_not_applied() {
     )
     .unwrap();
     let server = keeping_server(dir.dir(), &[]);
-    assert_eq!(values(server.addr), at_defaults());
+    assert_eq!(values(server.addr), pattern_defaults());
     server.wait_log(
         "it holds the settings of camera \"v4l2 uvcvideo HD Pro Webcam C920\", not of \"test pattern\"",
         Duration::from_secs(30),

@@ -460,22 +460,6 @@ fn a_file_that_vanishes_shows_no_signal_and_plays_again_when_back() {
 
 // ------------------------------------------------------------------ --isolate
 
-/// Waits for the server's source process to be running and returns its pid.
-fn source_process(server: &Server) -> u32 {
-    let deadline = Instant::now() + patience();
-    loop {
-        if let [pid] = children_of(server.child.id())[..] {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no source process; log:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A client that reads a stream and reports each frame: no-signal or not.
 fn watch_pattern(server: &Server) -> mpsc::Receiver<(Instant, Seen)> {
     let mut reader = MjpegClient::open(server.addr, "/stream.mjpg").reader;
@@ -513,17 +497,6 @@ fn can_start_source_processes() -> bool {
     server_can_start_itself("a source process")
 }
 
-const ISOLATED_PATTERN: &[&str] = &[
-    "--source",
-    "test",
-    "--size",
-    "160x120",
-    "--fps",
-    "15",
-    "--isolate",
-    "on",
-];
-
 /// Sends `signal` to the source process of a server streaming the test pattern, and
 /// checks that viewers see no signal, that /status gives a reason with each of
 /// `expect` (`{pid}` stands for the process's pid), and that frames come back from a
@@ -535,7 +508,7 @@ fn source_process_fault(signal: nix::sys::signal::Signal, expect: &[&str]) {
     let server = Server::start(ISOLATED_PATTERN);
     let frames = watch_pattern(&server);
     wait_seen(&frames, Seen::Good, "before the fault");
-    let first = source_process(&server);
+    let first = source_process(&server, patience());
     let fault_at = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first as i32), signal).unwrap();
     let no_signal_at = wait_seen(&frames, Seen::NoSignal, "after the fault");
@@ -556,7 +529,11 @@ fn source_process_fault(signal: nix::sys::signal::Signal, expect: &[&str]) {
         s["source"].as_str().unwrap().contains("process of its own"),
         "{s}"
     );
-    assert_ne!(source_process(&server), first, "a new source process runs");
+    assert_ne!(
+        source_process(&server, patience()),
+        first,
+        "a new source process runs"
+    );
     println!(
         "source process sent {signal}: no-signal after {}, first good frame after {} (status said: {why})",
         secs(no_signal_at - fault_at),
@@ -593,7 +570,7 @@ fn the_source_process_runs_only_while_somebody_watches() {
     );
     let frames = watch_pattern(&server);
     wait_seen(&frames, Seen::Good, "while watched");
-    let pid = source_process(&server);
+    let pid = source_process(&server, patience());
     assert_eq!(server.status()["capturing"], true);
     drop(frames); // the client goes away with its next frame
     let left_at = Instant::now();
@@ -617,7 +594,7 @@ fn the_source_process_runs_only_while_somebody_watches() {
     let r = get(server.addr, "/snapshot.jpg");
     assert_eq!(r.status, 200);
     assert!(!is_no_signal(&r.body));
-    let pid = source_process(&server);
+    let pid = source_process(&server, patience());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -650,7 +627,7 @@ fn the_source_process_starts_after_the_binary_was_removed() {
     std::fs::remove_file(&bin).unwrap();
     let frames = watch_pattern(&server);
     wait_seen(&frames, Seen::Good, "from a removed binary");
-    source_process(&server);
+    source_process(&server, patience());
 }
 
 // ------------------------------------------------------------------ signals, and the

@@ -7,6 +7,8 @@
 //! Then it restarts the server, with the driver put back to its defaults meanwhile, and
 //! checks that the saved settings come back when the camera opens, and that
 //! `POST /controls/reset` puts the defaults back.
+//! A second case reads and changes them with the capture in a source process of its own
+//! (`--isolate on`), whose controls reach the server's list through it.
 //!
 //! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
 //! --test vm_controls`.
@@ -15,14 +17,14 @@ mod common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::vm::*;
 use common::*;
 use serde_json::Value;
 
-/// The guest's side: serve vivid, and when the host drops `getctrl` into the share,
+/// The guest's side: serve vivid (with `ISOLATE` among the options), and when the host drops `getctrl` into the share,
 /// write what `v4l2-ctl` reads of the controls to `ctrl.txt`, until the host is done.
 /// When the host drops `restart`, stop the server, put the driver's controls back to
 /// its defaults (vivid keeps them while nobody has it open) and start the server again
@@ -31,7 +33,7 @@ const GUEST_SCRIPT: &str = r#"#!/bin/sh
 : > /host/server.log
 start() {
     RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
-        --size 640x480 --fps 10 --state-dir /tmp/picam-state >> /host/server.log 2>&1 &
+        --size 640x480 --fps 10 --state-dir /tmp/picam-state ISOLATE >> /host/server.log 2>&1 &
     server=$!
 }
 start
@@ -55,23 +57,27 @@ kill -TERM "$server" && wait "$server"
 echo "server exit $?" >> /host/server.log
 "#;
 
-/// `POST path` with a JSON body; the status and the body of the answer.
-fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
-    let mut s = connect(addr);
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut r = BufReader::new(s);
-    let (status, _) = read_head(&mut r);
-    let mut answer = Vec::new();
-    r.read_to_end(&mut answer).unwrap();
-    let json = serde_json::from_slice(&answer)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&answer)));
-    (status, json)
+/// Boots the VM serving vivid with `isolate` among the options, and waits until the
+/// server answers (idle, since nobody watches yet).
+fn serve_vivid(name: &str, isolate: &str) -> Option<(Vm, PathBuf, SocketAddr)> {
+    let script = GUEST_SCRIPT.replace("ISOLATE", isolate);
+    let (vm, share, addr) = boot(name, "vivid n_devs=1", &script)?;
+    wait_status(
+        addr,
+        Duration::from_secs(180),
+        "the server in the VM",
+        |s| s["capturing"] == false,
+    );
+    Some((vm, share, addr))
+}
+
+/// Shuts the VM down, checks that the server exited cleanly, and returns its log.
+fn stop(vm: Vm, share: &Path) -> String {
+    drop(vm);
+    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
+    assert!(log.contains("server exit 0"), "{log}");
+    let _ = std::fs::remove_dir_all(share);
+    log
 }
 
 fn controls(addr: SocketAddr) -> Value {
@@ -122,15 +128,24 @@ fn until_luma(client: &mut MjpegClient, what: &str, pred: impl Fn(u64) -> bool) 
     }
 }
 
+/// Sets vivid's brightness to 250 over HTTP, checks that the driver has it, and waits
+/// for brighter pictures: the mean brightness before and after.
+fn brighten(addr: SocketAddr, share: &Path, client: &mut MjpegClient) -> (u64, u64) {
+    let before = luma(client);
+    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(control(&after, "brightness")["value"], 250);
+    assert!(driver_says(share).contains("brightness: 250"));
+    let bright = until_luma(client, "brighter pictures", |l| l > before + 30);
+    (before, bright)
+}
+
 #[test]
 fn vivid_controls_over_http_in_a_vm() {
-    let Some((vm, share, addr)) = boot("controls", "vivid n_devs=1", GUEST_SCRIPT) else {
+    let Some((vm, share, addr)) = serve_vivid("controls", "--isolate off") else {
         return;
     };
     let minute = Duration::from_secs(60);
-    wait_status(addr, 3 * minute, "the server in the VM", |s| {
-        s["capturing"] == false
-    });
     // Nobody watches: the camera is closed, and so are its controls.
     let idle = controls(addr);
     assert_eq!(idle["changes_allowed"], true, "{idle}");
@@ -177,12 +192,7 @@ fn vivid_controls_over_http_in_a_vm() {
     assert_eq!(control(&all, "disconnect")["type"], "button");
 
     // Brighter: the driver has the value, and the pictures show it.
-    let before = luma(&mut client);
-    let (status, after) = post_json(addr, "/controls", r#"{"brightness":250}"#);
-    assert_eq!(status, 200, "{after}");
-    assert_eq!(control(&after, "brightness")["value"], 250);
-    assert!(driver_says(&share).contains("brightness: 250"));
-    let bright = until_luma(&mut client, "brighter pictures", |l| l > before + 30);
+    let (before, bright) = brighten(addr, &share, &mut client);
     eprintln!("mean brightness {before} at brightness 128, {bright} at 250");
 
     // A wrong change refuses the request, and changes nothing of it.
@@ -304,8 +314,65 @@ fn vivid_controls_over_http_in_a_vm() {
     until_luma(&mut client, "the colour bars after the reset", |l| l > 60);
     drop(client);
 
-    drop(vm);
-    let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();
-    assert!(log.contains("server exit 0"), "{log}");
-    let _ = std::fs::remove_dir_all(&share);
+    stop(vm, &share);
+}
+
+#[test]
+fn vivid_controls_through_a_source_process_in_a_vm() {
+    let Some((vm, share, addr)) = serve_vivid("isolated-controls", "--isolate on") else {
+        return;
+    };
+    let minute = Duration::from_secs(60);
+    assert_eq!(controls(addr)["controls"], serde_json::json!([]));
+
+    // A viewer starts the source process; its controls arrive a moment after.
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    assert_eq!(decode(&client.next_jpeg()).0, 640);
+    let deadline = Instant::now() + minute;
+    let all = loop {
+        let all = controls(addr);
+        if !all["controls"].as_array().unwrap().is_empty() {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "no controls listed: {all}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(control(&all, "brightness")["max"], 255);
+    assert_eq!(control(&all, "test_pattern")["value"], "75% Colorbar");
+    assert_eq!(control(&all, "disconnect")["type"], "button");
+
+    brighten(addr, &share, &mut client);
+
+    let (status, refused) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":300}"#,
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        control(&controls(addr), "test_pattern")["value"],
+        "75% Colorbar"
+    );
+    let (status, after) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":128}"#,
+    );
+    assert_eq!(status, 200, "{after}");
+    assert!(driver_says(&share).contains("test_pattern: 5"));
+    until_luma(&mut client, "black pictures", |l| l < 30);
+
+    // The viewer leaves: the source process stops, and its controls go with it.
+    drop(client);
+    wait_status(addr, minute, "idle after the viewer left", |s| {
+        s["capturing"] == false
+    });
+    let deadline = Instant::now() + minute;
+    while controls(addr)["controls"] != serde_json::json!([]) {
+        assert!(Instant::now() < deadline, "the controls stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let log = stop(vm, &share);
+    assert!(log.contains("camera controls"), "{log}");
 }

@@ -1,7 +1,8 @@
 //! Writes the seed corpora in `corpus/<target>/`: pictures made by the server's own
 //! encoder, MJPEG streams and runs of pictures built from them, request lines and
-//! heads, option lists, `Authorization` header values, auth files, mDNS packets and
-//! source-process messages made by the server's own writers.
+//! heads, option lists, `Authorization` header values, auth files, mDNS packets,
+//! source-process messages and camera-control descriptions, requests and answers made
+//! by the server's own writers.
 //!
 //! Run from the `fuzz` directory with `cargo run --example make-seeds`. The output is
 //! deterministic, so running it again changes nothing unless the encoder changed.
@@ -11,14 +12,16 @@ use std::path::Path;
 
 use std::net::Ipv4Addr;
 
+use picam_stream::controls::{CameraControls, ControlInfo, ControlKind};
 use picam_stream::encoder::{RawLayout, SoftwareEncoder};
 use picam_stream::mdns::answer::{announcement, Addresses, Identity};
 use picam_stream::mdns::wire::{
     query, Question, RData, Record, Writer, CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR,
     TYPE_SRV, TYPE_TXT,
 };
+use picam_stream::source::isolate::control_wire::{Answer, Description, Outcome, Request};
 use picam_stream::source::isolate::Message;
-use picam_stream::source::pattern;
+use picam_stream::source::pattern::{self, PatternControls};
 
 /// A test-pattern picture of `width` x `height`, encoded at `quality`.
 fn picture(width: u16, height: u16, quality: u8) -> Vec<u8> {
@@ -469,4 +472,100 @@ fn main() {
     let mut cut = pipe(0, &[Message::Alive, Message::Frame(&wide)]);
     cut.truncate(cut.len() - 10);
     write("isolate_pipe", "cut-short", &cut);
+
+    // isolate_controls: a byte choosing the reader (0 description, 1 request, 2 answer),
+    // then what the server or its source process sends.
+    let pattern = Description {
+        number: 7,
+        identity: PatternControls::new().identity(),
+        controls: Some(
+            PatternControls::new()
+                .list()
+                .expect("the pattern lists its controls"),
+        ),
+    };
+    let control = |name: &str, kind: ControlKind, value: i64, flags: (bool, bool)| ControlInfo {
+        name: name.into(),
+        label: name.replace('_', " "),
+        kind,
+        default: 0,
+        value,
+        read_only: flags.0,
+        inactive: flags.1,
+    };
+    let webcam = Description {
+        number: u64::MAX - 1,
+        identity: "uvcvideo: HD Pro Webcam C920".into(),
+        controls: Some(vec![
+            control(
+                "white_balance_automatic",
+                ControlKind::Boolean,
+                1,
+                (false, false),
+            ),
+            control(
+                "exposure_time_absolute",
+                ControlKind::Integer {
+                    min: 1,
+                    max: 5000,
+                    step: 1,
+                },
+                156,
+                (false, true),
+            ),
+            control(
+                "auto_exposure",
+                ControlKind::Menu {
+                    choices: vec![
+                        (1, "Manual Mode".into()),
+                        (3, "Aperture Priority Mode".into()),
+                    ],
+                },
+                3,
+                (false, false),
+            ),
+            control("focus_trigger", ControlKind::Button, 0, (true, false)),
+        ]),
+    };
+    let seed = |which: u8, bytes: Vec<u8>| [vec![which], bytes].concat();
+    write("isolate_controls", "pattern", &seed(0, pattern.to_bytes()));
+    write("isolate_controls", "webcam", &seed(0, webcam.to_bytes()));
+    let none = Description {
+        number: 1,
+        identity: String::new(),
+        controls: None,
+    };
+    write("isolate_controls", "none", &seed(0, none.to_bytes()));
+    let request = Request {
+        id: 3,
+        changes: vec![("brightness".into(), 40), ("pattern".into(), 1)],
+    };
+    write("isolate_controls", "request", &seed(1, request.to_bytes()));
+    let applied = Answer {
+        id: 3,
+        outcome: Outcome::Applied(pattern.clone()),
+    };
+    write("isolate_controls", "applied", &seed(2, applied.to_bytes()));
+    let refused = Answer {
+        id: 4,
+        outcome: Outcome::Refused("control 'contrast': 500 is out of range (0 to 200)".into()),
+    };
+    write("isolate_controls", "refused", &seed(2, refused.to_bytes()));
+    let failed = Answer {
+        id: 5,
+        outcome: Outcome::Failed("VIDIOC_S_EXT_CTRLS: Input/output error".into()),
+    };
+    write("isolate_controls", "failed", &seed(2, failed.to_bytes()));
+    write(
+        "isolate_pipe",
+        "controls",
+        &pipe(
+            3,
+            &[
+                Message::Controls(pattern),
+                Message::Frame(&small),
+                Message::Controls(none),
+            ],
+        ),
+    );
 }

@@ -1,5 +1,6 @@
 //! The parent's reader of the `--isolate` pipe: the messages a source process sends
-//! (frames, its problem, its encoder, its dropped-frame count, heartbeats).
+//! (frames, its problem, its encoder, its dropped-frame count, its camera's controls,
+//! heartbeats).
 //!
 //! Input: one byte seeding how the bytes are cut into reads, then the bytes. Checked:
 //!

@@ -125,6 +125,8 @@ fn refusal_status(e: &ControlError) -> u16 {
         ControlError::Refused(_) => 400,
         ControlError::Forbidden => 403,
         ControlError::Camera(_) => 500,
+        ControlError::Gone(_) => 503,
+        ControlError::TimedOut(_) => 504,
     }
 }
 

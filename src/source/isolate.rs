@@ -6,8 +6,9 @@
 //! environment plus [`WORKER_VAR`] naming the source to run. In the child the source
 //! runs as it always does, except that its [`FrameSink`] writes every good frame to
 //! standard output instead of a frame slot. Beside the frames go the source's problem,
-//! its encoder and its dropped-frame count whenever they change, and a heartbeat every
-//! second. Standard input closing is the child's signal to stop.
+//! its encoder and its dropped-frame count whenever they change, its camera's controls
+//! whenever they come, go or change, and a heartbeat every second. Standard input
+//! closing is the child's signal to stop.
 //!
 //! Each message is a tag byte, a little-endian `u32` length and that many bytes:
 //!
@@ -18,7 +19,23 @@
 //! | `C` | the encoder's description, UTF-8 |
 //! | `D` | frames dropped so far, `u64` little-endian |
 //! | `W` | encoding threads, then pictures dropped so far because all were busy: two `u64` little-endian |
+//! | `K` | the camera's controls, numbered, or none ([`control_wire`]'s description) |
 //! | `H` | nothing: the child is alive |
+//!
+//! Camera controls go both ways. The source in the child attaches them to a
+//! [`ControlBoard`] of the child's own; the child describes that board with `K`
+//! messages ([`control_server`]). While a description lists controls, the parent
+//! keeps a [`ChildControls`] on the server's board, which lists the newest
+//! description and sends changes to the child over a socket of their own, passed as
+//! descriptor 3 ([`control_server::SOCKET_FD`]), in the same framing:
+//!
+//! | tag | way | payload |
+//! |-----|-----|---------|
+//! | `S` | to the child | a request: an id and the changes ([`control_wire`]) |
+//! | `A` | to the parent | the answer to that id: applied with the controls as they are now, or refused or failed with the reason |
+//!
+//! The parent waits [`ANSWER_WITHIN`] for an answer; a child that ends, or says none,
+//! takes its controls off the server's board.
 //!
 //! The parent runs the child only while somebody wants frames (plus a linger, so the
 //! camera is released when nobody watches), checks every frame as it checks a
@@ -26,8 +43,9 @@
 //! read, and a child that says nothing at all for [`SILENCE`].
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,9 +57,19 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+mod control_proxy;
+mod control_server;
+pub mod control_wire;
+mod messages;
+
+pub use control_proxy::{ChildControls, ANSWER_WITHIN};
+pub use messages::{decode, Message, MessageReader};
+use messages::{workers_payload, Outlet, ALIVE, DROPPED, ENCODER, FRAME, PROBLEM, WORKERS};
+
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
 use super::{FrameSink, SourceSpec, LINGER};
+use crate::controls::{Attached, ControlBoard};
 use crate::picture::Settings;
 use crate::slot::FrameSlot;
 use crate::stats::SourceStats;
@@ -92,16 +120,6 @@ impl Isolation {
     }
 }
 
-const FRAME: u8 = b'F';
-const PROBLEM: u8 = b'E';
-const ENCODER: u8 = b'C';
-const DROPPED: u8 = b'D';
-const WORKERS: u8 = b'W';
-const ALIVE: u8 = b'H';
-
-/// Largest message the parent accepts: more than any JPEG of a 4096x4096 picture.
-const MAX_MESSAGE: usize = 64 << 20;
-
 /// A child that sends nothing at all (not even its heartbeat) for this long is hung.
 pub const SILENCE: Duration = Duration::from_secs(10);
 
@@ -115,140 +133,7 @@ const STOP_GRACE: Duration = Duration::from_millis(400);
 /// Longest wait for the child's output before demand and stopping are checked again.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
-// ------------------------------------------------------------------ messages
-
-/// One message from the child, decoded from its tag and payload by [`decode`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// A JPEG frame (not checked yet).
-    Frame(&'a [u8]),
-    /// The source's current problem; empty when it has none.
-    Problem(std::borrow::Cow<'a, str>),
-    /// The encoder's description.
-    Encoder(std::borrow::Cow<'a, str>),
-    /// Frames dropped so far.
-    Dropped(u64),
-    /// Threads encoding in software, and pictures dropped so far because all were busy.
-    Workers(u64, u64),
-    /// The heartbeat.
-    Alive,
-}
-
-impl Message<'_> {
-    /// Writes the message as the child sends it.
-    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        match self {
-            Message::Frame(jpeg) => write_message(out, FRAME, jpeg),
-            Message::Problem(text) => write_message(out, PROBLEM, text.as_bytes()),
-            Message::Encoder(text) => write_message(out, ENCODER, text.as_bytes()),
-            Message::Dropped(n) => write_message(out, DROPPED, &n.to_le_bytes()),
-            Message::Workers(n, busy) => write_message(out, WORKERS, &workers_payload(*n, *busy)),
-            Message::Alive => write_message(out, ALIVE, &[]),
-        }
-    }
-}
-
-/// The payload of a [`Message::Workers`].
-fn workers_payload(n: u64, busy: u64) -> [u8; 16] {
-    let mut payload = [0u8; 16];
-    payload[..8].copy_from_slice(&n.to_le_bytes());
-    payload[8..].copy_from_slice(&busy.to_le_bytes());
-    payload
-}
-
-/// Decodes a message that [`MessageReader::next_message`] cut out: text is read as
-/// UTF-8 (bad sequences replaced), a count must be exactly eight bytes and a heartbeat
-/// empty.
-pub fn decode(tag: u8, payload: &[u8]) -> Result<Message<'_>, String> {
-    Ok(match tag {
-        FRAME => Message::Frame(payload),
-        PROBLEM => Message::Problem(String::from_utf8_lossy(payload)),
-        ENCODER => Message::Encoder(String::from_utf8_lossy(payload)),
-        DROPPED => <[u8; 8]>::try_from(payload)
-            .map(|b| Message::Dropped(u64::from_le_bytes(b)))
-            .map_err(|_| "a dropped-frame count of the wrong size".to_string())?,
-        WORKERS if payload.len() == 16 => {
-            let word = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().unwrap());
-            Message::Workers(word(0), word(8))
-        }
-        WORKERS => return Err("encoding thread counts of the wrong size".to_string()),
-        ALIVE if payload.is_empty() => Message::Alive,
-        ALIVE => return Err(format!("a heartbeat carrying {} bytes", payload.len())),
-        _ => return Err(format!("unknown message type 0x{tag:02x}")),
-    })
-}
-
-/// Writes one message.
-fn write_message(out: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "message too long"))?;
-    let mut head = [0u8; 5];
-    head[0] = tag;
-    head[1..].copy_from_slice(&len.to_le_bytes());
-    out.write_all(&head)?;
-    out.write_all(payload)
-}
-
-/// Cuts the bytes received from the child so far into messages. The parent feeds it
-/// whatever each read returns; bytes that cannot be a message are an error.
-#[derive(Default)]
-pub struct MessageReader {
-    buf: Vec<u8>,
-    /// Bytes at the front of `buf` already handed out.
-    used: usize,
-}
-
-impl MessageReader {
-    /// Adds bytes read from the child.
-    pub fn extend(&mut self, bytes: &[u8]) {
-        if self.used > 0 {
-            self.buf.drain(..self.used);
-            self.used = 0;
-        }
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The next whole message as its tag and payload, if one has arrived; an error for
-    /// bytes that cannot be one (an unknown tag, a length over the limit).
-    pub fn next_message(&mut self) -> Result<Option<(u8, &[u8])>, String> {
-        let rest = &self.buf[self.used..];
-        if rest.len() < 5 {
-            return Ok(None);
-        }
-        let tag = rest[0];
-        if ![FRAME, PROBLEM, ENCODER, DROPPED, WORKERS, ALIVE].contains(&tag) {
-            return Err(format!("unknown message type 0x{tag:02x}"));
-        }
-        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        if len > MAX_MESSAGE {
-            return Err(format!("a message of {len} bytes is too long"));
-        }
-        if rest.len() < 5 + len {
-            return Ok(None);
-        }
-        let start = self.used + 5;
-        self.used = start + len;
-        Ok(Some((tag, &self.buf[start..start + len])))
-    }
-
-    /// True when bytes of an unfinished message are waiting.
-    pub fn partial(&self) -> bool {
-        self.used < self.buf.len()
-    }
-}
-
 // ------------------------------------------------------------------ the child
-
-/// The child's standard output, shared by the source thread (frames) and the thread
-/// that reports state; a message is written whole under the lock.
-struct Outlet(Mutex<File>);
-
-impl Outlet {
-    fn send(&self, tag: u8, payload: &[u8]) -> io::Result<()> {
-        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        write_message(&mut *out, tag, payload)
-    }
-}
 
 /// Takes the standard output for messages and points file descriptor 1 at standard
 /// error, so that nothing else printed by mistake can break a message.
@@ -259,7 +144,8 @@ fn private_stdout() -> io::Result<File> {
 }
 
 /// The child's side: runs `spec` and sends what it makes to standard output until
-/// standard input closes. Returns the process's exit code.
+/// standard input closes, and applies the changes to its camera's controls the
+/// parent sends on the control socket. Returns the process's exit code.
 pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
     let outlet = match private_stdout() {
         Ok(out) => Arc::new(Outlet(Mutex::new(out))),
@@ -286,6 +172,19 @@ pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
             return 1;
         }
     }
+    // The source's controls go on a board of this process's own, which the parent
+    // hears of; the parent has checked already whether changes are allowed.
+    let board = ControlBoard::new(true);
+    let reporter = Arc::new(control_server::Reporter::new(board.clone()));
+    if let Some(socket) = control_server::take_socket() {
+        let reporter = reporter.clone();
+        let server = std::thread::Builder::new()
+            .name("controls".into())
+            .spawn(move || control_server::serve_requests(socket, reporter));
+        if let Err(e) = server {
+            log::warn!("cannot serve camera control changes: {e}");
+        }
+    }
     let tap = {
         let outlet = outlet.clone();
         let stop = stop.clone();
@@ -295,18 +194,22 @@ pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
             }
         })
     };
-    let running = match super::start_here(spec, settings, slot.clone(), stop.clone(), Some(tap)) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = outlet.send(PROBLEM, e.0.as_bytes());
-            log::error!("source process: {e}");
-            return 1;
-        }
-    };
+    let running =
+        match super::start_here(spec, settings, slot.clone(), stop.clone(), Some(tap), board) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = outlet.send(PROBLEM, e.0.as_bytes());
+                log::error!("source process: {e}");
+                return 1;
+            }
+        };
     let mut reported = Reported::default();
+    let mut controls_reported = control_server::Reported::default();
     let mut alive_at = Instant::now();
     while !stop.load(Ordering::SeqCst) && !running.thread.is_finished() {
-        let mut sent = reported.send_changes(&running.stats, &outlet);
+        let mut sent = reported
+            .send_changes(&running.stats, &outlet)
+            .and_then(|()| reporter.send_changes(&mut controls_reported, &outlet));
         if sent.is_ok() && alive_at.elapsed() >= ALIVE_EVERY {
             alive_at = Instant::now();
             sent = outlet.send(ALIVE, &[]);
@@ -376,8 +279,14 @@ enum End {
 }
 
 /// The parent's side: keeps a child running `spec` while somebody wants frames, and
-/// publishes what it sends. Runs until the server stops.
-pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
+/// publishes what it sends; its camera's controls are on `board` while it describes
+/// some. Runs until the server stops.
+pub fn supervise(
+    spec: SourceSpec,
+    settings: Settings,
+    mut sink: FrameSink,
+    board: Arc<ControlBoard>,
+) {
     let mut nosignal = NoSignal::new(settings.quality, settings.output_size());
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let mut runs = 0u64;
@@ -391,7 +300,7 @@ pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
             sink.stats().count_restart();
         }
         runs += 1;
-        let mut child = match spawn(&spec) {
+        let (mut child, socket) = match spawn(&spec) {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("cannot start the source process: {e}");
@@ -406,8 +315,14 @@ pub fn supervise(spec: SourceSpec, settings: Settings, mut sink: FrameSink) {
             dropped: 0,
             workers_busy: 0,
             first_good: None,
+            pid,
+            board: board.clone(),
+            controls: Arc::new(ChildControls::new(socket)),
+            attached: None,
         };
         let end = run.pump(&mut child, &mut sink, &mut nosignal);
+        // Its controls go with it.
+        run.attached = None;
         sink.stats().set_capturing(false);
         let status = stop_child(&mut child);
         let why = match end {
@@ -442,7 +357,11 @@ fn fail(
     nosignal.wait(sink, &why, pause);
 }
 
-fn spawn(spec: &SourceSpec) -> io::Result<Child> {
+/// Starts the child, with the other end of the control socket returned on
+/// [`control_server::SOCKET_FD`].
+fn spawn(spec: &SourceSpec) -> io::Result<(Child, UnixStream)> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let theirs_fd = theirs.as_raw_fd();
     // The running program itself, even when its file was replaced or removed since it
     // started (an upgrade): the child's /proc/self/exe is, until exec, the parent's.
     let mut command = Command::new("/proc/self/exe");
@@ -453,19 +372,37 @@ fn spawn(spec: &SourceSpec) -> io::Result<Child> {
     command
         .args(args)
         .env(WORKER_VAR, spec.to_string())
+        .env(
+            control_server::SOCKET_VAR,
+            control_server::SOCKET_FD.to_string(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // SAFETY: the closure runs in the child between fork and exec and makes one
-    // async-signal-safe system call (prctl); it allocates nothing and takes no lock.
+    // SAFETY: the closure runs in the child between fork and exec and makes only
+    // async-signal-safe system calls (prctl, dup2, fcntl); it allocates nothing and
+    // takes no lock.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             // A child whose parent died without closing its input (SIGKILL) must not
             // keep the camera.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The control socket where the child looks for it, kept across exec
+            // (dup2 clears close-on-exec; a socket already there needs it cleared).
+            if theirs_fd == control_server::SOCKET_FD {
+                nix::fcntl::fcntl(
+                    theirs_fd,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )?;
+            } else {
+                nix::unistd::dup2(theirs_fd, control_server::SOCKET_FD)?;
+            }
+            Ok(())
         });
     }
-    command.spawn()
+    let child = command.spawn()?;
+    drop(theirs);
+    Ok((child, ours))
 }
 
 /// Tells the child to stop (its input closes), waits [`STOP_GRACE`], kills it if it
@@ -509,6 +446,12 @@ struct Run {
     workers_busy: u64,
     /// When the first good frame of this run arrived.
     first_good: Option<Instant>,
+    pid: u32,
+    /// The server's board, where the child's controls go while it has some.
+    board: Arc<ControlBoard>,
+    controls: Arc<ChildControls>,
+    /// Keeps `controls` on the board.
+    attached: Option<Attached>,
 }
 
 impl Run {
@@ -608,6 +551,7 @@ impl Run {
                     stats.count_workers_busy_by(busy.saturating_sub(self.workers_busy));
                     self.workers_busy = busy;
                 }
+                Message::Controls(description) => self.controls_described(description),
                 Message::Alive => {} // hearing it was the point
             }
         }
@@ -615,103 +559,29 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Takes the child's newest description of its controls, and puts them on the
+    /// board or takes them off as it lists some or none.
+    fn controls_described(&mut self, description: control_wire::Description) {
+        self.controls.learn(description);
+        match (self.controls.count(), &self.attached) {
+            (Some(n), None) => {
+                log::info!("source process {}: {n} camera controls", self.pid);
+                let controls: Arc<dyn crate::controls::CameraControls> = self.controls.clone();
+                self.attached = Some(self.board.attach(controls));
+            }
+            (None, Some(_)) => {
+                log::info!("source process {}: no camera controls now", self.pid);
+                self.attached = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(reader: &mut MessageReader) -> Vec<(u8, Vec<u8>)> {
-        let mut got = Vec::new();
-        while let Some((tag, payload)) = reader.next_message().unwrap() {
-            got.push((tag, payload.to_vec()));
-        }
-        got
-    }
-
-    #[test]
-    fn messages_arrive_whole_however_the_bytes_are_cut() {
-        let mut wire = Vec::new();
-        let sent: Vec<(u8, Vec<u8>)> = vec![
-            (FRAME, (0..=255u8).cycle().take(70_000).collect()),
-            (PROBLEM, b"camera gone".to_vec()),
-            (ALIVE, Vec::new()),
-            (DROPPED, 7u64.to_le_bytes().to_vec()),
-            (ENCODER, b"software".to_vec()),
-        ];
-        for (tag, payload) in &sent {
-            write_message(&mut wire, *tag, payload).unwrap();
-        }
-        for cut in [1, 3, 5, 4096, wire.len()] {
-            let mut reader = MessageReader::default();
-            let mut got = Vec::new();
-            for piece in wire.chunks(cut) {
-                reader.extend(piece);
-                got.extend(messages(&mut reader));
-            }
-            assert_eq!(got, sent, "pieces of {cut} bytes");
-            assert!(!reader.partial());
-        }
-    }
-
-    #[test]
-    fn a_cut_message_is_partial_and_bad_bytes_are_refused() {
-        let mut wire = Vec::new();
-        write_message(&mut wire, FRAME, b"abcdef").unwrap();
-        let mut reader = MessageReader::default();
-        reader.extend(&wire[..8]);
-        assert!(reader.next_message().unwrap().is_none());
-        assert!(reader.partial());
-
-        let mut reader = MessageReader::default();
-        reader.extend(b"hello world");
-        assert_eq!(
-            reader.next_message().unwrap_err(),
-            "unknown message type 0x68"
-        );
-
-        let mut reader = MessageReader::default();
-        reader.extend(&[FRAME, 0xff, 0xff, 0xff, 0xff]);
-        assert!(reader.next_message().unwrap_err().contains("too long"));
-    }
-
-    #[test]
-    fn messages_decode_to_what_was_written() {
-        let sent = [
-            Message::Frame(b"\xff\xd8 not checked here"),
-            Message::Problem("camera gone".into()),
-            Message::Problem("".into()),
-            Message::Encoder("software".into()),
-            Message::Dropped(u64::MAX - 3),
-            Message::Workers(4, u64::MAX - 5),
-            Message::Alive,
-        ];
-        let mut wire = Vec::new();
-        for m in &sent {
-            m.write_to(&mut wire).unwrap();
-        }
-        let mut reader = MessageReader::default();
-        reader.extend(&wire);
-        let mut got = Vec::new();
-        while let Some((tag, payload)) = reader.next_message().unwrap() {
-            // As text: each message borrows the reader, which the next one needs.
-            got.push(format!("{:?}", decode(tag, payload).unwrap()));
-        }
-        let sent: Vec<_> = sent.iter().map(|m| format!("{m:?}")).collect();
-        assert_eq!(got, sent);
-
-        assert!(decode(DROPPED, &[1, 2, 3])
-            .unwrap_err()
-            .contains("wrong size"));
-        assert_eq!(decode(b'x', b"").unwrap_err(), "unknown message type 0x78");
-        // Found by fuzzing: a heartbeat with a payload was taken for a heartbeat.
-        assert_eq!(
-            decode(ALIVE, b"xyz").unwrap_err(),
-            "a heartbeat carrying 3 bytes"
-        );
-        assert_eq!(
-            decode(PROBLEM, b"bad \xff byte").unwrap(),
-            Message::Problem("bad \u{fffd} byte".into())
-        );
-    }
 
     #[test]
     fn isolation_covers_the_sources_that_capture() {

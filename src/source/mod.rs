@@ -496,7 +496,8 @@ type Body = Box<dyn FnOnce(FrameSink) + Send>;
 
 /// Resolves `auto`, opens the source and starts its thread; with `isolation`, the
 /// thread runs the source in a process of its own (see [`isolate`]). A camera with
-/// controls puts them on `controls` while it is open (not from a process of its own).
+/// controls puts them on `controls` while it is open (from a process of its own, the
+/// thread that runs it does).
 pub fn start(
     spec: &SourceSpec,
     settings: Settings,
@@ -523,30 +524,28 @@ pub fn start(
     }
     // The checks happen here in either case, so that a mistake stops the program at
     // start with its message.
-    let (description, body) = plan(&spec, settings, true, Some(controls))?;
+    let (description, body) = plan(&spec, settings, true, controls.clone())?;
     let runs_at_start = never_idles(&spec);
     if isolation.applies_to(&spec) {
-        log::info!(
-            "camera controls are not available while the source runs in a process of its \
-             own (--isolate on)"
-        );
         let description = format!("{description} (in a process of its own)");
-        let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink));
+        let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink, controls));
         return launch(description, body, runs_at_start, settings, slot, stop, None);
     }
     launch(description, body, runs_at_start, settings, slot, stop, None)
 }
 
-/// Starts `spec` (already resolved) in this process with frames going to `tap`, without
-/// the start-up checks: for a source's own process, whose parent made them.
+/// Starts `spec` (already resolved) in this process with frames going to `tap` and its
+/// camera's controls to `controls`, without the start-up checks: for a source's own
+/// process, whose parent made them.
 pub(crate) fn start_here(
     spec: &SourceSpec,
     settings: Settings,
     slot: Arc<FrameSlot>,
     stop: Arc<AtomicBool>,
     tap: Option<FrameTap>,
+    controls: Arc<ControlBoard>,
 ) -> Result<RunningSource, SourceError> {
-    let (description, body) = plan(spec, settings, false, None)?;
+    let (description, body) = plan(spec, settings, false, controls)?;
     launch(
         description,
         body,
@@ -560,12 +559,12 @@ pub(crate) fn start_here(
 
 /// The description and thread body of `spec` (already resolved); `check` makes the
 /// sources that can check their device at start do so; a camera with controls puts
-/// them on `controls`, if given, while it is open.
+/// them on `controls` while it is open.
 fn plan(
     spec: &SourceSpec,
     settings: Settings,
     check: bool,
-    controls: Option<Arc<ControlBoard>>,
+    controls: Arc<ControlBoard>,
 ) -> Result<(String, Body), SourceError> {
     // Sources that encode get their encoder now, so that `--encoder hardware` without
     // a hardware encoder stops the program at start. It turns what the camera does not:
@@ -596,9 +595,6 @@ fn plan(
     let planned: (String, Body) = match spec {
         SourceSpec::Test => {
             let encoder = encoder(false)?;
-            // In a source's own process nobody reads the board: the pattern's controls
-            // go on one of its own.
-            let controls = controls.unwrap_or_else(|| ControlBoard::new(false));
             (
                 format!(
                     "test pattern {}x{} at {} fps",

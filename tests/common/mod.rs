@@ -254,6 +254,35 @@ impl Drop for Server {
 /// memory) and waits until it says where it listens; kills it and panics with its log if
 /// it exits or takes 30 s. The caller stops the child.
 #[allow(clippy::zombie_processes)]
+/// The options of a server drawing a small test pattern in a source process of its own.
+pub const ISOLATED_PATTERN: &[&str] = &[
+    "--source",
+    "test",
+    "--size",
+    "160x120",
+    "--fps",
+    "15",
+    "--isolate",
+    "on",
+];
+
+/// Waits at most `patience` for the one source process of `server` (`--isolate`) and
+/// returns its pid.
+pub fn source_process(server: &Server, patience: Duration) -> u32 {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let [pid] = children_of(server.child.id())[..] {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no source process; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn spawn_logging_to_file(mut cmd: Command, log_path: &std::path::Path) -> (Child, SocketAddr) {
     let log = std::fs::File::create(log_path).expect("create the server's log");
     let mut child = cmd
@@ -495,6 +524,58 @@ impl MjpegClient {
     pub fn next_jpeg(&mut self) -> Vec<u8> {
         self.next_part().1
     }
+}
+
+/// The mean luma (0 to 255) of a JPEG.
+pub fn mean_luma(jpeg: &[u8]) -> f64 {
+    let (_, _, rgb) = decode(jpeg);
+    let sum: f64 = rgb
+        .chunks_exact(3)
+        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
+        .sum();
+    sum / (rgb.len() / 3) as f64
+}
+
+/// `POST path` with a JSON body: the status and the JSON body of the answer, however
+/// long the server takes to give it, up to a minute (an answer that takes longer is a
+/// hang).
+pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(60) * slow_factor()))
+        .unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (status, _) = read_head(&mut r);
+    let mut answer = Vec::new();
+    r.read_to_end(&mut answer).unwrap();
+    let json = serde_json::from_slice(&answer)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&answer)));
+    (status, json)
+}
+
+/// Each control's value, by name, in a `GET /controls` document.
+pub fn values_of(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["value"].clone()))
+        .collect()
+}
+
+/// The test pattern's controls at their defaults, as [`values_of`] gives them.
+pub fn pattern_defaults() -> Vec<(String, serde_json::Value)> {
+    vec![
+        ("brightness".into(), 0.into()),
+        ("contrast".into(), 100.into()),
+        ("pattern".into(), "Colour bars".into()),
+    ]
 }
 
 /// Decodes a JPEG fully and returns (width, height, pixels).

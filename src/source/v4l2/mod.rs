@@ -428,13 +428,13 @@ fn attach_controls(path: &Path, board: &Arc<ControlBoard>) -> Option<Attached> {
 }
 
 /// Runs the source on `path` until the server stops; while the camera is open, its
-/// controls are on `controls`, if given.
+/// controls are on `controls`.
 pub fn run(
     path: PathBuf,
     settings: Settings,
     mut encoder: JpegEncoder,
     mut sink: FrameSink,
-    controls: Option<Arc<ControlBoard>>,
+    controls: Arc<ControlBoard>,
 ) {
     let mut reopen = Reopen::new(settings.quality, settings.output_size());
     supervise(&mut sink, &mut reopen, |sink, reopen| {
@@ -447,7 +447,7 @@ pub fn run(
             sink.stats().count_restart();
         }
         // Off the board again when this session ends: idle, stopped or unplugged.
-        let attached = controls.as_ref().and_then(|b| attach_controls(&path, b));
+        let attached = attach_controls(&path, &controls);
         sink.stats().set_error(None);
         sink.stats().set_capturing(true);
         reopen.reset();
