@@ -99,7 +99,20 @@ pub fn serve(
         },
         Ok(()) => run(out, plain.map(|s| (&state.fanout, s)), &state.slot, advance),
     };
-    let why = match &outcome.end {
+    let why = describe_end(&outcome.end);
+    if let Some(held) = STOPPED.admit() {
+        log::info!(
+            "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why}){held}",
+            started.elapsed().as_secs_f64(),
+            outcome.sent,
+            outcome.skipped
+        );
+    }
+}
+
+/// How a stream ended, in words for the log.
+pub fn describe_end(end: &EndReason) -> String {
+    match end {
         EndReason::ServerStopping => "server stopping".to_string(),
         EndReason::Client(e) => match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
@@ -108,14 +121,6 @@ pub fn serve(
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => "client left".to_string(),
             _ => format!("write failed: {e}"),
         },
-    };
-    if let Some(held) = STOPPED.admit() {
-        log::info!(
-            "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why}){held}",
-            started.elapsed().as_secs_f64(),
-            outcome.sent,
-            outcome.skipped
-        );
     }
 }
 
