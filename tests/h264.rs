@@ -145,6 +145,16 @@ impl Mp4Client {
     }
 }
 
+/// A server and its `/stream.mp4` URL, when `tool` is here to read it.
+fn serve_for(tool: &str) -> Option<(Server, String)> {
+    if !have(tool) {
+        return None;
+    }
+    let server = start();
+    let url = format!("http://{}/stream.mp4", server.addr);
+    Some((server, url))
+}
+
 fn count(server: &Server, field: &str) -> u64 {
     let s = server.status();
     s[field]
@@ -154,15 +164,13 @@ fn count(server: &Server, field: &str) -> u64 {
 
 #[test]
 fn ffprobe_reads_codec_size_and_rate() {
-    if !have("ffprobe") {
+    let Some((server, url)) = serve_for("ffprobe") else {
         return;
-    }
-    let server = start();
-    let url = format!("http://{}/stream.mp4", server.addr);
+    };
     let mut cmd = Command::new("ffprobe");
     cmd.args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
         .args([
-            "stream=codec_name,profile,width,height,r_frame_rate",
+            "stream=codec_name,profile,width,height,avg_frame_rate",
             "-of",
             "json",
         ])
@@ -215,11 +223,9 @@ fn packet_rate(url: &str) -> f64 {
 
 #[test]
 fn ffmpeg_decodes_30_frames_without_error() {
-    if !have("ffmpeg") {
+    let Some((server, url)) = serve_for("ffmpeg") else {
         return;
-    }
-    let server = start();
-    let url = format!("http://{}/stream.mp4", server.addr);
+    };
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-v", "error", "-i"]).arg(&url).args([
         "-frames:v",

@@ -429,6 +429,13 @@ mod tests {
         out
     }
 
+    fn at_30_fps() -> EncodeSettings {
+        EncodeSettings {
+            fps: 30,
+            ..EncodeSettings::default()
+        }
+    }
+
     #[test]
     fn bit_rate_and_frame_rate_follow_the_picture_size() {
         assert_eq!(default_bitrate(1280, 720), 2_000_000);
@@ -452,11 +459,7 @@ mod tests {
 
     #[test]
     fn openh264_makes_constrained_baseline_with_parameter_sets_before_every_idr() {
-        let settings = EncodeSettings {
-            bitrate: None,
-            fps: 30,
-            library: None,
-        };
+        let settings = at_30_fps();
         let mut stage = Stage::new(320, 240, &settings).unwrap();
         let start = Instant::now();
         let mut keys = Vec::new();
@@ -480,11 +483,7 @@ mod tests {
 
     #[test]
     fn a_joining_viewer_gets_a_key_frame_at_most_every_half_second() {
-        let settings = EncodeSettings {
-            bitrate: None,
-            fps: 30,
-            library: None,
-        };
+        let settings = at_30_fps();
         let mut stage = Stage::new(160, 120, &settings).unwrap();
         let slot = H264Slot::new();
         let picture = Picture::from_jpeg(&jpeg(160, 120, 0)).unwrap();

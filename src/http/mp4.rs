@@ -19,8 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reply::cors_headers;
-use super::stream::{describe_end, EndReason};
+use super::stream::{describe_end, extra_headers, log_start, stream_head, EndReason};
 use super::AppState;
 use crate::h264::fmp4::{self, SampleTiming, TIMESCALE};
 use crate::h264::slot::{AccessUnit, H264Slot, Next};
@@ -37,23 +36,11 @@ pub const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(10);
 /// for good; MP4 has no way to repeat a picture the way MJPEG does).
 pub const STALL: Duration = Duration::from_secs(30);
 
-static STARTED: RateLimit = RateLimit::new(Duration::from_secs(1));
 static STOPPED: RateLimit = RateLimit::new(Duration::from_secs(1));
 
 /// The response head of the stream.
 pub fn response_head(extra: &str, codec: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 200 OK\r\n\
-         Server: picam-stream/{}\r\n\
-         Content-Type: video/mp4; codecs=\"{codec}\"\r\n\
-         Cache-Control: no-cache, private\r\n\
-         Pragma: no-cache\r\n\
-         Age: 0\r\n\
-         {extra}\
-         Connection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    )
-    .into_bytes()
+    stream_head(&format!("video/mp4; codecs=\"{codec}\""), extra)
 }
 
 /// The answer when no picture came in time.
@@ -90,17 +77,8 @@ pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppSta
         }
         Next::Closed => return,
     };
-    if let Some(held) = STARTED.admit() {
-        log::info!(
-            "{peer} started watching {target} ({} watching){held}",
-            state.clients.current()
-        );
-    }
-    let extra: String = cors_headers(state)
-        .iter()
-        .map(|(name, value)| format!("{name}: {value}\r\n"))
-        .collect();
-    let head = response_head(&extra, &fmp4::codec_string(first.config()));
+    log_start(peer, target, state);
+    let head = response_head(&extra_headers(state), &fmp4::codec_string(first.config()));
     let mut outcome = Mp4Outcome::default();
     let end = match out.write_all(&head) {
         Err(e) => EndReason::Client(e),
