@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
     let picture = nal::picture(data);
     let kept: Vec<&[u8]> = nal::split_annex_b(data)
         .into_iter()
-        .filter(|u| !matches!(nal::unit_type(u), nal::kind::SPS | nal::kind::PPS | nal::kind::AUD))
+        .filter(|u| {
+            !matches!(
+                nal::unit_type(u),
+                nal::kind::SPS | nal::kind::PPS | nal::kind::AUD
+            )
+        })
         .collect();
     assert_eq!(nal::sample_units(&picture.sample), kept);
     let timing = SampleTiming {
