@@ -289,7 +289,7 @@ impl Stage {
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .intra_frame_period(IntraFramePeriod::from_num_frames(2 * fps))
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
-            .skip_frames(false)
+            .skip_frames(true)
             .complexity(Complexity::Low)
             .num_threads(1);
         let encoder =
