@@ -61,6 +61,10 @@ pub struct Config {
     pub controls_allowed: bool,
     /// `--state-dir`: where camera settings are kept between runs; `None`: nowhere.
     pub state_dir: Option<PathBuf>,
+    /// `--h264-bitrate` in bits per second; `None`: chosen by picture size.
+    pub h264_bitrate: Option<u32>,
+    /// `--openh264-library`: Cisco's prebuilt OpenH264 to load at run time.
+    pub openh264_library: Option<PathBuf>,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -102,6 +106,8 @@ impl Default for Config {
             always_on: false,
             controls_allowed: true,
             state_dir: None,
+            h264_bitrate: None,
+            openh264_library: None,
         };
         for opt in OPTIONS {
             if let Some(default) = opt.default {
@@ -193,15 +199,17 @@ enum Group {
     Camera,
     Serving,
     Access,
+    H264,
     Patience,
 }
 
 impl Group {
-    const ALL: [Group; 5] = [
+    const ALL: [Group; 6] = [
         Group::Pictures,
         Group::Camera,
         Group::Serving,
         Group::Access,
+        Group::H264,
         Group::Patience,
     ];
 
@@ -211,6 +219,7 @@ impl Group {
             Group::Camera => "Camera module orientation",
             Group::Serving => "Serving",
             Group::Access => "Access",
+            Group::H264 => "H.264 (/stream.mp4, in binaries built with the h264 feature)",
             Group::Patience => "Clients that have not yet made a request",
         }
     }
@@ -695,6 +704,39 @@ const OPTIONS: &[Opt] = &[
         more: "The default is the directory systemd gives the service (StateDirectory=, \
                in $STATE_DIRECTORY): /var/lib/picam-stream for the packages and SD card \
                images.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::H264,
+        flag: "--h264-bitrate",
+        value: "KBPS",
+        var: "PICAM_H264_BITRATE",
+        default: Some("auto"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.h264_bitrate = parse_bitrate(v)?;
+                Ok(())
+            },
+        },
+        help: "Bit rate of the H.264 stream in kilobits per second",
+        accepts: "auto (2000 at 1280x720, in proportion to the picture's area, at least \
+                  200) or 200 to 50000",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::H264,
+        flag: "--openh264-library",
+        value: "PATH",
+        var: "PICAM_OPENH264_LIBRARY",
+        reader: Reader::Text {
+            read: |c, v| {
+                c.openh264_library = Some(parse_path(v)?);
+                Ok(())
+            },
+        },
+        help: "Encode with Cisco's prebuilt OpenH264 library at PATH (libopenh264.so.7, \
+               which Cisco's H.264 patent licence covers) instead of the built-in one",
+        more: "Needs a binary built with the openh264-library feature.",
         ..NOTHING_MORE
     },
     Opt {
@@ -1194,6 +1236,18 @@ fn parse_size(v: &str) -> Result<(u16, u16), String> {
     Ok((w, h))
 }
 
+/// `auto` (`None`) or kilobits per second from 200 to 50000, as bits per second.
+fn parse_bitrate(v: &str) -> Result<Option<u32>, String> {
+    const WANT: &str = "expected auto or kilobits per second from 200 to 50000, such as 2000";
+    if v.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    match v.parse::<u32>() {
+        Ok(k) if (200..=50_000).contains(&k) => Ok(Some(k * 1000)),
+        _ => Err(WANT.into()),
+    }
+}
+
 fn parse_path(v: &str) -> Result<PathBuf, String> {
     if v.is_empty() {
         return Err("expected a file path".into());
@@ -1304,6 +1358,28 @@ mod tests {
         assert_eq!(c.patience.pending, 8);
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
+    }
+
+    #[test]
+    fn h264_bitrate_and_library() {
+        assert_eq!(config(&[], &[]).h264_bitrate, None);
+        assert_eq!(
+            config(&["--h264-bitrate", "1500"], &[]).h264_bitrate,
+            Some(1_500_000)
+        );
+        assert_eq!(
+            config(&[], &[("PICAM_H264_BITRATE", "AUTO")]).h264_bitrate,
+            None
+        );
+        for bad in ["199", "50001", "2M", ""] {
+            let e = run(&["--h264-bitrate", bad], &[]).unwrap_err();
+            assert!(e.0.contains("--h264-bitrate"), "{e}");
+            assert!(e.0.contains("200 to 50000"), "{e}");
+        }
+        assert_eq!(
+            config(&["--openh264-library", "/opt/libopenh264.so.7"], &[]).openh264_library,
+            Some(PathBuf::from("/opt/libopenh264.so.7"))
+        );
     }
 
     #[test]
@@ -1621,6 +1697,8 @@ mod tests {
             always_on: false,
             controls_allowed: true,
             state_dir: None,
+            h264_bitrate: None,
+            openh264_library: None,
         };
         assert_eq!(Config::default(), want);
         assert_eq!(Config::default().patience, Patience::default());

@@ -17,6 +17,7 @@
 //!   not announcing the next frame's length.
 
 use std::ops::Range;
+use std::time::Instant;
 
 /// The multipart boundary, as in the classic script (`boundary=FRAME`).
 pub const BOUNDARY: &str = "FRAME";
@@ -37,6 +38,8 @@ pub struct Frame {
     end: usize,
     width: u16,
     height: u16,
+    /// When the frame was made, which is when its picture reached the server.
+    made: Instant,
 }
 
 /// Sixteen words: what the copy of a picture into its frame moves at a time.
@@ -88,6 +91,7 @@ impl Frame {
             end: jpeg_end + 2 + ADVANCE_PART_HEAD.len(),
             width,
             height,
+            made: Instant::now(),
         }
     }
 
@@ -122,6 +126,12 @@ impl Frame {
 
     pub fn height(&self) -> u16 {
         self.height
+    }
+
+    /// When the frame was made: the time its picture reached the server, which stands
+    /// for its capture time (H.264 timestamps follow it).
+    pub fn made(&self) -> Instant {
+        self.made
     }
 }
 

@@ -21,6 +21,9 @@
 //! * [`slot`] holds the newest frame. Publishing never locks or waits; each client asks
 //!   for "the first frame newer than the one I sent", so a slow client skips frames
 //!   instead of queueing them.
+//! * [`h264`] holds the H.264 stream beside the frame slot ([`h264::slot`]), the
+//!   fragmented MP4 muxer, and (cargo feature `h264`) the software encoder stage that
+//!   turns the slot's frames into H.264 while somebody watches `/stream.mp4`.
 //! * [`http`] serves the page, the stream, snapshots and status, and bounds the
 //!   connections that have not made a request yet. It knows frames, not cameras.
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
@@ -44,6 +47,7 @@ pub mod config;
 pub mod controls;
 pub mod encoder;
 pub mod frame;
+pub mod h264;
 pub mod http;
 pub mod jpeg;
 pub mod json;

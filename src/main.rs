@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use picam_stream::auth::{Credentials, Guard};
 use picam_stream::config::{self, Action, Config};
 use picam_stream::controls::{ControlBoard, ControlMemory};
+use picam_stream::h264::slot::H264Slot;
 use picam_stream::http::fanout::Fanout;
 use picam_stream::http::server::HttpServer;
 use picam_stream::http::shares::Shares;
@@ -113,6 +114,7 @@ fn main() {
     )
     .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
+    let h264 = start_h264(&config, &slot);
 
     let state = Arc::new(AppState {
         slot: slot.clone(),
@@ -129,6 +131,7 @@ fn main() {
         tls: tls.is_some(),
         fanout: Fanout::new(slot.clone()),
         controls,
+        h264: h264.clone(),
     });
     let with_tls = tls.is_some();
     let server = HttpServer::start(listener, state.clone(), tls).unwrap_or_else(|e| {
@@ -168,6 +171,9 @@ fn main() {
     }
     stopping.store(true, Ordering::SeqCst);
     slot.close();
+    if let Some(h264) = &h264 {
+        h264.close();
+    }
     source::exec::terminate_child();
     server.stop();
     // The source thread is given the same grace to let go of its device: libcamera
@@ -195,6 +201,41 @@ fn control_memory(config: &Config) -> Option<Box<dyn ControlMemory>> {
             None
         }
     }
+}
+
+/// Starts the software H.264 stage for `/stream.mp4`; it encodes only while a viewer
+/// watches.
+#[cfg(feature = "h264")]
+fn start_h264(config: &Config, frames: &Arc<FrameSlot>) -> Option<Arc<H264Slot>> {
+    use picam_stream::h264::encode::{self, EncodeSettings};
+    if config.openh264_library.is_some() && !encode::CAN_LOAD_LIBRARY {
+        fail(
+            2,
+            "--openh264-library needs a binary built with the openh264-library feature \
+             (cargo build --release --features openh264-library)",
+        );
+    }
+    let h264 = Arc::new(H264Slot::new());
+    let settings = EncodeSettings {
+        bitrate: config.h264_bitrate,
+        fps: config.fps,
+        library: config.openh264_library.clone(),
+    };
+    encode::start(frames.clone(), h264.clone(), settings)
+        .unwrap_or_else(|e| fail(1, &format!("cannot start the H.264 encoder thread: {e}")));
+    Some(h264)
+}
+
+/// This build has no H.264 encoder: `/stream.mp4` answers 404 saying so.
+#[cfg(not(feature = "h264"))]
+fn start_h264(config: &Config, _: &Arc<FrameSlot>) -> Option<Arc<H264Slot>> {
+    if config.openh264_library.is_some() || config.h264_bitrate.is_some() {
+        log::warn!(
+            "--h264-bitrate and --openh264-library do nothing: this binary was built \
+             without the h264 feature"
+        );
+    }
+    None
 }
 
 /// The users from `--auth` and `--auth-file`; `None` when neither is given.

@@ -31,6 +31,7 @@ fn expected_for_path(path: &str, query: &str) -> Option<Route> {
         },
         "/index.html" => Route::Page,
         "/stream.mjpg" | "/stream" => Route::Stream { advance },
+        "/stream.mp4" => Route::Mp4Stream,
         "/snapshot.jpg" | "/snapshot" => Route::Snapshot,
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,

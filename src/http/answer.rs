@@ -26,10 +26,19 @@ pub enum Reply {
     Answer(Response),
     /// Run a stream on the connection, in the given places.
     Stream {
-        advance: bool,
+        kind: StreamKind,
         place: ClientPlace,
         share: Share,
     },
+}
+
+/// Which stream a connection runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `/stream.mjpg`; `advance`: the browser-friendly wire format.
+    Mjpeg { advance: bool },
+    /// `/stream.mp4`: the live fragmented MP4.
+    Mp4,
 }
 
 /// How many bytes of body to read before answering `head`: those of a `POST` to a
@@ -192,7 +201,14 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                 printable(&head.target)
             ),
         )),
-        Route::Stream { advance } => stream(peer, state, advance, method),
+        Route::Stream { advance } => stream(peer, state, StreamKind::Mjpeg { advance }, method),
+        Route::Mp4Stream if state.h264.is_none() => response(Response::text(
+            404,
+            "no H.264 here: this binary was built without the h264 feature; \
+             /stream.mjpg serves the same pictures as MJPEG\n"
+                .into(),
+        )),
+        Route::Mp4Stream => stream(peer, state, StreamKind::Mp4, method),
     }
 }
 
@@ -244,9 +260,12 @@ fn fresh_frame(state: &AppState) -> Option<Arc<Frame>> {
 }
 
 /// A stream's places, or the answer refusing it.
-fn stream(peer: SocketAddr, state: &Arc<AppState>, advance: bool, method: Method) -> Reply {
+fn stream(peer: SocketAddr, state: &Arc<AppState>, kind: StreamKind, method: Method) -> Reply {
     if method == Method::Head {
-        let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
+        let content_type = match kind {
+            StreamKind::Mjpeg { .. } => format!("multipart/x-mixed-replace; boundary={BOUNDARY}"),
+            StreamKind::Mp4 => "video/mp4".to_string(),
+        };
         return Reply::Answer(
             Response::new(200, Body::Empty)
                 .with_header("Content-Type", &content_type)
@@ -271,11 +290,7 @@ fn stream(peer: SocketAddr, state: &Arc<AppState>, advance: bool, method: Method
             format!("too many clients: {max} streams are already running (the server's --max-clients)\n"),
         );
     };
-    Reply::Stream {
-        advance,
-        place,
-        share,
-    }
+    Reply::Stream { kind, place, share }
 }
 
 /// A stream refused for a limit: `why` for the log, `body` for the client.

@@ -6,11 +6,13 @@
 //! and size ([`head`] parses them, [`waiting`] bounds how many wait at once), [`answer`]
 //! decides each answer after [`access`] has checked who asks, and [`reply`] writes it;
 //! a stream starts on its connection's thread ([`stream`]) and, on plain TCP, goes on in
-//! the one writer of all streams ([`fanout`]). The HTTP side reads frames from the
-//! [`FrameSlot`], counters from [`SourceStats`] and the camera's controls from the
+//! the one writer of all streams ([`fanout`]). The live MP4 (`/stream.mp4`) is written
+//! by its viewer's thread from the [`H264Slot`] ([`mp4`]). The HTTP side reads frames from the
+//! [`FrameSlot`] and the [`H264Slot`], counters from [`SourceStats`] and the camera's controls from the
 //! [`ControlBoard`]; it knows nothing about cameras.
 //!
 //! [`FrameSlot`]: crate::slot::FrameSlot
+//! [`H264Slot`]: crate::h264::slot::H264Slot
 //! [`SourceStats`]: crate::stats::SourceStats
 //! [`ControlBoard`]: crate::controls::ControlBoard
 
@@ -20,6 +22,7 @@ pub mod conn;
 pub mod controls;
 pub mod fanout;
 pub mod head;
+pub mod mp4;
 pub mod reply;
 pub mod routes;
 pub mod server;
@@ -35,6 +38,7 @@ use std::time::Instant;
 
 use crate::auth::Guard;
 use crate::controls::ControlBoard;
+use crate::h264::slot::H264Slot;
 use crate::net::Patience;
 use crate::picture::Settings;
 use crate::slot::FrameSlot;
@@ -65,6 +69,8 @@ pub struct AppState {
     pub fanout: fanout::Fanout,
     /// The running camera's controls (`/controls`, `/option`).
     pub controls: Arc<ControlBoard>,
+    /// The H.264 stream (`/stream.mp4`); `None` in builds without an H.264 encoder.
+    pub h264: Option<Arc<H264Slot>>,
 }
 
 /// The viewer page, embedded in the binary.

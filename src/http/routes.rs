@@ -12,6 +12,8 @@ pub enum Route {
     Page,
     /// `/stream.mjpg` and aliases. `advance`: the browser-friendly wire format.
     Stream { advance: bool },
+    /// `/stream.mp4`: the live fragmented MP4 (H.264).
+    Mp4Stream,
     /// `/snapshot.jpg` and aliases: the newest frame.
     Snapshot,
     /// `/status`: JSON.
@@ -62,6 +64,7 @@ pub fn route(url: &str) -> Route {
         "/stream.mjpg" | "/stream" => Route::Stream {
             advance: wants_advance(query),
         },
+        "/stream.mp4" => Route::Mp4Stream,
         "/snapshot.jpg" | "/snapshot" => Route::Snapshot,
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,
@@ -146,6 +149,8 @@ mod tests {
             route("/stream.mjpg?advance_headers=0"),
             Route::Stream { advance: false }
         );
+        assert_eq!(route("/stream.mp4"), Route::Mp4Stream);
+        assert_eq!(route("/stream.mp4?t=1"), Route::Mp4Stream);
         assert_eq!(route("/?action=stream"), Route::Stream { advance: false });
         assert_eq!(route("/?action=snapshot"), Route::Snapshot);
         assert_eq!(route("/?action=reboot"), Route::UnknownAction);

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{send, MsgFlags};
 
 use super::answer::body_length;
-use super::answer::{answer, Reply};
+use super::answer::{answer, Reply, StreamKind};
 use super::conn::{BodyFailure, Conn, Next, Transport};
 use super::tls::{Acceptor, TlsFiles};
 use super::waiting::{has_unread_bytes, Closed};
-use super::{stream, AppState};
+use super::{mp4, stream, AppState};
 use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 
 /// Stack of a connection's thread: a request head's parse, a password hash or a
@@ -312,15 +312,16 @@ fn serve(
                     return conn.finish(unread_body);
                 }
             }
-            Reply::Stream {
-                advance,
-                place,
-                share,
-            } => {
+            Reply::Stream { kind, place, share } => {
                 let target = super::access::printable(&head.target);
                 conn.stop_reading();
-                let plain = matches!(conn.io, Transport::Plain(_)).then_some(&conn.socket);
-                stream::serve(&mut conn.io, plain, peer, &target, state, advance);
+                match kind {
+                    StreamKind::Mjpeg { advance } => {
+                        let plain = matches!(conn.io, Transport::Plain(_)).then_some(&conn.socket);
+                        stream::serve(&mut conn.io, plain, peer, &target, state, advance);
+                    }
+                    StreamKind::Mp4 => mp4::serve(&mut conn.io, peer, &target, state),
+                }
                 drop(place);
                 drop(share);
                 return conn.finish(false);

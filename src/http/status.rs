@@ -55,6 +55,15 @@ pub fn render(state: &AppState) -> String {
         None => field_raw(&mut j, "max_clients", "null"),
     }
     field_raw(&mut j, "streams_served", state.clients.total());
+    // H.264 (/stream.mp4): null throughout in builds without it.
+    field_raw(&mut j, "h264", state.h264.is_some());
+    let h264 = state.h264.as_deref();
+    let count = |f: fn(&crate::h264::slot::H264Slot) -> u64| {
+        h264.map_or("null".to_string(), |s| f(s).to_string())
+    };
+    field_raw(&mut j, "h264_viewers", count(|s| s.viewers()));
+    field_raw(&mut j, "h264_frames_encoded", count(|s| s.encoded()));
+    field_raw(&mut j, "h264_frames_skipped", count(|s| s.skipped()));
     field_raw(&mut j, "auth", state.guard.is_some());
     field_raw(&mut j, "https", state.tls);
     field_raw(&mut j, "uptime_seconds", state.started.elapsed().as_secs());

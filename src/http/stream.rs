@@ -44,10 +44,20 @@ pub struct StreamOutcome {
 /// Response head of a stream; the advance format opens the first part right away.
 /// `extra`: more header lines, each ending in CRLF.
 pub fn response_head(advance: bool, extra: &str) -> Vec<u8> {
-    let mut head = format!(
+    let content_type = format!("multipart/x-mixed-replace; boundary={BOUNDARY}");
+    let mut head = stream_head(&content_type, extra);
+    if advance {
+        head.extend_from_slice(ADVANCE_PART_HEAD);
+    }
+    head
+}
+
+/// Response head of any endless stream of `content_type`, uncached, closed at its end.
+pub fn stream_head(content_type: &str, extra: &str) -> Vec<u8> {
+    format!(
         "HTTP/1.1 200 OK\r\n\
          Server: picam-stream/{}\r\n\
-         Content-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n\
+         Content-Type: {content_type}\r\n\
          Cache-Control: no-cache, private\r\n\
          Pragma: no-cache\r\n\
          Age: 0\r\n\
@@ -55,11 +65,7 @@ pub fn response_head(advance: bool, extra: &str) -> Vec<u8> {
          Connection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     )
-    .into_bytes();
-    if advance {
-        head.extend_from_slice(ADVANCE_PART_HEAD);
-    }
-    head
+    .into_bytes()
 }
 
 /// A line for a stream's start and one for its end, at most one of each a second: a
@@ -80,17 +86,8 @@ pub fn serve(
 ) {
     let started = Instant::now();
     let _watch = state.slot.watch();
-    if let Some(held) = STARTED.admit() {
-        log::info!(
-            "{peer} started watching {target} ({} watching){held}",
-            state.clients.current()
-        );
-    }
-    let extra: String = cors_headers(state)
-        .iter()
-        .map(|(name, value)| format!("{name}: {value}\r\n"))
-        .collect();
-    let head = response_head(advance, &extra);
+    log_start(peer, target, state);
+    let head = response_head(advance, &extra_headers(state));
     let outcome = match out.write_all(&head).and_then(|()| out.flush()) {
         Err(e) => StreamOutcome {
             sent: 0,
@@ -99,7 +96,38 @@ pub fn serve(
         },
         Ok(()) => run(out, plain.map(|s| (&state.fanout, s)), &state.slot, advance),
     };
-    let why = match &outcome.end {
+    let why = describe_end(&outcome.end);
+    if let Some(held) = STOPPED.admit() {
+        log::info!(
+            "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why}){held}",
+            started.elapsed().as_secs_f64(),
+            outcome.sent,
+            outcome.skipped
+        );
+    }
+}
+
+/// Logs a stream's start (at most a line a second, for MJPEG and MP4 streams alike).
+pub fn log_start(peer: SocketAddr, target: &str, state: &AppState) {
+    if let Some(held) = STARTED.admit() {
+        log::info!(
+            "{peer} started watching {target} ({} watching){held}",
+            state.clients.current()
+        );
+    }
+}
+
+/// The CORS header lines a stream's response head carries, each ending in CRLF.
+pub fn extra_headers(state: &AppState) -> String {
+    cors_headers(state)
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect()
+}
+
+/// How a stream ended, in words for the log.
+pub fn describe_end(end: &EndReason) -> String {
+    match end {
         EndReason::ServerStopping => "server stopping".to_string(),
         EndReason::Client(e) => match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
@@ -108,14 +136,6 @@ pub fn serve(
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => "client left".to_string(),
             _ => format!("write failed: {e}"),
         },
-    };
-    if let Some(held) = STOPPED.admit() {
-        log::info!(
-            "{peer} stopped watching after {:.1} s: {} frames sent, {} skipped ({why}){held}",
-            started.elapsed().as_secs_f64(),
-            outcome.sent,
-            outcome.skipped
-        );
     }
 }
 

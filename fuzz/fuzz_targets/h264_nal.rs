@@ -1,0 +1,63 @@
+//! The H.264 NAL unit reader and the fragmented MP4 muxer, against arbitrary bytes
+//! taken as an encoder's Annex B output for one picture.
+//!
+//! Checked:
+//!
+//! * nothing panics;
+//! * the sample holds, behind their lengths, exactly the units that are not parameter
+//!   sets or access unit delimiters, in order;
+//! * a fragment made of the sample is a `moof` and an `mdat` whose sizes add up and
+//!   whose data offset points at the sample;
+//! * with parameter sets, the initialisation segment is two boxes that fill it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use picam_stream::h264::fmp4::{self, SampleTiming};
+use picam_stream::h264::nal;
+use picam_stream::h264::slot::StreamConfig;
+
+fn box_size(b: &[u8]) -> usize {
+    u32::from_be_bytes(b[..4].try_into().unwrap()) as usize
+}
+
+fuzz_target!(|data: &[u8]| {
+    let picture = nal::picture(data);
+    let kept: Vec<&[u8]> = nal::split_annex_b(data)
+        .into_iter()
+        .filter(|u| {
+            !matches!(
+                nal::unit_type(u),
+                nal::kind::SPS | nal::kind::PPS | nal::kind::AUD
+            )
+        })
+        .collect();
+    assert_eq!(nal::sample_units(&picture.sample), kept);
+    let timing = SampleTiming {
+        sequence: 1,
+        decode_time: u64::from(data.first().copied().unwrap_or(0)) << 33,
+        duration: 3000,
+    };
+    let mut fragment = fmp4::fragment_head(timing, picture.key, picture.sample.len());
+    let head = fragment.len();
+    fragment.extend_from_slice(&picture.sample);
+    let moof = box_size(&fragment);
+    assert_eq!(&fragment[4..8], b"moof");
+    assert_eq!(moof + 8, head);
+    let offset = box_size(&fragment[moof - 16..]);
+    assert_eq!(offset, head, "the data offset points at the sample");
+    assert_eq!(&fragment[moof + 4..moof + 8], b"mdat");
+    assert_eq!(box_size(&fragment[moof..]), fragment.len() - moof);
+    if let (Some(sps), Some(pps)) = (picture.sps, picture.pps) {
+        if sps.len() <= usize::from(u16::MAX) && pps.len() <= usize::from(u16::MAX) {
+            let init = fmp4::init_segment(&StreamConfig {
+                width: 16,
+                height: 16,
+                fps: 30,
+                sps,
+                pps,
+            });
+            let ftyp = box_size(&init);
+            assert_eq!(ftyp + box_size(&init[ftyp..]), init.len());
+        }
+    }
+});
