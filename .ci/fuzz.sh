@@ -3,7 +3,7 @@
 # Huffman-table insertion, the JPEG header cache, HTTP request heads as a connection
 # reads them, request routing, the Authorization header, auth files, option parsing,
 # received mDNS packets and the replies to them, the messages a source process sends
-# over the --isolate pipe) with cargo-fuzz and libFuzzer for a bounded time, and fail on
+# over the --isolate pipe, the camera listing rpicam-vid prints) with cargo-fuzz and libFuzzer for a bounded time, and fail on
 # any crash, printing the input that caused it and how to replay it.
 #
 #   .ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)

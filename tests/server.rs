@@ -367,7 +367,7 @@ fn bad_option_values_exit_2_with_one_clear_line() {
         (
             vec!["--fps", "fast"],
             vec![],
-            "invalid value 'fast' for --fps: expected a whole number from 1 to 120",
+            "invalid value 'fast' for --fps: expected a whole number from 1 to 240",
         ),
         (
             vec!["--size", "640"],

@@ -27,10 +27,12 @@ pub mod font;
 pub mod isolate;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
+pub mod libcamera_controls;
 pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
 pub mod rpicam;
+pub mod sensor_modes;
 pub mod supervise;
 pub mod v4l2;
 
@@ -508,12 +510,26 @@ pub fn start(
             "--rotation, --hflip and --vflip apply only to the libcamera and rpicam sources; ignored"
         );
     }
+    let camera_module = matches!(spec, SourceSpec::Libcamera(_) | SourceSpec::Rpicam(_));
+    if settings.hdr && !camera_module {
+        return Err(SourceError(format!(
+            "--hdr is the Camera Module 3's sensor HDR, and the source is {spec}: leave \
+             --hdr off"
+        )));
+    }
+    if settings.fps > crate::picture::FPS_MAX_ANY_SOURCE && !camera_module {
+        return Err(SourceError(format!(
+            "--fps {}: above {} only for camera modules, and the source is {spec}",
+            settings.fps,
+            crate::picture::FPS_MAX_ANY_SOURCE
+        )));
+    }
     if isolation == Isolation::On && !isolation.applies_to(&spec) {
         log::warn!("--isolate applies only to the test, v4l2 and libcamera sources; ignored");
     }
     // The checks happen here in either case, so that a mistake stops the program at
     // start with its message.
-    let (description, body) = plan(&spec, settings, true, Some(controls))?;
+    let (description, body, sensor_mode) = plan(&spec, settings, true, Some(controls))?;
     let runs_at_start = never_idles(&spec);
     if isolation.applies_to(&spec) {
         log::info!(
@@ -522,9 +538,13 @@ pub fn start(
         );
         let description = format!("{description} (in a process of its own)");
         let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink));
-        return launch(description, body, runs_at_start, settings, slot, stop, None);
+        let launched = launch(description, body, runs_at_start, settings, slot, stop, None)?;
+        launched.stats.set_sensor_mode(sensor_mode);
+        return Ok(launched);
     }
-    launch(description, body, runs_at_start, settings, slot, stop, None)
+    let launched = launch(description, body, runs_at_start, settings, slot, stop, None)?;
+    launched.stats.set_sensor_mode(sensor_mode);
+    Ok(launched)
 }
 
 /// Starts `spec` (already resolved) in this process with frames going to `tap`, without
@@ -536,7 +556,7 @@ pub(crate) fn start_here(
     stop: Arc<AtomicBool>,
     tap: Option<FrameTap>,
 ) -> Result<RunningSource, SourceError> {
-    let (description, body) = plan(spec, settings, false, None)?;
+    let (description, body, _) = plan(spec, settings, false, None)?;
     launch(
         description,
         body,
@@ -548,15 +568,20 @@ pub(crate) fn start_here(
     )
 }
 
+/// What a source will run: its description, its thread's body, and the camera's
+/// sensor mode when it was chosen at start.
+type Planned = (String, Body, Option<String>);
+
 /// The description and thread body of `spec` (already resolved); `check` makes the
-/// sources that can check their device at start do so; a camera with controls puts
-/// them on `controls`, if given, while it is open.
+/// sources that can check their device at start do so (and choose a camera module's
+/// sensor mode); a camera with controls puts them on `controls`, if given, while it
+/// is open.
 fn plan(
     spec: &SourceSpec,
     settings: Settings,
     check: bool,
     controls: Option<Arc<ControlBoard>>,
-) -> Result<(String, Body), SourceError> {
+) -> Result<Planned, SourceError> {
     // Sources that encode get their encoder now, so that `--encoder hardware` without
     // a hardware encoder stops the program at start.
     let encoder = || {
@@ -564,6 +589,7 @@ fn plan(
             .map(|e| e.with_workers(settings.encode_workers))
             .map_err(SourceError)
     };
+    let mut sensor_mode = None;
     let planned: (String, Body) = match spec {
         SourceSpec::Test => {
             let encoder = encoder()?;
@@ -604,9 +630,21 @@ fn plan(
         SourceSpec::Rpicam(camera) => {
             let camera = *camera;
             let encoder = encoder()?;
+            // Without the helper's listing (the helper missing now) it chooses itself.
+            let choice = match check.then(rpicam::list_cameras) {
+                Some(Ok(listing)) => {
+                    rpicam::choose_mode(&listing, camera, &settings).map_err(SourceError)?
+                }
+                _ => None,
+            };
+            if let Some(choice) = &choice {
+                log::info!("rpicam: sensor mode {choice}");
+                sensor_mode = Some(choice.to_string());
+            }
+            let mode = choice.map(|c| c.mode);
             (
                 rpicam::describe(camera, &settings, &encoder),
-                Box::new(move |sink| rpicam::run(camera, settings, encoder, sink)),
+                Box::new(move |sink| rpicam::run(camera, settings, mode, encoder, sink)),
             )
         }
         SourceSpec::V4l2(path) => {
@@ -621,14 +659,17 @@ fn plan(
         SourceSpec::Libcamera(selector) => {
             let selector = selector.clone();
             let description = if check {
-                libcamera::check(selector.as_deref(), settings).map_err(SourceError)?
+                let (description, mode) =
+                    libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;
+                sensor_mode = mode;
+                description
             } else {
                 spec.to_string()
             };
             let encoder = encoder()?;
             (
                 format!("libcamera camera {description}"),
-                Box::new(move |sink| libcamera::run(selector, settings, encoder, sink)),
+                Box::new(move |sink| libcamera::run(selector, settings, encoder, sink, controls)),
             )
         }
         #[cfg(not(feature = "libcamera"))]
@@ -642,7 +683,7 @@ fn plan(
         }
         SourceSpec::Auto => unreachable!("auto is resolved before a source is planned"),
     };
-    Ok(planned)
+    Ok((planned.0, planned.1, sensor_mode))
 }
 
 /// Whether `spec` runs whatever the demand: standard input, read at its producer's pace.
