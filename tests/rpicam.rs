@@ -357,16 +357,11 @@ fn sensor_modes_above_120_fps_and_hdr_reach_the_helper() {
         "rpicam: sensor mode 1536x864 10-bit up to 120.13 fps",
         patience(),
     );
-    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
-    wait_pid(&dir, &server);
-    assert_ramp(&client.next_jpeg(), (256, 144), false);
-    let args = std::fs::read_to_string(dir.path("args")).unwrap();
-    let args = args.split_whitespace().collect::<Vec<_>>().join(" ");
+    let args = watched_args(&dir, &server);
     assert!(
         args.contains("--framerate 120 --mode 1536:864:10:P --flush"),
         "{args}"
     );
-    drop(client);
     drop(server);
 
     let dir = Scratch::new("hdr");
@@ -380,15 +375,21 @@ fn sensor_modes_above_120_fps_and_hdr_reach_the_helper() {
         s["sensor_mode"], "2304x1296 10-bit up to 30.00 fps, crop (0, 0)/4608x2592",
         "{s}"
     );
-    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
-    wait_pid(&dir, &server);
-    assert_ramp(&client.next_jpeg(), (256, 144), false);
-    let args = std::fs::read_to_string(dir.path("args")).unwrap();
-    let args = args.split_whitespace().collect::<Vec<_>>().join(" ");
+    let args = watched_args(&dir, &server);
     assert!(
         args.contains("--mode 2304:1296:10:P --hdr --flush"),
         "{args}"
     );
+}
+
+/// Watches `server` until a 256x144 picture from the helper arrives; the helper's
+/// arguments, on one line.
+fn watched_args(dir: &Scratch, server: &Server) -> String {
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    wait_pid(dir, server);
+    assert_ramp(&client.next_jpeg(), (256, 144), false);
+    let args = std::fs::read_to_string(dir.path("args")).unwrap();
+    args.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[test]

@@ -807,42 +807,46 @@ mod tests {
         );
     }
 
+    /// Makes one change, checks the values it puts on the request, and lists the
+    /// controls afterwards.
+    fn step(
+        camera: &[(LibcameraId, Limits)],
+        current: &mut Current,
+        change: (&str, ControlValue),
+        expected: &[(LibcameraId, RequestValue)],
+    ) -> Vec<ControlInfo> {
+        let values = set(camera, current, &[change]);
+        assert_eq!(values, expected);
+        current.note_request(&values);
+        user_controls(camera, current)
+    }
+
     #[test]
     fn autofocus_lens_position_and_trigger_switch_the_focus_mode() {
         let camera = table("controls-imx708.txt");
         let mut current = Current::from_limits(&camera);
-        let values = set(
+        let listed = step(
             &camera,
-            &current,
-            &[("lens_position", ControlValue::Number(200.0))],
-        );
-        assert_eq!(
-            values,
-            [
+            &mut current,
+            ("lens_position", ControlValue::Number(200.0)),
+            &[
                 (LibcameraId::LensPosition, RequestValue::Float(2.0)),
                 (LibcameraId::AfMode, RequestValue::Int32(0)),
-            ]
+            ],
         );
-        current.note_request(&values);
-        let listed = user_controls(&camera, &current);
         assert_eq!(find(&listed, "focus_mode").value, 0);
         assert!(!find(&listed, "lens_position").inactive);
         assert_eq!(find(&listed, "lens_position").value, 200);
 
-        let values = set(
+        let listed = step(
             &camera,
-            &current,
-            &[("focus_trigger", ControlValue::Boolean(true))],
-        );
-        assert_eq!(
-            values,
-            [
+            &mut current,
+            ("focus_trigger", ControlValue::Boolean(true)),
+            &[
                 (LibcameraId::AfMode, RequestValue::Int32(1)),
                 (LibcameraId::AfTrigger, RequestValue::Int32(0)),
-            ]
+            ],
         );
-        current.note_request(&values);
-        let listed = user_controls(&camera, &current);
         assert_eq!(find(&listed, "focus_mode").value, 1);
         assert!(!find(&listed, "focus_trigger").inactive);
         // Back to continuous, by name.

@@ -384,6 +384,20 @@ mod tests {
         ((c.mode.width, c.mode.height), c.scaled_up)
     }
 
+    /// A size asked, a frame rate asked, and the size of the mode they should choose.
+    type Case = ((u32, u32), u32, (u32, u32));
+
+    /// Each case chooses a mode of its size, not scaled up.
+    fn expect_modes(camera: &ListedCamera, cases: &[Case]) {
+        for &(want, fps, mode) in cases {
+            assert_eq!(
+                pick(camera, want, fps),
+                (mode, false),
+                "{want:?} at {fps} fps"
+            );
+        }
+    }
+
     fn refused(camera: &ListedCamera, want: (u32, u32), fps: u32) -> String {
         choose(&camera.modes, want, fps, "the camera").unwrap_err()
     }
@@ -432,8 +446,10 @@ mod tests {
         let v1 = listed("list-cameras-ov5647.txt");
         assert_eq!(pick(&v1, (1920, 1080), 30), ((1920, 1080), false));
         // 720p: the binned full-sensor mode, not the cropped 1080p one.
-        assert_eq!(pick(&v1, (1280, 720), 30), ((1296, 972), false));
-        assert_eq!(pick(&v1, (640, 480), 58), ((640, 480), false));
+        expect_modes(
+            &v1,
+            &[((1280, 720), 30, (1296, 972)), ((640, 480), 58, (640, 480))],
+        );
         assert!(refused(&v1, (640, 480), 90).contains("at most 58.92 fps"));
     }
 
@@ -441,8 +457,13 @@ mod tests {
     fn v2_imx219_modes() {
         let v2 = listed("list-cameras-imx219.txt");
         // 1080p up to 47 fps comes from the cropped 1920x1080 mode.
-        assert_eq!(pick(&v2, (1920, 1080), 47), ((1920, 1080), false));
-        assert_eq!(pick(&v2, (1640, 1232), 41), ((1640, 1232), false));
+        expect_modes(
+            &v2,
+            &[
+                ((1920, 1080), 47, (1920, 1080)),
+                ((1640, 1232), 41, (1640, 1232)),
+            ],
+        );
         // VGA at 30 fps: the binned full field of view is preferred to the small crop.
         assert_eq!(pick(&v2, (640, 480), 30), ((1640, 1232), false));
         // Above 120 fps, where only the 640x480 mode goes.
@@ -463,12 +484,17 @@ mod tests {
     #[test]
     fn v3_imx708_modes_with_and_without_hdr() {
         let v3 = listed("list-cameras-imx708.txt");
-        assert_eq!(pick(&v3, (2304, 1296), 56), ((2304, 1296), false));
-        assert_eq!(pick(&v3, (1920, 1080), 30), ((2304, 1296), false));
-        assert_eq!(pick(&v3, (1280, 720), 100), ((1536, 864), false));
-        assert_eq!(pick(&v3, (1536, 864), 120), ((1536, 864), false));
-        assert_eq!(pick(&v3, (640, 480), 30), ((2304, 1296), false));
-        assert_eq!(pick(&v3, (4608, 2592), 14), ((4608, 2592), false));
+        expect_modes(
+            &v3,
+            &[
+                ((2304, 1296), 56, (2304, 1296)),
+                ((1920, 1080), 30, (2304, 1296)),
+                ((1280, 720), 100, (1536, 864)),
+                ((1536, 864), 120, (1536, 864)),
+                ((640, 480), 30, (2304, 1296)),
+                ((4608, 2592), 14, (4608, 2592)),
+            ],
+        );
 
         let hdr = listed("list-cameras-imx708-hdr.txt");
         assert_eq!(hdr.modes, [imx708_hdr_mode()]);
@@ -483,19 +509,29 @@ mod tests {
     #[test]
     fn hq_imx477_modes() {
         let hq = listed("list-cameras-imx477.txt");
-        assert_eq!(pick(&hq, (2028, 1080), 50), ((2028, 1080), false));
-        assert_eq!(pick(&hq, (1920, 1080), 30), ((2028, 1520), false));
-        assert_eq!(pick(&hq, (2028, 1520), 40), ((2028, 1520), false));
-        assert_eq!(pick(&hq, (1280, 720), 120), ((1332, 990), false));
-        assert_eq!(pick(&hq, (1332, 990), 100), ((1332, 990), false));
+        expect_modes(
+            &hq,
+            &[
+                ((2028, 1080), 50, (2028, 1080)),
+                ((1920, 1080), 30, (2028, 1520)),
+                ((2028, 1520), 40, (2028, 1520)),
+                ((1280, 720), 120, (1332, 990)),
+                ((1332, 990), 100, (1332, 990)),
+            ],
+        );
         assert!(refused(&hq, (640, 480), 121).contains("at most 120.05 fps"));
     }
 
     #[test]
     fn gs_imx296_mode() {
         let gs = listed("list-cameras-imx296.txt");
-        assert_eq!(pick(&gs, (1456, 1088), 60), ((1456, 1088), false));
-        assert_eq!(pick(&gs, (640, 480), 30), ((1456, 1088), false));
+        expect_modes(
+            &gs,
+            &[
+                ((1456, 1088), 60, (1456, 1088)),
+                ((640, 480), 30, (1456, 1088)),
+            ],
+        );
         assert!(refused(&gs, (640, 480), 61).contains("at most 60.38 fps"));
     }
 

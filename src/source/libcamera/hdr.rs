@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::controls::CameraControls;
+use crate::source::v4l2::scan::subdevices;
 use crate::v4l2::controls::V4l2Controls;
 
 /// The sensor whose sub-device has the HDR switch (every Camera Module 3 variant:
@@ -19,22 +20,11 @@ const HDR_CONTROL: &str = "wide_dynamic_range";
 
 /// The sub-devices whose name starts with [`HDR_SENSOR`] (`imx708 10-001a`).
 fn hdr_sensors() -> Vec<(PathBuf, String)> {
-    let Ok(dir) = std::fs::read_dir("/sys/class/video4linux") else {
-        return Vec::new();
-    };
-    let mut found: Vec<(PathBuf, String)> = dir
-        .flatten()
-        .filter_map(|e| {
-            let entry = e.file_name().into_string().ok()?;
-            entry.strip_prefix("v4l-subdev")?;
-            let name = std::fs::read_to_string(e.path().join("name")).ok()?;
-            let name = name.trim().to_string();
-            name.starts_with(HDR_SENSOR)
-                .then(|| (PathBuf::from("/dev").join(entry), name))
-        })
-        .collect();
-    found.sort();
-    found
+    subdevices()
+        .into_iter()
+        .filter(|(_, name)| name.starts_with(HDR_SENSOR))
+        .map(|(n, name)| (PathBuf::from(format!("/dev/v4l-subdev{n}")), name))
+        .collect()
 }
 
 /// Switches the sensor HDR of every Camera Module 3 on (`on`) or off. `--hdr` on a
