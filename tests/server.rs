@@ -142,6 +142,8 @@ fn status_reports_source_size_rates_and_clients() {
         encoder == "software" || encoder.starts_with("v4l2-m2m:/dev/video"),
         "{s}"
     );
+    // Only camera modules have a sensor mode; the field is there, null.
+    assert_eq!(s.get("sensor_mode"), Some(&serde_json::Value::Null), "{s}");
     assert_eq!(s["width"], 320);
     assert_eq!(s["height"], 240);
     assert_eq!(s["fps_configured"], 20);
