@@ -59,6 +59,8 @@ pub struct Config {
     pub always_on: bool,
     /// `--controls`: clients may change the camera's controls.
     pub controls_allowed: bool,
+    /// `--state-dir`: where camera settings are kept between runs; `None`: nowhere.
+    pub state_dir: Option<PathBuf>,
     /// `--hdr`: the Camera Module 3's sensor HDR.
     pub hdr: bool,
 }
@@ -101,6 +103,7 @@ impl Default for Config {
             isolate: Isolation::Auto,
             always_on: false,
             controls_allowed: true,
+            state_dir: None,
             hdr: false,
         };
         for opt in OPTIONS {
@@ -149,6 +152,9 @@ struct Opt {
     /// The value when neither the flag nor the variable is given, as a user would write
     /// it; `None`: off (nothing asked for).
     default: Option<&'static str>,
+    /// What the default is, in words, when it is not a value of its own (read from
+    /// elsewhere); empty: the default as above.
+    default_from: &'static str,
     reader: Reader,
     /// What one line of help says the option does.
     help: &'static str,
@@ -220,6 +226,7 @@ const NOTHING_MORE: Opt = Opt {
     value: "",
     var: "",
     default: None,
+    default_from: "",
     reader: Reader::Text {
         read: |_, _| Ok(()),
     },
@@ -657,7 +664,8 @@ const OPTIONS: &[Opt] = &[
             },
         },
         help: "Let pages from ORIGIN (or * for any) read the answers with fetch/XHR \
-               (CORS): adds Access-Control-Allow-Origin and answers OPTIONS preflights",
+               (CORS) and change the camera's controls: adds Access-Control-Allow-Origin \
+               and answers OPTIONS preflights",
         ..NOTHING_MORE
     },
     Opt {
@@ -674,6 +682,31 @@ const OPTIONS: &[Opt] = &[
         },
         help: "Let clients change the camera's controls (brightness, contrast, ...) with \
                POST /controls and /option; off: /controls still lists them, changes get 403",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Access,
+        flag: "--state-dir",
+        value: "DIR|off",
+        var: "PICAM_STATE_DIR",
+        default_from: "$STATE_DIRECTORY, else off",
+        reader: Reader::Text {
+            read: |c, v| {
+                c.state_dir = match v {
+                    "off" => None,
+                    "" => return Err("expected a directory, or off".into()),
+                    v => Some(PathBuf::from(v)),
+                };
+                Ok(())
+            },
+        },
+        help: "Keep the camera settings clients change in DIR (a file per camera), and \
+               apply them when that camera opens, after a restart too; POST \
+               /controls/reset forgets them",
+        accepts: "a directory (made if missing), or off to keep nothing",
+        more: "The default is the directory systemd gives the service (StateDirectory=, \
+               in $STATE_DIRECTORY): /var/lib/picam-stream for the packages and SD card \
+               images.",
         ..NOTHING_MORE
     },
     Opt {
@@ -795,7 +828,10 @@ impl Opt {
 
     /// The default as shown to users.
     fn default_shown(&self) -> &'static str {
-        self.default.unwrap_or("off")
+        match (self.default, self.default_from) {
+            (_, "") => self.default.unwrap_or("off"),
+            (_, from) => from,
+        }
     }
 
     /// What values are accepted, in words: `1 to 120`, `16 to 4096 each`.
@@ -983,6 +1019,7 @@ pub fn readme_option_table() -> String {
                 cell(&opt.accepted())
             };
             let default = match opt.default {
+                _ if !opt.default_from.is_empty() => cell(opt.default_from),
                 Some(value) if !opt.is_switch() => format!("`{}`", cell(value)),
                 _ => "off".to_string(),
             };
@@ -1037,6 +1074,14 @@ where
     V: Fn(&str) -> Option<OsString>,
 {
     let mut config = Config::default();
+    // systemd's StateDirectory= (the first, should the unit name several): the default
+    // of --state-dir, below its own variable and flag.
+    if let Some(dirs) = var("STATE_DIRECTORY") {
+        let dirs = dirs.to_string_lossy().into_owned();
+        if let Some(first) = dirs.split(':').find(|d| !d.is_empty()) {
+            config.state_dir = Some(PathBuf::from(first));
+        }
+    }
     for opt in OPTIONS {
         if let Some(raw) = var(opt.var) {
             let value = raw.into_string().map_err(|raw| {
@@ -1551,6 +1596,37 @@ mod tests {
     }
 
     #[test]
+    fn state_dir_from_systemd_unless_given() {
+        assert_eq!(config(&[], &[]).state_dir, None);
+        let from_systemd = [("STATE_DIRECTORY", "/var/lib/picam-stream:/var/lib/other")];
+        assert_eq!(
+            config(&[], &from_systemd).state_dir,
+            Some(PathBuf::from("/var/lib/picam-stream"))
+        );
+        let with_var = [
+            ("STATE_DIRECTORY", "/var/lib/picam-stream"),
+            ("PICAM_STATE_DIR", "/srv/cam"),
+        ];
+        assert_eq!(
+            config(&[], &with_var).state_dir,
+            Some(PathBuf::from("/srv/cam"))
+        );
+        assert_eq!(
+            config(&["--state-dir", "/tmp/s"], &with_var).state_dir,
+            Some(PathBuf::from("/tmp/s"))
+        );
+        assert_eq!(config(&["--state-dir=off"], &from_systemd).state_dir, None);
+        assert_eq!(config(&[], &[("PICAM_STATE_DIR", "off")]).state_dir, None);
+        let e = run(&["--state-dir", ""], &[]).unwrap_err().0;
+        assert!(e.contains("--state-dir") && e.contains("expected a"), "{e}");
+        let help = HELP.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            help.contains("default $STATE_DIRECTORY, else off"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn controls_are_on_unless_switched_off() {
         assert!(config(&[], &[]).controls_allowed);
         assert!(!config(&["--controls", "off"], &[]).controls_allowed);
@@ -1598,6 +1674,7 @@ mod tests {
             isolate: Isolation::Auto,
             always_on: false,
             controls_allowed: true,
+            state_dir: None,
             hdr: false,
         };
         assert_eq!(Config::default(), want);

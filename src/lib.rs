@@ -27,9 +27,13 @@
 //! * [`mdns`] advertises the stream as `<name>.local` and an `_http._tcp` service.
 //! * [`config`] reads the command line and the environment.
 //! * [`controls`] describes the running camera's controls and holds the one handle
-//!   through which the HTTP side reads and changes them.
+//!   through which the HTTP side reads and changes them; [`saved_controls`] keeps the
+//!   values clients set in a file per camera (`--state-dir`), applied when the camera
+//!   opens again, after a restart too; [`json`] reads and writes both forms of them.
 //! * [`picture`] holds the picture settings (size, rate, orientation, encoder) that the
 //!   configuration fills in and sources, encoders and `/status` read.
+//! * [`still`] is where a request for a full-resolution still waits for the camera
+//!   that takes it between two frames.
 //! * [`board`] names the board (the device tree's model), for messages only.
 //! * [`ratelog`] bounds the log lines that input can cause (bad frames, packets).
 
@@ -42,14 +46,17 @@ pub mod encoder;
 pub mod frame;
 pub mod http;
 pub mod jpeg;
+pub mod json;
 pub mod logging;
 pub mod mdns;
 pub mod net;
 pub mod picture;
 pub mod ratelog;
+pub mod saved_controls;
 pub mod shutdown;
 pub mod slot;
 pub mod source;
 pub mod splitter;
 pub mod stats;
+pub mod still;
 pub mod v4l2;

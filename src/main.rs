@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use picam_stream::auth::{Credentials, Guard};
 use picam_stream::config::{self, Action, Config};
-use picam_stream::controls::ControlBoard;
+use picam_stream::controls::{ControlBoard, ControlMemory};
 use picam_stream::http::fanout::Fanout;
 use picam_stream::http::server::HttpServer;
 use picam_stream::http::shares::Shares;
 use picam_stream::http::waiting::Waiting;
 use picam_stream::http::{tls, AppState};
 use picam_stream::picture::Settings;
+use picam_stream::saved_controls::SavedControls;
 use picam_stream::shutdown::{self, StopSignals};
 use picam_stream::slot::FrameSlot;
 use picam_stream::source::{self, isolate};
@@ -102,7 +103,7 @@ fn main() {
         .unwrap_or_else(|e| fail(1, &format!("cannot listen on {}: {e}", config.listen)));
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));
-    let controls = ControlBoard::new(config.controls_allowed);
+    let controls = ControlBoard::remembering(config.controls_allowed, control_memory(&config));
     let source = source::start(
         &config.source,
         settings,
@@ -179,6 +180,22 @@ fn main() {
     }
     log::info!("stopped");
     exit(0);
+}
+
+/// Where the camera settings clients set are kept (`--state-dir`); `None`, with a
+/// warning when the directory cannot be used, keeps nothing.
+fn control_memory(config: &Config) -> Option<Box<dyn ControlMemory>> {
+    let dir = config.state_dir.as_ref()?;
+    match SavedControls::open(dir) {
+        Ok(saved) => {
+            log::info!("camera settings are kept in {}", dir.display());
+            Some(Box::new(saved))
+        }
+        Err(e) => {
+            log::warn!("{e}");
+            None
+        }
+    }
 }
 
 /// The users from `--auth` and `--auth-file`; `None` when neither is given.

@@ -21,6 +21,7 @@ use arc_swap::ArcSwapOption;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::frame::Frame;
+use crate::still::StillDesk;
 
 /// What a reader gets from [`FrameSlot::next_after`].
 #[derive(Debug)]
@@ -35,8 +36,9 @@ pub enum Next {
 
 /// Holds the newest frame; see the module documentation.
 ///
-/// It also carries demand back to the source: how many streams are reading, and when a
-/// snapshot last asked for a frame, so a camera can stop capturing when nobody looks.
+/// It also carries demand back to the source: how many streams are reading, when a
+/// snapshot last asked for a frame, so a camera can stop capturing when nobody looks,
+/// and requests for full-resolution stills.
 pub struct FrameSlot {
     latest: ArcSwapOption<Frame>,
     /// Bumped on every publication and on close; readers sleep on it.
@@ -55,6 +57,8 @@ pub struct FrameSlot {
     epoch: Instant,
     /// Rung on every publication and on close, once somebody asked for it.
     bell: OnceLock<EventFd>,
+    /// Requests for a full-resolution still, for the source to take.
+    stills: Arc<StillDesk>,
 }
 
 impl Default for FrameSlot {
@@ -70,6 +74,7 @@ impl Default for FrameSlot {
             demand_word: AtomicU32::new(0),
             epoch: Instant::now(),
             bell: OnceLock::new(),
+            stills: Arc::new(StillDesk::new()),
         }
     }
 }
@@ -94,6 +99,11 @@ impl FrameSlot {
         self.watchers.fetch_add(1, Ordering::SeqCst);
         self.wake_idle();
         Watch(self)
+    }
+
+    /// Where requests for full-resolution stills wait for the source.
+    pub fn stills(&self) -> &Arc<StillDesk> {
+        &self.stills
     }
 
     /// Registers a one-off request for a fresh frame (a snapshot).

@@ -1,7 +1,9 @@
 //! Camera controls over HTTP against the real server: `GET /controls` lists the test
 //! pattern's controls, `POST /controls` and `/option` change them and the pictures
-//! (decoded back) change with them; refused changes change nothing; and request bodies
-//! are read within the server's limits of size and time.
+//! (decoded back) change with them; refused changes change nothing; request bodies
+//! are read within the server's limits of size and time; and, with a state directory,
+//! changed settings survive a restart of the server, `POST /controls/reset` brings back
+//! the defaults, and saved files that cannot be used are set aside with a warning.
 
 mod common;
 
@@ -16,7 +18,16 @@ use serde_json::Value;
 fn pattern_server(extra: &[&str]) -> Server {
     let mut args = vec!["--source", "test", "--size", "160x120", "--fps", "15"];
     args.extend_from_slice(extra);
-    let server = Server::start(&args);
+    // Without --state-dir nothing is kept, whatever the environment of the tests.
+    let server = Server::start_custom(&args, false, |cmd| {
+        cmd.env_remove("STATE_DIRECTORY");
+    });
+    wait_for_controls(&server);
+    server
+}
+
+/// Waits until the test pattern has put its controls on the board.
+fn wait_for_controls(server: &Server) {
     // The pattern's thread puts its controls on the board a moment after the server
     // listens (longer under an emulator): wait for them. (The credentials are those
     // of the test that sets --auth; a server without it does not look at them.)
@@ -29,7 +40,6 @@ fn pattern_server(extra: &[&str]) -> Server {
         );
         thread::sleep(Duration::from_millis(20));
     }
-    server
 }
 
 /// Reads one whole answer (status, headers, body by its length) from `r`.
@@ -276,6 +286,79 @@ fn switched_off_lists_but_refuses_changes() {
 }
 
 #[test]
+fn pages_of_other_sites_may_not_change_the_camera() {
+    let server = pattern_server(&[]);
+    let addr = server.addr;
+    // The test client sends `Host: test`.
+    let foreign = [("Origin", "http://evil.example")];
+    let r = post_with(addr, "/controls", r#"{"brightness": 50}"#, &foreign);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let error = json(&r)["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("http://evil.example") && error.contains("--allow-origin"),
+        "{error}"
+    );
+    for headers in [
+        // What a browser sends for an <img> or a link on another site's page.
+        [("Sec-Fetch-Site", "cross-site"), ("Accept", "image/*")],
+        [("Sec-Fetch-Site", "same-site"), ("Accept", "*/*")],
+        [("Origin", "null"), ("Accept", "*/*")],
+        [("Origin", "http://test.evil.example"), ("Accept", "*/*")],
+    ] {
+        let r = request_with(addr, "GET", "/option?brightness=50", &headers);
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
+        let r = request_with(addr, "POST", "/option?brightness=50", &headers);
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.text());
+    }
+    assert_eq!(values(addr), at_defaults());
+    // Looking is not changing; the server's own page may change; so may a program.
+    assert_eq!(values_of(&listed_with(addr, &foreign)), at_defaults());
+    let own = [("Origin", "http://test"), ("Sec-Fetch-Site", "same-origin")];
+    let r = post_with(addr, "/controls", r#"{"brightness": 20}"#, &own);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request_with(addr, "GET", "/option?contrast=120", &own[1..]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(addr, "/option?pattern=Grey").status, 200);
+    assert_eq!(
+        values(addr),
+        vec![
+            ("brightness".into(), 20.into()),
+            ("contrast".into(), 120.into()),
+            ("pattern".into(), "Grey".into()),
+        ]
+    );
+    // Nor may another site's page reset them.
+    let r = post_with(addr, "/controls/reset", "", &foreign);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(json(&r)["error"]
+        .as_str()
+        .unwrap()
+        .contains("--allow-origin"));
+    assert_eq!(values(addr)[0].1, 20);
+}
+
+#[test]
+fn allow_origin_lets_the_named_site_change_the_camera() {
+    let server = pattern_server(&["--allow-origin", "https://dash.example"]);
+    let addr = server.addr;
+    let r = post_with(
+        addr,
+        "/controls",
+        r#"{"brightness": 30}"#,
+        &[("Origin", "https://dash.example")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_with(
+        addr,
+        "/controls",
+        r#"{"brightness": 60}"#,
+        &[("Origin", "https://other.example")],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(values(addr)[0].1, 30);
+}
+
+#[test]
 fn controls_ask_for_credentials_like_status() {
     let server = pattern_server(&["--auth", "ann:pw"]);
     let addr = server.addr;
@@ -455,4 +538,270 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_its_body() {
         values_of(&json(&answer))[1],
         ("contrast".into(), 120.into())
     );
+}
+
+// Settings kept in a state directory.
+
+/// The test pattern's file in a state directory.
+const PATTERN_FILE: &str = "controls-test-pattern.json";
+
+/// A test pattern server keeping its settings in `dir`.
+fn keeping_server(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--state-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    pattern_server(&args)
+}
+
+/// The share of pixels near `level` in the first of the next frames for which `pred`
+/// holds; panics with the shares seen when none of 60 does.
+fn frame_where(server: &Server, level: u8, pred: impl Fn(f64) -> bool) -> f64 {
+    let mut stream = MjpegClient::open(server.addr, "/stream.mjpg");
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        let share = share_near(&stream.next_jpeg(), level);
+        if pred(share) {
+            return share;
+        }
+        seen.push(format!("{:.2}", share));
+    }
+    panic!("no frame as expected: shares of pixels near {level}: {seen:?}");
+}
+
+/// brightness 60, contrast 150 and the grey background: (128 - 128) * 1.5 + 128 + 60.
+const SET_GREY: u8 = 188;
+
+fn the_settings() -> Vec<(String, Value)> {
+    vec![
+        ("brightness".into(), 60.into()),
+        ("contrast".into(), 150.into()),
+        ("pattern".into(), "Grey".into()),
+    ]
+}
+
+#[test]
+fn settings_survive_a_restart_and_show_in_the_picture() {
+    let dir = Scratch::new("kept");
+    let file = dir.path(PATTERN_FILE);
+    let first = keeping_server(dir.dir(), &[]);
+    first.wait_log("camera settings are kept in", Duration::from_secs(30));
+    // Nothing is written before a change.
+    assert!(!file.exists());
+    let r = post(
+        first.addr,
+        "/controls",
+        r#"{"brightness":60,"pattern":"Grey"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(first.addr, "/option?contrast=150");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A button or a refused change is not kept; the file holds what was set, by name.
+    let r = post(first.addr, "/controls", r#"{"brightness":500}"#);
+    assert_eq!(r.status, 400);
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        saved,
+        "{\"@camera\":\"test pattern\",\"brightness\":60,\"pattern\":\"Grey\",\"contrast\":150}\n"
+    );
+    drop(first);
+
+    let second = keeping_server(dir.dir(), &[]);
+    assert_eq!(values(second.addr), the_settings());
+    second.wait_log(
+        &format!("camera settings: applied 3 saved in {}", file.display()),
+        Duration::from_secs(30),
+    );
+    let share = frame_where(&second, SET_GREY, |s| s > 0.2);
+    eprintln!(
+        "after the restart {:.0} % of the pixels are near {SET_GREY}",
+        share * 100.0
+    );
+    // No temporary file left beside it.
+    let names: Vec<String> = std::fs::read_dir(dir.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec![PATTERN_FILE.to_string()]);
+}
+
+#[test]
+fn reset_brings_back_the_defaults_and_forgets_the_file() {
+    let dir = Scratch::new("reset");
+    let file = dir.path(PATTERN_FILE);
+    let server = keeping_server(dir.dir(), &[]);
+    let r = post(
+        server.addr,
+        "/controls",
+        r#"{"brightness":60,"contrast":150,"pattern":"Grey"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(file.exists());
+    frame_where(&server, SET_GREY, |s| s > 0.2);
+
+    // Only POST resets.
+    let r = get(server.addr, "/controls/reset");
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(values(server.addr), the_settings());
+
+    let r = request(server.addr, "POST", "/controls/reset");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(values_of(&json(&r)), at_defaults());
+    assert!(!file.exists(), "the saved settings are forgotten");
+    let share = frame_where(&server, SET_GREY, |s| s < 0.05);
+    eprintln!(
+        "after the reset {:.0} % of the pixels are near {SET_GREY}",
+        share * 100.0
+    );
+    drop(server);
+
+    let again = keeping_server(dir.dir(), &[]);
+    assert_eq!(values(again.addr), at_defaults());
+    assert!(!again.log_text().contains("camera settings: applied"));
+}
+
+#[test]
+fn switched_off_applies_saved_settings_but_refuses_a_reset() {
+    let dir = Scratch::new("locked");
+    let file = dir.path(PATTERN_FILE);
+    let kept = "{\"@camera\":\"test pattern\",\"brightness\":-40}\n";
+    std::fs::write(&file, kept).unwrap();
+    let server = keeping_server(dir.dir(), &["--controls", "off"]);
+    assert_eq!(values(server.addr)[0], ("brightness".into(), (-40).into()));
+    let r = request(server.addr, "POST", "/controls/reset");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(json(&r)["error"]
+        .as_str()
+        .unwrap()
+        .contains("--controls off"));
+    assert_eq!(values(server.addr)[0], ("brightness".into(), (-40).into()));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), kept);
+}
+
+#[test]
+fn a_corrupt_file_is_set_aside_with_a_warning_and_the_defaults_hold() {
+    let dir = Scratch::new("corrupt");
+    let file = dir.path(PATTERN_FILE);
+    for garbage in [
+        &b"{\"@camera\":\"test pattern\",\"brightness\":6"[..],
+        &[0xff, 0x00, 0x12, 0x80][..],
+        &vec![b' '; 70 * 1024][..],
+    ] {
+        std::fs::write(&file, garbage).unwrap();
+        let server = keeping_server(dir.dir(), &[]);
+        assert_eq!(values(server.addr), at_defaults());
+        server.wait_log(
+            &format!("the saved camera settings {} are not used", file.display()),
+            Duration::from_secs(30),
+        );
+        let log = server.log_text();
+        let line = log.lines().find(|l| l.contains("are not used")).unwrap();
+        eprintln!("{line}");
+        assert!(line.contains("WARN"), "{line}");
+        assert!(
+            line.contains(&format!("moved aside to {}.bad", file.display())),
+            "{line}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path(&format!("{PATTERN_FILE}.bad"))).unwrap(),
+            garbage
+        );
+        assert!(!file.exists());
+        // The next change is saved anew.
+        let r = post(server.addr, "/controls", r#"{"contrast":90}"#);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("\"contrast\":90"));
+        drop(server);
+        std::fs::remove_file(&file).unwrap();
+    }
+}
+
+#[test]
+fn another_cameras_settings_are_not_applied() {
+    let dir = Scratch::new("other");
+    // A webcam's file beside the pattern's: never read for the pattern.
+    std::fs::write(
+        dir.path("controls-v4l2-uvcvideo-hd-pro-webcam-c920.json"),
+        "{\"@camera\":\"v4l2 uvcvideo HD Pro Webcam C920\",\"brightness\":50}\n",
+    )
+    .unwrap();
+    // And a webcam's settings under the pattern's name (copied, or a name alike).
+    std::fs::write(
+        dir.path(PATTERN_FILE),
+        "{\"@camera\":\"v4l2 uvcvideo HD Pro Webcam C920\",\"contrast\":20}\n",
+    )
+    .unwrap();
+    let server = keeping_server(dir.dir(), &[]);
+    assert_eq!(values(server.addr), at_defaults());
+    server.wait_log(
+        "it holds the settings of camera \"v4l2 uvcvideo HD Pro Webcam C920\", not of \"test pattern\"",
+        Duration::from_secs(30),
+    );
+    assert!(dir
+        .path("controls-v4l2-uvcvideo-hd-pro-webcam-c920.json")
+        .exists());
+}
+
+#[test]
+fn values_this_camera_does_not_take_are_skipped_with_one_warning() {
+    let dir = Scratch::new("skipped");
+    std::fs::write(
+        dir.path(PATTERN_FILE),
+        "{\"@camera\":\"test pattern\",\"brightness\":300,\"hue\":4,\"contrast\":150,\"pattern\":\"Plaid\"}\n",
+    )
+    .unwrap();
+    let server = keeping_server(dir.dir(), &[]);
+    assert_eq!(
+        values(server.addr),
+        vec![
+            ("brightness".into(), 0.into()),
+            ("contrast".into(), 150.into()),
+            ("pattern".into(), "Colour bars".into()),
+        ]
+    );
+    server.wait_log(
+        "skipped 3 that this camera does not take",
+        Duration::from_secs(30),
+    );
+    let log = server.log_text();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("skipped 3")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    for says in [
+        "'brightness': 300 is out of range",
+        "unknown control 'hue'",
+        "\"Plaid\" is not one of its choices",
+    ] {
+        assert!(warnings[0].contains(says), "{says}: {}", warnings[0]);
+    }
+    assert!(log.contains("camera settings: applied 1 saved in"), "{log}");
+}
+
+#[test]
+fn systemds_state_directory_is_the_default_and_a_bad_one_keeps_nothing() {
+    let dir = Scratch::new("systemd");
+    let args = ["--source", "test", "--size", "160x120", "--fps", "15"];
+    let server = Server::start_custom(&args, false, |cmd| {
+        cmd.env("STATE_DIRECTORY", dir.dir());
+    });
+    wait_for_controls(&server);
+    let r = post(server.addr, "/controls", r#"{"brightness":7}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(std::fs::read_to_string(dir.path(PATTERN_FILE))
+        .unwrap()
+        .contains("\"brightness\":7"));
+    drop(server);
+
+    // A state directory that cannot be made: one warning saying what to do; the
+    // server streams and takes changes all the same, keeping none.
+    std::fs::write(dir.path("a-file"), b"").unwrap();
+    let blocked = dir.path("a-file/state");
+    let server = keeping_server(&blocked, &[]);
+    server.wait_log("cannot make the state directory", Duration::from_secs(30));
+    assert!(server
+        .log_text()
+        .contains("give --state-dir (PICAM_STATE_DIR) a directory"));
+    let r = post(server.addr, "/controls", r#"{"brightness":9}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!blocked.exists());
 }

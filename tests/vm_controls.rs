@@ -2,7 +2,11 @@
 //! virtual camera inside the VM rig (`tests/vm/rig.sh`), and this test reads and
 //! changes its controls over HTTP from the host (`GET`/`POST /controls`, `/option`),
 //! checks in the guest with `v4l2-ctl` that the driver took them, and in the decoded
-//! pictures that the camera's output changed.
+//! pictures that the camera's output changed. It takes a full-resolution still
+//! (`/snapshot.jpg?full=1`) from the streaming camera and prints the pause it causes.
+//! Then it restarts the server, with the driver put back to its defaults meanwhile, and
+//! checks that the saved settings come back when the camera opens, and that
+//! `POST /controls/reset` puts the defaults back.
 //!
 //! It boots a VM, so it runs only when asked: `PICAM_VM_TESTS=1 cargo test --release
 //! --test vm_controls`.
@@ -20,15 +24,29 @@ use serde_json::Value;
 
 /// The guest's side: serve vivid, and when the host drops `getctrl` into the share,
 /// write what `v4l2-ctl` reads of the controls to `ctrl.txt`, until the host is done.
+/// When the host drops `restart`, stop the server, put the driver's controls back to
+/// its defaults (vivid keeps them while nobody has it open) and start the server again
+/// with the same state directory, then say `restarted`.
 const GUEST_SCRIPT: &str = r#"#!/bin/sh
-RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
-    --size 640x480 --fps 10 > /host/server.log 2>&1 &
-server=$!
+: > /host/server.log
+start() {
+    RUST_LOG=info /host/picam-stream --listen 0.0.0.0:8000 --source v4l2:/dev/video0 \
+        --size 640x480 --fps 10 --state-dir /tmp/picam-state >> /host/server.log 2>&1 &
+    server=$!
+}
+start
 until [ -e /host/done ]; do
     if [ -e /host/getctrl ]; then
         rm /host/getctrl
         v4l2-ctl -d /dev/video0 --get-ctrl brightness,test_pattern > /host/ctrl.tmp 2>&1
         mv /host/ctrl.tmp /host/ctrl.txt
+    elif [ -e /host/restart ]; then
+        rm /host/restart
+        kill -TERM "$server" && wait "$server"
+        echo "server exit $?" >> /host/server.log
+        v4l2-ctl -d /dev/video0 --set-ctrl brightness=128,test_pattern=0 >> /host/server.log 2>&1
+        start
+        touch /host/restarted
     else
         sleep 0.2
     fi
@@ -199,12 +217,92 @@ fn vivid_controls_over_http_in_a_vm() {
     assert_eq!(r.status, 400, "{}", r.text());
     until_luma(&mut client, "the colour bars again", |l| l > 60);
 
+    // A full-resolution still: the camera switches to its largest size between two
+    // frames and back, while the viewer goes on reading.
+    let asker = std::thread::spawn(move || {
+        let mut s = connect(addr);
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        write!(
+            s,
+            "GET /snapshot.jpg?full=1 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r);
+        let mut body = Vec::new();
+        r.read_to_end(&mut body).unwrap();
+        (status, headers, body)
+    });
+    let mut last = Instant::now();
+    let mut gaps = Vec::new();
+    while !asker.is_finished() || gaps.len() < 3 {
+        let (w, h, _) = decode(&client.next_jpeg());
+        assert_eq!((w, h), (640, 480), "the stream keeps its size");
+        gaps.push(last.elapsed());
+        last = Instant::now();
+        assert!(gaps.len() < 5000, "the still never came");
+    }
+    let (status, headers, jpeg) = asker.join().unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&jpeg));
+    let (w, h, _) = decode(&jpeg);
+    assert!(w > 640 && h > 480, "a still of {w}x{h}");
+    assert_eq!(headers.get("x-picture-size"), Some(&format!("{w}x{h}")));
+    let longest = gaps.iter().max().unwrap();
+    eprintln!(
+        "still {w}x{h} ({} bytes); the longest wait between two stream frames around it: {} ms",
+        jpeg.len(),
+        longest.as_millis()
+    );
+    until_luma(&mut client, "the stream after the still", |l| l > 60);
+
     // The viewer leaves: the camera closes and its controls go with it.
     drop(client);
     wait_status(addr, minute, "idle after the viewer left", |s| {
         s["capturing"] == false
     });
     assert_eq!(controls(addr)["controls"], serde_json::json!([]));
+
+    // Settings survive a restart: darker, and the black pattern.
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    let (status, after) = post_json(
+        addr,
+        "/controls",
+        r#"{"test_pattern":"100% Black","brightness":100}"#,
+    );
+    assert_eq!(status, 200, "{after}");
+    until_luma(&mut client, "black pictures before the restart", |l| l < 30);
+    drop(client);
+    std::fs::write(share.join("restart"), b"").unwrap();
+    wait_file(&share.join("restarted"), 3 * minute);
+    let said = driver_says(&share);
+    assert!(
+        said.contains("brightness: 128") && said.contains("test_pattern: 0"),
+        "the driver is at its defaults while the server restarts: {said}"
+    );
+    wait_status(addr, 3 * minute, "the restarted server", |s| {
+        s["capturing"] == false
+    });
+    let mut client = MjpegClient::open(addr, "/stream.mjpg");
+    until_luma(&mut client, "black pictures after the restart", |l| l < 30);
+    let said = driver_says(&share);
+    assert!(said.contains("brightness: 100"), "{said}");
+    assert!(said.contains("test_pattern: 5"), "{said}");
+    let now = controls(addr);
+    assert_eq!(control(&now, "brightness")["value"], 100);
+    assert_eq!(control(&now, "test_pattern")["value"], "100% Black");
+
+    // Reset: the driver's defaults, and the colour bars again.
+    let (status, after) = post_json(addr, "/controls/reset", "");
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(control(&after, "brightness")["value"], 128);
+    assert_eq!(control(&after, "test_pattern")["value"], "75% Colorbar");
+    let said = driver_says(&share);
+    assert!(
+        said.contains("brightness: 128") && said.contains("test_pattern: 0"),
+        "{said}"
+    );
+    until_luma(&mut client, "the colour bars after the reset", |l| l > 60);
+    drop(client);
 
     drop(vm);
     let log = std::fs::read_to_string(share.join("server.log")).unwrap_or_default();

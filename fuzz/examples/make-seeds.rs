@@ -229,8 +229,12 @@ fn main() {
         write("routes", name, line.as_bytes());
     }
 
-    // controls_json: POST /controls bodies, good and bad.
+    // controls_json: POST /controls bodies and saved settings files, good and bad.
     for (name, body) in [
+        (
+            "saved",
+            r#"{"@camera":"test pattern","brightness":-20,"pattern":"Grey"}"#,
+        ),
         (
             "spec",
             r#"{"brightness":200,"power_line_frequency":"60 Hz","white_balance_automatic":false}"#,

@@ -4,7 +4,8 @@
 //!
 //! * nothing panics;
 //! * only `GET` and `HEAD` are answered, and `POST` on the routes that take it
-//!   (`/controls`, `/option`); every other method gets 405;
+//!   (`/controls`, `/controls/reset`, `/option`); every other method gets 405, and a
+//!   reset is answered to `POST` only;
 //! * every URL maps to one of the known routes only through one of the known paths, and
 //!   to 404 otherwise (so no path is ever looked up anywhere);
 //! * the route depends on the path and on the `action` and `advance_headers` query
@@ -34,6 +35,7 @@ fn expected_for_path(path: &str, query: &str) -> Option<Route> {
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,
         "/controls" => Route::Controls,
+        "/controls/reset" => Route::ResetControls,
         "/option" => Route::SetOption,
         _ => return None,
     })
@@ -45,6 +47,7 @@ fn status(m: Method, r: Route) -> u16 {
     match (m, r) {
         (Method::Other, _) => 405,
         (Method::Post, r) if !takes_post(r) => 405,
+        (Method::Get | Method::Head, Route::ResetControls) => 405,
         (_, Route::RedirectToPage) => 301,
         (_, Route::Favicon) => 204,
         (_, Route::NotFound | Route::UnknownAction) => 404,

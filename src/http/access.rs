@@ -92,6 +92,52 @@ pub fn admit(
     }
 }
 
+/// One line about changes refused as cross-site per interval.
+static CROSS_SITE: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
+
+/// Why a request that changes the camera is refused, if it is: a browser made it for
+/// a page of another site, which could otherwise turn the camera's controls from any
+/// page its user opens (an `<img src="http://pi:8000/option?...">` is enough, and the
+/// browser sends the camera's password with it). A page is the server's own when the
+/// request's `Origin` names the host the request was sent to; `--allow-origin` names
+/// one more (or, with `*`, any). Without `Origin`, a browser's `Sec-Fetch-Site` of
+/// `cross-site` or `same-site` tells of a foreign page. Programs such as `curl` send
+/// neither and are let through: they are what credentials are for.
+pub fn foreign_page(head: &RequestHead, peer: &str, state: &AppState) -> Option<String> {
+    let allowed = state.allow_origin.as_deref();
+    let asker = match head.origin.as_deref() {
+        Some(origin) => {
+            let own = head.host.as_deref().is_some_and(|host| {
+                ["http://", "https://"].iter().any(|scheme| {
+                    origin
+                        .strip_prefix(scheme)
+                        .is_some_and(|h| h.eq_ignore_ascii_case(host))
+                })
+            });
+            let listed = allowed.is_some_and(|a| a == "*" || a.eq_ignore_ascii_case(origin));
+            if own || listed {
+                return None;
+            }
+            printable(origin)
+        }
+        None => match head.fetch_site.as_deref() {
+            Some(site @ ("cross-site" | "same-site")) if allowed.is_none() => {
+                format!("a {site} page")
+            }
+            _ => return None,
+        },
+    };
+    crate::warn_limited!(
+        CROSS_SITE,
+        "{peer}: refused a change to the camera asked by {asker}, not this server's own page"
+    );
+    Some(format!(
+        "refused: {asker} is not this server's own page and may not change the camera \
+         (to let a page of another site change it, start picam-stream with --allow-origin \
+         naming that site)"
+    ))
+}
+
 /// Too many wrong passwords from this address.
 fn throttled(wait: Duration) -> Response {
     let body = "too many wrong passwords from this address; try again later\n";

@@ -15,6 +15,7 @@ use super::{controls, status, AppState, PAGE};
 use crate::frame::{Frame, BOUNDARY};
 use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 use crate::stats::ClientPlace;
+use crate::still::StillError;
 
 /// One line about refused streams per interval.
 static REFUSED_STREAM: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
@@ -45,7 +46,8 @@ pub fn body_length(head: &RequestHead) -> Result<usize, Response> {
         return Err(Response::text(411, body.into()).closing());
     }
     match head.content_length {
-        None if route == Route::SetOption => Ok(0),
+        // The value is in the query, or there is none.
+        None if matches!(route, Route::SetOption | Route::ResetControls) => Ok(0),
         None => Err(Response::text(
             411,
             "POST needs a Content-Length header (the length of its JSON body)\n".into(),
@@ -94,6 +96,16 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
     if let Err(refusal) = access::admit(head, &peer.to_string(), peer.ip(), state) {
         return response(refusal);
     }
+    if routes::changes_camera(route, method) {
+        if let Some(why) = access::foreign_page(head, &peer.to_string(), state) {
+            return response(if matches!(route, Route::Controls | Route::ResetControls) {
+                Response::new(403, Body::Owned(controls::error_body(&why).into_bytes()))
+                    .with_header("Content-Type", "application/json")
+            } else {
+                Response::text(403, format!("{why}\n"))
+            });
+        }
+    }
     match route {
         Route::Controls => {
             let (status, json) = if method == Method::Post {
@@ -107,6 +119,21 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                     .with_header("Cache-Control", "no-cache"),
             )
         }
+        Route::ResetControls if method == Method::Post => {
+            let (status, json) = controls::reset(&state.controls);
+            response(
+                Response::new(status, Body::Owned(json.into_bytes()))
+                    .with_header("Content-Type", "application/json")
+                    .with_header("Cache-Control", "no-cache"),
+            )
+        }
+        Route::ResetControls => response(
+            Response::text(
+                405,
+                "a reset changes the controls: use POST /controls/reset\n".into(),
+            )
+            .with_header("Allow", "POST"),
+        ),
         // A HEAD must change nothing, and answering it without changing would say
         // nothing of whether the change would be taken.
         Route::SetOption if method == Method::Head => response(
@@ -129,6 +156,9 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                 .with_header("Content-Type", "text/html; charset=utf-8")
                 .with_header("Cache-Control", "no-cache"),
         ),
+        Route::Snapshot if routes::wants_full(head.target.split_once('?').map_or("", |q| q.1)) => {
+            response(full_snapshot(state, method))
+        }
         Route::Snapshot => match fresh_frame(state) {
             Some(frame) => response(
                 Response::new(200, Body::Jpeg(frame))
@@ -163,6 +193,36 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
             ),
         )),
         Route::Stream { advance } => stream(peer, state, advance, method),
+    }
+}
+
+/// How long a full-resolution still may take: switching a camera's size and letting
+/// it settle takes a second or two on a Pi; encoding a large picture in software, more.
+const STILL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `/snapshot.jpg?full=1`: a still at the camera's full resolution, taken between two
+/// frames of the stream (see [`crate::still`]).
+fn full_snapshot(state: &AppState, method: Method) -> Response {
+    let jpeg_headers = |r: Response| {
+        r.with_header("Content-Type", "image/jpeg")
+            .with_header("Cache-Control", "no-cache, private")
+            .with_header("Pragma", "no-cache")
+    };
+    if method == Method::Head {
+        // Taking a still for its length alone would stop the stream for nothing.
+        return jpeg_headers(Response::new(200, Body::Empty).without_length());
+    }
+    // A camera that sleeps for lack of viewers opens its still desk when it wakes.
+    let _ = fresh_frame(state);
+    match state.slot.stills().take(STILL_TIMEOUT) {
+        Ok(still) => jpeg_headers(Response::new(200, Body::Owned(still.jpeg.clone()))).with_header(
+            "X-Picture-Size",
+            &format!("{}x{}", still.width, still.height),
+        ),
+        Err(e @ StillError::Unavailable) => Response::text(501, format!("{e}\n")),
+        Err(e) => {
+            Response::text(503, format!("{e}; try again shortly\n")).with_header("Retry-After", "2")
+        }
     }
 }
 

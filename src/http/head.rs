@@ -34,6 +34,13 @@ pub struct RequestHead {
     pub chunked: bool,
     /// `Expect: 100-continue`: the client waits for a `100 Continue` before its body.
     pub expect_continue: bool,
+    /// The `Host` value, if any: the name the client reached the server by.
+    pub host: Option<String>,
+    /// The `Origin` value, if any: the site of the page that made a browser's request.
+    pub origin: Option<String>,
+    /// The `Sec-Fetch-Site` value, if any: a browser's word on whether the page that made
+    /// the request is this server's own (`same-origin`), or another site's.
+    pub fetch_site: Option<String>,
 }
 
 /// What the bytes so far amount to.
@@ -128,6 +135,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
     let mut close = false;
     let mut keep = false;
     let mut expect_continue = false;
+    let (mut host, mut origin, mut fetch_site) = (None, None, None);
     for field in request.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -151,6 +159,19 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
                 return Parsed::Refused(Refusal::Malformed);
             }
             authorization = Some(String::from_utf8_lossy(field.value).into_owned());
+        } else if let Some(slot) = [
+            ("host", &mut host),
+            ("origin", &mut origin),
+            ("sec-fetch-site", &mut fetch_site),
+        ]
+        .into_iter()
+        .find_map(|(n, slot)| name.eq_ignore_ascii_case(n).then_some(slot))
+        {
+            // Only one of each: with two, which site asked would be a guess.
+            if slot.is_some() {
+                return Parsed::Refused(Refusal::Malformed);
+            }
+            *slot = Some(String::from_utf8_lossy(field.value.trim_ascii()).into_owned());
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue |= field
                 .value
@@ -179,6 +200,9 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
             content_length: length,
             chunked,
             expect_continue,
+            host,
+            origin,
+            fetch_site,
         },
         len,
     )
@@ -260,6 +284,26 @@ mod tests {
         );
         assert!(post.expect_continue && post.has_body);
         assert_eq!(post.content_length, Some(9));
+    }
+
+    #[test]
+    fn reads_where_a_browser_request_comes_from_once() {
+        let (head, _) = complete(
+            "POST /controls HTTP/1.1\r\nhost: pi.local:8000\r\nOrigin:  http://pi.local:8000 \r\n\
+             Sec-Fetch-Site: same-origin\r\n\r\n",
+        );
+        assert_eq!(head.host.as_deref(), Some("pi.local:8000"));
+        assert_eq!(head.origin.as_deref(), Some("http://pi.local:8000"));
+        assert_eq!(head.fetch_site.as_deref(), Some("same-origin"));
+        let (plain, _) = complete("GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            (plain.host, plain.origin, plain.fetch_site),
+            (None, None, None)
+        );
+        for twice in ["Host: a\r\nHost: b", "Origin: null\r\norigin: null"] {
+            let text = format!("GET / HTTP/1.1\r\n{twice}\r\n\r\n");
+            assert_eq!(refused(text.as_bytes()), Refusal::Malformed, "{twice}");
+        }
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum Route {
     /// `/controls`: the camera's controls as JSON (`GET`), or changes to them (`POST`
     /// with a JSON object).
     Controls,
+    /// `/controls/reset`: every control back to its default, the saved settings
+    /// forgotten (`POST` only).
+    ResetControls,
     /// `/option?name=value`: one control changed, in camera-streamer's form.
     SetOption,
     /// Anything else.
@@ -63,6 +66,7 @@ pub fn route(url: &str) -> Route {
         "/status" | "/status.json" => Route::Status,
         "/favicon.ico" => Route::Favicon,
         "/controls" => Route::Controls,
+        "/controls/reset" => Route::ResetControls,
         "/option" => Route::SetOption,
         _ => Route::NotFound,
     }
@@ -70,7 +74,27 @@ pub fn route(url: &str) -> Route {
 
 /// Whether `route` answers `POST` (and reads its body).
 pub fn takes_post(route: Route) -> bool {
-    matches!(route, Route::Controls | Route::SetOption)
+    matches!(
+        route,
+        Route::Controls | Route::ResetControls | Route::SetOption
+    )
+}
+
+/// Whether `method` on `route` changes the camera: `POST /controls`,
+/// `POST /controls/reset`, and `/option` by `GET` or `POST` (its `HEAD` is refused
+/// before anything changes).
+pub fn changes_camera(route: Route, method: Method) -> bool {
+    match route {
+        Route::Controls | Route::ResetControls => method == Method::Post,
+        Route::SetOption => matches!(method, Method::Get | Method::Post),
+        _ => false,
+    }
+}
+
+/// True when a snapshot's query asks for a still at the camera's full resolution:
+/// `full=1` (or `true`, `yes`, or the bare key).
+pub fn wants_full(query: &str) -> bool {
+    matches!(query_value(query, "full"), Some("1" | "true" | "yes" | ""))
 }
 
 /// True when the query asks for the advance-header stream format:
@@ -127,10 +151,22 @@ mod tests {
         assert_eq!(route("/?action=reboot"), Route::UnknownAction);
         assert_eq!(route("/snapshot.jpg"), Route::Snapshot);
         assert_eq!(route("/snapshot?t=123"), Route::Snapshot);
+        assert!(wants_full("full=1") && wants_full("t=5&full") && wants_full("full=yes"));
+        assert!(!wants_full("full=0") && !wants_full("t=1") && !wants_full("fullness=1"));
         assert_eq!(route("/status"), Route::Status);
         assert_eq!(route("/controls"), Route::Controls);
+        assert_eq!(route("/controls/reset"), Route::ResetControls);
+        assert_eq!(route("/controls/reset?x=1"), Route::ResetControls);
+        assert_eq!(route("/controls/reset/"), Route::NotFound);
+        assert!(takes_post(Route::ResetControls));
         assert_eq!(route("/option?brightness=10"), Route::SetOption);
         assert!(takes_post(Route::Controls) && takes_post(Route::SetOption));
+        assert!(changes_camera(Route::Controls, Method::Post));
+        assert!(!changes_camera(Route::Controls, Method::Get));
+        assert!(changes_camera(Route::SetOption, Method::Get));
+        assert!(!changes_camera(Route::SetOption, Method::Head));
+        assert!(!changes_camera(Route::Status, Method::Post));
+        assert!(changes_camera(Route::ResetControls, Method::Post));
         assert!(!takes_post(Route::Status) && !takes_post(Route::Snapshot));
         assert_eq!(route("/../etc/passwd"), Route::NotFound);
         assert_eq!(route("/index.html/"), Route::NotFound);

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::AppState;
+use crate::json::escape_into;
 
 /// Renders the status document.
 pub fn render(state: &AppState) -> String {
@@ -74,33 +75,4 @@ fn field_str(j: &mut String, key: &str, value: &str) {
     let _ = write!(j, "\"{key}\":\"");
     escape_into(j, value);
     j.push_str("\",");
-}
-
-/// Appends `s` as the inside of a JSON string.
-pub(super) fn escape_into(j: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => j.push_str("\\\""),
-            '\\' => j.push_str("\\\\"),
-            '\n' => j.push_str("\\n"),
-            '\r' => j.push_str("\\r"),
-            '\t' => j.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(j, "\\u{:04x}", c as u32);
-            }
-            c => j.push(c),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_json_strings() {
-        let mut j = String::new();
-        escape_into(&mut j, "a\"b\\c\nd\u{1}é");
-        assert_eq!(j, "a\\\"b\\\\c\\nd\\u0001é");
-    }
 }

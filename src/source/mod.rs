@@ -358,6 +358,11 @@ impl FrameSink {
     }
 
     /// True once the server is stopping: the source should return.
+    /// Where requests for full-resolution stills wait (see [`crate::still`]).
+    pub fn stills(&self) -> &Arc<crate::still::StillDesk> {
+        self.slot.stills()
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }

@@ -14,6 +14,9 @@
 //! It has controls of its own, like a camera ([`PatternControls`], on the
 //! [`ControlBoard`] while it runs): `brightness` and `contrast` change every pixel of
 //! every frame drawn after them, and `pattern` chooses the background.
+//!
+//! A full-resolution still ([`crate::still`]) is the current frame drawn anew at twice
+//! the stream's width and height (the pattern's "sensor"), between two frames.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -23,9 +26,10 @@ use super::font::{text_width, Canvas};
 use super::{FrameSink, LINGER};
 use crate::clock::Utc;
 use crate::controls::{CameraControls, ControlBoard, ControlInfo, ControlKind};
-use crate::encoder::JpegEncoder;
+use crate::encoder::{JpegEncoder, SoftwareEncoder};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
+use crate::still::Still;
 
 /// 75 % colour bars, left to right.
 const BARS: [[u8; 3]; 7] = [
@@ -83,7 +87,14 @@ impl Default for PatternControls {
     }
 }
 
+/// The test pattern's camera identity, under which its saved settings are kept.
+pub const IDENTITY: &str = "test pattern";
+
 impl CameraControls for PatternControls {
+    fn identity(&self) -> String {
+        IDENTITY.to_string()
+    }
+
     fn list(&self) -> Result<Vec<ControlInfo>, String> {
         let integer = |name: &str, label: &str, min, max, default, value: &AtomicI64| ControlInfo {
             name: name.into(),
@@ -290,6 +301,10 @@ pub fn run(
     let mut behind_logged = false;
     let out = sink.jpeg_out();
     sink.stats().set_capturing(false);
+    // The pattern's "sensor": twice the stream's width and height.
+    let full = (w * 2, h * 2);
+    let _stills = sink.stills().open();
+    let mut took_still = false;
     while !sink.stopping() {
         if !sink.wanted(LINGER) {
             // The encoding threads end while nobody watches.
@@ -326,6 +341,29 @@ pub fn run(
             }
         }
         sink.note_encoder(&mut encoder);
+        sink.stills().serve(|| {
+            // The still's time is not the stream's: no catching up afterwards.
+            took_still = true;
+            let started = Instant::now();
+            let still = still_of(
+                shown,
+                full,
+                frame,
+                settings.fps,
+                &controls,
+                settings.quality,
+            );
+            log::info!(
+                "test pattern: took a {}x{} still in {} ms",
+                full.0,
+                full.1,
+                started.elapsed().as_millis()
+            );
+            still
+        });
+        if std::mem::take(&mut took_still) {
+            next = Instant::now();
+        }
         next += period;
         let now = Instant::now();
         if next > now {
@@ -344,6 +382,38 @@ pub fn run(
             next = now;
         }
     }
+}
+
+/// A still of the pattern at `size`: the frame `frame` as the stream shows it, drawn
+/// and encoded anew at that size.
+fn still_of(
+    pattern: i64,
+    size: (usize, usize),
+    frame: u64,
+    fps: u32,
+    controls: &PatternControls,
+    quality: u8,
+) -> Result<Still, String> {
+    let (w, h) = size;
+    let mut picture = background_of(pattern, w, h);
+    draw(&mut picture, w, h, frame, &Utc::now(), fps);
+    if let Some(table) = controls.tone_table() {
+        for v in picture.iter_mut() {
+            *v = table[*v as usize];
+        }
+    }
+    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(format!("{w}x{h} is too large to encode"));
+    };
+    let jpeg = SoftwareEncoder::new(quality)
+        .encode_rgb(&picture, w16, h16)
+        .map_err(|e| e.to_string())?
+        .to_vec();
+    Ok(Still {
+        jpeg,
+        width: w as u32,
+        height: h as u32,
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
-use super::device::{open_node, text};
+use super::device::{open_node, query_capability, text};
 use super::sys::{self, call, zeroed};
 use crate::controls::{control_name, CameraControls, ControlInfo, ControlKind};
 
@@ -71,19 +71,28 @@ impl Described {
 pub struct V4l2Controls {
     file: File,
     path: PathBuf,
+    /// `v4l2 DRIVER CARD`: the same model on any port or node is the same camera.
+    identity: String,
 }
 
 impl V4l2Controls {
     /// Opens `path` for its controls.
     pub fn open(path: &Path) -> io::Result<V4l2Controls> {
+        let file = open_node(path)?;
+        let (cap, _) = query_capability(file.as_raw_fd())?;
         Ok(V4l2Controls {
-            file: open_node(path)?,
+            file,
             path: path.to_path_buf(),
+            identity: format!("v4l2 {} {}", text(&cap.driver), text(&cap.card)),
         })
     }
 }
 
 impl CameraControls for V4l2Controls {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
     fn list(&self) -> Result<Vec<ControlInfo>, String> {
         list(self.file.as_raw_fd()).map_err(|e| {
             format!(

@@ -1,8 +1,12 @@
 // The Settings panel: built from GET /controls (the test pattern's brightness, contrast
 // and pattern), every change sent at once with POST /controls and seen in the picture
-// itself; Reset to defaults; a server that refuses changes; a server without /controls;
-// a server with users.
+// itself; Reset to defaults; a change kept across a restart (--state-dir) and forgotten
+// by Reset; a server that refuses changes; a server without /controls; a server with
+// users.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   artifact, launchChromium, samplePicture, startServer, waitFor, waitLive,
@@ -152,6 +156,44 @@ test('brightness, the pattern and Reset change the picture, through POST /contro
     (await page.inputValue('#c-pattern')) === 'Colour bars', { what: 'the panel showing the defaults' });
   assert.equal(await page.locator('#set-msg').textContent(), '', 'no error shown');
   await page.keyboard.press('Escape');
+  assert.deepEqual(problems, []);
+});
+
+test('a change made on the page is there after a restart, and Reset forgets it', { timeout: 90000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'picam-browser-state-'));
+  const file = join(dir, 'controls-test-pattern.json');
+  const args = [...ARGS, '--state-dir', dir];
+  let srv = await startServer({ args });
+  let opened = await openLive(srv);
+  try {
+    await openPanel(opened.p);
+    const colourful = await waitFor(() => measure(opened.p), { what: 'a picture' });
+    await opened.p.selectOption('#c-pattern', 'Grey');
+    await waitFor(async () => (await controls(srv)).controls[2].value === 'Grey', { what: 'the grey pattern on the server' });
+    await waitFor(() => existsSync(file), { what: 'the saved settings file' });
+    await opened.ctx.close();
+    await srv.stop();
+
+    srv = await startServer({ args });
+    opened = await openLive(srv);
+    await openPanel(opened.p);
+    await waitFor(async () => (await opened.p.inputValue('#c-pattern')) === 'Grey', { what: 'the panel showing Grey after the restart' });
+    const grey = await waitFor(async () => {
+      const m = await measure(opened.p);
+      return m && m.chroma < colourful.chroma / 3 && m;
+    }, { what: 'a grey picture after the restart' });
+    console.log(`after the restart: ${JSON.stringify(grey)} (colour bars: ${JSON.stringify(colourful)})`);
+
+    await opened.p.click('#set-reset');
+    await waitFor(async () => (await opened.p.inputValue('#c-pattern')) === 'Colour bars', { what: 'the panel at the defaults' });
+    assert.equal((await controls(srv)).controls[2].value, 'Colour bars');
+    assert.equal(existsSync(file), false, 'Reset forgets the saved settings');
+    assert.equal(await opened.p.locator('#set-msg').textContent(), '', 'no error shown');
+  } finally {
+    await opened.ctx.close();
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
   assert.deepEqual(problems, []);
 });
 

@@ -105,17 +105,26 @@ struct State {
 
 /// The controls of the camera a session captures with.
 pub struct LibcameraControls {
+    /// `libcamera MODEL (ID)`: the camera's model and libcamera's id of it (which
+    /// names where it is connected), the same each time it opens.
+    identity: String,
     state: Mutex<State>,
 }
 
 impl LibcameraControls {
-    /// The controls of a configured camera offering `infos`, with `started` the values
-    /// the session starts it with (continuous autofocus).
-    pub fn new(infos: &ControlInfoMap, started: &[(LibcameraId, RequestValue)]) -> Self {
+    /// The controls of a configured camera `name`d as the log names it (`imx708
+    /// (/base/...)`), offering `infos`, with `started` the values the session starts it
+    /// with (continuous autofocus).
+    pub fn new(
+        name: &str,
+        infos: &ControlInfoMap,
+        started: &[(LibcameraId, RequestValue)],
+    ) -> Self {
         let camera = limits_of(infos);
         let mut current = Current::from_limits(&camera);
         current.note_request(started);
         LibcameraControls {
+            identity: format!("libcamera {name}"),
             state: Mutex::new(State {
                 camera,
                 current,
@@ -169,6 +178,10 @@ impl LibcameraControls {
 }
 
 impl CameraControls for LibcameraControls {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
     fn list(&self) -> Result<Vec<ControlInfo>, String> {
         let state = self.state();
         Ok(user_controls(&state.camera, &state.current))

@@ -250,7 +250,11 @@ fn session(
 
     // The controls of the configured mode (its exposure and gain limits); off the
     // board again when the session ends.
-    let camera_controls = Arc::new(LibcameraControls::new(active.controls(), &plan.started));
+    let camera_controls = Arc::new(LibcameraControls::new(
+        &name,
+        active.controls(),
+        &plan.started,
+    ));
     let _attached = board.map(|b| b.attach(camera_controls.clone()));
     active
         .start(Some(&plan.controls))

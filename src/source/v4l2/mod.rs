@@ -8,6 +8,9 @@
 //!   device is closed otherwise.
 //! * While the device is open, its controls (brightness, white balance, ...) are on the
 //!   [`ControlBoard`], through a file of their own on the same node.
+//! * A full-resolution still ([`crate::still`]) is taken between two frames: streaming
+//!   stops, the camera switches to its largest size in the same format, one frame is
+//!   taken (after two it may still be settling on), and the stream resumes.
 //! * When the device vanishes or stops delivering, shows a "no signal" picture, says
 //!   why in `/status`, and opens the device again by itself when it is back.
 
@@ -20,9 +23,10 @@ use std::time::Duration;
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::controls::{Attached, ControlBoard};
-use crate::encoder::{JpegEncoder, RawLayout};
+use crate::encoder::{JpegEncoder, RawLayout, SoftwareEncoder};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
+use crate::still::Still;
 use crate::v4l2::controls::V4l2Controls;
 use crate::v4l2::device::{Device, PixFormat, Sizes};
 use crate::v4l2::sys::{fourcc, fourcc_name};
@@ -170,13 +174,23 @@ enum Stop {
 }
 
 /// Captures until a reason to stop; the encoding threads end with it.
-fn capture(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> Stop {
-    let stop = capture_frames(camera, encoder, sink);
+fn capture(
+    camera: &Camera,
+    encoder: &mut JpegEncoder,
+    sink: &mut FrameSink,
+    settings: Settings,
+) -> Stop {
+    let stop = capture_frames(camera, encoder, sink, settings);
     encoder.rest();
     stop
 }
 
-fn capture_frames(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSink) -> Stop {
+fn capture_frames(
+    camera: &Camera,
+    encoder: &mut JpegEncoder,
+    sink: &mut FrameSink,
+    settings: Settings,
+) -> Stop {
     let out = sink.jpeg_out();
     let mut stream = match camera.device.stream(BUFFERS) {
         Ok(s) => s,
@@ -197,6 +211,23 @@ fn capture_frames(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSi
         }
         if !sink.wanted(LINGER) {
             return Stop::Idle;
+        }
+        if sink.stills().asked() {
+            // The camera changes size only while it does not stream.
+            drop(stream);
+            let mut lost = None;
+            sink.stills().serve(|| {
+                let (still, restored) = take_still(camera, settings);
+                lost = restored.err();
+                still
+            });
+            if let Some(why) = lost {
+                return Stop::Lost(why);
+            }
+            stream = match camera.device.stream(BUFFERS) {
+                Ok(s) => s,
+                Err(e) => return Stop::Lost(format!("cannot stream again after a still: {e}")),
+            };
         }
         let got = stream.next(FRAME_TIMEOUT, |frame| {
             if frame.damaged || frame.data.is_empty() {
@@ -239,6 +270,114 @@ fn capture_frames(camera: &Camera, encoder: &mut JpegEncoder, sink: &mut FrameSi
     }
 }
 
+/// Frames skipped after switching to the still's size: a webcam's first frames at a new
+/// size are often dark or torn while it settles.
+const STILL_SKIPPED_FRAMES: usize = 2;
+
+/// The largest size `sizes` offer.
+fn largest_size(sizes: &[Sizes]) -> Option<(u32, u32)> {
+    sizes
+        .iter()
+        .map(|s| match *s {
+            Sizes::Discrete(w, h) => (w, h),
+            Sizes::Range { max, .. } => max,
+        })
+        .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
+}
+
+/// Takes one still at the camera's largest size in its streaming format, then sets the
+/// streaming format back. The still (or why not), and whether the camera is back at its
+/// streaming format (if not, it is lost).
+fn take_still(camera: &Camera, settings: Settings) -> (Result<Still, String>, Result<(), String>) {
+    let quality = settings.quality;
+    let device = &camera.device;
+    let streaming = camera.format;
+    let started = std::time::Instant::now();
+    let still = (|| {
+        let (w, h) = largest_size(&device.sizes(streaming.fourcc))
+            .unwrap_or((streaming.width, streaming.height));
+        let format = device
+            .set_format(streaming.fourcc, w, h)
+            .map_err(|e| format!("cannot set {w}x{h}: {e}"))?;
+        let (Ok(w16), Ok(h16)) = (u16::try_from(format.width), u16::try_from(format.height)) else {
+            return Err(format!("{}x{} is too large", format.width, format.height));
+        };
+        let mut stream = device
+            .stream(2)
+            .map_err(|e| format!("cannot stream at {w}x{h}: {e}"))?;
+        let mut seen = 0;
+        let mut jpeg: Option<Result<Vec<u8>, String>> = None;
+        for _ in 0..STILL_SKIPPED_FRAMES + 3 {
+            let got = stream
+                .next(FRAME_TIMEOUT, |frame| {
+                    if frame.damaged || frame.data.is_empty() {
+                        return;
+                    }
+                    seen += 1;
+                    if seen <= STILL_SKIPPED_FRAMES {
+                        return;
+                    }
+                    jpeg = Some(match camera.handling {
+                        Handling::PassJpeg => {
+                            let data = crate::jpeg::trim_after_eoi(frame.data);
+                            Ok(crate::jpeg::with_huffman_tables(data).into_owned())
+                        }
+                        Handling::Encode(layout) => SoftwareEncoder::new(quality)
+                            .encode_raw(
+                                frame.data,
+                                layout,
+                                w16,
+                                h16,
+                                format.bytes_per_line as usize,
+                            )
+                            .map(<[u8]>::to_vec)
+                            .map_err(|e| e.to_string()),
+                    });
+                })
+                .map_err(|e| format!("no frame at {w}x{h}: {e}"))?;
+            if !got {
+                return Err(format!("no frame at {w}x{h} within {FRAME_TIMEOUT:?}"));
+            }
+            if let Some(jpeg) = jpeg.take() {
+                return jpeg.map(|jpeg| Still {
+                    jpeg,
+                    width: format.width,
+                    height: format.height,
+                });
+            }
+        }
+        Err(format!("only damaged frames at {w}x{h}"))
+    })();
+    let restored = device
+        .set_format(streaming.fourcc, streaming.width, streaming.height)
+        .map_err(|e| format!("cannot go back to the stream's format after a still: {e}"))
+        .and_then(|f| {
+            if (f.fourcc, f.width, f.height)
+                == (streaming.fourcc, streaming.width, streaming.height)
+            {
+                // Some drivers reset the frame rate with the size.
+                let _ = device.set_frame_rate(settings.fps);
+                Ok(())
+            } else {
+                Err(format!(
+                    "the stream's format came back as {}x{} after a still",
+                    f.width, f.height
+                ))
+            }
+        });
+    match &still {
+        Ok(s) => log::info!(
+            "{}: took a {}x{} still; the stream paused {} ms",
+            device.describe(),
+            s.width,
+            s.height,
+            started.elapsed().as_millis()
+        ),
+        Err(e) => log::warn!("{}: no still: {e}", device.describe()),
+    }
+    (still, restored)
+}
+
 /// Puts the controls of the camera on `path` on `board` until the result is dropped;
 /// a camera whose controls cannot be opened streams all the same, without them.
 fn attach_controls(path: &Path, board: &Arc<ControlBoard>) -> Option<Attached> {
@@ -276,7 +415,9 @@ pub fn run(
         sink.stats().set_error(None);
         sink.stats().set_capturing(true);
         reopen.reset();
-        let stop = capture(&camera, &mut encoder, sink);
+        let stills = sink.stills().open();
+        let stop = capture(&camera, &mut encoder, sink, settings);
+        drop(stills);
         drop(attached);
         sink.stats().set_capturing(false);
         match stop {

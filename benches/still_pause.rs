@@ -1,0 +1,112 @@
+//! What a full-resolution still (`/snapshot.jpg?full=1`) costs the viewers: the longest
+//! wait between two frames of the stream around each still, against the usual wait,
+//! and how long the still's request took.
+//!
+//! The source is the test pattern, whose still is the current frame drawn and encoded
+//! in software at twice the stream's width and height (on a camera, the time to switch
+//! sizes is added: see docs/BENCHMARKS.md for vivid in the VM).
+//!
+//! ```text
+//! cargo bench --bench still_pause                      # 640x480 at 30 fps, 5 stills
+//! cargo bench --bench still_pause -- --size 1280x720 --stills 10
+//! ```
+
+mod support;
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{start_server, MjpegClient};
+
+fn still(addr: SocketAddr) -> (u16, usize) {
+    let mut s = TcpStream::connect(addr).expect("connect to the server");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET /snapshot.jpg?full=1 HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    BufReader::new(s).read_to_end(&mut all).unwrap();
+    let status = String::from_utf8_lossy(&all[..all.len().min(12)])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, all.len())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let size = value("--size").unwrap_or_else(|| "640x480".to_string());
+    let stills: usize = value("--stills").map_or(5, |s| s.parse().expect("--stills N"));
+    let server = start_server(
+        &["--source", "test", "--size", &size, "--fps", "30"],
+        Stdio::null(),
+    );
+    let addr = server.addr;
+    let mut viewer = MjpegClient::open(addr, "/stream.mjpg");
+    // The usual wait, over 60 frames.
+    for _ in 0..10 {
+        viewer.next_jpeg();
+    }
+    let mut usual = Vec::new();
+    let mut last = Instant::now();
+    for _ in 0..60 {
+        viewer.next_jpeg();
+        usual.push(last.elapsed());
+        last = Instant::now();
+    }
+    usual.sort();
+    println!(
+        "test pattern {size} at 30 fps; stills at twice its width and height\n\
+         usual wait between frames: median {:.1} ms, longest {:.1} ms",
+        ms(usual[usual.len() / 2]),
+        ms(*usual.last().unwrap())
+    );
+    println!(
+        "{:>6} {:>12} {:>10} {:>26}",
+        "still", "request ms", "bytes", "longest frame wait ms"
+    );
+    for n in 1..=stills {
+        let asked = Instant::now();
+        let asker = thread::spawn(move || still(addr));
+        let mut longest = Duration::ZERO;
+        last = Instant::now();
+        let mut after = 0;
+        let mut answered = None;
+        // Frames until the still is back and three more.
+        while after < 3 {
+            viewer.next_jpeg();
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
+            if asker.is_finished() {
+                answered.get_or_insert(asked.elapsed());
+                after += 1;
+            }
+        }
+        let (status, bytes) = asker.join().unwrap();
+        assert_eq!(status, 200, "the still was refused");
+        println!(
+            "{n:>6} {:>12.0} {bytes:>10} {:>26.1}",
+            ms(answered.unwrap_or_default()),
+            ms(longest)
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
