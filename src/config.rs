@@ -17,7 +17,7 @@ use crate::source::Isolation;
 use std::time::Duration;
 
 use crate::net::Patience;
-use crate::picture::{EncodeWorkers, EncoderChoice, Transform};
+use crate::picture::{EncodeWorkers, EncoderChoice, Transform, FPS_MAX_ANY_SOURCE};
 use crate::source::SourceSpec;
 
 /// Everything the server needs to start.
@@ -65,6 +65,8 @@ pub struct Config {
     pub h264_bitrate: Option<u32>,
     /// `--openh264-library`: Cisco's prebuilt OpenH264 to load at run time.
     pub openh264_library: Option<PathBuf>,
+    /// `--hdr`: the Camera Module 3's sensor HDR.
+    pub hdr: bool,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -108,6 +110,7 @@ impl Default for Config {
             state_dir: None,
             h264_bitrate: None,
             openh264_library: None,
+            hdr: false,
         };
         for opt in OPTIONS {
             if let Some(default) = opt.default {
@@ -216,7 +219,7 @@ impl Group {
     fn heading(self) -> &'static str {
         match self {
             Group::Pictures => "Source and pictures",
-            Group::Camera => "Camera module orientation",
+            Group::Camera => "Camera modules",
             Group::Serving => "Serving",
             Group::Access => "Access",
             Group::H264 => "H.264 (/stream.mp4, in binaries built with the h264 feature)",
@@ -333,10 +336,13 @@ const OPTIONS: &[Opt] = &[
         default: Some("30"),
         reader: Reader::Number {
             min: 1,
-            max: 120,
+            max: 240,
             set: |c, n| c.fps = n as u32,
         },
         help: "Frames per second for such sources and for file:",
+        more: "Above 120 only for camera modules (rpicam and libcamera sources) with a \
+               sensor mode that fast, such as the Camera Module v2's 640x480 at 206 fps; \
+               the chosen sensor mode is logged and shown in /status.",
         ..NOTHING_MORE
     },
     Opt {
@@ -499,6 +505,19 @@ const OPTIONS: &[Opt] = &[
             set: |c, on| c.transform.vflip = on,
         },
         help: "Flip the picture upside down (after --rotation)",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Camera,
+        flag: "--hdr",
+        var: "PICAM_HDR",
+        default: Some("off"),
+        reader: Reader::Switch {
+            set: |c, on| c.hdr = on,
+        },
+        help: "The sensor's own HDR, on the Camera Module 3 (imx708): a wider range of \
+               light in one 2304x1296 mode at up to 30 fps (rpicam and libcamera \
+               sources; refused on other cameras)",
         ..NOTHING_MORE
     },
     Opt {
@@ -1189,8 +1208,32 @@ fn shown(opt: &Opt, value: &str) -> String {
     }
 }
 
+/// Whether `source` may be a camera module, whose sensor modes decide the highest
+/// frame rate and which alone have sensor HDR.
+fn may_be_camera_module(source: &SourceSpec) -> bool {
+    matches!(
+        source,
+        SourceSpec::Auto | SourceSpec::Rpicam(_) | SourceSpec::Libcamera(_)
+    )
+}
+
 /// Options that only make sense together, or in a binary built with their feature.
 fn check_together(c: &Config) -> Result<(), ConfigError> {
+    if c.fps > FPS_MAX_ANY_SOURCE && !may_be_camera_module(&c.source) {
+        return Err(ConfigError(format!(
+            "--fps {}: above {FPS_MAX_ANY_SOURCE} only for camera modules (the rpicam \
+             and libcamera sources), whose sensor mode may allow it; source '{}' takes \
+             at most {FPS_MAX_ANY_SOURCE}",
+            c.fps, c.source
+        )));
+    }
+    if c.hdr && !may_be_camera_module(&c.source) {
+        return Err(ConfigError(format!(
+            "--hdr is the Camera Module 3's sensor HDR (rpicam and libcamera sources); \
+             source '{}' has none: leave --hdr off",
+            c.source
+        )));
+    }
     match (&c.tls_cert, &c.tls_key) {
         (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)"),
         (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate it belongs to)"),
@@ -1485,7 +1528,7 @@ mod tests {
         let e = run(&["--fps", "0"], &[]).unwrap_err().0;
         assert_eq!(
             e,
-            "invalid value '0' for --fps: expected a whole number from 1 to 120"
+            "invalid value '0' for --fps: expected a whole number from 1 to 240"
         );
         let e = run(&[], &[("PICAM_SIZE", "big")]).unwrap_err().0;
         assert!(
@@ -1512,7 +1555,7 @@ mod tests {
         let e = run(&["--fps", "1\n2"], &[]).unwrap_err().0;
         assert_eq!(
             e,
-            "invalid value '1\\n2' for --fps: expected a whole number from 1 to 120"
+            "invalid value '1\\n2' for --fps: expected a whole number from 1 to 240"
         );
         let e = run(&[], &[("PICAM_SIZE", "\u{1b}[2J")]).unwrap_err().0;
         assert!(
@@ -1608,6 +1651,35 @@ mod tests {
     }
 
     #[test]
+    fn fps_above_120_and_hdr_are_for_camera_modules_only() {
+        assert_eq!(config(&["--fps", "206"], &[]).fps, 206);
+        assert_eq!(
+            config(&["--source", "rpicam", "--fps", "240"], &[]).fps,
+            240
+        );
+        assert!(config(&["--source", "libcamera", "--hdr"], &[]).hdr);
+        assert!(config(&[], &[("PICAM_HDR", "on")]).hdr);
+        assert!(!config(&[], &[]).hdr);
+        let e = run(&["--source", "test", "--fps", "121"], &[])
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            e,
+            "--fps 121: above 120 only for camera modules (the rpicam and libcamera \
+             sources), whose sensor mode may allow it; source 'test' takes at most 120"
+        );
+        assert!(config(&["--source", "test", "--fps", "120"], &[]).fps == 120);
+        let e = run(&["--source", "v4l2:/dev/video0", "--hdr"], &[])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("source 'v4l2:/dev/video0' has none"), "{e}");
+        assert!(run(&["--fps", "241"], &[])
+            .unwrap_err()
+            .0
+            .contains("from 1 to 240"));
+    }
+
+    #[test]
     fn always_on_is_a_switch() {
         assert!(!config(&[], &[]).always_on);
         assert!(config(&["--always-on"], &[]).always_on);
@@ -1699,6 +1771,7 @@ mod tests {
             state_dir: None,
             h264_bitrate: None,
             openh264_library: None,
+            hdr: false,
         };
         assert_eq!(Config::default(), want);
         assert_eq!(Config::default().patience, Patience::default());
@@ -1766,17 +1839,19 @@ mod tests {
     #[test]
     fn one_set_of_switch_words() {
         let switches: Vec<&Opt> = OPTIONS.iter().filter(|opt| opt.is_switch()).collect();
-        assert_eq!(switches.len(), 4);
+        assert_eq!(switches.len(), 5);
         let no_mdns = |c: &Config| c.mdns_name.is_none();
         let always_on = |c: &Config| c.always_on;
         let hflip = |c: &Config| c.transform.hflip;
         let vflip = |c: &Config| c.transform.vflip;
+        let hdr = |c: &Config| c.hdr;
         type IsOn = fn(&Config) -> bool;
-        let cases: [(&str, &str, IsOn); 4] = [
+        let cases: [(&str, &str, IsOn); 5] = [
             ("--no-mdns", "PICAM_NO_MDNS", no_mdns),
             ("--always-on", "PICAM_ALWAYS_ON", always_on),
             ("--hflip", "PICAM_HFLIP", hflip),
             ("--vflip", "PICAM_VFLIP", vflip),
+            ("--hdr", "PICAM_HDR", hdr),
         ];
         for (flag, var, is_on) in cases {
             assert!(switches

@@ -73,6 +73,7 @@ fn main() {
         encode_workers: config.encode_workers,
         transform: config.transform,
         always_on: config.always_on,
+        hdr: config.hdr,
     };
     // Started again by the server to run its source in a process of its own.
     if let Some(spec) = std::env::var_os(isolate::WORKER_VAR) {

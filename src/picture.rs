@@ -7,6 +7,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The highest `--fps` every source takes; camera modules go up to the option's
+/// maximum where a sensor mode allows.
+pub const FPS_MAX_ANY_SOURCE: u32 = 120;
+
 /// Picture settings for sources that produce or encode pictures themselves, and how
 /// long a byte-stream source may go without a good frame before it counts as broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub struct Settings {
     pub transform: Transform,
     /// Run with nobody watching too (`--always-on`): the source is never idle.
     pub always_on: bool,
+    /// The Camera Module 3's sensor HDR (`--hdr`; libcamera, rpicam).
+    pub hdr: bool,
 }
 
 /// How the picture should be turned and mirrored: `--rotation`, `--hflip`, `--vflip`.
@@ -267,6 +273,7 @@ mod tests {
                 hflip,
                 vflip: false,
             },
+            hdr: false,
             always_on: false,
         };
         for (r90, r180, size) in [

@@ -32,6 +32,8 @@ pub struct SourceStats {
     capturing: AtomicBool,
     /// Which JPEG encoder runs ("none" for sources that deliver JPEG).
     encoder: Mutex<String>,
+    /// The camera's sensor mode, for cameras that say (size, bit depth, rate, crop).
+    sensor_mode: Mutex<Option<String>>,
     /// Threads encoding JPEG in software (0: none, or the hardware encodes).
     encode_workers: AtomicUsize,
     /// Pictures dropped because every encoding thread was busy (or a newer picture was
@@ -53,6 +55,7 @@ impl SourceStats {
             restarts: AtomicU64::new(0),
             capturing: AtomicBool::new(true),
             encoder: Mutex::new("none".to_string()),
+            sensor_mode: Mutex::new(None),
             encode_workers: AtomicUsize::new(0),
             workers_busy: AtomicU64::new(0),
         }
@@ -75,6 +78,19 @@ impl SourceStats {
     }
 
     /// Records how many threads encode in software.
+    /// Records the camera's sensor mode, as one line of text.
+    pub fn set_sensor_mode(&self, mode: Option<String>) {
+        *self.sensor_mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// The camera's sensor mode, when the source knows it.
+    pub fn sensor_mode(&self) -> Option<String> {
+        self.sensor_mode
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn set_encode_workers(&self, n: usize) {
         self.encode_workers.store(n, Ordering::Relaxed);
     }

@@ -143,10 +143,16 @@ fn pictures_arrive_at_the_rounded_size_and_the_helper_runs_only_while_watched() 
     let args = std::fs::read_to_string(dir.path("args")).unwrap();
     assert_eq!(
         args.split_whitespace().collect::<Vec<_>>().join(" "),
-        "-n -t 0 --codec yuv420 --width 320 --height 202 --framerate 15 --flush -o -"
+        "-n -t 0 --codec yuv420 --width 320 --height 202 --framerate 15 \
+         --mode 2304:1296:10:P --flush -o -"
     );
     let s = server.status();
     assert_eq!(s["capturing"], true, "{s}");
+    // Chosen from the helper's listing: the full field of view at 15 fps.
+    assert_eq!(
+        s["sensor_mode"], "2304x1296 10-bit up to 56.03 fps, crop (0, 0)/4608x2592",
+        "{s}"
+    );
     assert!(s["source_error"].is_null(), "{s}");
     assert!(process_alive(pid));
 
@@ -336,6 +342,84 @@ fn a_helper_that_stalls_is_stopped_and_started_again() {
     server.wait_status(patience(), "the restart counted", |s| {
         s["source_restarts"].as_u64() >= Some(1)
     });
+}
+
+#[test]
+fn sensor_modes_above_120_fps_and_hdr_reach_the_helper() {
+    // 1536x864 is the stand-in's (the Camera Module 3's) mode up to 120.13 fps.
+    let dir = Scratch::new("fast");
+    let server = start(
+        &dir,
+        &["--source", "rpicam", "--size", "256x144", "--fps", "120"],
+        "ok",
+    );
+    server.wait_log(
+        "rpicam: sensor mode 1536x864 10-bit up to 120.13 fps",
+        patience(),
+    );
+    let args = watched_args(&dir, &server);
+    assert!(
+        args.contains("--framerate 120 --mode 1536:864:10:P --flush"),
+        "{args}"
+    );
+    drop(server);
+
+    let dir = Scratch::new("hdr");
+    let server = start(
+        &dir,
+        &["--source", "rpicam", "--hdr", "--size", "256x144"],
+        "ok",
+    );
+    let s = server.status();
+    assert_eq!(
+        s["sensor_mode"], "2304x1296 10-bit up to 30.00 fps, crop (0, 0)/4608x2592",
+        "{s}"
+    );
+    let args = watched_args(&dir, &server);
+    assert!(
+        args.contains("--mode 2304:1296:10:P --hdr --flush"),
+        "{args}"
+    );
+}
+
+/// Watches `server` until a 256x144 picture from the helper arrives; the helper's
+/// arguments, on one line.
+fn watched_args(dir: &Scratch, server: &Server) -> String {
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    wait_pid(dir, server);
+    assert_ramp(&client.next_jpeg(), (256, 144), false);
+    let args = std::fs::read_to_string(dir.path("args")).unwrap();
+    args.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn a_rate_or_hdr_the_camera_cannot_give_stops_the_start_with_the_reason() {
+    for (args, says) in [
+        (
+            &["--source", "rpicam", "--fps", "200"][..],
+            "the imx708 gives at most 120.13 fps (its 1536x864 sensor mode), not 200: \
+             ask for a lower --fps (see --list-cameras)",
+        ),
+        (
+            &["--source", "rpicam", "--hdr", "--fps", "50"][..],
+            "the imx708 with --hdr gives at most 30.00 fps (its 2304x1296 sensor mode), \
+             not 50",
+        ),
+        (
+            &["--source", "test", "--fps", "200"][..],
+            "--fps 200: above 120 only for camera modules",
+        ),
+    ] {
+        let out = server_command()
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("PICAM_RPICAM_VID", fake())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]

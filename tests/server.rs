@@ -142,6 +142,8 @@ fn status_reports_source_size_rates_and_clients() {
         encoder == "software" || encoder.starts_with("v4l2-m2m:/dev/video"),
         "{s}"
     );
+    // Only camera modules have a sensor mode; the field is there, null.
+    assert_eq!(s.get("sensor_mode"), Some(&serde_json::Value::Null), "{s}");
     assert_eq!(s["width"], 320);
     assert_eq!(s["height"], 240);
     assert_eq!(s["fps_configured"], 20);
@@ -367,7 +369,7 @@ fn bad_option_values_exit_2_with_one_clear_line() {
         (
             vec!["--fps", "fast"],
             vec![],
-            "invalid value 'fast' for --fps: expected a whole number from 1 to 120",
+            "invalid value 'fast' for --fps: expected a whole number from 1 to 240",
         ),
         (
             vec!["--size", "640"],

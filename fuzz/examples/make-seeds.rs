@@ -256,6 +256,16 @@ fn main() {
         write("controls_json", name, body.as_bytes());
     }
 
+    // rpicam_listing: the picture size (two little-endian u16) and rate asked, then
+    // the listings of the modules in tests/fixtures/pi.
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/pi");
+    for module in ["ov5647", "imx219", "imx708", "imx477", "imx296"] {
+        let listing = std::fs::read(format!("{fixtures}/list-cameras-{module}.txt")).unwrap();
+        let mut data = vec![0x80, 0x02, 0xe0, 0x01, 30];
+        data.extend_from_slice(&listing);
+        write("rpicam_listing", module, &data);
+    }
+
     // http_head: a control byte (limit and piece size), then what a client sends.
     for (name, bytes) in [
         ("get", &b"\x05GET /status HTTP/1.1\r\nHost: pi\r\n\r\n"[..]),

@@ -18,6 +18,10 @@ pub fn render(state: &AppState) -> String {
     field_str(&mut j, "version", env!("CARGO_PKG_VERSION"));
     field_str(&mut j, "source", source.description());
     field_str(&mut j, "encoder", &source.encoder());
+    match source.sensor_mode() {
+        Some(mode) => field_str(&mut j, "sensor_mode", &mode),
+        None => field_raw(&mut j, "sensor_mode", "null"),
+    }
     field_raw(&mut j, "encode_workers", source.encode_workers());
     field_raw(&mut j, "frames_dropped_workers_busy", source.workers_busy());
     field_raw(&mut j, "width", width);

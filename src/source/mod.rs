@@ -27,10 +27,12 @@ pub mod font;
 pub mod isolate;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
+pub mod libcamera_controls;
 pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
 pub mod rpicam;
+pub mod sensor_modes;
 pub mod supervise;
 pub mod v4l2;
 
@@ -519,19 +521,37 @@ pub fn start(
              passed on as it comes; ignored"
         );
     }
+    let camera_module = matches!(spec, SourceSpec::Libcamera(_) | SourceSpec::Rpicam(_));
+    if settings.hdr && !camera_module {
+        return Err(SourceError(format!(
+            "--hdr is the Camera Module 3's sensor HDR, and the source is {spec}: leave \
+             --hdr off"
+        )));
+    }
+    if settings.fps > crate::picture::FPS_MAX_ANY_SOURCE && !camera_module {
+        return Err(SourceError(format!(
+            "--fps {}: above {} only for camera modules, and the source is {spec}",
+            settings.fps,
+            crate::picture::FPS_MAX_ANY_SOURCE
+        )));
+    }
     if isolation == Isolation::On && !isolation.applies_to(&spec) {
         log::warn!("--isolate applies only to the test, v4l2 and libcamera sources; ignored");
     }
     // The checks happen here in either case, so that a mistake stops the program at
     // start with its message.
-    let (description, body) = plan(&spec, settings, true, controls.clone())?;
+    let (description, body, sensor_mode) = plan(&spec, settings, true, controls.clone())?;
     let runs_at_start = never_idles(&spec);
     if isolation.applies_to(&spec) {
         let description = format!("{description} (in a process of its own)");
         let body: Body = Box::new(move |sink| isolate::supervise(spec, settings, sink, controls));
-        return launch(description, body, runs_at_start, settings, slot, stop, None);
+        let launched = launch(description, body, runs_at_start, settings, slot, stop, None)?;
+        launched.stats.set_sensor_mode(sensor_mode);
+        return Ok(launched);
     }
-    launch(description, body, runs_at_start, settings, slot, stop, None)
+    let launched = launch(description, body, runs_at_start, settings, slot, stop, None)?;
+    launched.stats.set_sensor_mode(sensor_mode);
+    Ok(launched)
 }
 
 /// Starts `spec` (already resolved) in this process with frames going to `tap` and its
@@ -545,7 +565,7 @@ pub(crate) fn start_here(
     tap: Option<FrameTap>,
     controls: Arc<ControlBoard>,
 ) -> Result<RunningSource, SourceError> {
-    let (description, body) = plan(spec, settings, false, controls)?;
+    let (description, body, _) = plan(spec, settings, false, controls)?;
     launch(
         description,
         body,
@@ -557,15 +577,19 @@ pub(crate) fn start_here(
     )
 }
 
+/// What a source will run: its description, its thread's body, and the camera's
+/// sensor mode when it was chosen at start.
+type Planned = (String, Body, Option<String>);
+
 /// The description and thread body of `spec` (already resolved); `check` makes the
-/// sources that can check their device at start do so; a camera with controls puts
-/// them on `controls` while it is open.
+/// sources that can check their device at start do so (and choose a camera module's
+/// sensor mode); a camera with controls puts them on `controls` while it is open.
 fn plan(
     spec: &SourceSpec,
     settings: Settings,
     check: bool,
     controls: Arc<ControlBoard>,
-) -> Result<(String, Body), SourceError> {
+) -> Result<Planned, SourceError> {
     // Sources that encode get their encoder now, so that `--encoder hardware` without
     // a hardware encoder stops the program at start. It turns what the camera does not:
     // with `camera_flips` the camera mirrors and turns by 180, and the encoder does
@@ -592,6 +616,7 @@ fn plan(
             .map(|e| e.with_orientation(orientation))
             .map_err(SourceError)
     };
+    let mut sensor_mode = None;
     let planned: (String, Body) = match spec {
         SourceSpec::Test => {
             let encoder = encoder(false)?;
@@ -629,9 +654,21 @@ fn plan(
         SourceSpec::Rpicam(camera) => {
             let camera = *camera;
             let encoder = encoder(true)?;
+            // Without the helper's listing (the helper missing now) it chooses itself.
+            let choice = match check.then(rpicam::list_cameras) {
+                Some(Ok(listing)) => {
+                    rpicam::choose_mode(&listing, camera, &settings).map_err(SourceError)?
+                }
+                _ => None,
+            };
+            if let Some(choice) = &choice {
+                log::info!("rpicam: sensor mode {choice}");
+                sensor_mode = Some(choice.to_string());
+            }
+            let mode = choice.map(|c| c.mode);
             (
                 rpicam::describe(camera, &settings, &encoder),
-                Box::new(move |sink| rpicam::run(camera, settings, encoder, sink)),
+                Box::new(move |sink| rpicam::run(camera, settings, mode, encoder, sink)),
             )
         }
         SourceSpec::V4l2(path) => {
@@ -646,14 +683,17 @@ fn plan(
         SourceSpec::Libcamera(selector) => {
             let selector = selector.clone();
             let description = if check {
-                libcamera::check(selector.as_deref(), settings).map_err(SourceError)?
+                let (description, mode) =
+                    libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;
+                sensor_mode = mode;
+                description
             } else {
                 spec.to_string()
             };
             let encoder = encoder(true)?;
             (
                 format!("libcamera camera {description}"),
-                Box::new(move |sink| libcamera::run(selector, settings, encoder, sink)),
+                Box::new(move |sink| libcamera::run(selector, settings, encoder, sink, controls)),
             )
         }
         #[cfg(not(feature = "libcamera"))]
@@ -667,7 +707,7 @@ fn plan(
         }
         SourceSpec::Auto => unreachable!("auto is resolved before a source is planned"),
     };
-    Ok(planned)
+    Ok((planned.0, planned.1, sensor_mode))
 }
 
 /// Whether `spec` delivers JPEG that is passed on untouched, whatever the settings.

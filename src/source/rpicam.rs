@@ -39,6 +39,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::exec;
+use super::sensor_modes::{self, ModeChoice, SensorMode};
 use super::supervise::{supervise, Ended, Restart};
 use super::{FrameSink, LINGER};
 use crate::encoder::{JpegEncoder, RawLayout};
@@ -80,8 +81,13 @@ pub fn geometry(width: u16, height: u16) -> (u16, u16) {
 }
 
 /// The arguments (without the program) that make `rpicam-vid` send raw pictures at
-/// `size` to its standard output.
-pub fn arguments(settings: &Settings, size: (u16, u16), camera: Option<u32>) -> Vec<String> {
+/// `size` to its standard output, from the sensor `mode` when one was chosen.
+pub fn arguments(
+    settings: &Settings,
+    size: (u16, u16),
+    camera: Option<u32>,
+    mode: Option<&SensorMode>,
+) -> Vec<String> {
     let mut args: Vec<String> = ["-n", "-t", "0", "--codec", "yuv420"]
         .iter()
         .map(|s| s.to_string())
@@ -93,6 +99,13 @@ pub fn arguments(settings: &Settings, size: (u16, u16), camera: Option<u32>) -> 
     ] {
         args.push(flag.to_string());
         args.push(value);
+    }
+    if let Some(mode) = mode {
+        args.push("--mode".to_string());
+        args.push(mode.rpicam_mode());
+    }
+    if settings.hdr {
+        args.push("--hdr".to_string());
     }
     if let Some(index) = camera {
         args.push("--camera".to_string());
@@ -206,6 +219,46 @@ pub fn list_cameras() -> Result<String, String> {
         text.push('\n');
     }
     Ok(text)
+}
+
+/// The sensor mode for `settings` on `camera` (the first when `None`) among the modes
+/// of the helper's `listing` (its `--list-cameras`); `None` when the listing does not
+/// show that camera, and the helper chooses. Refuses a frame rate no mode gives and
+/// `--hdr` on a camera without sensor HDR.
+pub fn choose_mode(
+    listing: &str,
+    camera: Option<u32>,
+    settings: &Settings,
+) -> Result<Option<ModeChoice>, String> {
+    let index = camera.unwrap_or(0);
+    let cameras = sensor_modes::parse_rpicam_list(listing);
+    let Some(found) = cameras.iter().find(|c| c.index == index) else {
+        return Ok(None);
+    };
+    let want = (u32::from(settings.width), u32::from(settings.height));
+    let choice = if settings.hdr {
+        if !found.has_sensor_hdr() {
+            return Err(format!(
+                "--hdr: camera {index} is an {}, which has no sensor HDR; --hdr is for the \
+                 Camera Module 3 (imx708): leave it off",
+                found.model
+            ));
+        }
+        sensor_modes::choose(
+            &[sensor_modes::imx708_hdr_mode()],
+            want,
+            settings.fps,
+            &format!("the {} with --hdr", found.model),
+        )?
+    } else {
+        sensor_modes::choose(
+            &found.modes,
+            want,
+            settings.fps,
+            &format!("the {}", found.model),
+        )?
+    };
+    Ok(Some(choice))
 }
 
 /// `args` as one `sh` command line that runs the program in the shell's place.
@@ -442,8 +495,15 @@ struct Capture {
     pictures: Pictures,
 }
 
-/// Runs the source until the server stops.
-pub fn run(camera: Option<u32>, settings: Settings, encoder: JpegEncoder, mut sink: FrameSink) {
+/// Runs the source until the server stops; `mode`: the sensor mode chosen at start,
+/// if the helper listed the camera.
+pub fn run(
+    camera: Option<u32>,
+    settings: Settings,
+    mode: Option<SensorMode>,
+    encoder: JpegEncoder,
+    mut sink: FrameSink,
+) {
     let size = geometry(settings.width, settings.height);
     if size != (settings.width, settings.height) {
         log::info!(
@@ -459,7 +519,7 @@ pub fn run(camera: Option<u32>, settings: Settings, encoder: JpegEncoder, mut si
     let mut capture = Capture {
         settings,
         size,
-        args: arguments(&settings, size, camera),
+        args: arguments(&settings, size, camera, mode.as_ref()),
         encoder,
         pictures: Pictures::new(len),
     };
@@ -696,6 +756,7 @@ mod tests {
             encode_workers: crate::picture::EncodeWorkers::Fixed(1),
             transform,
             always_on: false,
+            hdr: false,
         }
     }
 
@@ -726,7 +787,7 @@ mod tests {
             ..Transform::default()
         };
         let line =
-            |transform, camera| arguments(&settings(transform), (640, 480), camera).join(" ");
+            |transform, camera| arguments(&settings(transform), (640, 480), camera, None).join(" ");
         assert_eq!(
             line(t(false, false, false), None),
             "-n -t 0 --codec yuv420 --width 640 --height 480 --framerate 25 --flush -o -"
@@ -753,6 +814,66 @@ mod tests {
             line(sideways, None),
             "-n -t 0 --codec yuv420 --width 640 --height 480 --framerate 25 --flush -o -"
         );
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pi");
+
+    fn listing(file: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}/{file}")).unwrap()
+    }
+
+    #[test]
+    fn the_sensor_mode_and_hdr_go_to_rpicam_vid() {
+        let v3 = listing("list-cameras-imx708.txt");
+        let at = |width, height, fps, hdr| Settings {
+            width,
+            height,
+            fps,
+            hdr,
+            ..settings(Transform::default())
+        };
+        let s = at(1280, 720, 100, false);
+        let mode = choose_mode(&v3, None, &s).unwrap().unwrap().mode;
+        assert_eq!(
+            arguments(&s, (1280, 720), None, Some(&mode)).join(" "),
+            "-n -t 0 --codec yuv420 --width 1280 --height 720 --framerate 100 \
+             --mode 1536:864:10:P --flush -o -"
+        );
+        let s = at(1920, 1080, 30, true);
+        let choice = choose_mode(&v3, Some(0), &s).unwrap().unwrap();
+        assert_eq!(
+            arguments(&s, (1920, 1080), Some(0), Some(&choice.mode)).join(" "),
+            "-n -t 0 --codec yuv420 --width 1920 --height 1080 --framerate 30 \
+             --mode 2304:1296:10:P --hdr --camera 0 --flush -o -"
+        );
+        let e = choose_mode(&v3, None, &at(1920, 1080, 56, true)).unwrap_err();
+        assert!(
+            e.starts_with("the imx708 with --hdr gives at most 30.00 fps"),
+            "{e}"
+        );
+        let e = choose_mode(&v3, None, &at(640, 480, 200, false)).unwrap_err();
+        assert!(e.contains("the imx708 gives at most 120.13 fps"), "{e}");
+        // A camera the listing does not show: the helper chooses.
+        assert_eq!(
+            choose_mode(&v3, Some(3), &at(640, 480, 30, false)),
+            Ok(None)
+        );
+        let e = choose_mode(
+            &listing("list-cameras-imx477.txt"),
+            None,
+            &at(640, 480, 30, true),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "--hdr: camera 0 is an imx477, which has no sensor HDR; --hdr is for the \
+             Camera Module 3 (imx708): leave it off"
+        );
+        let v2 = listing("list-cameras-imx219.txt");
+        let choice = choose_mode(&v2, None, &at(640, 480, 200, false))
+            .unwrap()
+            .unwrap();
+        assert_eq!(choice.mode.rpicam_mode(), "640:480:10:P");
     }
 
     #[test]

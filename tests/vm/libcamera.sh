@@ -19,6 +19,9 @@
 #     in a process of its own, so only that process ends and is started again);
 #   * after the server stops, --list-cameras names vimc's sensor, and --rotation 180,
 #     which vimc's sensor cannot do, is refused naming what it can do;
+#   * a server with the source in its own process (--isolate off) lists the camera's
+#     controls (vimc's brightness, contrast, saturation through libcamera), takes a
+#     brightness change, and the pictures after it are brighter;
 # and prints capture-to-publish latency (from the server's debug log), encoding time
 # and CPU time per frame with the software encoder.
 # Ends with "libcamera-vm: N passed, N failed".
@@ -58,6 +61,7 @@ cleanup() {
     : >"$SHARE/done" 2>/dev/null || true
     mkdir -p "$CACHE/logs"
     cp "$SHARE/server.log" "$CACHE/logs/vm-server.log" 2>/dev/null || true
+    cp "$SHARE/controls.log" "$CACHE/logs/vm-controls.log" 2>/dev/null || true
     cp "$SHARE/rig.err" "$CACHE/logs/vm-rig.err" 2>/dev/null || true
     if [ -n "$VM" ]; then
         for _ in $(seq 100); do kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
@@ -128,6 +132,14 @@ echo \$? > /host/cameras.rc
 timeout 120 chroot \$R picam-stream --listen 127.0.0.1:8001 --source libcamera \
     --size ${WIDTH}x${HEIGHT} --rotation 180 > /host/rotation.out 2>&1
 echo \$? > /host/rotation.rc
+# The camera's controls, with the source in the server's own process.
+chroot \$R picam-stream --listen 0.0.0.0:8000 --source libcamera --isolate off \
+    --always-on --size ${WIDTH}x${HEIGHT} --fps $FPS > /host/controls.log 2>&1 &
+controls=\$!
+while [ ! -e /host/controls-done ]; do sleep 0.2; done
+kill -TERM \$controls
+wait \$controls
+echo "server exit \$?" >> /host/controls.log
 EOF
 
 port=$((20000 + RANDOM % 20000))
@@ -298,6 +310,50 @@ else
 fi
 
 : >"$SHARE/done"
+# The camera's controls through libcamera (vimc's sensor offers brightness, contrast
+# and saturation), with the source in the server's own process (--isolate off): the
+# list, a change, and a picture that follows it.
+luma() { djpeg -grayscale -pnm "$1" 2>/dev/null | python3 -c 'import sys; d = sys.stdin.buffer.read(); p = d.split(b"\n", 3)[3]; print(sum(p) // max(len(p), 1))'; }
+wait_file "$SHARE/rotation.rc" 240 || nok "the guest did not finish the refusal checks"
+if s=$(wait_status 300 '"frames_captured":[1-9]'); then
+    listed=$(curl -fsS -m 10 "$base/controls" || true)
+    if grep -q '"name":"brightness"' <<<"$listed" && grep -q '"name":"contrast"' <<<"$listed" &&
+        grep -q '"name":"saturation"' <<<"$listed"; then
+        ok "/controls lists vimc's brightness, contrast and saturation"
+    else
+        nok "/controls lists: $listed"
+    fi
+    curl -fsS -m 10 -o "$SHARE/before.jpg" "$base/snapshot.jpg" || true
+    before=$(luma "$SHARE/before.jpg")
+    answer=$(curl -fsS -m 10 -d '{"brightness": 80}' "$base/controls" || true)
+    if grep -qE '"name":"brightness"[^}]*"value":80' <<<"$answer"; then
+        ok "brightness set to 80 (libcamera's 0.8)"
+    else
+        nok "setting brightness answered: $answer"
+    fi
+    # The change goes on the next request queued; several are in flight.
+    f0=$(field frames_captured "$(status)")
+    deadline=$((SECONDS + 180))
+    after=''
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        f=$(field frames_captured "$(status)")
+        if [ -n "$f" ] && [ "$f" -ge $((f0 + 6)) ]; then
+            curl -fsS -m 10 -o "$SHARE/after.jpg" "$base/snapshot.jpg" || true
+            after=$(luma "$SHARE/after.jpg")
+            [ -n "$after" ] && [ "$after" -gt $((before + 20)) ] && break
+        fi
+        sleep 1
+    done
+    if [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt $((before + 20)) ]; then
+        ok "the picture got brighter: mean luma $before before, $after after"
+    else
+        nok "the picture did not get brighter: mean luma '$before' before, '$after' after"
+    fi
+else
+    nok "the server with --isolate off did not capture: $s"
+    tail -n 20 "$SHARE/controls.log" 2>/dev/null | sed 's/^/  ! /'
+fi
+: >"$SHARE/controls-done"
 rc=0
 wait "$VM" || rc=$?
 VM=''

@@ -1,17 +1,16 @@
 //! `--list-cameras`: every camera libcamera sees, with its id, model, sensor modes
-//! (size, bit depth and the highest frame rate of each) and the picture sizes it
-//! streams.
+//! (size, bit depth, the highest frame rate and the part of the sensor each reads)
+//! and the picture sizes it streams.
 
 use std::fmt::Write;
 
 use libcamera::camera::Camera;
 use libcamera::camera_manager::CameraManager;
 use libcamera::geometry::Size;
-use libcamera::pixel_format::PixelFormat;
 use libcamera::properties;
 use libcamera::stream::StreamRole;
 
-use super::setup::{fps_of, layout_of};
+use super::setup::{layout_of, sensor_modes, stream_formats};
 
 /// "Model" and the id, as the log and errors name a camera.
 pub fn name(camera: &Camera<'_>) -> String {
@@ -21,55 +20,16 @@ pub fn name(camera: &Camera<'_>) -> String {
     }
 }
 
+/// The camera's model (`imx708`), or `camera` when it gives none.
+pub fn model(camera: &Camera<'_>) -> String {
+    camera
+        .properties()
+        .get::<properties::Model>()
+        .map_or_else(|_| "camera".to_string(), |m| m.0)
+}
+
 fn size_text(s: Size) -> String {
     format!("{}x{}", s.width, s.height)
-}
-
-/// The formats and sizes of the first stream of a configuration for `role`.
-fn stream_formats(camera: &Camera<'_>, role: StreamRole) -> Vec<(PixelFormat, Vec<Size>)> {
-    let Some(config) = camera.generate_configuration(&[role]) else {
-        return Vec::new();
-    };
-    let Some(stream) = config.get(0) else {
-        return Vec::new();
-    };
-    let formats = stream.formats();
-    let pixel_formats = formats.pixel_formats();
-    (0..pixel_formats.len())
-        .filter_map(|i| pixel_formats.get(i))
-        .map(|f| {
-            let mut sizes = formats.sizes(f);
-            if sizes.is_empty() {
-                let range = formats.range(f);
-                sizes = vec![range.min, range.max];
-            }
-            (f, sizes)
-        })
-        .collect()
-}
-
-/// The highest frame rate of a raw sensor mode, found by configuring it: libcamera
-/// reports frame duration limits for the configured mode.
-fn mode_max_fps(camera: &Camera<'_>, format: PixelFormat, size: Size) -> Option<f64> {
-    let mut active = camera.acquire().ok()?;
-    let mut config = active.generate_configuration(&[StreamRole::Raw])?;
-    {
-        let mut stream = config.get_mut(0)?;
-        stream.set_pixel_format(format);
-        stream.set_size(size);
-    }
-    if config.validate().is_invalid() {
-        return None;
-    }
-    active.configure(&mut config).ok()?;
-    let info = active
-        .controls()
-        .find(libcamera::controls::ControlId::FrameDurationLimits as u32)
-        .ok()?;
-    match info.min() {
-        libcamera::control_value::ControlValue::Int64(v) => v.first().map(|&d| fps_of(d)),
-        _ => None,
-    }
 }
 
 fn describe(out: &mut String, index: usize, camera: &Camera<'_>) {
@@ -92,22 +52,36 @@ fn describe(out: &mut String, index: usize, camera: &Camera<'_>) {
         .controls()
         .find(libcamera::controls::ControlId::AfMode as u32)
         .is_ok();
-    let raw: Vec<_> = stream_formats(camera, StreamRole::Raw)
-        .into_iter()
-        .filter(|(f, _)| layout_of(*f).is_none())
-        .collect();
-    if raw.is_empty() {
+    let modes = match camera.acquire() {
+        Ok(mut active) => sensor_modes(&mut active),
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "   sensor modes: cannot be read (the camera is busy: {e})"
+            );
+            Vec::new()
+        }
+    };
+    if modes.is_empty() {
         let _ = writeln!(out, "   sensor modes: none reported");
     } else {
-        let _ = writeln!(out, "   sensor modes:");
-        for (format, sizes) in &raw {
-            for &size in sizes {
-                let fps = mode_max_fps(camera, *format, size)
-                    .map_or("max fps unknown".to_string(), |f| {
-                        format!("up to {f:.1} fps")
-                    });
-                let _ = writeln!(out, "     {:>11}  {format:?}  {fps}", size_text(size));
-            }
+        let _ = writeln!(
+            out,
+            "   sensor modes (--size and --fps choose among them; up to the fastest):"
+        );
+        for m in &modes {
+            let _ = writeln!(
+                out,
+                "     {:>11}  {:>2}-bit  up to {:>6.2} fps  crop ({}, {})/{}x{}  {}",
+                format!("{}x{}", m.width, m.height),
+                m.bit_depth,
+                m.max_fps,
+                m.crop.x,
+                m.crop.y,
+                m.crop.width,
+                m.crop.height,
+                m.format
+            );
         }
     }
     let streams: Vec<_> = stream_formats(camera, StreamRole::VideoRecording)

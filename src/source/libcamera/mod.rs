@@ -10,6 +10,8 @@
 //!   session and reused for every frame. When the encoder falls behind, older completed
 //!   frames are handed straight back, so the newest one is encoded and latency stays
 //!   at one frame.
+//! * Its controls (exposure, gains, white balance, focus, ...; [`controls`]) are on the
+//!   [`ControlBoard`] while it captures; a change goes on the next request queued.
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger, as
 //!   the V4L2 source does; the camera is released otherwise.
 //! * A camera that fails or disappears mid-stream is shown as a "no signal" picture,
@@ -18,6 +20,8 @@
 //!   source's own process ([`super::isolate`], the default for this source) ends
 //!   instead of the server, and is started again.
 
+mod controls;
+mod hdr;
 mod list;
 mod setup;
 
@@ -29,6 +33,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use controls::LibcameraControls;
+
 use libcamera::camera::Camera;
 use libcamera::camera_manager::CameraManager;
 use libcamera::framebuffer::{AsFrameBuffer, FrameMetadataStatus};
@@ -38,6 +44,7 @@ use libcamera::request::{Request, RequestStatus, ReuseFlag};
 
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
+use crate::controls::ControlBoard;
 use crate::encoder::{CameraPlane, JpegEncoder};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
@@ -89,30 +96,44 @@ pub fn find_camera() -> bool {
 }
 
 /// Checks before the source thread starts that the camera takes the settings, so that
-/// a mistake is reported at once; returns the camera's name and what it will do. A
-/// camera that is missing, busy or failing is not a mistake: the source waits for it
-/// (`Ok` with a note), as it does when one fails later.
-pub fn check(selector: Option<&str>, settings: Settings) -> Result<String, String> {
+/// a mistake is reported at once; returns the camera's name and what it will do, and
+/// its sensor mode. A camera that is missing, busy or failing is not a mistake: the
+/// source waits for it (`Ok` with a note), as it does when one fails later.
+pub fn check(
+    selector: Option<&str>,
+    settings: Settings,
+) -> Result<(String, Option<String>), String> {
+    // Before libcamera reads the sensor's modes, which the HDR switch changes.
+    hdr::set_sensor_hdr(settings.hdr)?;
     let manager = match CameraManager::new() {
         Ok(m) => m,
-        Err(e) => return Ok(waiting(selector, &format!("cannot start libcamera: {e}"))),
+        Err(e) => {
+            let why = format!("cannot start libcamera: {e}");
+            return Ok((waiting(selector, &why), None));
+        }
     };
     let camera = match pick(&manager, selector) {
         Ok(c) => c,
-        Err(e) => return Ok(waiting(selector, &e)),
+        Err(e) => return Ok((waiting(selector, &e), None)),
     };
+    let model = list::model(&camera);
+    if settings.hdr && !model.starts_with("imx708") {
+        return Err(format!(
+            "--hdr: this camera is an {model}, which has no sensor HDR; --hdr is for the \
+             Camera Module 3 (imx708): leave it off"
+        ));
+    }
     let name = list::name(&camera);
     let mut active = match camera.acquire() {
         Ok(a) => a,
         Err(e) => {
-            return Ok(waiting(
-                selector,
-                &format!("{name}: cannot acquire the camera: {e}"),
-            ))
+            let why = format!("{name}: cannot acquire the camera: {e}");
+            return Ok((waiting(selector, &why), None));
         }
     };
-    let plan = setup::configure(&mut active, settings).map_err(|e| format!("{name}: {e}"))?;
-    Ok(format!("{name}: {}", plan.summary))
+    let plan =
+        setup::configure(&mut active, settings, &model).map_err(|e| format!("{name}: {e}"))?;
+    Ok((format!("{name}: {}", plan.summary), plan.sensor_mode))
 }
 
 fn waiting(selector: Option<&str>, why: &str) -> String {
@@ -183,14 +204,18 @@ fn session(
     settings: Settings,
     encoder: &mut JpegEncoder,
     sink: &mut FrameSink,
+    board: Option<&Arc<ControlBoard>>,
 ) -> Result<Stop, String> {
     let camera = pick(manager, selector)?;
     let name = list::name(&camera);
+    let model = list::model(&camera);
     let mut active = camera
         .acquire()
         .map_err(|e| format!("{name}: cannot acquire the camera: {e}"))?;
-    let plan = setup::configure(&mut active, settings).map_err(|e| format!("{name}: {e}"))?;
+    let plan =
+        setup::configure(&mut active, settings, &model).map_err(|e| format!("{name}: {e}"))?;
     log::info!("{name}: {}", plan.summary);
+    sink.stats().set_sensor_mode(plan.sensor_mode.clone());
     let stream = plan
         .config
         .get(0)
@@ -223,6 +248,14 @@ fn session(
     let gone_flag = gone.clone();
     active.on_disconnected(move || gone_flag.store(true, Ordering::SeqCst));
 
+    // The controls of the configured mode (its exposure and gain limits); off the
+    // board again when the session ends.
+    let camera_controls = Arc::new(LibcameraControls::new(
+        &name,
+        active.controls(),
+        &plan.started,
+    ));
+    let _attached = board.map(|b| b.attach(camera_controls.clone()));
     active
         .start(Some(&plan.controls))
         .map_err(|e| format!("{name}: cannot start the camera: {e}"))?;
@@ -240,6 +273,7 @@ fn session(
     let out = sink.jpeg_out();
     let requeue = |mut request: Request| {
         request.reuse(ReuseFlag::REUSE_BUFFERS);
+        camera_controls.put_pending(request.controls_mut());
         active
             .queue_request(request)
             .map_err(|(_, e)| format!("{name}: cannot queue a request again: {e}"))
@@ -286,6 +320,9 @@ fn session(
             sink.stats().count_dropped();
             requeue(request)?;
             request = newer;
+        }
+        if request.status() == RequestStatus::Complete {
+            camera_controls.note_metadata(request.metadata());
         }
         if request.status() != RequestStatus::Complete {
             if request.status() == RequestStatus::Cancelled && gone.load(Ordering::SeqCst) {
@@ -376,11 +413,16 @@ pub fn run(
     settings: Settings,
     mut encoder: JpegEncoder,
     mut sink: FrameSink,
+    board: Arc<ControlBoard>,
 ) {
     let mut reopen = Reopen::new(settings.quality, settings.output_size());
     let mut manager: Option<CameraManager> = None;
     supervise(&mut sink, &mut reopen, |sink, reopen| {
         if manager.is_none() {
+            // Before libcamera reads the sensor's modes (checked at start; logged here).
+            if let Err(e) = hdr::set_sensor_hdr(settings.hdr) {
+                log::warn!("{e}");
+            }
             manager = CameraManager::new()
                 .map_err(|e| log::warn!("cannot start libcamera: {e}"))
                 .ok();
@@ -388,7 +430,14 @@ pub fn run(
         let result = match &manager {
             Some(m) => {
                 sink.stats().set_capturing(true);
-                let r = session(m, selector.as_deref(), settings, &mut encoder, sink);
+                let r = session(
+                    m,
+                    selector.as_deref(),
+                    settings,
+                    &mut encoder,
+                    sink,
+                    Some(&board),
+                );
                 // The encoding threads end with the session.
                 encoder.rest();
                 sink.stats().set_capturing(false);

@@ -7,18 +7,21 @@
 //! what it can give.
 
 use libcamera::camera::{
-    ActiveCamera, CameraConfiguration, CameraConfigurationStatus, Orientation,
+    ActiveCamera, Camera, CameraConfiguration, CameraConfigurationStatus, Orientation,
 };
 use libcamera::control::{ControlInfoMap, ControlList};
 use libcamera::control_value::ControlValue;
 use libcamera::controls::{self, ControlId};
 use libcamera::geometry::Size;
 use libcamera::pixel_format::PixelFormat;
+use libcamera::properties;
 use libcamera::stream::StreamRole;
 use libcamera::utils::UniquePtr;
 
 use crate::encoder::RawLayout;
 use crate::picture::{Settings, Transform};
+use crate::source::libcamera_controls::{LibcameraId, RequestValue};
+use crate::source::sensor_modes::{self, Crop, SensorMode};
 
 /// The picture formats this source takes, best first: the 4:2:0 ones cost the encoder
 /// least and are what the Pi's ISP produces natively.
@@ -78,31 +81,148 @@ pub struct Plan {
     pub buffers: u32,
     /// Controls to start with: frame duration, autofocus.
     pub controls: UniquePtr<ControlList>,
-    /// A line for the log: format, size, rate, focus.
+    /// Of those, the ones a client may change later (continuous autofocus).
+    pub started: Vec<(LibcameraId, RequestValue)>,
+    /// A line for the log: format, size, rate, focus, sensor mode.
     pub summary: String,
+    /// The sensor mode chosen for `--size` and `--fps`, for `/status`; `None` when
+    /// the camera reports no raw modes (then libcamera chooses).
+    pub sensor_mode: Option<String>,
+}
+
+/// The raw formats and sizes of the first stream of a configuration for `role`.
+pub fn stream_formats(camera: &Camera<'_>, role: StreamRole) -> Vec<(PixelFormat, Vec<Size>)> {
+    let Some(config) = camera.generate_configuration(&[role]) else {
+        return Vec::new();
+    };
+    let Some(stream) = config.get(0) else {
+        return Vec::new();
+    };
+    let formats = stream.formats();
+    let pixel_formats = formats.pixel_formats();
+    (0..pixel_formats.len())
+        .filter_map(|i| pixel_formats.get(i))
+        .map(|f| {
+            let mut sizes = formats.sizes(f);
+            if sizes.is_empty() {
+                let range = formats.range(f);
+                sizes = vec![range.min, range.max];
+            }
+            (f, sizes)
+        })
+        .collect()
+}
+
+/// One raw sensor mode, learnt by configuring it: libcamera reports the frame
+/// duration limits of the configured mode, and the Raspberry Pi pipeline the part of
+/// the sensor it reads (`ScalerCropMaximum`).
+fn probe_mode(
+    camera: &mut ActiveCamera<'_>,
+    format: PixelFormat,
+    size: Size,
+) -> Option<SensorMode> {
+    let mut config = camera.generate_configuration(&[StreamRole::Raw])?;
+    {
+        let mut stream = config.get_mut(0)?;
+        stream.set_pixel_format(format);
+        stream.set_size(size);
+    }
+    if config.validate().is_invalid() {
+        return None;
+    }
+    camera.configure(&mut config).ok()?;
+    let max_fps = frame_durations(camera.controls()).map(|(min_us, _)| fps_of(min_us))?;
+    let crop = match camera.properties().get::<properties::ScalerCropMaximum>() {
+        Ok(r) if r.0.width > 0 && r.0.height > 0 => Crop {
+            x: r.0.x.max(0) as u32,
+            y: r.0.y.max(0) as u32,
+            width: r.0.width,
+            height: r.0.height,
+        },
+        _ => Crop {
+            x: 0,
+            y: 0,
+            width: size.width,
+            height: size.height,
+        },
+    };
+    let name = format!("{format:?}");
+    Some(SensorMode {
+        bit_depth: sensor_modes::bit_depth_of(&name).unwrap_or(0),
+        format: name,
+        width: size.width,
+        height: size.height,
+        max_fps,
+        crop,
+    })
+}
+
+/// The raw sensor modes of the acquired `camera` (none for a camera without raw
+/// formats, such as a UVC webcam), each configured once.
+pub fn sensor_modes(camera: &mut ActiveCamera<'_>) -> Vec<SensorMode> {
+    let raw: Vec<_> = stream_formats(camera, StreamRole::Raw)
+        .into_iter()
+        .filter(|(f, _)| layout_of(*f).is_none())
+        .collect();
+    let mut modes = Vec::new();
+    for (format, sizes) in raw {
+        for size in sizes {
+            if let Some(mode) = probe_mode(camera, format, size) {
+                modes.push(mode);
+            }
+        }
+    }
+    modes
 }
 
 fn size_text(s: Size) -> String {
     format!("{}x{}", s.width, s.height)
 }
 
-/// A configuration for one stream of `format` at the asked size and orientation, as
-/// the camera validated it; `None` when the camera turns it into a format this source
-/// does not take.
+/// A configuration for one stream of `format` at the asked size and orientation (and
+/// a raw stream of the sensor `mode`, if given), as the camera validated it; `None`
+/// when the camera turns it into a format this source does not take, or cannot add
+/// the raw stream.
 fn try_format(
     camera: &ActiveCamera<'_>,
     format: PixelFormat,
     settings: Settings,
+    mode: Option<&SensorMode>,
 ) -> Result<Option<CameraConfiguration>, String> {
-    let mut config = camera
-        .generate_configuration(&[StreamRole::VideoRecording])
-        .ok_or("the camera cannot make a video configuration")?;
+    // A second, raw stream of the chosen mode makes the pipeline run the sensor in it;
+    // its buffers are never asked for.
+    let roles: &[StreamRole] = if mode.is_some() {
+        &[StreamRole::VideoRecording, StreamRole::Raw]
+    } else {
+        &[StreamRole::VideoRecording]
+    };
+    let mut config = match camera.generate_configuration(roles) {
+        Some(c) => c,
+        None if mode.is_some() => return Ok(None),
+        None => return Err("the camera cannot make a video configuration".into()),
+    };
     {
         let mut stream = config.get_mut(0).ok_or("the camera offers no stream")?;
         stream.set_pixel_format(format);
         stream.set_size(Size::new(settings.width.into(), settings.height.into()));
         // Enough to keep the sensor busy while one is being encoded and one waits.
         stream.set_buffer_count(stream.get_buffer_count().max(4));
+    }
+    if let Some(mode) = mode {
+        let Some(mut raw) = config.get_mut(1) else {
+            return Ok(None);
+        };
+        let raw_format = {
+            let formats = raw.formats();
+            let offered = formats.pixel_formats();
+            (0..offered.len())
+                .filter_map(|i| offered.get(i))
+                .find(|f| format!("{f:?}") == mode.format)
+        };
+        if let Some(raw_format) = raw_format {
+            raw.set_pixel_format(raw_format);
+        }
+        raw.set_size(Size::new(mode.width, mode.height));
     }
     config.set_orientation(orientation_of(settings.transform));
     match config.validate() {
@@ -132,7 +252,7 @@ fn orientations_offered(
             transform,
             ..settings
         };
-        if let Ok(Some(config)) = try_format(camera, format, s) {
+        if let Ok(Some(config)) = try_format(camera, format, s, None) {
             if config.orientation() == orientation_of(transform) {
                 offered.push(describe_orientation(orientation_of(transform)));
             }
@@ -164,12 +284,39 @@ pub fn fps_of(duration_us: i64) -> f64 {
     }
 }
 
-/// Chooses and applies the configuration for `settings`.
-pub fn configure(camera: &mut ActiveCamera<'_>, settings: Settings) -> Result<Plan, String> {
+/// Chooses and applies the configuration for `settings`; `model` names the camera
+/// in errors about its sensor modes.
+pub fn configure(
+    camera: &mut ActiveCamera<'_>,
+    settings: Settings,
+    model: &str,
+) -> Result<Plan, String> {
+    let modes = sensor_modes(camera);
+    let what = if settings.hdr {
+        format!("the {model} with --hdr")
+    } else {
+        format!("the {model}")
+    };
+    let choice = if modes.is_empty() {
+        None
+    } else {
+        Some(sensor_modes::choose(
+            &modes,
+            (settings.width.into(), settings.height.into()),
+            settings.fps,
+            &what,
+        )?)
+    };
     let mut chosen = None;
     for (code, _) in FORMATS {
         let format = PixelFormat::new(fourcc(code), 0);
-        if let Some(config) = try_format(camera, format, settings)? {
+        let mode = choice.as_ref().map(|c| &c.mode);
+        let mut config = try_format(camera, format, settings, mode)?;
+        if config.is_none() && mode.is_some() {
+            // A pipeline that takes no raw stream beside the picture chooses itself.
+            config = try_format(camera, format, settings, None)?;
+        }
+        if let Some(config) = config {
             chosen = Some(config);
             break;
         }
@@ -267,14 +414,22 @@ pub fn configure(camera: &mut ActiveCamera<'_>, settings: Settings) -> Result<Pl
         }
         None => summary += " at the camera's own frame rate (it takes no frame rate)",
     }
+    let mut started = Vec::new();
     if infos.find(ControlId::AfMode as u32).is_ok() {
         controls
             .set(controls::AfMode::Continuous)
             .map_err(|e| format!("cannot turn on continuous autofocus: {e}"))?;
+        started.push((
+            LibcameraId::AfMode,
+            RequestValue::Int32(controls::AfMode::Continuous as i32),
+        ));
         summary += ", continuous autofocus";
     }
     if settings.transform.flips() != (false, false) {
         summary += &format!(", {}", describe_orientation(wanted));
+    }
+    if let Some(choice) = &choice {
+        summary += &format!("; sensor mode {choice}");
     }
     Ok(Plan {
         config,
@@ -284,7 +439,9 @@ pub fn configure(camera: &mut ActiveCamera<'_>, settings: Settings) -> Result<Pl
         stride: stride as usize,
         buffers,
         controls,
+        started,
         summary,
+        sensor_mode: choice.map(|c| c.to_string()),
     })
 }
 

@@ -283,6 +283,12 @@ fn read_node(path: &Path) -> std::io::Result<NodeInfo> {
 
 /// The names of the V4L2 sub-devices, in name order.
 fn subdev_names() -> Vec<String> {
+    subdevices().into_iter().map(|(_, name)| name).collect()
+}
+
+/// The V4L2 sub-devices: the number N of each `/dev/v4l-subdevN` and its name
+/// (`imx708 10-001a`), in number order.
+pub fn subdevices() -> Vec<(u32, String)> {
     let Ok(dir) = std::fs::read_dir("/sys/class/video4linux") else {
         return Vec::new();
     };
@@ -296,7 +302,7 @@ fn subdev_names() -> Vec<String> {
         })
         .collect();
     found.sort();
-    found.into_iter().map(|(_, name)| name).collect()
+    found
 }
 
 /// Reads every video node and sub-device name of this machine. Nodes that cannot be
