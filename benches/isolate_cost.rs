@@ -19,22 +19,15 @@ use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::viewers::{bench_args, text_flag};
 use support::{children_of, open_stream, post_json, proc_usage, start_server};
 
 /// Changes timed in each run.
 const CHANGES: usize = 40;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = bench_args();
+    let value = |name: &str| text_flag(&args, name);
     let size = value("--size").unwrap_or_else(|| "640x480".to_string());
     let fps = value("--fps").unwrap_or_else(|| "30".to_string());
     let seconds: u64 = value("--seconds").map_or(15, |s| s.parse().expect("--seconds N"));

@@ -13,43 +13,22 @@
 
 mod support;
 
-use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{start_server, MjpegClient};
+use support::viewers::{bench_args, text_flag};
+use support::{get_patiently, start_server, MjpegClient};
 
 fn still(addr: SocketAddr) -> (u16, usize) {
-    let mut s = TcpStream::connect(addr).expect("connect to the server");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET /snapshot.jpg?full=1 HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    BufReader::new(s).read_to_end(&mut all).unwrap();
-    let status = String::from_utf8_lossy(&all[..all.len().min(12)])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, all.len())
+    let r = get_patiently(addr, "/snapshot.jpg?full=1", Duration::from_secs(60));
+    (r.status, r.body.len())
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = bench_args();
+    let value = |name: &str| text_flag(&args, name);
     let size = value("--size").unwrap_or_else(|| "640x480".to_string());
     let stills: usize = value("--stills").map_or(5, |s| s.parse().expect("--stills N"));
     let server = start_server(

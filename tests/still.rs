@@ -5,33 +5,16 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
 use common::*;
 use picam_stream::source::pattern::read_counter;
 
-/// `GET path` with room for a still's time: drawing and encoding a full HD picture in a
-/// debug build on a busy machine takes seconds.
+/// `GET path` with room for a still's time.
 fn get_still(addr: SocketAddr, path: &str) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut r = BufReader::new(s);
-    let (status, headers) = read_head(&mut r);
-    let mut body = Vec::new();
-    r.read_to_end(&mut body).unwrap();
-    Response {
-        status,
-        headers,
-        body,
-    }
+    get_patiently(addr, path, Duration::from_secs(120))
 }
 
 fn pattern_server(extra: &[&str]) -> Server {

@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -230,18 +229,7 @@ fn vivid_controls_over_http_in_a_vm() {
     // A full-resolution still: the camera switches to its largest size between two
     // frames and back, while the viewer goes on reading.
     let asker = std::thread::spawn(move || {
-        let mut s = connect(addr);
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        write!(
-            s,
-            "GET /snapshot.jpg?full=1 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut r = BufReader::new(s);
-        let (status, headers) = read_head(&mut r);
-        let mut body = Vec::new();
-        r.read_to_end(&mut body).unwrap();
-        (status, headers, body)
+        get_patiently(addr, "/snapshot.jpg?full=1", Duration::from_secs(120))
     });
     let mut last = Instant::now();
     let mut gaps = Vec::new();
@@ -252,7 +240,8 @@ fn vivid_controls_over_http_in_a_vm() {
         last = Instant::now();
         assert!(gaps.len() < 5000, "the still never came");
     }
-    let (status, headers, jpeg) = asker.join().unwrap();
+    let still = asker.join().unwrap();
+    let (status, headers, jpeg) = (still.status, still.headers, still.body);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&jpeg));
     let (w, h, _) = decode(&jpeg);
     assert!(w > 640 && h > 480, "a still of {w}x{h}");

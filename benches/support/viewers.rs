@@ -21,6 +21,14 @@ pub fn bench_args() -> Vec<String> {
         .collect()
 }
 
+/// The word after `name` in `args`.
+pub fn text_flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 /// The number after `name` in `args`.
 pub fn flag(args: &[String], name: &str) -> Option<u64> {
     args.iter()

@@ -447,6 +447,28 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path)
 }
 
+/// `GET path`, waiting up to `wait` for the answer (a full-resolution still takes
+/// seconds in a debug build on a busy machine, more in an emulated VM); the body is
+/// what comes until the server closes.
+pub fn get_patiently(addr: SocketAddr, path: &str, wait: Duration) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(wait)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    let mut body = Vec::new();
+    r.read_to_end(&mut body).unwrap();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// Reads parts of a `multipart/x-mixed-replace; boundary=FRAME` stream.
 pub struct MjpegClient {
     pub reader: BufReader<TcpStream>,
