@@ -13,7 +13,7 @@
 //!
 //! Scanning is incremental: each byte is examined about once however the input is cut,
 //! and inside entropy-coded data and between frames the bytes are tested four words at
-//! a time for a 0xFF (see [`Words::find_ff`] and [`scan_blocks`]). In entropy-coded
+//! a time for a 0xFF (see [`Words::find_ff`] and [`marked_block`]). In entropy-coded
 //! data even the 0xFF bytes of stuffed zeros are passed over a word at a time; only
 //! words holding a restart marker, a fill byte or a marker are looked at byte by byte.
 //! Input can be read straight into the splitter's buffer ([`MjpegSplitter::read_from`]),
@@ -491,8 +491,9 @@ fn move_down(mem: &mut [Chunk], from: std::ops::Range<usize>) {
 /// by anything else, and every 0xFF can be judged on its own by the byte after it.
 ///
 /// The bytes up to the first whole aligned word at or after `from` are looked at one
-/// by one, then blocks of [`BLOCK_WORDS`] words, each tested for a 0xFF with one
-/// branch (see [`scan_blocks`]), then the few bytes left one by one.
+/// by one, then blocks of [`BLOCK_WORDS`] words (see [`marked_block`]): only a block
+/// that holds more than stuffed zeros is looked at byte by byte; then the few bytes
+/// left one by one.
 fn scan_entropy(data: &[u8], from: usize) -> Result<usize, usize> {
     let Words { base, words } = Words::new(data);
     let first = from.saturating_sub(base).div_ceil(4).min(words.len());
@@ -504,46 +505,52 @@ fn scan_entropy(data: &[u8], from: usize) -> Result<usize, usize> {
     }
     let words = &words[first..];
     let whole = words.len() / BLOCK_WORDS * BLOCK_WORDS;
-    if let Some(end) = scan_blocks(data, words_from, bytemuck::cast_slice(&words[..whole])) {
-        return end;
+    let blocks: &[WordBlock] = bytemuck::cast_slice(&words[..whole]);
+    let mut next = 0;
+    while next < blocks.len() {
+        let at = next + marked_block(&blocks[next..]);
+        if at == blocks.len() {
+            break;
+        }
+        let block_at = words_from + 4 * BLOCK_WORDS * at;
+        if let Some(end) = scan_bytes(data, block_at, block_at + 4 * BLOCK_WORDS) {
+            return end;
+        }
+        next = at + 1;
     }
     let rest = (words_from + 4 * whole).max(from);
     scan_bytes(data, rest, data.len()).unwrap_or(Err(data.len().max(from)))
 }
 
-/// [`scan_entropy`] over `blocks`, the words of `data` from `start` on: `None` when they
-/// hold no marker, and the byte after the last is judged (if it needs to be) by what
-/// comes after them.
+/// The first of `blocks` that holds a 0xFF not followed by a stuffed zero (or, in the
+/// last block, a 0xFF in its last byte), or `blocks.len()`.
 ///
-/// A block with no 0xFF costs its test: three operations a word (see
-/// [`ff_somewhere`]) and one branch for the block. In one that has some, each word
+/// A block with no 0xFF costs its test in [`quiet_blocks`]: three operations a word
+/// (see [`ff_somewhere`]) and one branch for the block. In one that has some, each word
 /// that has some is tested at once for holding only stuffed zeros ([`only_stuffed`]),
-/// by far the most common case; only a word that holds anything else (a restart
-/// marker, a fill byte, a marker) is looked at byte by byte.
-fn scan_blocks(data: &[u8], start: usize, blocks: &[WordBlock]) -> Option<Result<usize, usize>> {
+/// by far the most common case; a block that holds anything else (a restart marker, a
+/// fill byte, a marker) is left to be looked at byte by byte.
+#[inline(never)]
+fn marked_block(blocks: &[WordBlock]) -> usize {
     let mut from = 0;
-    while from < blocks.len() {
+    loop {
         let at = from + quiet_blocks(&blocks[from..]);
         let Some(block) = blocks.get(at) else {
-            break;
+            return blocks.len();
         };
         let [a, b, c, d] = block.map(u32::from_le);
         // The next block's first word holds the byte after this block's last. After
-        // the last block, a word that says nothing for sure: a 0xFF in the last byte is
-        // then looked at byte by byte.
+        // the last block, a word that says nothing for sure.
         let next = blocks.get(at + 1).map_or(0xFF, |n| u32::from_le(n[0]));
-        let block_at = start + 4 * BLOCK_WORDS * at;
-        for (i, (word, after)) in [(a, b), (b, c), (c, d), (d, next)].into_iter().enumerate() {
-            if !only_stuffed(word, after) {
-                let word_at = block_at + 4 * i;
-                if let Some(end) = scan_bytes(data, word_at, word_at + 4) {
-                    return Some(end);
-                }
-            }
+        if !(only_stuffed(a, b)
+            && only_stuffed(b, c)
+            && only_stuffed(c, d)
+            && only_stuffed(d, next))
+        {
+            return at;
         }
         from = at + 1;
     }
-    None
 }
 
 /// How many blocks at the start of `blocks` hold no 0xFF. A loop of its own, kept out
