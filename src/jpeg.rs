@@ -66,8 +66,13 @@ pub fn inspect(data: &[u8]) -> Result<Dimensions, JpegError> {
 /// the end-of-image marker, and both are still checked.
 #[derive(Debug, Default)]
 pub struct Inspector {
-    /// The headers of the last picture accepted, through its start-of-scan segment.
-    headers: Vec<u8>,
+    /// The headers of the last picture accepted, through its start-of-scan segment, in
+    /// four copies: the one in `copies[k]` starts `k` bytes into its first word, so that
+    /// headers anywhere in memory have a copy that lies in words as they do, to be
+    /// compared a word at a time ([`same_bytes`]).
+    copies: [Vec<u32>; 4],
+    /// Length of the headers.
+    len: usize,
     dims: Option<Dimensions>,
 }
 
@@ -76,19 +81,42 @@ impl Inspector {
     pub fn inspect(&mut self, data: &[u8]) -> Result<Dimensions, JpegError> {
         let headers = headers_end(data).map(|end| &data[..end]);
         if let (Some(headers), Some(dims)) = (headers, self.dims) {
-            if headers == self.headers.as_slice() && data.ends_with(&[0xFF, 0xD9]) {
+            if same_bytes(headers, self.headers_like(headers)) && data.ends_with(&[0xFF, 0xD9]) {
                 return Ok(dims);
             }
         }
         self.dims = None;
         let dims = inspect(data)?;
         if let Some(headers) = headers {
-            self.headers.clear();
-            self.headers.extend_from_slice(headers);
+            for (k, copy) in self.copies.iter_mut().enumerate() {
+                copy.clear();
+                copy.resize((k + headers.len()).div_ceil(4), 0);
+                bytemuck::cast_slice_mut::<u32, u8>(copy)[k..k + headers.len()]
+                    .copy_from_slice(headers);
+            }
+            self.len = headers.len();
             self.dims = Some(dims);
         }
         Ok(dims)
     }
+
+    /// The copy of the last accepted headers that lies in words as `like` does.
+    fn headers_like(&self, like: &[u8]) -> &[u8] {
+        let k = like.as_ptr() as usize % 4;
+        &bytemuck::cast_slice::<u32, u8>(&self.copies[k])[k..k + self.len]
+    }
+}
+
+/// `a == b`, whole words compared as words when the two lie alike in words (the same
+/// address modulo four). Slices compare through the C library's `memcmp`, which on
+/// ARMv6 goes a byte at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (a_head, a_words, a_tail) = bytemuck::pod_align_to::<u8, u32>(a);
+    let (b_head, b_words, b_tail) = bytemuck::pod_align_to::<u8, u32>(b);
+    if a.len() != b.len() || a_head.len() != b_head.len() {
+        return a == b;
+    }
+    a_head == b_head && a_words.iter().zip(b_words).all(|(x, y)| x == y) && a_tail == b_tail
 }
 
 /// Where the start-of-scan segment of `data` ends, when its headers lead to one.
@@ -182,6 +210,33 @@ pub fn with_huffman_tables(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_compare_equal_only_when_every_byte_is_the_same_wherever_they_lie() {
+        // Two buffers of the same bytes, seen from every pair of offsets, then with one
+        // byte changed at every place: word-wise where the two lie alike in words.
+        let bytes: Vec<u8> = (0..80u32).map(|i| (i * 37 % 251) as u8).collect();
+        let copy = bytes.clone();
+        for (a_at, b_at) in (0..4).flat_map(|a| (0..4).map(move |b| (a, b))) {
+            for len in 0..40 {
+                let a = &bytes[a_at..a_at + len];
+                assert!(same_bytes(a, &copy[b_at..b_at + len]) == (a == &copy[b_at..b_at + len]));
+                if a_at != b_at {
+                    continue;
+                }
+                assert!(same_bytes(a, &copy[b_at..b_at + len]), "{a_at} {len}");
+                for at in 0..len {
+                    let mut other = copy.clone();
+                    other[b_at + at] ^= 0x40;
+                    assert!(
+                        !same_bytes(a, &other[b_at..b_at + len]),
+                        "{a_at} {len} {at}"
+                    );
+                }
+                assert!(!same_bytes(a, &copy[b_at..b_at + len + 1]));
+            }
+        }
+    }
 
     #[test]
     fn real_jpeg_dimensions_and_rejections() {
