@@ -56,37 +56,43 @@ impl Frame {
     /// ARMv6, stores a byte at a time.) Before the picture come a few unused bytes and
     /// the classic part's head; behind it, the advance part's.
     pub fn new(seq: u64, jpeg: &[u8], width: u16, height: u16) -> Frame {
-        let head = format!(
-            "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-            jpeg.len()
-        );
+        let length = Decimal::of(jpeg.len());
+        let head_len = CLASSIC_HEAD_START.len() + length.digits().len() + 4;
         let (lead, middle, rest) = bytemuck::pod_align_to::<u8, Block>(jpeg);
         // The blocks before the picture's first whole block: unused bytes, the head and
         // the picture's bytes up to that block.
-        let first = (head.len() + lead.len()).div_ceil(BLOCK) * BLOCK;
+        let first = (head_len + lead.len()).div_ceil(BLOCK) * BLOCK;
         let start = first - lead.len();
-        let mut before = vec![0u8; first];
-        before[start - head.len()..start].copy_from_slice(head.as_bytes());
-        before[start..].copy_from_slice(lead);
         // The blocks after: the picture's last bytes and the advance part's head.
-        let mut after = rest.to_vec();
-        after.extend_from_slice(b"\r\n");
-        after.extend_from_slice(ADVANCE_PART_HEAD);
-        let mut blocks =
-            Vec::with_capacity(first / BLOCK + middle.len() + after.len().div_ceil(BLOCK));
-        blocks.extend(before.chunks_exact(BLOCK).map(block_of));
+        let after = rest.len() + 2 + ADVANCE_PART_HEAD.len();
+        let mut blocks = Vec::with_capacity(first / BLOCK + middle.len() + after.div_ceil(BLOCK));
+        // Each byte around the picture's whole blocks is copied once, straight to its
+        // place in the frame: small copies go through `memcpy` too, a byte at a time.
+        blocks.resize(first / BLOCK, [0; 16]);
+        let before: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks);
+        let (head_start, digits_at) = (start - head_len, start - 4 - length.digits().len());
+        before[head_start..digits_at].copy_from_slice(CLASSIC_HEAD_START);
+        before[digits_at..start - 4].copy_from_slice(length.digits());
+        before[start - 4..start].copy_from_slice(b"\r\n\r\n");
+        before[start..].copy_from_slice(lead);
         // The empty `black_box` keeps the compiler from turning this loop back into a
         // call of `memcpy`; each block becomes loads and stores of several registers.
         blocks.extend(middle.iter().map(|block| {
             std::hint::black_box(());
             *block
         }));
-        blocks.extend(after.chunks(BLOCK).map(block_of));
+        let tail_at = blocks.len();
+        blocks.resize(tail_at + after.div_ceil(BLOCK), [0; 16]);
+        let tail: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks[tail_at..]);
+        let (last, tail) = tail.split_at_mut(rest.len());
+        last.copy_from_slice(rest);
+        tail[..2].copy_from_slice(b"\r\n");
+        tail[2..2 + ADVANCE_PART_HEAD.len()].copy_from_slice(ADVANCE_PART_HEAD);
         let jpeg_end = start + jpeg.len();
         Frame {
             seq,
             blocks: blocks.into_boxed_slice(),
-            head: start - head.len(),
+            head: start - head_len,
             jpeg: start..jpeg_end,
             end: jpeg_end + 2 + ADVANCE_PART_HEAD.len(),
             width,
@@ -135,11 +141,34 @@ impl Frame {
     }
 }
 
-/// A block of up to [`BLOCK`] bytes, zeros after them.
-fn block_of(bytes: &[u8]) -> Block {
-    let mut block = [0u8; BLOCK];
-    block[..bytes.len()].copy_from_slice(bytes);
-    bytemuck::cast(block)
+/// The classic part's head up to its `Content-Length` value.
+const CLASSIC_HEAD_START: &[u8] = b"--FRAME\r\nContent-Type: image/jpeg\r\nContent-Length: ";
+
+/// A length written in decimal digits, made without `format!` (whose string and
+/// formatting machinery cost a picture more than its digits do).
+struct Decimal {
+    buf: [u8; 20],
+    /// Where the digits start in `buf`; they run to its end.
+    from: usize,
+}
+
+impl Decimal {
+    fn of(mut n: usize) -> Decimal {
+        let mut buf = [0u8; 20];
+        let mut from = buf.len();
+        loop {
+            from -= 1;
+            buf[from] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return Decimal { buf, from };
+            }
+        }
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.buf[self.from..]
+    }
 }
 
 /// A shared frame that reads as its JPEG bytes, for responses that send the picture alone.
@@ -169,6 +198,14 @@ mod tests {
         assert!(advance.ends_with(b"\r\n--FRAME\r\nContent-Type: image/jpeg\r\n\r\n"));
         assert_eq!(f.seq(), 7);
     }
+
+    #[test]
+    fn decimal_digits_are_those_of_the_number() {
+        for n in [0, 1, 9, 10, 99, 100, 47_054, 1 << 31, usize::MAX] {
+            assert_eq!(Decimal::of(n).digits(), n.to_string().as_bytes());
+        }
+    }
+
     #[test]
     fn parts_are_right_wherever_the_picture_lies_in_memory() {
         // Pictures of every length around a few blocks, at every offset from a block
