@@ -20,6 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use picam_stream::config::{
     option_variables, parse, switch_word, Action, Config, ConfigError, FlagForm,
 };
+use picam_stream::source::SourceSpec;
 
 fn run(args: &[OsString], env: &BTreeMap<&str, OsString>) -> Result<Action, ConfigError> {
     parse(args.iter().cloned(), |name| env.get(name).cloned())
@@ -98,7 +99,12 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Action::Run(c)) => {
             assert!((16..=4096).contains(&c.width) && (16..=4096).contains(&c.height));
-            assert!((1..=120).contains(&c.fps));
+            // Above 120 only where a camera module's sensor mode may allow it.
+            let camera_module = matches!(
+                c.source,
+                SourceSpec::Auto | SourceSpec::Rpicam(_) | SourceSpec::Libcamera(_)
+            );
+            assert!((1..=if camera_module { 240 } else { 120 }).contains(&c.fps));
             assert!((1..=100).contains(&c.quality));
             assert!(c.max_clients <= 10_000);
             match run(&as_flags(c), &BTreeMap::new()) {

@@ -329,8 +329,13 @@ fn mode_entry(entry: &str, format: &str) -> Option<SensorMode> {
         width,
         height,
     });
+    // A name longer than any real format's is not one: keeping a cut of it would lose
+    // the bit depth it carries.
+    if format.chars().count() > 32 {
+        return None;
+    }
     Some(SensorMode {
-        format: format.chars().take(32).collect(),
+        format: format.to_string(),
         width,
         height,
         bit_depth: bit_depth_of(format)?,
@@ -368,6 +373,23 @@ fn small_number(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_format_name_too_long_to_be_one_gives_no_mode() {
+        // Found by the rpicam_listing fuzz target: a 32-character cut of a long name
+        // lost the bit depth its end carried.
+        let long = format!("S{}RGGB10_CSI2P", "?".repeat(40));
+        let text = format!(
+            "0 : imx708 [4608x2592 10-bit RGGB] (/base/soc/i2c0mux/i2c@1/imx708@1a)\n    \
+             Modes: '{long}' : 1536x864 [120.13 fps - (768, 432)/3072x1728 crop]\n    \
+             Modes: 'SRGGB10_CSI2P' : 2304x1296 [56.03 fps - (0, 0)/4608x2592 crop]\n"
+        );
+        let cameras = parse_rpicam_list(&text);
+        assert_eq!(cameras.len(), 1);
+        let modes = &cameras[0].modes;
+        assert_eq!(modes.len(), 1, "{modes:?}");
+        assert_eq!((modes[0].width, modes[0].bit_depth), (2304, 10));
+    }
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pi");
 
