@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use picam_stream::encoder::{
-    Backend, EncodeError, EncodePool, JpegOut, RawLayout, SoftwareEncoder,
+    Backend, EncodeError, EncodePool, JpegOut, RawFrame, RawLayout, SoftwareEncoder,
 };
 
 const QUALITY: u8 = 80;
@@ -188,8 +188,14 @@ fn pool_fps(
     let mut submit = |pool: &mut EncodePool| {
         let (y, chroma) = i420.split_at(w * h);
         let (u, v) = chroma.split_at(w * h / 4);
-        pool.submit_planes([y, u, v], RawLayout::Yuv420, w as u16, h as u16, w)
-            .unwrap();
+        pool.submit_planes(RawFrame {
+            planes: [y, u, v],
+            layout: RawLayout::Yuv420,
+            width: w as u16,
+            height: h as u16,
+            stride: w,
+        })
+        .unwrap();
         submitted += 1;
         let mut d = counted.done.lock().unwrap();
         while submitted - d.1 >= workers as u64 {

@@ -20,9 +20,8 @@ use std::time::Duration;
 use super::feed::Feed;
 use super::m2m::{self, DmabufPlane, InputMemory, M2mNode, M2mSetup, QueueFormat};
 use super::pool::{EncodePool, JpegOut};
-use super::software::split_planes;
-use super::turn::{turn_into, turned_layout, RawFrame, Turner};
-use super::{Backend, EncodeError, RawLayout, SoftwareEncoder};
+use super::turn::{turn_into, turned_layout, Turner};
+use super::{Backend, EncodeError, RawFrame, RawLayout, SoftwareEncoder};
 use crate::picture::{EncodeWorkers, EncoderChoice, Orientation};
 use crate::v4l2::sys::{fourcc, fourcc_name, V4L2_CID_JPEG_COMPRESSION_QUALITY};
 
@@ -403,12 +402,7 @@ fn decide(
 enum Handed<'a> {
     Rgb(&'a [u8]),
     Raw(&'a [u8], RawLayout, usize),
-    Camera(
-        [&'a [u8]; 3],
-        [Option<CameraPlane<'a>>; 3],
-        RawLayout,
-        usize,
-    ),
+    Camera(RawFrame<'a>, [Option<CameraPlane<'a>>; 3]),
 }
 
 /// The hardware encoder set up for one format and size.
@@ -570,19 +564,18 @@ impl JpegEncoder {
 
     /// [`deliver_rgb`](Self::deliver_rgb) for a camera picture; see
     /// [`encode_camera_buffer`](Self::encode_camera_buffer).
-    #[allow(clippy::too_many_arguments)]
     pub fn deliver_camera_buffer(
         &mut self,
-        planes: [&[u8]; 3],
+        frame: RawFrame<'_>,
         camera: [Option<CameraPlane<'_>>; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
         out: &Arc<dyn JpegOut>,
     ) -> Result<(), EncodeError> {
-        let handed = Handed::Camera(planes, camera, layout, stride);
-        self.deliver(handed, width, height, out)
+        self.deliver(
+            Handed::Camera(frame, camera),
+            frame.width,
+            frame.height,
+            out,
+        )
     }
 
     /// To the pool when it runs, else encoded here and published.
@@ -597,12 +590,9 @@ impl JpegEncoder {
             return match picture {
                 Handed::Rgb(rgb) => pool.submit_rgb(rgb, width, height),
                 Handed::Raw(data, layout, stride) => {
-                    let (planes, stride) = split_planes(data, layout, width, height, stride);
-                    pool.submit_planes(planes, layout, width, height, stride)
+                    pool.submit_planes(RawFrame::packed(data, layout, (width, height), stride))
                 }
-                Handed::Camera(planes, _, layout, stride) => {
-                    pool.submit_planes(planes, layout, width, height, stride)
-                }
+                Handed::Camera(frame, _) => pool.submit_planes(frame),
             };
         }
         let turned = self.output_size(width, height);
@@ -611,9 +601,7 @@ impl JpegEncoder {
             Handed::Raw(data, layout, stride) => {
                 self.encode_raw(data, layout, width, height, stride)?
             }
-            Handed::Camera(planes, camera, layout, stride) => {
-                self.encode_camera_buffer(planes, camera, layout, width, height, stride)?
-            }
+            Handed::Camera(frame, camera) => self.encode_camera_buffer(frame, camera)?,
         };
         out.publish(jpeg, turned.0, turned.1);
         Ok(())
@@ -645,8 +633,7 @@ impl JpegEncoder {
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
         if !self.turner.orientation().is_identity() {
-            let (planes, stride) = split_planes(data, layout, width, height, stride);
-            return self.encode_planes(planes, layout, width, height, stride);
+            return self.encode_planes(RawFrame::packed(data, layout, (width, height), stride));
         }
         let picture = Picture::Raw {
             data,
@@ -662,15 +649,8 @@ impl JpegEncoder {
 
     /// Encodes a raw picture whose planes lie apart; see
     /// [`SoftwareEncoder::encode_planes`].
-    pub fn encode_planes(
-        &mut self,
-        planes: [&[u8]; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
-    ) -> Result<&[u8], EncodeError> {
-        self.encode_planes_from(planes, None, layout, width, height, stride)
+    pub fn encode_planes(&mut self, frame: RawFrame<'_>) -> Result<&[u8], EncodeError> {
+        self.encode_planes_from(frame, None)
     }
 
     /// Encodes a camera picture given both ways: its planes mapped into memory (as for
@@ -680,47 +660,32 @@ impl JpegEncoder {
     /// copied, or encoded in software.
     pub fn encode_camera_buffer(
         &mut self,
-        planes: [&[u8]; 3],
+        frame: RawFrame<'_>,
         camera: [Option<CameraPlane<'_>>; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
     ) -> Result<&[u8], EncodeError> {
-        self.encode_planes_from(planes, Some(&camera), layout, width, height, stride)
+        self.encode_planes_from(frame, Some(&camera))
     }
 
     /// [`encode_planes`](Self::encode_planes), with the camera's buffers to import
     /// when there are any.
     fn encode_planes_from(
         &mut self,
-        planes: [&[u8]; 3],
+        frame: RawFrame<'_>,
         camera: Option<&[Option<CameraPlane<'_>>; 3]>,
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
     ) -> Result<&[u8], EncodeError> {
         if !self.turner.orientation().is_identity() {
             // A turned picture cannot be imported: it is turned into the device's buffer.
-            return self.encode_turned(RawFrame {
-                planes,
-                layout,
-                width,
-                height,
-                stride,
-            });
+            return self.encode_turned(frame);
         }
         let picture = Picture::Planes {
-            planes,
-            layout,
-            stride,
+            planes: frame.planes,
+            layout: frame.layout,
+            stride: frame.stride,
         };
-        if self.try_hardware(picture, camera, width, height) {
+        if self.try_hardware(picture, camera, frame.width, frame.height) {
             return Ok(self.hardware_result());
         }
-        self.software
-            .encode_planes(planes, layout, width, height, stride)
+        self.software.encode_planes(frame)
     }
 
     /// Whether camera buffers are imported into the hardware now (rather than copied).
@@ -935,11 +900,15 @@ mod tests {
         // A plane too short is an error, not a panic.
         assert!(copy_planes([&y[..5], &u, &v], RawLayout::Yuv420, 6, &mut buf, 4, 2, 8).is_err());
         // Without hardware the planes go to software and decode at their size.
+        let frame = RawFrame {
+            planes: [&y, &u, &v],
+            layout: RawLayout::Yuv420,
+            width: 4,
+            height: 2,
+            stride: 6,
+        };
         let mut enc = JpegEncoder::with_node(None, 80);
-        let jpeg = enc
-            .encode_planes([&y, &u, &v], RawLayout::Yuv420, 4, 2, 6)
-            .unwrap()
-            .to_vec();
+        let jpeg = enc.encode_planes(frame).unwrap().to_vec();
         let d = crate::jpeg::inspect(&jpeg).unwrap();
         assert_eq!((d.width, d.height), (4, 2));
         // Given with their buffers too, they still go to software without hardware.
@@ -950,14 +919,7 @@ mod tests {
             length: 12,
         });
         let again = enc
-            .encode_camera_buffer(
-                [&y, &u, &v],
-                [camera, None, None],
-                RawLayout::Yuv420,
-                4,
-                2,
-                6,
-            )
+            .encode_camera_buffer(frame, [camera, None, None])
             .unwrap();
         assert_eq!(again, &jpeg[..]);
         assert!(!enc.imports_camera_buffers());

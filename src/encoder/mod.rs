@@ -26,7 +26,7 @@ pub mod turn;
 
 pub use choice::{CameraPlane, JpegEncoder};
 pub use pool::{EncodePool, JpegOut};
-pub use turn::{RawFrame, Turned, Turner};
+pub use turn::{Turned, Turner};
 // Everything public in `software` and `raw` stays reachable as `encoder::*`, as before
 // the split.
 pub use raw::{EncodeError, RawLayout};

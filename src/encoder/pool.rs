@@ -33,8 +33,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::software::{check_planes, split_planes};
-use super::turn::{RawFrame, Turner};
-use super::{Backend, EncodeError, RawLayout, SoftwareEncoder};
+use super::turn::Turner;
+use super::{Backend, EncodeError, RawFrame, RawLayout, SoftwareEncoder};
 use crate::picture::Orientation;
 
 /// Stack of a worker thread: encoders keep their buffers on the heap.
@@ -199,18 +199,20 @@ impl EncodePool {
 
     /// Hands in a raw picture whose planes lie apart; see
     /// [`SoftwareEncoder::encode_planes`].
-    pub fn submit_planes(
-        &mut self,
-        planes: [&[u8]; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
-    ) -> Result<(), EncodeError> {
-        let (stride, needed) = check_planes(&planes, layout, width, height, stride)?;
-        let kind = Kind::Raw { layout, stride };
-        self.submit(kind, width, height, |buf| {
-            for (plane, &n) in planes.iter().zip(&needed) {
+    pub fn submit_planes(&mut self, frame: RawFrame<'_>) -> Result<(), EncodeError> {
+        let (stride, needed) = check_planes(
+            &frame.planes,
+            frame.layout,
+            frame.width,
+            frame.height,
+            frame.stride,
+        )?;
+        let kind = Kind::Raw {
+            layout: frame.layout,
+            stride,
+        };
+        self.submit(kind, frame.width, frame.height, |buf| {
+            for (plane, &n) in frame.planes.iter().zip(&needed) {
                 buf.extend_from_slice(&plane[..n]);
             }
         });
@@ -472,13 +474,25 @@ mod tests {
         assert!(pool.submit_rgb(&[0; 10], 64, 16).is_err());
         let y = vec![0u8; 64 * 16];
         let e = pool
-            .submit_planes([&y, &y[..10], &y], RawLayout::Yuv420, 64, 16, 64)
+            .submit_planes(RawFrame {
+                planes: [&y, &y[..10], &y],
+                layout: RawLayout::Yuv420,
+                width: 64,
+                height: 16,
+                stride: 64,
+            })
             .unwrap_err();
         assert!(e.to_string().contains("needs planes"), "{e}");
         // A good YUYV picture goes through and decodes at its size.
         let yuyv = vec![128u8; 64 * 2 * 16];
-        pool.submit_planes([&yuyv, &[], &[]], RawLayout::Yuyv, 64, 16, 128)
-            .unwrap();
+        pool.submit_planes(RawFrame {
+            planes: [&yuyv, &[], &[]],
+            layout: RawLayout::Yuyv,
+            width: 64,
+            height: 16,
+            stride: 128,
+        })
+        .unwrap();
         wait_for(&kept, 1);
         assert_eq!(lock(&kept.pictures).len(), 1);
         assert_eq!(kept.failed.load(Ordering::Relaxed), 0);

@@ -127,12 +127,7 @@ fn start(out: &mut Vec<u8>, quality: u8) -> Encoder<&mut Vec<u8>> {
 
 /// A camera picture in one of the [`RawLayout`]s, read row by row by the encoder.
 struct RawPicture<'a> {
-    /// The planes the layout has (packed layouts use only the first).
-    planes: [&'a [u8]; 3],
-    layout: RawLayout,
-    width: u16,
-    height: u16,
-    stride: usize,
+    frame: RawFrame<'a>,
     tables: &'static RangeTables,
 }
 
@@ -142,24 +137,24 @@ impl ImageBuffer for RawPicture<'_> {
     }
 
     fn width(&self) -> u16 {
-        self.width
+        self.frame.width
     }
 
     fn height(&self) -> u16 {
-        self.height
+        self.frame.height
     }
 
     fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let (t, w, y) = (self.tables, self.width as usize, y as usize);
+        let (t, w, y) = (self.tables, self.frame.width as usize, y as usize);
         let [luma, cb, cr, _] = buffers;
-        match self.layout {
+        match self.frame.layout {
             RawLayout::Yuyv | RawLayout::Uyvy => {
-                let (yo, uo, vo) = if self.layout == RawLayout::Yuyv {
+                let (yo, uo, vo) = if self.frame.layout == RawLayout::Yuyv {
                     (0, 1, 3)
                 } else {
                     (1, 0, 2)
                 };
-                let row = &self.planes[0][y * self.stride..][..w.div_ceil(2) * 4];
+                let row = &self.frame.planes[0][y * self.frame.stride..][..w.div_ceil(2) * 4];
                 for (x, quad) in row.chunks_exact(4).enumerate() {
                     let (u, v) = (t.chroma[quad[uo] as usize], t.chroma[quad[vo] as usize]);
                     for half in 0..2 {
@@ -172,8 +167,8 @@ impl ImageBuffer for RawPicture<'_> {
                 }
             }
             RawLayout::Nv12 => {
-                let row = &self.planes[0][y * self.stride..][..w];
-                let uv = &self.planes[1][(y / 2) * self.stride..][..w.div_ceil(2) * 2];
+                let row = &self.frame.planes[0][y * self.frame.stride..][..w];
+                let uv = &self.frame.planes[1][(y / 2) * self.frame.stride..][..w.div_ceil(2) * 2];
                 for (x, &l) in row.iter().enumerate() {
                     luma.push(t.luma[l as usize]);
                     cb.push(t.chroma[uv[(x / 2) * 2] as usize]);
@@ -181,10 +176,10 @@ impl ImageBuffer for RawPicture<'_> {
                 }
             }
             RawLayout::Yuv420 => {
-                let row = &self.planes[0][y * self.stride..][..w];
-                let cstride = self.stride / 2;
-                let u = &self.planes[1][(y / 2) * cstride..][..w.div_ceil(2)];
-                let v = &self.planes[2][(y / 2) * cstride..][..w.div_ceil(2)];
+                let row = &self.frame.planes[0][y * self.frame.stride..][..w];
+                let cstride = self.frame.stride / 2;
+                let u = &self.frame.planes[1][(y / 2) * cstride..][..w.div_ceil(2)];
+                let v = &self.frame.planes[2][(y / 2) * cstride..][..w.div_ceil(2)];
                 for (x, &l) in row.iter().enumerate() {
                     luma.push(t.luma[l as usize]);
                     cb.push(t.chroma[u[x / 2] as usize]);
@@ -192,12 +187,12 @@ impl ImageBuffer for RawPicture<'_> {
                 }
             }
             RawLayout::Rgb24 | RawLayout::Bgr24 => {
-                let (ri, bi) = if self.layout == RawLayout::Rgb24 {
+                let (ri, bi) = if self.frame.layout == RawLayout::Rgb24 {
                     (0, 2)
                 } else {
                     (2, 0)
                 };
-                let row = &self.planes[0][y * self.stride..][..w * 3];
+                let row = &self.frame.planes[0][y * self.frame.stride..][..w * 3];
                 for px in row.chunks_exact(3) {
                     let [l, b, r] = rgb_to_ycbcr(px[ri], px[1], px[bi]);
                     luma.push(l);
@@ -266,6 +261,46 @@ fn rgb_to_ycbcr(r: u8, g: u8, b: u8) -> [u8; 3] {
     ]
 }
 
+/// A raw picture as the encoders take it: its planes (those its layout lacks empty),
+/// its size, and the bytes per row of its first plane (see
+/// [`SoftwareEncoder::encode_planes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame<'a> {
+    pub planes: [&'a [u8]; 3],
+    pub layout: RawLayout,
+    pub width: u16,
+    pub height: u16,
+    pub stride: usize,
+}
+
+impl<'a> RawFrame<'a> {
+    /// A frame whose planes follow each other in `data` (see
+    /// [`SoftwareEncoder::encode_raw`]).
+    pub fn packed(data: &'a [u8], layout: RawLayout, size: (u16, u16), stride: usize) -> Self {
+        let (planes, stride) = split_planes(data, layout, size.0, size.1, stride);
+        RawFrame {
+            planes,
+            layout,
+            width: size.0,
+            height: size.1,
+            stride,
+        }
+    }
+
+    /// The frame with its stride raised to its layout's smallest, once its planes are
+    /// found to hold it.
+    pub(crate) fn checked(self) -> Result<Self, EncodeError> {
+        let (stride, _) = check_planes(
+            &self.planes,
+            self.layout,
+            self.width,
+            self.height,
+            self.stride,
+        )?;
+        Ok(RawFrame { stride, ..self })
+    }
+}
+
 impl SoftwareEncoder {
     /// Encodes a raw camera picture (YCbCr layouts in video range, as V4L2 devices and
     /// libcamera deliver them; RGB layouts in full range) whose planes follow each other
@@ -278,33 +313,22 @@ impl SoftwareEncoder {
         height: u16,
         stride: usize,
     ) -> Result<&[u8], EncodeError> {
-        let (planes, stride) = split_planes(data, layout, width, height, stride);
-        self.encode_planes(planes, layout, width, height, stride)
+        self.encode_planes(RawFrame::packed(data, layout, (width, height), stride))
     }
 
     /// Like [`SoftwareEncoder::encode_raw`], for a picture whose planes lie apart (as
     /// libcamera hands them out): `planes[1]` and `planes[2]` are ignored by the layouts
     /// that do not have them.
-    pub fn encode_planes(
-        &mut self,
-        planes: [&[u8]; 3],
-        layout: RawLayout,
-        width: u16,
-        height: u16,
-        stride: usize,
-    ) -> Result<&[u8], EncodeError> {
-        let (stride, _) = check_planes(&planes, layout, width, height, stride)?;
+    pub fn encode_planes(&mut self, frame: RawFrame<'_>) -> Result<&[u8], EncodeError> {
+        let frame = frame.checked()?;
         #[cfg(feature = "turbojpeg")]
         if let Some(turbo) = &mut self.turbo {
-            let (w, h) = (width as usize, height as usize);
-            return turbo.encode_planes(planes, layout, w, h, stride, range_tables());
+            let f = frame;
+            let (w, h) = (f.width as usize, f.height as usize);
+            return turbo.encode_planes(f.planes, f.layout, w, h, f.stride, range_tables());
         }
         let picture = RawPicture {
-            planes,
-            layout,
-            width,
-            height,
-            stride,
+            frame,
             tables: range_tables(),
         };
         start(&mut self.out, self.quality)
@@ -466,7 +490,13 @@ mod tests {
         let v = vec![128u8; stride / 2 * h / 2];
         let mut enc = SoftwareEncoder::new(95);
         let apart = enc
-            .encode_planes([&y, &u, &v], RawLayout::Yuv420, w as u16, h as u16, stride)
+            .encode_planes(RawFrame {
+                planes: [&y, &u, &v],
+                layout: RawLayout::Yuv420,
+                width: w as u16,
+                height: h as u16,
+                stride,
+            })
             .unwrap()
             .to_vec();
         let joined = [y.clone(), u.clone(), v.clone()].concat();

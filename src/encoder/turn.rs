@@ -16,7 +16,7 @@
 //! [`Turner`] keeps one buffer for the turned picture and reuses it for every frame.
 
 use super::raw::{EncodeError, RawLayout};
-use super::software::{check_planes, split_planes, SoftwareEncoder};
+use super::software::{RawFrame, SoftwareEncoder};
 use crate::picture::Orientation;
 
 /// Side of the square tiles, in samples: a 64 x 64 tile of one-byte samples reads 64
@@ -232,46 +232,6 @@ pub(crate) fn turn_into(
     Ok(())
 }
 
-/// A raw picture as the encoders take it: its planes (those its layout lacks empty),
-/// its size, and the bytes per row of its first plane (see
-/// [`SoftwareEncoder::encode_planes`]).
-#[derive(Debug, Clone, Copy)]
-pub struct RawFrame<'a> {
-    pub planes: [&'a [u8]; 3],
-    pub layout: RawLayout,
-    pub width: u16,
-    pub height: u16,
-    pub stride: usize,
-}
-
-impl<'a> RawFrame<'a> {
-    /// A frame whose planes follow each other in `data` (see
-    /// [`SoftwareEncoder::encode_raw`]).
-    pub fn packed(data: &'a [u8], layout: RawLayout, size: (u16, u16), stride: usize) -> Self {
-        let (planes, stride) = split_planes(data, layout, size.0, size.1, stride);
-        RawFrame {
-            planes,
-            layout,
-            width: size.0,
-            height: size.1,
-            stride,
-        }
-    }
-
-    /// The frame with its stride raised to its layout's smallest, once its planes are
-    /// found to hold it.
-    pub(crate) fn checked(self) -> Result<Self, EncodeError> {
-        let (stride, _) = check_planes(
-            &self.planes,
-            self.layout,
-            self.width,
-            self.height,
-            self.stride,
-        )?;
-        Ok(RawFrame { stride, ..self })
-    }
-}
-
 /// A picture turned by a [`Turner`]: its planes one after the other in `data`.
 #[derive(Debug, Clone, Copy)]
 pub struct Turned<'a> {
@@ -355,7 +315,7 @@ impl Turner {
                 let rgb = f.planes[0].get(..packed).unwrap_or(f.planes[0]);
                 encoder.encode_rgb(rgb, f.width, f.height)?
             } else {
-                encoder.encode_planes(f.planes, f.layout, f.width, f.height, f.stride)?
+                encoder.encode_planes(f)?
             };
             return Ok((jpeg, f.width, f.height));
         }
@@ -372,6 +332,7 @@ impl Turner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoder::software::split_planes;
     use crate::picture::Transform;
 
     fn raw<'a>(

@@ -45,7 +45,7 @@ use libcamera::request::{Request, RequestStatus, ReuseFlag};
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::controls::ControlBoard;
-use crate::encoder::{CameraPlane, JpegEncoder};
+use crate::encoder::{CameraPlane, JpegEncoder, RawFrame};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
 
@@ -361,15 +361,15 @@ fn session(
                 let t0 = Instant::now();
                 // With several encoding threads the picture is copied and handed over
                 // here; the latency and encoding time below then end at the hand-over.
-                match encoder.deliver_camera_buffer(
-                    [plane(0), plane(1), plane(2)],
-                    [camera(0), camera(1), camera(2)],
-                    plan.layout,
-                    w,
-                    h,
-                    plan.stride,
-                    &out,
-                ) {
+                let frame = RawFrame {
+                    planes: [plane(0), plane(1), plane(2)],
+                    layout: plan.layout,
+                    width: w,
+                    height: h,
+                    stride: plan.stride,
+                };
+                let cameras = [camera(0), camera(1), camera(2)];
+                match encoder.deliver_camera_buffer(frame, cameras, &out) {
                     Ok(()) => {
                         if first_frame {
                             first_frame = false;
