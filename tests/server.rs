@@ -53,6 +53,26 @@ fn not_found_and_method_not_allowed() {
         (r.status, r.header("allow")),
         (405, Some("GET, HEAD, POST"))
     );
+    // Allow lists exactly what the path takes: every method it names is answered (not
+    // 405), and every one it leaves out is refused with the same list.
+    for (path, allow) in [
+        ("/controls/reset", "POST"),
+        ("/option", "GET, POST"),
+        ("/status", "GET, HEAD"),
+    ] {
+        for method in ["GET", "HEAD", "POST", "PUT"] {
+            let r = request(server.addr, method, path);
+            if allow.split(", ").any(|m| m == method) {
+                assert_ne!(r.status, 405, "{method} {path}");
+            } else {
+                assert_eq!(
+                    (r.status, r.header("allow")),
+                    (405, Some(allow)),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
     let head = request(server.addr, "HEAD", "/stream.mjpg");
     assert_eq!(head.status, 200);
     assert_eq!(

@@ -82,25 +82,16 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
     }
     let method = routes::method(&head.method);
     let route = routes::route(&head.target);
-    if method == Method::Other || (method == Method::Post && !routes::takes_post(route)) {
-        let post = if routes::takes_post(route) {
-            ", POST"
-        } else {
-            ""
-        };
-        let options = if state.allow_origin.is_some() {
-            ", OPTIONS"
-        } else {
-            ""
-        };
-        let body = format!(
-            "method {} is not allowed here: use GET or HEAD{}\n",
-            printable(&head.method),
-            if post.is_empty() { "" } else { " or POST" }
-        );
-        return response(
-            Response::text(405, body).with_header("Allow", &format!("GET, HEAD{post}{options}")),
-        );
+    let refused = match method {
+        Method::Other => true,
+        Method::Post => !routes::takes_post(route),
+        // What only changes takes no GET; a HEAD would change nothing, and answering
+        // it without changing would say nothing of whether the change would be taken.
+        Method::Get => route == Route::ResetControls,
+        Method::Head => matches!(route, Route::ResetControls | Route::SetOption),
+    };
+    if refused {
+        return response(not_allowed(route, &head.method, state));
     }
     if let Err(refusal) = access::admit(head, &peer.to_string(), peer.ip(), state) {
         return response(refusal);
@@ -128,7 +119,7 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                     .with_header("Cache-Control", "no-cache"),
             )
         }
-        Route::ResetControls if method == Method::Post => {
+        Route::ResetControls => {
             let (status, json) = controls::reset(&state.controls);
             response(
                 Response::new(status, Body::Owned(json.into_bytes()))
@@ -136,22 +127,6 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                     .with_header("Cache-Control", "no-cache"),
             )
         }
-        Route::ResetControls => response(
-            Response::text(
-                405,
-                "a reset changes the controls: use POST /controls/reset\n".into(),
-            )
-            .with_header("Allow", "POST"),
-        ),
-        // A HEAD must change nothing, and answering it without changing would say
-        // nothing of whether the change would be taken.
-        Route::SetOption if method == Method::Head => response(
-            Response::text(
-                405,
-                "HEAD does not change controls: use GET or POST /option?name=value\n".into(),
-            )
-            .with_header("Allow", "GET, POST"),
-        ),
         Route::SetOption => {
             let query = head.target.split_once('?').map_or("", |(_, q)| q);
             let (status, text) = controls::option(&state.controls, query);
@@ -218,6 +193,29 @@ const STILL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `/snapshot.jpg?full=1`: a still at the camera's full resolution, taken between two
 /// frames of the stream (see [`crate::still`]).
+/// The `405` for `method` (as sent, `name`) on `route`, its `Allow` header listing what
+/// the route takes (and `OPTIONS` where pages of other sites may ask).
+fn not_allowed(route: Route, name: &str, state: &AppState) -> Response {
+    let allowed = routes::allowed_methods(route);
+    let body = match route {
+        Route::ResetControls => "a reset changes the controls: use POST /controls/reset\n".into(),
+        Route::SetOption if name == "HEAD" => {
+            "HEAD does not change controls: use GET or POST /option?name=value\n".into()
+        }
+        _ => format!(
+            "method {} is not allowed here: use {}\n",
+            printable(name),
+            allowed.replace(", ", " or ")
+        ),
+    };
+    let options = if state.allow_origin.is_some() {
+        ", OPTIONS"
+    } else {
+        ""
+    };
+    Response::text(405, body).with_header("Allow", &format!("{allowed}{options}"))
+}
+
 fn full_snapshot(state: &AppState, method: Method) -> Response {
     let jpeg_headers = |r: Response| {
         r.with_header("Content-Type", "image/jpeg")

@@ -83,6 +83,18 @@ pub fn takes_post(route: Route) -> bool {
     )
 }
 
+/// The methods `route` answers, as an `Allow` header lists them (a 405 names them):
+/// `/controls/reset` only changes, so it takes only `POST`; `/option` takes no `HEAD`
+/// (see [`changes_camera`]).
+pub fn allowed_methods(route: Route) -> &'static str {
+    match route {
+        Route::ResetControls => "POST",
+        Route::SetOption => "GET, POST",
+        Route::Controls => "GET, HEAD, POST",
+        _ => "GET, HEAD",
+    }
+}
+
 /// Whether `method` on `route` changes the camera: `POST /controls`,
 /// `POST /controls/reset`, and `/option` by `GET` or `POST` (its `HEAD` is refused
 /// before anything changes).
@@ -163,6 +175,19 @@ mod tests {
         assert_eq!(route("/controls/reset"), Route::ResetControls);
         assert_eq!(route("/controls/reset?x=1"), Route::ResetControls);
         assert_eq!(route("/controls/reset/"), Route::NotFound);
+        assert_eq!(allowed_methods(Route::ResetControls), "POST");
+        assert_eq!(allowed_methods(Route::SetOption), "GET, POST");
+        assert_eq!(allowed_methods(Route::Controls), "GET, HEAD, POST");
+        assert_eq!(allowed_methods(Route::Snapshot), "GET, HEAD");
+        // Every route that takes POST lists it.
+        for r in [
+            Route::Controls,
+            Route::ResetControls,
+            Route::SetOption,
+            Route::Status,
+        ] {
+            assert_eq!(takes_post(r), allowed_methods(r).contains("POST"), "{r:?}");
+        }
         assert!(takes_post(Route::ResetControls));
         assert_eq!(route("/option?brightness=10"), Route::SetOption);
         assert!(takes_post(Route::Controls) && takes_post(Route::SetOption));

@@ -1,5 +1,6 @@
-// The live-frames and publish-to-paint checks in WebKit (Safari's engine, where MJPEG
-// breaks most often): Debian's WebKitGTK MiniBrowser, driven by WebKitWebDriver under Xvfb.
+// The live-frames, publish-to-paint and Settings panel checks in WebKit (Safari's engine,
+// where MJPEG breaks most often): Debian's WebKitGTK MiniBrowser, driven by WebKitWebDriver
+// under Xvfb.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -175,4 +176,57 @@ test('WebKit: a frame published at 1 fps is painted within 300 ms (classic forma
   for (const [i, ms] of results['browser format'].entries()) {
     assert.ok(ms !== 'never' && ms < 300, `frame ${i + 1} painted after ${ms} ms in WebKit (limit 300 ms)`);
   }
+});
+
+/** The id of the element `css` finds, for WebDriver's element commands. */
+async function element(css) {
+  const e = await wd('POST', `/session/${session}/element`, { using: 'css selector', value: css });
+  return Object.values(e)[0];
+}
+const click = async (css) => wd('POST', `/session/${session}/element/${await element(css)}/click`, {});
+/** Presses and lets go of each key in turn (WebDriver's key codes: \uE014 is the right arrow). */
+const press = (...keys) => wd('POST', `/session/${session}/actions`, {
+  actions: [{ type: 'key', id: 'keyboard', actions: keys.flatMap((k) => [{ type: 'keyDown', value: k }, { type: 'keyUp', value: k }]) }],
+});
+const LUMA = `const img = document.getElementById('stream');
+  if (!img || !img.naturalWidth) return null;
+  const c = document.createElement('canvas'); c.width = 32; c.height = 24;
+  const g = c.getContext('2d'); g.drawImage(img, 0, 0, 32, 24);
+  const d = g.getImageData(0, 0, 32, 24).data; let s = 0;
+  for (let i = 0; i < d.length; i += 4) s += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+  return s / (d.length / 4);`;
+
+test('WebKit: the Settings panel opens, a slider moved with the keyboard changes the picture, Reset undoes it', { skip, timeout: 120000 }, async () => {
+  const server = await startServer({ args: ['--source', 'test', '--size', '320x240', '--fps', '15'] });
+  servers.push(server);
+  const brightness = async () => {
+    const r = await fetch(server.url('/controls'), { signal: AbortSignal.timeout(5000) });
+    return (await r.json()).controls.find((c) => c.name === 'brightness').value;
+  };
+  await wd('POST', `/session/${session}/url`, { url: server.url('/index.html') }, 30000);
+  await waitFor(async () => (await run(STATE)) === 'Live', { timeout: 20000, what: 'the "Live" status in WebKit' });
+  await waitFor(() => run(`const b = document.getElementById('set'); return b && !b.hidden;`), { timeout: 20000, what: 'the Settings button in WebKit' });
+  await click('#set');
+  await waitFor(() => run(`return !!document.getElementById('c-brightness');`), { timeout: 20000, what: 'the brightness slider in WebKit' });
+  assert.deepEqual(await run(`return Array.from(document.querySelectorAll('#settings label'), (l) => l.textContent);`),
+    ['Brightness', 'Contrast', 'Pattern']);
+  const before = await waitFor(() => run(LUMA), { timeout: 20000, what: 'a picture in WebKit' });
+  await run(`document.getElementById('c-brightness').focus();`);
+  assert.equal(await brightness(), 0);
+  // Key presses from the keyboard, not values set by a script: 20 steps to the right,
+  // sent as the page sends a slider's moves (after a short pause).
+  await press(...Array(20).fill('\uE014'));
+  await waitFor(async () => (await brightness()) === 20, { timeout: 20000, what: 'brightness 20 on the server after 20 key presses' });
+  assert.equal(await run(`return document.querySelector('#c-brightness').parentNode.querySelector('output').textContent;`), '20',
+    'the slider shows its number');
+  const brighter = await waitFor(async () => { const l = await run(LUMA); return l > before + 10 && l; },
+    { timeout: 20000, what: 'a brighter picture in WebKit' });
+  await click('#set-reset');
+  await waitFor(async () => (await brightness()) === 0, { timeout: 20000, what: 'brightness back to 0 after Reset' });
+  await waitFor(() => run(`return document.getElementById('c-brightness').value === '0';`), { what: 'the slider back at 0' });
+  const after = await waitFor(async () => { const l = await run(LUMA); return l < brighter - 10 && l; },
+    { timeout: 20000, what: 'the picture back to its brightness after Reset' });
+  console.log(`WebKit settings: mean luma ${before.toFixed(1)} -> ${brighter.toFixed(1)} (brightness 20) -> ${after.toFixed(1)} (reset)`);
+  const png = await wd('GET', `/session/${session}/screenshot`);
+  writeFileSync(artifact('webkit-settings.png'), Buffer.from(png, 'base64'));
 });
