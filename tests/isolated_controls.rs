@@ -230,7 +230,7 @@ fn a_source_process_that_does_not_answer_gets_a_timely_refusal() {
     let server = always_on_server();
     wait_listed(&server, "the pattern's controls", has_controls);
     let pid = Pid::from_raw(source_process(&server, patience()) as i32);
-    kill(pid, Signal::SIGSTOP).unwrap();
+    stop_process(pid.as_raw(), patience());
     let (status, answer) = post_json(server.addr, "/controls", r#"{"brightness": 10}"#);
     kill(pid, Signal::SIGCONT).unwrap();
     assert_eq!(status, 504, "{answer}");

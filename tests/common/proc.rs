@@ -81,3 +81,38 @@ pub fn thread_names(pid: u32) -> Vec<String> {
         .map(|n| n.trim_end().to_string())
         .collect()
 }
+
+/// Stops process `pid` with SIGSTOP and returns once every one of its threads is
+/// stopped. The signal alone is not enough: the kernel wakes one thread to begin the
+/// stop, and until that thread runs (milliseconds on a loaded machine) the others go on,
+/// so a request sent at once may still be answered. Panics after `patience`.
+#[allow(dead_code)]
+pub fn stop_process(pid: i32, patience: std::time::Duration) {
+    use nix::sys::signal::{kill, Signal};
+    kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP");
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let states: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                after
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("gone")
+                    .to_string()
+            })
+            .collect();
+        if !states.is_empty() && states.iter().all(|s| s == "T" || s == "t") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not stop: its threads are {states:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
