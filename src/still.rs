@@ -10,11 +10,17 @@
 //!
 //! A source that can take stills opens the desk while it captures ([`StillDesk::open`]);
 //! a request when none is open, or whose camera stops before answering, is told so at
-//! once instead of waiting out its time.
+//! once instead of waiting out its time. A source in a process of its own has the desk
+//! opened for it by the server while the process says its own desk is open; the server
+//! then serves the requests by passing them on ([`crate::source::isolate`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// How long a request waits for its still: switching a camera's size and letting it
+/// settle takes a second or two on a Pi; encoding a large picture in software, more.
+pub const STILL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A still: a JPEG and its size.
 #[derive(Debug)]
@@ -27,8 +33,7 @@ pub struct Still {
 /// Why no still came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StillError {
-    /// No running camera here takes stills (a byte-stream source, a source in a process
-    /// of its own, or none running).
+    /// No running camera here takes stills (a byte-stream source, or none running).
     Unavailable,
     /// The camera did not answer in time.
     TimedOut,
@@ -41,8 +46,7 @@ impl std::fmt::Display for StillError {
         match self {
             StillError::Unavailable => f.write_str(
                 "this source takes no full-resolution stills (the test pattern and V4L2 \
-                 cameras do, when not run with --isolate on); /snapshot.jpg gives the \
-                 stream's size",
+                 cameras do, also with --isolate on); /snapshot.jpg gives the stream's size",
             ),
             StillError::TimedOut => f.write_str("the camera did not take the still in time"),
             StillError::Failed(why) => write!(f, "the camera could not take the still: {why}"),
@@ -113,6 +117,7 @@ impl StillDesk {
             s.started
         };
         self.asked.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
         loop {
             if s.answered >= mine {
                 return match &s.answer {
@@ -137,6 +142,22 @@ impl StillDesk {
     pub fn open(self: &Arc<Self>) -> StillCamera {
         self.state().cameras += 1;
         StillCamera { desk: self.clone() }
+    }
+
+    /// True while a camera is open at the desk.
+    pub fn has_camera(&self) -> bool {
+        self.state().cameras > 0
+    }
+
+    /// Waits at most `timeout` for a request: true when one waits. For a server that
+    /// passes requests on to a camera elsewhere, in a thread of its own.
+    pub fn wait_until_asked(&self, timeout: Duration) -> bool {
+        let s = self.state();
+        let (_s, _) = self
+            .changed
+            .wait_timeout_while(s, timeout, |_| !self.asked())
+            .unwrap_or_else(|p| p.into_inner());
+        self.asked()
     }
 
     /// True when a request waits: a source checks this between frames.

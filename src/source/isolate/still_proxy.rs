@@ -1,0 +1,115 @@
+//! The server's side of the full-resolution stills of a source in a process of its
+//! own. While the process says its still desk is open, [`StillRelay`] keeps the
+//! server's desk open for it, and a thread of the relay's own serves the requests
+//! there as a source would: it passes each to the process over the still socket and
+//! answers with what comes back (the process's source takes the still between two
+//! frames). A process that has ended is reported at once; one that says nothing is
+//! waited for [`STILL_TIMEOUT`] and a margin, as long as the process itself waits.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::link::{End, Link};
+use super::messages::{STILL_ANSWER, STILL_REQUEST};
+use super::still_wire::{read_answer, request_bytes, MAX_ANSWER};
+use crate::still::{Still, StillCamera, StillDesk, STILL_TIMEOUT};
+
+/// Beyond [`STILL_TIMEOUT`], how long the server waits for the process's answer: the
+/// process gives up on its own camera first, and says so.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// How often the relay's thread looks whether it should stop.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// Passes the server's still requests to the source process while it takes stills.
+pub struct StillRelay {
+    desk: Arc<StillDesk>,
+    /// The server's desk held open while the process's is.
+    camera: Option<StillCamera>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StillRelay {
+    /// Starts the thread that serves `desk` through `socket`, the server's end of the
+    /// still socket to the process `pid`. The desk stays closed until
+    /// [`Self::desk_open`] says otherwise.
+    pub fn start(socket: UnixStream, desk: Arc<StillDesk>, pid: u32) -> io::Result<StillRelay> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (desk, stop) = (desk.clone(), stop.clone());
+            let mut link = Link::new(socket, &[STILL_ANSWER], MAX_ANSWER);
+            std::thread::Builder::new()
+                .name("still relay".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        if desk.wait_until_asked(STOP_CHECK) {
+                            desk.serve(|| {
+                                log::info!("source process {pid}: asked for a still");
+                                take(&mut link)
+                            });
+                        }
+                    }
+                })?
+        };
+        Ok(StillRelay {
+            desk,
+            camera: None,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Opens or closes the server's desk as the process says its own is; true when
+    /// that changed something.
+    pub fn desk_open(&mut self, open: bool) -> bool {
+        match (open, self.camera.is_some()) {
+            (true, false) => self.camera = Some(self.desk.open()),
+            (false, true) => self.camera = None,
+            _ => return false,
+        }
+        true
+    }
+}
+
+impl Drop for StillRelay {
+    /// Closes the desk and waits for the thread, which a request to a process that
+    /// has ended (its socket closed) keeps no longer.
+    fn drop(&mut self) {
+        self.camera = None;
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Asks the process behind `link` for a still and waits for its answer.
+fn take(link: &mut Link) -> Result<Still, String> {
+    if let Some(why) = &link.broken {
+        return Err(why.clone());
+    }
+    let id = link.next_id();
+    let deadline = Instant::now() + STILL_TIMEOUT + MARGIN;
+    let answered = link.exchange(STILL_REQUEST, &request_bytes(id), deadline, |payload| {
+        let answer = read_answer(payload)?;
+        Ok((answer.id == id).then_some(answer.outcome))
+    });
+    let why = match answered {
+        Ok(Some(outcome)) => return outcome,
+        Ok(None) => {
+            return Err(format!(
+                "the camera's process did not answer within {} s",
+                (STILL_TIMEOUT + MARGIN).as_secs()
+            ))
+        }
+        Err(End::Gone(why)) => format!("the camera's process ended ({why})"),
+        Err(End::Garbled(why)) => format!("the camera's process sent {why}"),
+    };
+    link.broken = Some(why.clone());
+    Err(why)
+}
