@@ -230,5 +230,17 @@ mod tests {
         long.extend_from_slice(&[b'x'; MAX_REASON + 1]);
         assert!(read_answer(&long).unwrap_err().contains("at most 1024"));
         assert!(read_request(&[0; 9]).unwrap_err().contains("9 bytes"));
+
+        // Any byte changed: refused in one line, or read as written.
+        for at in 0..good.len() {
+            for bits in [0x01, 0x80, 0xff] {
+                let mut changed = good.clone();
+                changed[at] ^= bits;
+                match read_answer(&changed) {
+                    Ok(answer) => assert_eq!(answer.to_bytes(), changed, "{at}"),
+                    Err(why) => assert!(!why.contains('\n'), "{at}: {why}"),
+                }
+            }
+        }
     }
 }
