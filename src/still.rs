@@ -283,4 +283,26 @@ mod tests {
         );
         assert!(!desk.asked(), "a stopped camera leaves no request behind");
     }
+
+    #[test]
+    fn a_server_passing_requests_on_wakes_for_each() {
+        let desk = Arc::new(StillDesk::new());
+        assert!(!desk.has_camera());
+        let camera = desk.open();
+        assert!(desk.has_camera());
+        assert!(!desk.wait_until_asked(Duration::from_millis(20)));
+        let waiter = {
+            let desk = desk.clone();
+            thread::spawn(move || desk.take(Duration::from_secs(60)))
+        };
+        let until = Instant::now() + Duration::from_secs(60);
+        while !desk.wait_until_asked(Duration::from_secs(1)) {
+            assert!(Instant::now() < until, "never woken");
+        }
+        desk.serve(|| still(9));
+        assert_eq!(waiter.join().unwrap().unwrap().width, 9);
+        assert!(!desk.wait_until_asked(Duration::ZERO));
+        drop(camera);
+        assert!(!desk.has_camera());
+    }
 }

@@ -113,3 +113,104 @@ fn take(link: &mut Link) -> Result<Still, String> {
     link.broken = Some(why.clone());
     Err(why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::still_server::serve_stills;
+    use super::*;
+    use crate::encoder::SoftwareEncoder;
+    use crate::still::StillError;
+    use std::thread;
+
+    /// A source process's side in threads: its own desk, served by a "source" that
+    /// takes 64x48 stills until `stop`, and answered on `socket`.
+    fn child(socket: UnixStream, stop: Arc<AtomicBool>) -> thread::JoinHandle<u32> {
+        let desk = Arc::new(StillDesk::new());
+        {
+            let desk = desk.clone();
+            thread::spawn(move || serve_stills(socket, desk));
+        }
+        thread::spawn(move || {
+            let _open = desk.open();
+            let mut taken = 0;
+            while !stop.load(Ordering::SeqCst) {
+                desk.serve(|| {
+                    taken += 1;
+                    let rgb = vec![200u8; 64 * 48 * 3];
+                    let mut encoder = SoftwareEncoder::new(80);
+                    Ok(Still {
+                        jpeg: encoder.encode_rgb(&rgb, 64, 48).unwrap().to_vec(),
+                        width: 64,
+                        height: 48,
+                    })
+                });
+                thread::sleep(Duration::from_millis(1));
+            }
+            taken
+        })
+    }
+
+    fn failure(result: Result<Arc<Still>, StillError>) -> String {
+        match result {
+            Err(StillError::Failed(why)) => why,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_still_comes_from_the_other_side_while_its_desk_is_open() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let source = child(theirs, stop.clone());
+        let desk = Arc::new(StillDesk::new());
+        let mut relay = StillRelay::start(ours, desk.clone(), 1).unwrap();
+        let wait = Duration::from_secs(120);
+        assert_eq!(desk.take(wait).unwrap_err(), StillError::Unavailable);
+        assert!(relay.desk_open(true));
+        assert!(!relay.desk_open(true));
+        for _ in 0..3 {
+            let still = desk.take(wait).unwrap();
+            assert_eq!((still.width, still.height), (64, 48));
+            let dims = crate::jpeg::inspect(&still.jpeg).unwrap();
+            assert_eq!((dims.width, dims.height), (64, 48));
+        }
+        assert!(relay.desk_open(false));
+        assert_eq!(desk.take(wait).unwrap_err(), StillError::Unavailable);
+        drop(relay);
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(source.join().unwrap(), 3, "one still taken a request");
+    }
+
+    #[test]
+    fn a_process_that_ended_or_garbles_is_reported_at_once() {
+        let wait = Duration::from_secs(120);
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let desk = Arc::new(StillDesk::new());
+        let mut relay = StillRelay::start(ours, desk.clone(), 1).unwrap();
+        relay.desk_open(true);
+        drop(theirs);
+        for _ in 0..2 {
+            let why = failure(desk.take(wait));
+            assert!(why.starts_with("the camera's process ended ("), "{why}");
+        }
+        drop(relay);
+
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let desk = Arc::new(StillDesk::new());
+        let mut relay = StillRelay::start(ours, desk.clone(), 1).unwrap();
+        relay.desk_open(true);
+        io::Write::write_all(&mut &theirs, b"hello, world").unwrap();
+        let why = failure(desk.take(wait));
+        assert_eq!(why, "the camera's process sent unknown message type 0x68");
+        // An answer that says it is a still but is not a JPEG.
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let desk = Arc::new(StillDesk::new());
+        let mut relay = StillRelay::start(ours, desk.clone(), 1).unwrap();
+        relay.desk_open(true);
+        let mut lie = 1u64.to_le_bytes().to_vec();
+        lie.extend_from_slice(&[0, 64, 0, 48, 0, b'n', b'o']);
+        super::super::messages::write_message(&mut &theirs, STILL_ANSWER, &lie).unwrap();
+        let why = failure(desk.take(wait));
+        assert!(why.contains("a still that is not a JPEG"), "{why}");
+    }
+}
