@@ -139,10 +139,10 @@ fn an_isolated_pattern_takes_stills_at_full_size_while_the_stream_goes_on() {
     let askers: Vec<_> = (0..4)
         .map(|_| thread::spawn(move || get_still(addr, "/snapshot.jpg?full=1")))
         .collect();
-    for asker in askers {
-        let r = asker.join().unwrap();
+    let answers: Vec<Response> = askers.into_iter().map(|a| a.join().unwrap()).collect();
+    for r in &answers {
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(decode(&r.body).0, 640);
+        assert_eq!(decode(&r.body).0, 640, "{:?}", r.header("x-picture-size"));
     }
     let taken = server.log_text().matches("took a 640x480 still").count() - taken_before;
     println!("4 requests at once: {taken} stills taken");
