@@ -130,8 +130,9 @@ mod tests {
             let desk = desk.clone();
             thread::spawn(move || serve_stills(socket, desk));
         }
+        let open = desk.open();
         thread::spawn(move || {
-            let _open = desk.open();
+            let _open = open;
             let mut taken = 0;
             while !stop.load(Ordering::SeqCst) {
                 desk.serve(|| {
