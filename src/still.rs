@@ -78,6 +78,16 @@ struct DeskState {
 /// waiting requests that it stopped.
 pub struct StillCamera {
     desk: Arc<StillDesk>,
+    /// What the waiting requests are told when it goes.
+    why: String,
+}
+
+impl StillCamera {
+    /// Leaves the desk, telling the waiting requests `why` rather than that the camera
+    /// stopped.
+    pub fn close(mut self, why: &str) {
+        self.why = why.to_string();
+    }
 }
 
 impl Drop for StillCamera {
@@ -86,7 +96,7 @@ impl Drop for StillCamera {
         s.cameras = s.cameras.saturating_sub(1);
         if s.cameras == 0 && s.started > s.answered {
             s.answered = s.started;
-            s.answer = Some(Err("the camera stopped".into()));
+            s.answer = Some(Err(std::mem::take(&mut self.why)));
             self.desk.asked.store(false, Ordering::SeqCst);
         }
         self.desk.changed.notify_all();
@@ -141,7 +151,10 @@ impl StillDesk {
     /// For a source that can take stills: its place at the desk while it captures.
     pub fn open(self: &Arc<Self>) -> StillCamera {
         self.state().cameras += 1;
-        StillCamera { desk: self.clone() }
+        StillCamera {
+            desk: self.clone(),
+            why: "the camera stopped".into(),
+        }
     }
 
     /// True while a camera is open at the desk.
@@ -302,7 +315,18 @@ mod tests {
         desk.serve(|| still(9));
         assert_eq!(waiter.join().unwrap().unwrap().width, 9);
         assert!(!desk.wait_until_asked(Duration::ZERO));
-        drop(camera);
+        let waiter = {
+            let desk = desk.clone();
+            thread::spawn(move || desk.take(Duration::from_secs(60)))
+        };
+        while !desk.wait_until_asked(Duration::from_secs(1)) {
+            assert!(Instant::now() < until, "never woken");
+        }
+        camera.close("its process ended");
+        assert_eq!(
+            waiter.join().unwrap().unwrap_err(),
+            StillError::Failed("its process ended".into())
+        );
         assert!(!desk.has_camera());
     }
 }

@@ -365,7 +365,12 @@ pub fn supervise(
         // has (its socket closes).
         run.attached = None;
         if let Some(stills) = &mut run.stills {
-            stills.desk_open(false);
+            stills.close_desk(&match &end {
+                End::Stopping => "the server is stopping".to_string(),
+                End::Idle => "the camera stopped".to_string(),
+                End::Ended(_) => "the camera's process ended".to_string(),
+                End::Failed(why) => format!("the camera's process failed ({why})"),
+            });
         }
         sink.stats().set_capturing(false);
         let status = stop_child(&mut child);

@@ -64,6 +64,13 @@ impl StillRelay {
         })
     }
 
+    /// Closes the server's desk, telling the requests waiting there `why`.
+    pub fn close_desk(&mut self, why: &str) {
+        if let Some(camera) = self.camera.take() {
+            camera.close(why);
+        }
+    }
+
     /// Opens or closes the server's desk as the process says its own is; true when
     /// that changed something.
     pub fn desk_open(&mut self, open: bool) -> bool {
