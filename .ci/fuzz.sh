@@ -4,7 +4,7 @@
 # reads them, request routing, the Authorization header, auth files, option parsing,
 # received mDNS packets and the replies to them, the messages a source process sends
 # over the --isolate pipe, the camera controls it describes and the answers it gives
-# over its control socket, the camera listing rpicam-vid prints) with cargo-fuzz and libFuzzer for a bounded time, and fail on
+# over its control socket, the stills it sends over its still socket, the camera listing rpicam-vid prints) with cargo-fuzz and libFuzzer for a bounded time, and fail on
 # any crash, printing the input that caused it and how to replay it.
 #
 #   .ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)

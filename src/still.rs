@@ -10,11 +10,17 @@
 //!
 //! A source that can take stills opens the desk while it captures ([`StillDesk::open`]);
 //! a request when none is open, or whose camera stops before answering, is told so at
-//! once instead of waiting out its time.
+//! once instead of waiting out its time. A source in a process of its own has the desk
+//! opened for it by the server while the process says its own desk is open; the server
+//! then serves the requests by passing them on ([`crate::source::isolate`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// How long a request waits for its still: switching a camera's size and letting it
+/// settle takes a second or two on a Pi; encoding a large picture in software, more.
+pub const STILL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A still: a JPEG and its size.
 #[derive(Debug)]
@@ -27,8 +33,7 @@ pub struct Still {
 /// Why no still came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StillError {
-    /// No running camera here takes stills (a byte-stream source, a source in a process
-    /// of its own, or none running).
+    /// No running camera here takes stills (a byte-stream source, or none running).
     Unavailable,
     /// The camera did not answer in time.
     TimedOut,
@@ -41,8 +46,7 @@ impl std::fmt::Display for StillError {
         match self {
             StillError::Unavailable => f.write_str(
                 "this source takes no full-resolution stills (the test pattern and V4L2 \
-                 cameras do, when not run with --isolate on); /snapshot.jpg gives the \
-                 stream's size",
+                 cameras do, also with --isolate on); /snapshot.jpg gives the stream's size",
             ),
             StillError::TimedOut => f.write_str("the camera did not take the still in time"),
             StillError::Failed(why) => write!(f, "the camera could not take the still: {why}"),
@@ -74,6 +78,16 @@ struct DeskState {
 /// waiting requests that it stopped.
 pub struct StillCamera {
     desk: Arc<StillDesk>,
+    /// What the waiting requests are told when it goes.
+    why: String,
+}
+
+impl StillCamera {
+    /// Leaves the desk, telling the waiting requests `why` rather than that the camera
+    /// stopped.
+    pub fn close(mut self, why: &str) {
+        self.why = why.to_string();
+    }
 }
 
 impl Drop for StillCamera {
@@ -82,7 +96,7 @@ impl Drop for StillCamera {
         s.cameras = s.cameras.saturating_sub(1);
         if s.cameras == 0 && s.started > s.answered {
             s.answered = s.started;
-            s.answer = Some(Err("the camera stopped".into()));
+            s.answer = Some(Err(std::mem::take(&mut self.why)));
             self.desk.asked.store(false, Ordering::SeqCst);
         }
         self.desk.changed.notify_all();
@@ -113,6 +127,7 @@ impl StillDesk {
             s.started
         };
         self.asked.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
         loop {
             if s.answered >= mine {
                 return match &s.answer {
@@ -136,7 +151,26 @@ impl StillDesk {
     /// For a source that can take stills: its place at the desk while it captures.
     pub fn open(self: &Arc<Self>) -> StillCamera {
         self.state().cameras += 1;
-        StillCamera { desk: self.clone() }
+        StillCamera {
+            desk: self.clone(),
+            why: "the camera stopped".into(),
+        }
+    }
+
+    /// True while a camera is open at the desk.
+    pub fn has_camera(&self) -> bool {
+        self.state().cameras > 0
+    }
+
+    /// Waits at most `timeout` for a request: true when one waits. For a server that
+    /// passes requests on to a camera elsewhere, in a thread of its own.
+    pub fn wait_until_asked(&self, timeout: Duration) -> bool {
+        let s = self.state();
+        let (_s, _) = self
+            .changed
+            .wait_timeout_while(s, timeout, |_| !self.asked())
+            .unwrap_or_else(|p| p.into_inner());
+        self.asked()
     }
 
     /// True when a request waits: a source checks this between frames.
@@ -261,5 +295,38 @@ mod tests {
             StillError::Failed("the camera stopped".into())
         );
         assert!(!desk.asked(), "a stopped camera leaves no request behind");
+    }
+
+    #[test]
+    fn a_server_passing_requests_on_wakes_for_each() {
+        let desk = Arc::new(StillDesk::new());
+        assert!(!desk.has_camera());
+        let camera = desk.open();
+        assert!(desk.has_camera());
+        assert!(!desk.wait_until_asked(Duration::from_millis(20)));
+        let waiter = {
+            let desk = desk.clone();
+            thread::spawn(move || desk.take(Duration::from_secs(60)))
+        };
+        let until = Instant::now() + Duration::from_secs(60);
+        while !desk.wait_until_asked(Duration::from_secs(1)) {
+            assert!(Instant::now() < until, "never woken");
+        }
+        desk.serve(|| still(9));
+        assert_eq!(waiter.join().unwrap().unwrap().width, 9);
+        assert!(!desk.wait_until_asked(Duration::ZERO));
+        let waiter = {
+            let desk = desk.clone();
+            thread::spawn(move || desk.take(Duration::from_secs(60)))
+        };
+        while !desk.wait_until_asked(Duration::from_secs(1)) {
+            assert!(Instant::now() < until, "never woken");
+        }
+        camera.close("its process ended");
+        assert_eq!(
+            waiter.join().unwrap().unwrap_err(),
+            StillError::Failed("its process ended".into())
+        );
+        assert!(!desk.has_camera());
     }
 }

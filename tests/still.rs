@@ -1,7 +1,8 @@
 //! Full-resolution stills (`/snapshot.jpg?full=1`) against the real server: the test
 //! pattern's still is decoded back at its full size and shows the frame the stream was
 //! at; the stream goes on around it; requests at once share the camera; sources that
-//! take no stills say so; and a HEAD takes none.
+//! take no stills say so; and a HEAD takes none. The same through a source process of
+//! its own: `isolated_stills.rs`.
 
 mod common;
 
@@ -97,15 +98,4 @@ fn sources_without_stills_say_so_and_head_takes_none() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("image/jpeg"));
     assert!(r.body.is_empty());
-}
-
-#[test]
-fn an_isolated_source_says_stills_need_it_in_the_servers_process() {
-    if !server_can_start_itself("the test pattern's own process") {
-        return;
-    }
-    let server = pattern_server(&["--isolate", "on"]);
-    let r = get_still(server.addr, "/snapshot.jpg?full=1");
-    assert_eq!(r.status, 501, "{}", r.text());
-    assert!(r.text().contains("--isolate on"), "{}", r.text());
 }

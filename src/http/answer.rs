@@ -15,7 +15,7 @@ use super::{controls, status, AppState, PAGE};
 use crate::frame::{Frame, BOUNDARY};
 use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 use crate::stats::ClientPlace;
-use crate::still::StillError;
+use crate::still::{StillError, STILL_TIMEOUT};
 
 /// One line about refused streams per interval.
 static REFUSED_STREAM: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
@@ -186,10 +186,6 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
         Route::Mp4Stream => stream(peer, state, StreamKind::Mp4, method),
     }
 }
-
-/// How long a full-resolution still may take: switching a camera's size and letting
-/// it settle takes a second or two on a Pi; encoding a large picture in software, more.
-const STILL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `/snapshot.jpg?full=1`: a still at the camera's full resolution, taken between two
 /// frames of the stream (see [`crate::still`]).

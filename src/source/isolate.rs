@@ -21,6 +21,7 @@
 //! | `W` | encoding threads, then pictures dropped so far because all were busy: two `u64` little-endian |
 //! | `K` | the camera's controls, numbered, or none ([`control_wire`]'s description) |
 //! | `H` | nothing: the child is alive |
+//! | `T` | one byte: `1` while the source takes full-resolution stills (its still desk is open), `0` when it stops |
 //!
 //! Camera controls go both ways. The source in the child attaches them to a
 //! [`ControlBoard`] of the child's own; the child describes that board with `K`
@@ -36,6 +37,18 @@
 //!
 //! The parent waits [`ANSWER_WITHIN`] for an answer; a child that ends, or says none,
 //! takes its controls off the server's board.
+//!
+//! Full-resolution stills go the same way over a socket of their own, descriptor 4
+//! ([`still_server::SOCKET_FD`]), so that a still that takes seconds holds up no
+//! control change. While the child says (`T`) that its source takes stills, the parent
+//! keeps the server's [`StillDesk`](crate::still::StillDesk) open and passes its
+//! requests on ([`still_proxy`]); the child asks its own desk, where the source takes
+//! the still between two frames ([`still_server`]; bytes in [`still_wire`]):
+//!
+//! | tag | way | payload |
+//! |-----|-----|---------|
+//! | `G` | to the child | a request for a still: an id |
+//! | `J` | to the parent | the answer to that id: the still's size and JPEG, or why none came |
 //!
 //! The parent runs the child only while somebody wants frames (plus a linger, so the
 //! camera is released when nobody watches), checks every frame as it checks a
@@ -60,11 +73,17 @@ use nix::unistd::Pid;
 mod control_proxy;
 mod control_server;
 pub mod control_wire;
+mod link;
 mod messages;
+mod still_proxy;
+mod still_server;
+pub mod still_wire;
 
 pub use control_proxy::{ChildControls, ANSWER_WITHIN};
 pub use messages::{decode, Message, MessageReader};
 use messages::{workers_payload, Outlet, ALIVE, DROPPED, ENCODER, FRAME, PROBLEM, WORKERS};
+use still_proxy::StillRelay;
+use still_server::StillsReport;
 
 use super::backoff::Backoff;
 use super::nosignal::NoSignal;
@@ -185,11 +204,27 @@ pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
             log::warn!("cannot serve camera control changes: {e}");
         }
     }
+    // Requests for stills wait at this process's own desk, where the source serves them.
+    if let Some(socket) = still_server::take_socket() {
+        let desk = slot.stills().clone();
+        let server = std::thread::Builder::new()
+            .name("stills".into())
+            .spawn(move || still_server::serve_stills(socket, desk));
+        if let Err(e) = server {
+            log::warn!("cannot serve full-resolution stills: {e}");
+        }
+    }
+    let stills = Arc::new(StillsReport::new(slot.stills().clone()));
     let tap = {
         let outlet = outlet.clone();
         let stop = stop.clone();
+        let stills = stills.clone();
         Box::new(move |jpeg: &[u8]| {
-            if outlet.send(FRAME, jpeg).is_err() {
+            // The parent hears that stills are taken before the first frame.
+            let sent = stills
+                .send_changes(&outlet)
+                .and_then(|()| outlet.send(FRAME, jpeg));
+            if sent.is_err() {
                 stop.store(true, Ordering::SeqCst);
             }
         })
@@ -209,7 +244,8 @@ pub fn serve(spec: &SourceSpec, settings: Settings) -> i32 {
     while !stop.load(Ordering::SeqCst) && !running.thread.is_finished() {
         let mut sent = reported
             .send_changes(&running.stats, &outlet)
-            .and_then(|()| reporter.send_changes(&mut controls_reported, &outlet));
+            .and_then(|()| reporter.send_changes(&mut controls_reported, &outlet))
+            .and_then(|()| stills.send_changes(&outlet));
         if sent.is_ok() && alive_at.elapsed() >= ALIVE_EVERY {
             alive_at = Instant::now();
             sent = outlet.send(ALIVE, &[]);
@@ -300,7 +336,7 @@ pub fn supervise(
             sink.stats().count_restart();
         }
         runs += 1;
-        let (mut child, socket) = match spawn(&spec) {
+        let (mut child, sockets) = match spawn(&spec) {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("cannot start the source process: {e}");
@@ -310,6 +346,9 @@ pub fn supervise(
         };
         let pid = child.id();
         log::info!("source process {pid} started for {spec}");
+        let stills = StillRelay::start(sockets.stills, sink.stills().clone(), pid)
+            .map_err(|e| log::warn!("source process {pid}: no full-resolution stills: {e}"))
+            .ok();
         let mut run = Run {
             reader: MessageReader::default(),
             dropped: 0,
@@ -317,14 +356,25 @@ pub fn supervise(
             first_good: None,
             pid,
             board: board.clone(),
-            controls: Arc::new(ChildControls::new(socket)),
+            controls: Arc::new(ChildControls::new(sockets.controls)),
             attached: None,
+            stills,
         };
         let end = run.pump(&mut child, &mut sink, &mut nosignal);
-        // Its controls go with it.
+        // Its controls and stills go with it; the relay's thread ends once the child
+        // has (its socket closes).
         run.attached = None;
+        if let Some(stills) = &mut run.stills {
+            stills.close_desk(&match &end {
+                End::Stopping => "the server is stopping".to_string(),
+                End::Idle => "the camera stopped".to_string(),
+                End::Ended(_) => "the camera's process ended".to_string(),
+                End::Failed(why) => format!("the camera's process failed ({why})"),
+            });
+        }
         sink.stats().set_capturing(false);
         let status = stop_child(&mut child);
+        drop(run.stills.take());
         let why = match end {
             End::Stopping => return,
             End::Idle => {
@@ -357,11 +407,21 @@ fn fail(
     nosignal.wait(sink, &why, pause);
 }
 
-/// Starts the child, with the other end of the control socket returned on
-/// [`control_server::SOCKET_FD`].
-fn spawn(spec: &SourceSpec) -> io::Result<(Child, UnixStream)> {
-    let (ours, theirs) = UnixStream::pair()?;
-    let theirs_fd = theirs.as_raw_fd();
+/// The parent's ends of the sockets to a child.
+struct Sockets {
+    controls: UnixStream,
+    stills: UnixStream,
+}
+
+/// Starts the child, with the other ends of the sockets on
+/// [`control_server::SOCKET_FD`] and [`still_server::SOCKET_FD`].
+fn spawn(spec: &SourceSpec) -> io::Result<(Child, Sockets)> {
+    let (controls, controls_theirs) = UnixStream::pair()?;
+    let (stills, stills_theirs) = UnixStream::pair()?;
+    let places = [
+        (controls_theirs.as_raw_fd(), control_server::SOCKET_FD),
+        (stills_theirs.as_raw_fd(), still_server::SOCKET_FD),
+    ];
     // The running program itself, even when its file was replaced or removed since it
     // started (an upgrade): the child's /proc/self/exe is, until exec, the parent's.
     let mut command = Command::new("/proc/self/exe");
@@ -376,33 +436,37 @@ fn spawn(spec: &SourceSpec) -> io::Result<(Child, UnixStream)> {
             control_server::SOCKET_VAR,
             control_server::SOCKET_FD.to_string(),
         )
+        .env(
+            still_server::SOCKET_VAR,
+            still_server::SOCKET_FD.to_string(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     // SAFETY: the closure runs in the child between fork and exec and makes only
-    // async-signal-safe system calls (prctl, dup2, fcntl); it allocates nothing and
+    // async-signal-safe system calls (prctl, fcntl, dup2); it allocates nothing and
     // takes no lock.
     unsafe {
         command.pre_exec(move || {
             // A child whose parent died without closing its input (SIGKILL) must not
             // keep the camera.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            // The control socket where the child looks for it, kept across exec
-            // (dup2 clears close-on-exec; a socket already there needs it cleared).
-            if theirs_fd == control_server::SOCKET_FD {
-                nix::fcntl::fcntl(
-                    theirs_fd,
-                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                )?;
-            } else {
-                nix::unistd::dup2(theirs_fd, control_server::SOCKET_FD)?;
+            // The sockets where the child looks for them, kept across exec. Each is
+            // first copied above the places (closed at exec), so that putting one in
+            // its place cannot close another; dup2 then clears close-on-exec.
+            let mut above = [0; 2];
+            for (copy, (fd, _)) in above.iter_mut().zip(places) {
+                *copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
+            }
+            for (copy, (_, place)) in above.into_iter().zip(places) {
+                nix::unistd::dup2(copy, place)?;
             }
             Ok(())
         });
     }
     let child = command.spawn()?;
-    drop(theirs);
-    Ok((child, ours))
+    drop((controls_theirs, stills_theirs));
+    Ok((child, Sockets { controls, stills }))
 }
 
 /// Tells the child to stop (its input closes), waits [`STOP_GRACE`], kills it if it
@@ -452,6 +516,8 @@ struct Run {
     controls: Arc<ChildControls>,
     /// Keeps `controls` on the board.
     attached: Option<Attached>,
+    /// Passes the server's still requests to the child.
+    stills: Option<StillRelay>,
 }
 
 impl Run {
@@ -552,6 +618,13 @@ impl Run {
                     self.workers_busy = busy;
                 }
                 Message::Controls(description) => self.controls_described(description),
+                Message::Stills(open) => {
+                    let opened = self.stills.as_mut().is_some_and(|s| s.desk_open(open));
+                    if opened {
+                        let now = if open { "takes" } else { "takes no" };
+                        log::info!("source process {}: {now} full-resolution stills", self.pid);
+                    }
+                }
                 Message::Alive => {} // hearing it was the point
             }
         }

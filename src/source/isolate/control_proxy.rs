@@ -4,13 +4,13 @@
 //! described, and pass changes to it over the control socket, waiting at most
 //! [`ANSWER_WITHIN`] for its answer, so that a hung child cannot hang a request.
 
-use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::control_wire::{read_answer, Description, Outcome, Request, MAX_ENCODED};
-use super::messages::{write_message, MessageReader, ANSWER, REQUEST};
+use super::link::{End, Link};
+use super::messages::{ANSWER, REQUEST};
 use crate::controls::{CameraControls, ControlError, ControlInfo};
 
 /// Longest wait for the child to take a change and answer.
@@ -25,17 +25,6 @@ pub struct ChildControls {
     /// Signalled when a request is done.
     done: Condvar,
     link: Mutex<Link>,
-}
-
-/// The server's end of the control socket.
-struct Link {
-    socket: UnixStream,
-    /// Answers cut from what was read, kept across requests: a late answer to one
-    /// that timed out may still be on its way.
-    reader: MessageReader,
-    next_id: u64,
-    /// Why the socket cannot be used any more, once that is so.
-    broken: Option<String>,
 }
 
 /// Holds the turn to use the socket; gives it to the next caller when dropped.
@@ -63,12 +52,7 @@ impl ChildControls {
             }),
             busy: Mutex::new(false),
             done: Condvar::new(),
-            link: Mutex::new(Link {
-                socket,
-                reader: MessageReader::for_tags(&[ANSWER], MAX_ENCODED),
-                next_id: 0,
-                broken: None,
-            }),
+            link: Mutex::new(Link::new(socket, &[ANSWER], MAX_ENCODED)),
         }
     }
 
@@ -119,12 +103,11 @@ impl ChildControls {
         if let Some(why) = &link.broken {
             return Err(ControlError::Gone(why.clone()));
         }
-        link.next_id += 1;
         let request = Request {
-            id: link.next_id,
+            id: link.next_id(),
             changes: changes.to_vec(),
         };
-        let exchanged = link.exchange(&request, deadline);
+        let exchanged = exchange(&mut link, &request, deadline);
         match exchanged {
             Ok(Exchange::Answered(outcome)) => Ok(outcome),
             Ok(Exchange::Late(description)) => {
@@ -167,74 +150,27 @@ enum Exchange {
     NoAnswer,
 }
 
-/// Why the socket cannot be used any more.
-enum End {
-    /// The child closed it or the connection failed.
-    Gone(String),
-    /// The child sent bytes that are not an answer.
-    Garbled(String),
-}
-
-impl Link {
-    /// Sends `request` and reads until its answer arrives or `deadline` passes.
-    fn exchange(&mut self, request: &Request, deadline: Instant) -> Result<Exchange, End> {
-        let mut frame = Vec::new();
-        // Writing to memory does not fail.
-        let _ = write_message(&mut frame, REQUEST, &request.to_bytes());
-        let left = |deadline: Instant| {
-            deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-        };
-        let Some(wait) = left(deadline) else {
-            return Ok(Exchange::NoAnswer);
-        };
-        let failed = |e: io::Error| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => None,
-            _ => Some(End::Gone(e.to_string())),
-        };
-        if let Err(e) = self
-            .socket
-            .set_write_timeout(Some(wait))
-            .and_then(|()| io::Write::write_all(&mut &self.socket, &frame))
-        {
-            return match failed(e) {
-                Some(end) => Err(end),
-                None => Ok(Exchange::NoAnswer),
-            };
+/// Sends `request` and waits for its answer until `deadline`, keeping the newest
+/// description in late answers to earlier requests.
+fn exchange(link: &mut Link, request: &Request, deadline: Instant) -> Result<Exchange, End> {
+    let mut late: Option<Description> = None;
+    let answered = link.exchange(REQUEST, &request.to_bytes(), deadline, |payload| {
+        let answer = read_answer(payload)?;
+        if answer.id == request.id {
+            return Ok(Some(answer.outcome));
         }
-        let mut late: Option<Description> = None;
-        let mut buf = [0u8; 4096];
-        loop {
-            while let Some((_, payload)) = self.reader.next_message().map_err(End::Garbled)? {
-                let answer = read_answer(payload).map_err(End::Garbled)?;
-                if answer.id == request.id {
-                    return Ok(Exchange::Answered(answer.outcome));
-                }
-                if let Outcome::Applied(d) = answer.outcome {
-                    if late.as_ref().is_none_or(|l| d.number > l.number) {
-                        late = Some(d);
-                    }
-                }
-            }
-            let Some(wait) = left(deadline) else {
-                return Ok(late.map_or(Exchange::NoAnswer, Exchange::Late));
-            };
-            let read = self
-                .socket
-                .set_read_timeout(Some(wait))
-                .and_then(|()| (&self.socket).read(&mut buf));
-            match read {
-                Ok(0) => return Err(End::Gone("it closed its control socket".into())),
-                Ok(n) => self.reader.extend(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => match failed(e) {
-                    Some(end) => return Err(end),
-                    None => return Ok(late.map_or(Exchange::NoAnswer, Exchange::Late)),
-                },
+        if let Outcome::Applied(d) = answer.outcome {
+            if late.as_ref().is_none_or(|l| d.number > l.number) {
+                late = Some(d);
             }
         }
-    }
+        Ok(None)
+    })?;
+    Ok(match (answered, late) {
+        (Some(outcome), _) => Exchange::Answered(outcome),
+        (None, Some(description)) => Exchange::Late(description),
+        (None, None) => Exchange::NoAnswer,
+    })
 }
 
 impl CameraControls for ChildControls {
@@ -270,6 +206,7 @@ mod tests {
     use super::*;
     use crate::controls::{Attached, ControlBoard};
     use crate::source::pattern::PatternControls;
+    use std::io;
     use std::sync::Arc;
     use std::thread::{self, JoinHandle};
 

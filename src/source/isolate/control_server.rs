@@ -4,7 +4,7 @@
 //! go or change), and [`serve_requests`] applies the changes the server sends over the
 //! control socket, answering each with the controls as they are afterwards.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::control_wire::{read_request, Answer, Description, Outcome, Request, MAX_ENCODED};
-use super::messages::{write_message, MessageReader, Outlet, ANSWER, CONTROLS, REQUEST};
+use super::link::answer_requests;
+use super::messages::{Outlet, ANSWER, CONTROLS, REQUEST};
 use crate::controls::{ControlBoard, ControlError, ControlInfo, ControlKind, ControlValue};
 use crate::ratelog::{self, RateLimit};
 
@@ -26,13 +27,20 @@ pub const SOCKET_FD: RawFd = 3;
 /// changed through the server, for changes the camera makes itself.
 const REFRESH: Duration = Duration::from_secs(2);
 
-/// The control socket the server passed, if it did: the descriptor [`SOCKET_VAR`]
-/// names, if it is a socket. Called once, at the start of the process.
+/// The control socket the server passed, if it did. Called once, at the start of the
+/// process.
 pub fn take_socket() -> Option<UnixStream> {
-    let fd: RawFd = std::env::var(SOCKET_VAR).ok()?.parse().ok()?;
+    take_passed_socket(SOCKET_VAR, "no camera controls")
+}
+
+/// A socket the server passed: the descriptor `var` names, if it is a socket; `without`
+/// says in the log what goes without it. Called once per socket, at the start of the
+/// process.
+pub(super) fn take_passed_socket(var: &str, without: &str) -> Option<UnixStream> {
+    let fd: RawFd = std::env::var(var).ok()?.parse().ok()?;
     let stat = nix::sys::stat::fstat(fd).ok()?;
     if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK {
-        log::warn!("{SOCKET_VAR} names descriptor {fd}, which is not a socket: no camera controls");
+        log::warn!("{var} names descriptor {fd}, which is not a socket: {without}");
         return None;
     }
     // Not to be inherited by anything this process starts.
@@ -42,7 +50,7 @@ pub fn take_socket() -> Option<UnixStream> {
     );
     // SAFETY: the server opened this descriptor for this purpose before starting the
     // process; it was checked to be a socket, and nothing else in the process uses or
-    // closes it (this runs once, before the source starts).
+    // closes it (this runs once per variable, before the source starts).
     Some(unsafe { UnixStream::from_raw_fd(fd) })
 }
 
@@ -175,46 +183,19 @@ fn value_for(kind: Option<&ControlKind>, n: i64) -> ControlValue {
 
 /// Answers the server's requests on `socket` until it closes.
 pub fn serve_requests(socket: UnixStream, reporter: Arc<Reporter>) {
-    let mut reader = MessageReader::for_tags(&[REQUEST], MAX_ENCODED);
-    let mut buf = [0u8; 4096];
-    loop {
-        loop {
-            let request = match reader.next_message() {
-                Ok(Some((_, payload))) => read_request(payload),
-                Ok(None) => break,
-                Err(why) => Err(why),
-            };
-            let request = match request {
-                Ok(request) => request,
-                Err(why) => {
-                    log::error!("the server sent {why}; camera controls end here");
-                    return;
-                }
-            };
-            let answer = reporter.apply(request);
-            if let Err(e) = write_message(&mut &socket, ANSWER, &answer.to_bytes()) {
-                log::warn!("cannot answer the server about camera controls: {e}");
-                return;
-            }
-        }
-        match (&socket).read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => reader.extend(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::warn!("cannot read the server's camera control requests: {e}");
-                return;
-            }
-        }
-    }
+    let what = "camera control requests";
+    answer_requests(&socket, &[REQUEST], ANSWER, MAX_ENCODED, what, |payload| {
+        Ok(reporter.apply(read_request(payload)?).to_bytes())
+    });
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::messages::{decode, Message};
+    use super::super::messages::{decode, Message, MessageReader};
     use super::*;
     use crate::source::pattern::PatternControls;
     use std::fs::File;
+    use std::io::Read;
     use std::os::fd::AsRawFd;
 
     /// What was sent on the pipe since the last call, as descriptions.

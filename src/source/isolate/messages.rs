@@ -17,12 +17,19 @@ pub(super) const DROPPED: u8 = b'D';
 pub(super) const WORKERS: u8 = b'W';
 pub(super) const CONTROLS: u8 = b'K';
 pub(super) const ALIVE: u8 = b'H';
+pub(super) const STILLS: u8 = b'T';
 /// The tags of the child's standard output.
-pub(super) const PIPE_TAGS: &[u8] = &[FRAME, PROBLEM, ENCODER, DROPPED, WORKERS, CONTROLS, ALIVE];
+pub(super) const PIPE_TAGS: &[u8] = &[
+    FRAME, PROBLEM, ENCODER, DROPPED, WORKERS, CONTROLS, ALIVE, STILLS,
+];
 /// A request for changes to the camera's controls, on the control socket.
 pub(super) const REQUEST: u8 = b'S';
 /// The child's answer to one, on the control socket.
 pub(super) const ANSWER: u8 = b'A';
+/// A request for a full-resolution still, on the still socket.
+pub(super) const STILL_REQUEST: u8 = b'G';
+/// The child's answer to one: the still or why not.
+pub(super) const STILL_ANSWER: u8 = b'J';
 
 /// Largest message the parent accepts: more than any JPEG of a 4096x4096 picture.
 pub(super) const MAX_MESSAGE: usize = 64 << 20;
@@ -44,6 +51,8 @@ pub enum Message<'a> {
     Controls(control_wire::Description),
     /// The heartbeat.
     Alive,
+    /// Whether the source takes full-resolution stills now (its still desk is open).
+    Stills(bool),
 }
 
 impl Message<'_> {
@@ -57,6 +66,7 @@ impl Message<'_> {
             Message::Workers(n, busy) => write_message(out, WORKERS, &workers_payload(*n, *busy)),
             Message::Controls(description) => write_message(out, CONTROLS, &description.to_bytes()),
             Message::Alive => write_message(out, ALIVE, &[]),
+            Message::Stills(open) => write_message(out, STILLS, &[u8::from(*open)]),
         }
     }
 }
@@ -71,7 +81,8 @@ pub(super) fn workers_payload(n: u64, busy: u64) -> [u8; 16] {
 
 /// Decodes a message that [`MessageReader::next_message`] cut out: text is read as
 /// UTF-8 (bad sequences replaced), a count must be exactly eight bytes, controls as
-/// [`control_wire::read_description`] reads them, and a heartbeat empty.
+/// [`control_wire::read_description`] reads them, a heartbeat empty, and whether stills
+/// are taken one byte, 0 or 1.
 pub fn decode(tag: u8, payload: &[u8]) -> Result<Message<'_>, String> {
     Ok(match tag {
         FRAME => Message::Frame(payload),
@@ -88,6 +99,11 @@ pub fn decode(tag: u8, payload: &[u8]) -> Result<Message<'_>, String> {
         CONTROLS => Message::Controls(control_wire::read_description(payload)?),
         ALIVE if payload.is_empty() => Message::Alive,
         ALIVE => return Err(format!("a heartbeat carrying {} bytes", payload.len())),
+        STILLS => match payload {
+            [0] => Message::Stills(false),
+            [1] => Message::Stills(true),
+            _ => return Err("a word on stills that is not one byte, 0 or 1".to_string()),
+        },
         _ => return Err(format!("unknown message type 0x{tag:02x}")),
     })
 }
@@ -163,6 +179,15 @@ impl MessageReader {
         let start = self.used + 5;
         self.used = start + len;
         Ok(Some((tag, &self.buf[start..start + len])))
+    }
+
+    /// Lets go of the room taken by the messages handed out, unless an unfinished one
+    /// waits: one large message need not keep its room for the rest of the run.
+    pub fn release(&mut self) {
+        if !self.partial() {
+            self.buf = Vec::new();
+            self.used = 0;
+        }
     }
 
     /// True when bytes of an unfinished message are waiting.
@@ -268,6 +293,8 @@ mod tests {
                 }]),
             }),
             Message::Alive,
+            Message::Stills(true),
+            Message::Stills(false),
         ];
         let mut wire = Vec::new();
         for m in &sent {
@@ -295,6 +322,11 @@ mod tests {
             decode(ALIVE, b"xyz").unwrap_err(),
             "a heartbeat carrying 3 bytes"
         );
+        for bad in [&b""[..], b"\x02", b"\x01\x00"] {
+            assert!(decode(STILLS, bad)
+                .unwrap_err()
+                .contains("not one byte, 0 or 1"));
+        }
         assert_eq!(
             decode(PROBLEM, b"bad \xff byte").unwrap(),
             Message::Problem("bad \u{fffd} byte".into())
