@@ -465,12 +465,21 @@ fn list_cameras_prints_the_helpers_listing() {
     );
 }
 
-/// The names of the controls `GET /controls` lists.
+/// The names of the controls `GET /controls` lists, once it lists some (the source
+/// puts them on when its thread starts, which may be after the server answers).
 fn control_names(server: &Server) -> Vec<String> {
-    let r = get(server.addr, "/controls");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    values_of(&doc).into_iter().map(|(name, _)| name).collect()
+    let deadline = Instant::now() + patience();
+    loop {
+        let r = get(server.addr, "/controls");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let names: Vec<String> = values_of(&doc).into_iter().map(|(name, _)| name).collect();
+        if !names.is_empty() {
+            return names;
+        }
+        assert!(Instant::now() < deadline, "no controls listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The helper's arguments of its last start, on one line.

@@ -69,6 +69,10 @@ const STDERR_LINE_MAX: usize = 400;
 /// How often the reading loop looks at the viewers and the clock while no byte comes.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long camera controls must stay unchanged before the helper is started again
+/// with them, so that a slider being dragged restarts it once rather than at every step.
+const CONTROLS_SETTLE: Duration = Duration::from_millis(400);
+
 /// What to do when the program is missing.
 const INSTALL_HINT: &str =
     "install it with `sudo apt install rpicam-apps-lite` (Raspberry Pi OS), or choose another --source";
@@ -741,6 +745,8 @@ impl Capture {
         };
         let (w, h) = self.size;
         let mut last_progress = Instant::now();
+        // The controls' last generation seen, and since when.
+        let mut controls_seen = (generation, Instant::now());
         loop {
             if sink.stopping() {
                 return Pump::Stopping;
@@ -748,7 +754,11 @@ impl Capture {
             if !sink.wanted(LINGER) {
                 return Pump::Idle;
             }
-            if self.controls.generation() != generation {
+            let now = self.controls.generation();
+            if now != controls_seen.0 {
+                controls_seen = (now, Instant::now());
+            }
+            if now != generation && controls_seen.1.elapsed() >= CONTROLS_SETTLE {
                 return Pump::ControlsChanged;
             }
             let quiet = last_progress.elapsed();

@@ -4,8 +4,8 @@
 //! `rpicam-vid` arguments they become.
 //!
 //! `rpicam-vid` reads its settings only when it starts, so a change that alters its
-//! arguments restarts it ([`RpicamControls::generation`] tells the source when): a
-//! short pause in the pictures. Values set before it starts (saved ones, or changes
+//! arguments restarts it ([`RpicamControls::generation`] tells the source when; it
+//! waits for the values to settle): a short pause in the pictures. Values set before it starts (saved ones, or changes
 //! while nobody watches) are simply part of its next command line.
 //!
 //! Option names and what they take, from rpicam-apps' option table (`core/options.cpp`
