@@ -554,11 +554,20 @@ fn a_control_change_starts_the_helper_again_with_it_and_saved_values_come_back()
     );
 
     std::fs::remove_file(dir.path("pid")).unwrap();
+    let asked = Instant::now();
     let (status, answer) = post_json(server.addr, "/controls", r#"{"brightness": 30}"#);
     assert_eq!(status, 200, "{answer}");
     assert!(values_of(&answer).contains(&("brightness".into(), 30.into())));
     let second = wait_start(&dir, &server, 2);
     assert_ne!(first, second);
+    let restarted = asked.elapsed();
+    assert_ramp(&client.next_jpeg(), (256, 144), false);
+    println!(
+        "the stand-in was running again {:.2} s after the change, the next picture reached \
+         the viewer after {:.2} s (0.4 s of it waiting for the controls to settle)",
+        restarted.as_secs_f64(),
+        asked.elapsed().as_secs_f64()
+    );
     assert!(
         last_args(&dir).contains(" --brightness=0.3 --flush"),
         "{}",
