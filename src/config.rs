@@ -67,6 +67,8 @@ pub struct Config {
     pub openh264_library: Option<PathBuf>,
     /// `--hdr`: the Camera Module 3's sensor HDR.
     pub hdr: bool,
+    /// `--noir`: libcamera's tuning for a camera module without an infrared filter.
+    pub noir: bool,
 }
 
 /// A value that must never be printed (a password): `Debug` shows only that it is there.
@@ -111,6 +113,7 @@ impl Default for Config {
             h264_bitrate: None,
             openh264_library: None,
             hdr: false,
+            noir: false,
         };
         for opt in OPTIONS {
             if let Some(default) = opt.default {
@@ -518,6 +521,20 @@ const OPTIONS: &[Opt] = &[
         help: "The sensor's own HDR, on the Camera Module 3 (imx708): a wider range of \
                light in one 2304x1296 mode at up to 30 fps (rpicam and libcamera \
                sources; refused on other cameras)",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::Camera,
+        flag: "--noir",
+        var: "PICAM_NOIR",
+        default: Some("off"),
+        reader: Reader::Switch {
+            set: |c, on| c.noir = on,
+        },
+        help: "The camera module has no infrared filter (a NoIR module): use libcamera's \
+               NoIR tuning file for its sensor, whose colours suit infrared light \
+               (rpicam and libcamera sources; the Camera Module 3 NoIR is recognised \
+               without it)",
         ..NOTHING_MORE
     },
     Opt {
@@ -1234,6 +1251,13 @@ fn check_together(c: &Config) -> Result<(), ConfigError> {
             c.source
         )));
     }
+    if c.noir && !may_be_camera_module(&c.source) {
+        return Err(ConfigError(format!(
+            "--noir chooses libcamera's tuning of a camera module (rpicam and libcamera \
+             sources); source '{}' is none: leave --noir off",
+            c.source
+        )));
+    }
     match (&c.tls_cert, &c.tls_key) {
         (Some(_), None) => Err("--tls-cert needs --tls-key (the certificate's private key)"),
         (None, Some(_)) => Err("--tls-key needs --tls-cert (the certificate it belongs to)"),
@@ -1673,6 +1697,9 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("source 'v4l2:/dev/video0' has none"), "{e}");
+        assert!(config(&["--source", "rpicam", "--noir"], &[]).noir);
+        let e = run(&["--source", "test", "--noir"], &[]).unwrap_err().0;
+        assert!(e.starts_with("--noir chooses libcamera's tuning"), "{e}");
         assert!(run(&["--fps", "241"], &[])
             .unwrap_err()
             .0
@@ -1772,6 +1799,7 @@ mod tests {
             h264_bitrate: None,
             openh264_library: None,
             hdr: false,
+            noir: false,
         };
         assert_eq!(Config::default(), want);
         assert_eq!(Config::default().patience, Patience::default());
@@ -1839,19 +1867,21 @@ mod tests {
     #[test]
     fn one_set_of_switch_words() {
         let switches: Vec<&Opt> = OPTIONS.iter().filter(|opt| opt.is_switch()).collect();
-        assert_eq!(switches.len(), 5);
+        assert_eq!(switches.len(), 6);
         let no_mdns = |c: &Config| c.mdns_name.is_none();
         let always_on = |c: &Config| c.always_on;
         let hflip = |c: &Config| c.transform.hflip;
         let vflip = |c: &Config| c.transform.vflip;
         let hdr = |c: &Config| c.hdr;
+        let noir = |c: &Config| c.noir;
         type IsOn = fn(&Config) -> bool;
-        let cases: [(&str, &str, IsOn); 5] = [
+        let cases: [(&str, &str, IsOn); 6] = [
             ("--no-mdns", "PICAM_NO_MDNS", no_mdns),
             ("--always-on", "PICAM_ALWAYS_ON", always_on),
             ("--hflip", "PICAM_HFLIP", hflip),
             ("--vflip", "PICAM_VFLIP", vflip),
             ("--hdr", "PICAM_HDR", hdr),
+            ("--noir", "PICAM_NOIR", noir),
         ];
         for (flag, var, is_on) in cases {
             assert!(switches

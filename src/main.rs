@@ -74,6 +74,7 @@ fn main() {
         transform: config.transform,
         always_on: config.always_on,
         hdr: config.hdr,
+        noir: config.noir,
     };
     // Started again by the server to run its source in a process of its own.
     if let Some(spec) = std::env::var_os(isolate::WORKER_VAR) {

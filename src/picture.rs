@@ -30,6 +30,9 @@ pub struct Settings {
     pub always_on: bool,
     /// The Camera Module 3's sensor HDR (`--hdr`; libcamera, rpicam).
     pub hdr: bool,
+    /// The camera module has no infrared filter: libcamera's NoIR tuning for its sensor
+    /// (`--noir`; libcamera, rpicam).
+    pub noir: bool,
 }
 
 /// How the picture should be turned and mirrored: `--rotation`, `--hflip`, `--vflip`.
@@ -274,6 +277,7 @@ mod tests {
                 vflip: false,
             },
             hdr: false,
+            noir: false,
             always_on: false,
         };
         for (r90, r180, size) in [

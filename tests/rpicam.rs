@@ -3,8 +3,11 @@
 //! pictures it sends reach a stream client as JPEGs of the rounded size with the
 //! expected colours; it runs only while somebody watches; a missing program, a missing
 //! camera, a busy camera and a stall each show the no-signal picture and log one line
-//! saying what to do; `--list-cameras` prints its listing. Run with `--nocapture` to
-//! see how long the helper took to go after the last viewer left.
+//! saying what to do; `--list-cameras` prints its listing; the camera controls are
+//! listed, a change starts the helper again with it (a refused one does not), saved
+//! values are on its first command line; `--noir` gives it the sensor's NoIR tuning
+//! file. Run with `--nocapture` to see how long the helper took to go after the last
+//! viewer left.
 
 mod common;
 
@@ -30,6 +33,11 @@ const LINGER: Duration = Duration::from_secs(3);
 /// A server on `--source SOURCE` with the stand-in as its helper, writing its pid and
 /// arguments into `dir`, in `mode` (see the stand-in's header).
 fn start(dir: &Scratch, args: &[&str], mode: &str) -> Server {
+    start_with_env(dir, args, mode, &[])
+}
+
+/// As [`start`], with more variables in the server's environment.
+fn start_with_env(dir: &Scratch, args: &[&str], mode: &str, env: &[(&str, &Path)]) -> Server {
     let pid_file = dir.path("pid");
     let args_file = dir.path("args");
     let term_file = dir.path("term");
@@ -39,6 +47,9 @@ fn start(dir: &Scratch, args: &[&str], mode: &str) -> Server {
             .env("FAKE_RPICAM_ARGS_FILE", &args_file)
             .env("FAKE_RPICAM_TERM_FILE", &term_file)
             .env("FAKE_RPICAM_MODE", mode);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
     })
 }
 
@@ -452,4 +463,218 @@ fn list_cameras_prints_the_helpers_listing() {
         "picam-stream: cannot list cameras: rpicam-vid not found: install it with \
          `sudo apt install rpicam-apps-lite` (Raspberry Pi OS), or choose another --source"
     );
+}
+
+/// The names of the controls `GET /controls` lists, once it lists some (the source
+/// puts them on when its thread starts, which may be after the server answers).
+fn control_names(server: &Server) -> Vec<String> {
+    let deadline = Instant::now() + patience();
+    loop {
+        let r = get(server.addr, "/controls");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let names: Vec<String> = values_of(&doc).into_iter().map(|(name, _)| name).collect();
+        if !names.is_empty() {
+            return names;
+        }
+        assert!(Instant::now() < deadline, "no controls listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The helper's arguments of its last start, on one line.
+fn last_args(dir: &Scratch) -> String {
+    let args = std::fs::read_to_string(dir.path("args")).unwrap();
+    args.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How many times the log says the helper was started.
+fn starts(server: &Server) -> usize {
+    server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("started fake-rpicam-vid (pid"))
+        .count()
+}
+
+/// Waits until the helper has been started `n` times; the pid it wrote (remove the
+/// file before the start awaited, which writes its arguments before its pid).
+fn wait_start(dir: &Scratch, server: &Server, n: usize) -> i32 {
+    let deadline = Instant::now() + patience();
+    while starts(server) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the helper was not started {n} times; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_pid(dir, server)
+}
+
+#[test]
+fn a_control_change_starts_the_helper_again_with_it_and_saved_values_come_back() {
+    let dir = Scratch::new("controls");
+    let state = dir.path("state");
+    let state_arg = state.to_str().unwrap();
+    let args = [
+        "--source",
+        "rpicam",
+        "--size",
+        "256x144",
+        "--state-dir",
+        state_arg,
+    ];
+    let server = start(&dir, &args, "ok");
+    let names = control_names(&server);
+    for name in [
+        "brightness",
+        "contrast",
+        "saturation",
+        "sharpness",
+        "ev",
+        "exposure_time_us",
+        "analogue_gain",
+        "awb_mode",
+        "noise_reduction",
+        // The stand-in lists an imx708, which has a focus motor.
+        "focus_mode",
+        "lens_position",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+
+    let mut client = MjpegClient::open(server.addr, "/stream.mjpg");
+    let first = wait_start(&dir, &server, 1);
+    assert_ramp(&client.next_jpeg(), (256, 144), false);
+    assert!(
+        !last_args(&dir).contains("--brightness"),
+        "{}",
+        last_args(&dir)
+    );
+
+    std::fs::remove_file(dir.path("pid")).unwrap();
+    let asked = Instant::now();
+    let (status, answer) = post_json(server.addr, "/controls", r#"{"brightness": 30}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert!(values_of(&answer).contains(&("brightness".into(), 30.into())));
+    let second = wait_start(&dir, &server, 2);
+    assert_ne!(first, second);
+    let restarted = asked.elapsed();
+    assert_ramp(&client.next_jpeg(), (256, 144), false);
+    println!(
+        "the stand-in was running again {:.2} s after the change, the next picture reached \
+         the viewer after {:.2} s (0.4 s of it waiting for the controls to settle)",
+        restarted.as_secs_f64(),
+        asked.elapsed().as_secs_f64()
+    );
+    assert!(
+        last_args(&dir).contains(" --brightness=0.3 --flush"),
+        "{}",
+        last_args(&dir)
+    );
+    server.wait_log(
+        "camera controls changed (brightness = 30): restarting fake-rpicam-vid",
+        patience(),
+    );
+    // Pictures keep coming, from the new start.
+    let frames = |s: &serde_json::Value| s["frames_captured"].as_u64().unwrap_or(0);
+    let before = frames(&server.status());
+    for _ in 0..3 {
+        assert_ramp(&client.next_jpeg(), (256, 144), false);
+    }
+    server.wait_status(patience(), "more pictures", |s| frames(s) > before + 2);
+    let gone = Instant::now();
+    while process_alive(first) {
+        assert!(gone.elapsed() < patience(), "the first helper still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.status()["source_restarts"], 0, "no failure");
+
+    // Refused values: a 400 each, and no new start.
+    for body in [
+        r#"{"brightness": 101}"#,
+        r#"{"awb_mode": "sunset"}"#,
+        r#"{"brightness": 0.5}"#,
+        r#"{"hue": 1}"#,
+        r#"{"brightness": 10, "contrast": -1}"#,
+    ] {
+        let (status, answer) = post_json(server.addr, "/controls", body);
+        assert_eq!(status, 400, "{body}: {answer}");
+    }
+    // The next start is the next good change's, with both values.
+    std::fs::remove_file(dir.path("pid")).unwrap();
+    let (status, answer) = post_json(
+        server.addr,
+        "/controls",
+        r#"{"contrast": 150, "awb_mode": "daylight", "ev": -50}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    wait_start(&dir, &server, 3);
+    let all_set = " --ev=-0.5 --awb=daylight --brightness=0.3 --contrast=1.5 --flush";
+    assert!(last_args(&dir).contains(all_set), "{}", last_args(&dir));
+    assert_eq!(starts(&server), 3, "refused changes started nothing");
+    assert_ramp(&client.next_jpeg(), (256, 144), false);
+    drop(client);
+    drop(server);
+
+    // A new server: the saved values are on the helper's first command line.
+    let dir2 = Scratch::new("controls-again");
+    let server = start(&dir2, &args, "ok");
+    let _client = MjpegClient::open(server.addr, "/stream.mjpg");
+    wait_start(&dir2, &server, 1);
+    assert!(last_args(&dir2).contains(all_set), "{}", last_args(&dir2));
+    assert_eq!(starts(&server), 1, "{}", server.log_text());
+}
+
+#[test]
+fn noir_gives_the_helper_the_sensors_noir_tuning_file() {
+    let dir = Scratch::new("noir");
+    let tuning = dir.path("tuning");
+    std::fs::create_dir_all(&tuning).unwrap();
+    let file = tuning.join("imx219_noir.json");
+    std::fs::write(&file, "{}").unwrap();
+    let sensor = Path::new("imx219");
+    let env = [
+        ("PICAM_TUNING_DIR", tuning.as_path()),
+        ("FAKE_RPICAM_SENSOR", sensor),
+    ];
+    let noir_server = |dir: &Scratch| {
+        start_with_env(
+            dir,
+            &["--source", "rpicam", "--size", "256x144", "--noir"],
+            "ok",
+            &env,
+        )
+    };
+    let server = noir_server(&dir);
+    server.wait_log(
+        &format!("--noir: the imx219 runs with {}", file.display()),
+        patience(),
+    );
+    // Without a focus motor there are no focus controls.
+    let names = control_names(&server);
+    assert!(names.iter().any(|n| n == "brightness"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("focus")), "{names:?}");
+    let args = watched_args(&dir, &server);
+    assert!(
+        args.contains(&format!(" --tuning-file {} --flush", file.display())),
+        "{args}"
+    );
+    drop(server);
+
+    // Without the file: one line saying so, and the camera runs all the same.
+    std::fs::remove_file(&file).unwrap();
+    let dir = Scratch::new("noir-missing");
+    let server = noir_server(&dir);
+    server.wait_log(
+        &format!(
+            "--noir: no NoIR tuning file for the imx219 (looked for {}): install \
+             libcamera's Raspberry Pi tuning files",
+            file.display()
+        ),
+        patience(),
+    );
+    let args = watched_args(&dir, &server);
+    assert!(!args.contains("--tuning-file"), "{args}");
 }

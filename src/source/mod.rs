@@ -28,10 +28,12 @@ pub mod isolate;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
 pub mod libcamera_controls;
+pub mod noir;
 pub mod nosignal;
 pub mod pattern;
 pub mod pipe;
 pub mod rpicam;
+pub mod rpicam_controls;
 pub mod sensor_modes;
 pub mod supervise;
 pub mod v4l2;
@@ -655,20 +657,31 @@ fn plan(
             let camera = *camera;
             let encoder = encoder(true)?;
             // Without the helper's listing (the helper missing now) it chooses itself.
-            let choice = match check.then(rpicam::list_cameras) {
-                Some(Ok(listing)) => {
-                    rpicam::choose_mode(&listing, camera, &settings).map_err(SourceError)?
-                }
-                _ => None,
+            let (choice, model) = match check.then(rpicam::list_cameras) {
+                Some(Ok(listing)) => (
+                    rpicam::choose_mode(&listing, camera, &settings).map_err(SourceError)?,
+                    rpicam::listed_model(&listing, camera),
+                ),
+                _ => (None, None),
             };
             if let Some(choice) = &choice {
                 log::info!("rpicam: sensor mode {choice}");
                 sensor_mode = Some(choice.to_string());
             }
-            let mode = choice.map(|c| c.mode);
+            let tuning_file = if settings.noir {
+                noir::tuning_file(model.as_deref())
+            } else {
+                None
+            };
+            let setup = rpicam::CameraSetup {
+                index: camera,
+                model,
+                mode: choice.map(|c| c.mode),
+                tuning_file,
+            };
             (
                 rpicam::describe(camera, &settings, &encoder),
-                Box::new(move |sink| rpicam::run(camera, settings, mode, encoder, sink)),
+                Box::new(move |sink| rpicam::run(setup, settings, encoder, sink, &controls)),
             )
         }
         SourceSpec::V4l2(path) => {
@@ -682,6 +695,9 @@ fn plan(
         #[cfg(feature = "libcamera")]
         SourceSpec::Libcamera(selector) => {
             let selector = selector.clone();
+            if check && settings.noir {
+                noir::tune_libcamera();
+            }
             let description = if check {
                 let (description, mode) =
                     libcamera::check(selector.as_deref(), settings).map_err(SourceError)?;

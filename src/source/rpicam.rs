@@ -39,9 +39,11 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::exec;
+use super::rpicam_controls::RpicamControls;
 use super::sensor_modes::{self, ModeChoice, SensorMode};
 use super::supervise::{supervise, Ended, Restart};
 use super::{FrameSink, LINGER};
+use crate::controls::ControlBoard;
 use crate::encoder::{JpegEncoder, RawLayout};
 use crate::picture::Settings;
 use crate::ratelog::{self, RateLimit};
@@ -67,6 +69,10 @@ const STDERR_LINE_MAX: usize = 400;
 /// How often the reading loop looks at the viewers and the clock while no byte comes.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long camera controls must stay unchanged before the helper is started again
+/// with them, so that a slider being dragged restarts it once rather than at every step.
+const CONTROLS_SETTLE: Duration = Duration::from_millis(400);
+
 /// What to do when the program is missing.
 const INSTALL_HINT: &str =
     "install it with `sudo apt install rpicam-apps-lite` (Raspberry Pi OS), or choose another --source";
@@ -81,12 +87,14 @@ pub fn geometry(width: u16, height: u16) -> (u16, u16) {
 }
 
 /// The arguments (without the program) that make `rpicam-vid` send raw pictures at
-/// `size` to its standard output, from the sensor `mode` when one was chosen.
+/// `size` to its standard output, from the sensor `mode` when one was chosen, with
+/// `extra` ones (the tuning file, the camera controls) before the output's.
 pub fn arguments(
     settings: &Settings,
     size: (u16, u16),
     camera: Option<u32>,
     mode: Option<&SensorMode>,
+    extra: &[String],
 ) -> Vec<String> {
     let mut args: Vec<String> = ["-n", "-t", "0", "--codec", "yuv420"]
         .iter()
@@ -118,6 +126,7 @@ pub fn arguments(
         (false, true) => args.push("--vflip".to_string()),
         (false, false) => {}
     }
+    args.extend_from_slice(extra);
     args.extend(["--flush", "-o", "-"].iter().map(|s| s.to_string()));
     args
 }
@@ -477,6 +486,8 @@ enum Completed {
 enum End {
     Stopping,
     Idle,
+    /// The camera controls changed: it is started again with them.
+    ControlsChanged,
     Failed(String),
 }
 
@@ -490,20 +501,45 @@ struct Run {
 struct Capture {
     settings: Settings,
     size: (u16, u16),
-    args: Vec<String>,
+    camera: CameraSetup,
     encoder: JpegEncoder,
     pictures: Pictures,
+    controls: Arc<RpicamControls>,
 }
 
-/// Runs the source until the server stops; `mode`: the sensor mode chosen at start,
-/// if the helper listed the camera.
+/// The camera as chosen at start.
+#[derive(Debug, Clone, Default)]
+pub struct CameraSetup {
+    /// `rpicam:INDEX`.
+    pub index: Option<u32>,
+    /// The sensor, if the helper listed the camera (`imx708`).
+    pub model: Option<String>,
+    /// The sensor mode chosen from the helper's listing.
+    pub mode: Option<SensorMode>,
+    /// The tuning file rpicam-vid is to use (`--noir`).
+    pub tuning_file: Option<PathBuf>,
+}
+
+/// The sensor of camera `camera` (the first when `None`) in the helper's `listing`.
+pub fn listed_model(listing: &str, camera: Option<u32>) -> Option<String> {
+    let index = camera.unwrap_or(0);
+    sensor_modes::parse_rpicam_list(listing)
+        .into_iter()
+        .find(|c| c.index == index)
+        .map(|c| c.model)
+}
+
+/// Runs the source until the server stops, with the camera's controls on `board`.
 pub fn run(
-    camera: Option<u32>,
+    camera: CameraSetup,
     settings: Settings,
-    mode: Option<SensorMode>,
     encoder: JpegEncoder,
     mut sink: FrameSink,
+    board: &Arc<ControlBoard>,
 ) {
+    let controls = Arc::new(RpicamControls::new(camera.model.as_deref(), camera.index));
+    // Saved values are applied now, before the helper first starts.
+    let _attached = board.attach(controls.clone());
     let size = geometry(settings.width, settings.height);
     if size != (settings.width, settings.height) {
         log::info!(
@@ -519,9 +555,10 @@ pub fn run(
     let mut capture = Capture {
         settings,
         size,
-        args: arguments(&settings, size, camera, mode.as_ref()),
+        camera,
         encoder,
         pictures: Pictures::new(len),
+        controls,
     };
     let shown = capture.encoder.output_size(size.0, size.1);
     let mut restart = Restart::new(settings.quality, shown);
@@ -535,7 +572,8 @@ pub fn run(
         };
         match run.end {
             End::Stopping => Ended::Stopping,
-            End::Idle => Ended::Idle,
+            // Started again at once while somebody watches, as after an idle stop.
+            End::Idle | End::ControlsChanged => Ended::Idle,
             End::Failed(problem) => Ended::Failed {
                 problem,
                 healthy_for: run.healthy_for,
@@ -549,7 +587,10 @@ impl Capture {
     /// or the program fails, and stops it.
     fn run(&mut self, program: &Program, sink: &mut FrameSink, last_logged: &mut String) -> Run {
         let name = &program.name;
-        let command = shell_command(&program.path, &self.args);
+        // Read before the arguments: a change in between restarts once more.
+        let generation = self.controls.generation();
+        let args = self.with_controls();
+        let command = shell_command(&program.path, &args);
         let mut child = match exec::spawn_with_stderr(&command, true) {
             Ok(child) => child,
             Err(e) => {
@@ -569,7 +610,7 @@ impl Capture {
             level,
             "started {name} (pid {}): {}",
             child.id(),
-            self.args.join(" ")
+            args.join(" ")
         );
         let tail = child
             .stderr
@@ -581,7 +622,7 @@ impl Capture {
         let mut first_picture: Option<Instant> = None;
         let mut pictures = 0u64;
         let mut skipped = 0u64;
-        let outcome = self.pump(&mut child, sink, &mut |picture_at, replaced| {
+        let outcome = self.pump(&mut child, sink, generation, &mut |picture_at, replaced| {
             first_picture.get_or_insert(picture_at);
             pictures += 1;
             if replaced {
@@ -616,6 +657,15 @@ impl Capture {
                      ({skipped} skipped while the encoder was busy)"
                 );
                 End::Idle
+            }
+            Pump::ControlsChanged => {
+                exec::stop(&mut child, Duration::ZERO);
+                log::info!(
+                    "camera controls changed ({}): restarting {name}, which takes them \
+                     only when it starts",
+                    self.controls.last_change()
+                );
+                End::ControlsChanged
             }
             Pump::Ended => {
                 let how = exec::stop(&mut child, EXIT_GRACE);
@@ -655,17 +705,38 @@ impl Capture {
         &mut self,
         child: &mut Child,
         sink: &mut FrameSink,
+        generation: u64,
         counted: &mut dyn FnMut(Instant, bool),
     ) -> Pump {
-        let pumped = self.pump_pictures(child, sink, counted);
+        let pumped = self.pump_pictures(child, sink, generation, counted);
         self.encoder.rest();
         pumped
     }
 
+    /// The helper's arguments, with the camera controls' values now.
+    fn with_controls(&self) -> Vec<String> {
+        let mut extra = Vec::new();
+        if let Some(file) = &self.camera.tuning_file {
+            extra.push("--tuning-file".to_string());
+            extra.push(file.display().to_string());
+        }
+        extra.extend(self.controls.arguments());
+        let camera = &self.camera;
+        arguments(
+            &self.settings,
+            self.size,
+            camera.index,
+            camera.mode.as_ref(),
+            &extra,
+        )
+    }
+
+    /// As [`pump`](Self::pump); the run ends too when the controls' `generation` moves.
     fn pump_pictures(
         &mut self,
         child: &mut Child,
         sink: &mut FrameSink,
+        generation: u64,
         counted: &mut dyn FnMut(Instant, bool),
     ) -> Pump {
         let jpeg_out = sink.jpeg_out();
@@ -674,12 +745,21 @@ impl Capture {
         };
         let (w, h) = self.size;
         let mut last_progress = Instant::now();
+        // The controls' last generation seen, and since when.
+        let mut controls_seen = (generation, Instant::now());
         loop {
             if sink.stopping() {
                 return Pump::Stopping;
             }
             if !sink.wanted(LINGER) {
                 return Pump::Idle;
+            }
+            let now = self.controls.generation();
+            if now != controls_seen.0 {
+                controls_seen = (now, Instant::now());
+            }
+            if now != generation && controls_seen.1.elapsed() >= CONTROLS_SETTLE {
+                return Pump::ControlsChanged;
             }
             let quiet = last_progress.elapsed();
             if quiet >= self.settings.source_timeout {
@@ -733,6 +813,8 @@ impl Capture {
 enum Pump {
     Stopping,
     Idle,
+    /// The camera controls changed.
+    ControlsChanged,
     /// The output ended: the program exited (or closed it).
     Ended,
     /// No full picture for `--source-timeout`.
@@ -757,6 +839,7 @@ mod tests {
             transform,
             always_on: false,
             hdr: false,
+            noir: false,
         }
     }
 
@@ -786,8 +869,9 @@ mod tests {
             vflip,
             ..Transform::default()
         };
-        let line =
-            |transform, camera| arguments(&settings(transform), (640, 480), camera, None).join(" ");
+        let line = |transform, camera| {
+            arguments(&settings(transform), (640, 480), camera, None, &[]).join(" ")
+        };
         assert_eq!(
             line(t(false, false, false), None),
             "-n -t 0 --codec yuv420 --width 640 --height 480 --framerate 25 --flush -o -"
@@ -835,16 +919,24 @@ mod tests {
         let s = at(1280, 720, 100, false);
         let mode = choose_mode(&v3, None, &s).unwrap().unwrap().mode;
         assert_eq!(
-            arguments(&s, (1280, 720), None, Some(&mode)).join(" "),
+            arguments(&s, (1280, 720), None, Some(&mode), &[]).join(" "),
             "-n -t 0 --codec yuv420 --width 1280 --height 720 --framerate 100 \
              --mode 1536:864:10:P --flush -o -"
         );
         let s = at(1920, 1080, 30, true);
         let choice = choose_mode(&v3, Some(0), &s).unwrap().unwrap();
         assert_eq!(
-            arguments(&s, (1920, 1080), Some(0), Some(&choice.mode)).join(" "),
+            arguments(
+                &s,
+                (1920, 1080),
+                Some(0),
+                Some(&choice.mode),
+                &["--tuning-file".into(), "/x/imx708_noir.json".into()]
+            )
+            .join(" "),
             "-n -t 0 --codec yuv420 --width 1920 --height 1080 --framerate 30 \
-             --mode 2304:1296:10:P --hdr --camera 0 --flush -o -"
+             --mode 2304:1296:10:P --hdr --camera 0 --tuning-file /x/imx708_noir.json \
+             --flush -o -"
         );
         let e = choose_mode(&v3, None, &at(1920, 1080, 56, true)).unwrap_err();
         assert!(
