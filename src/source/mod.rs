@@ -33,6 +33,7 @@ pub mod pattern;
 pub mod pipe;
 pub mod rpicam;
 pub mod sensor_modes;
+pub mod still_jpeg;
 pub mod supervise;
 pub mod v4l2;
 
