@@ -400,6 +400,41 @@ struct Video {
     _allocator: FrameBufferAllocator,
 }
 
+/// Buffers for `stream`, each in a request ready to queue (the first one carrying every
+/// control value set so far), the allocator they come from, and where the camera hands
+/// completed requests back (it is told so here).
+fn make_requests(
+    active: &mut ActiveCamera<'_>,
+    stream: &Stream,
+    controls: &LibcameraControls,
+) -> Result<(FrameBufferAllocator, Vec<Request>, Receiver<Request>), String> {
+    let mut allocator = FrameBufferAllocator::new(active);
+    let buffers = allocator
+        .alloc(stream)
+        .map_err(|e| format!("cannot allocate buffers: {e}"))?;
+    let mut requests = Vec::with_capacity(buffers.len());
+    for (i, buffer) in buffers.into_iter().enumerate() {
+        let mapped = Mapped::new(buffer).map_err(|e| format!("cannot map a buffer: {e}"))?;
+        let mut request = active
+            .create_request(Some(i as u64))
+            .ok_or("cannot create a request")?;
+        request
+            .add_buffer(stream, mapped)
+            .map_err(|e| format!("cannot attach a buffer: {e}"))?;
+        if i == 0 {
+            controls.put_kept(request.controls_mut());
+        }
+        requests.push(request);
+    }
+    // Completed requests come back on libcamera's thread; the channel holds them all
+    // without allocating, so sending never blocks that thread.
+    let (done_tx, done) = mpsc::sync_channel::<Request>(requests.len());
+    active.on_request_completed(move |request| {
+        let _ = done_tx.send(request);
+    });
+    Ok((allocator, requests, done))
+}
+
 /// Allocates the buffers of the configured video stream, starts the camera with the
 /// stream's controls and every request queued.
 fn start_video(
@@ -412,27 +447,7 @@ fn start_video(
         .get(0)
         .and_then(|s| s.stream())
         .ok_or("the configured stream is missing")?;
-    let mut allocator = FrameBufferAllocator::new(active);
-    let buffers = allocator
-        .alloc(&stream)
-        .map_err(|e| format!("cannot allocate buffers: {e}"))?;
-    let mut requests = Vec::with_capacity(buffers.len());
-    for (i, buffer) in buffers.into_iter().enumerate() {
-        let mapped = Mapped::new(buffer).map_err(|e| format!("cannot map a buffer: {e}"))?;
-        let mut request = active
-            .create_request(Some(i as u64))
-            .ok_or("cannot create a request")?;
-        request
-            .add_buffer(&stream, mapped)
-            .map_err(|e| format!("cannot attach a buffer: {e}"))?;
-        requests.push(request);
-    }
-    // Completed requests come back on libcamera's thread; the channel holds them all
-    // without allocating, so sending never blocks that thread.
-    let (done_tx, done) = mpsc::sync_channel::<Request>(requests.len());
-    active.on_request_completed(move |request| {
-        let _ = done_tx.send(request);
-    });
+    let (allocator, requests, done) = make_requests(active, &stream, controls)?;
     // Started again after a still, the camera goes on with what was set since.
     controls.put_kept(&mut plan.controls);
     active

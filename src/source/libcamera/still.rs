@@ -9,13 +9,11 @@
 //! frames of delay for the exposure), so the first frames after a mode switch may
 //! still carry the settings of the stream's mode.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use libcamera::camera::{ActiveCamera, CameraConfiguration};
 use libcamera::control::ControlList;
 use libcamera::framebuffer::{AsFrameBuffer, FrameMetadataStatus};
-use libcamera::framebuffer_allocator::FrameBufferAllocator;
 use libcamera::geometry::Size;
 use libcamera::pixel_format::PixelFormat;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
@@ -23,7 +21,7 @@ use libcamera::stream::{Stream, StreamRole};
 
 use super::controls::LibcameraControls;
 use super::setup::{layout_of, orientation_of, preference};
-use super::Mapped;
+use super::{make_requests, Mapped};
 use crate::encoder::{RawFrame, RawLayout};
 use crate::picture::Settings;
 use crate::source::still_jpeg::encode_still;
@@ -197,30 +195,8 @@ fn capture(
     controls: &LibcameraControls,
 ) -> Result<Still, String> {
     let shape = shape_of(config)?;
-    let mut allocator = FrameBufferAllocator::new(camera);
-    let buffers = allocator
-        .alloc(&shape.stream)
-        .map_err(|e| format!("cannot allocate the still's buffers: {e}"))?;
-    let mut requests = Vec::with_capacity(buffers.len());
-    for (i, buffer) in buffers.into_iter().enumerate() {
-        let mapped = Mapped::new(buffer).map_err(|e| format!("cannot map a still buffer: {e}"))?;
-        let mut request = camera
-            .create_request(Some(i as u64))
-            .ok_or("cannot create a still request")?;
-        request
-            .add_buffer(&shape.stream, mapped)
-            .map_err(|e| format!("cannot attach a still buffer: {e}"))?;
-        if i == 0 {
-            controls.put_kept(request.controls_mut());
-        }
-        requests.push(request);
-    }
-    // As the stream's: the channel holds every request, so libcamera's thread never
-    // waits on it.
-    let (done_tx, done_rx) = mpsc::sync_channel::<Request>(requests.len());
-    camera.on_request_completed(move |request| {
-        let _ = done_tx.send(request);
-    });
+    let (allocator, requests, done_rx) = make_requests(camera, &shape.stream, controls)
+        .map_err(|e| format!("for the still: {e}"))?;
     let mut start = ControlList::new();
     controls.put_kept(&mut start);
     camera
