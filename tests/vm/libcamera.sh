@@ -323,16 +323,24 @@ wait_file "$SHARE/rotation.rc" 240 || nok "the guest did not finish the refusal 
 # keeps the brightness set before it ($1: the stream's mean luma since), and the stream
 # goes on afterwards. Prints the pause the server logged.
 full_resolution_still() {
-    local largest code size t f0 f luma_full deadline pause
+    local largest code size t f0 f luma_full deadline pause tries
     largest=$(sed -n 's/.* to \([0-9]*\)x\([0-9]*\)$/\1 \2/p' "$SHARE/cameras.txt" |
         awk '$1 * $2 > best { best = $1 * $2; s = $1 "x" $2 } END { print s }')
     f0=$(field frames_captured "$(status)")
     t=$SECONDS
-    code=$(curl -sS -m 120 -o "$SHARE/full.jpg" -w '%{http_code}' "$base/snapshot.jpg?full=1" || true)
+    # The server answers 503 when the still takes longer than its wait (vimc's frames
+    # are slow in the emulated VM); asking again joins the still being taken.
+    tries=0
+    code=''
+    while [ "$tries" -lt 5 ] && [ "$code" != 200 ]; do
+        tries=$((tries + 1))
+        code=$(curl -sS -m 120 -o "$SHARE/full.jpg" -w '%{http_code}' "$base/snapshot.jpg?full=1" || true)
+        [ "$code" = 503 ] || break
+    done
     size=$(jpeg_size "$SHARE/full.jpg")
     if [ "$code" = 200 ] && [ -n "$largest" ] && [ "$size" = "$largest" ] &&
         [ "${size%x*}" -gt "$WIDTH" ] && [ "${size#*x}" -gt "$HEIGHT" ]; then
-        ok "full-resolution still decodes at $size, vimc's largest ($(stat -c %s "$SHARE/full.jpg") bytes, answered in $((SECONDS - t)) s)"
+        ok "full-resolution still decodes at $size, vimc's largest ($(stat -c %s "$SHARE/full.jpg") bytes, answered in $((SECONDS - t)) s, $tries request(s))"
     else
         nok "full-resolution still: HTTP $code, decodes at '$size', vimc's largest '$largest': $(head -c 300 "$SHARE/full.jpg" 2>/dev/null | tr -cd '[:print:]')"
     fi
