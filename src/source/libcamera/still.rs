@@ -161,15 +161,20 @@ fn shape_of(config: &CameraConfiguration) -> Result<Shape, String> {
     })
 }
 
-/// The still of a completed request's buffer, or `None` when the frame is damaged.
-fn encoded(request: &Request, shape: &Shape, settings: Settings) -> Option<Result<Still, String>> {
-    let buffer = request.buffer::<Mapped>(&shape.stream)?;
-    let good = buffer
-        .metadata()
-        .is_some_and(|m| m.status() == FrameMetadataStatus::Success);
-    if !good {
+/// The buffer of a completed request when its frame came whole, else `None`.
+fn good_frame<'r>(request: &'r Request, shape: &Shape) -> Option<&'r Mapped> {
+    if request.status() != RequestStatus::Complete {
         return None;
     }
+    let buffer = request.buffer::<Mapped>(&shape.stream)?;
+    buffer
+        .metadata()
+        .is_some_and(|m| m.status() == FrameMetadataStatus::Success)
+        .then_some(buffer)
+}
+
+/// The still of a good frame's `buffer`.
+fn encoded(buffer: &Mapped, shape: &Shape, settings: Settings) -> Result<Still, String> {
     let planes = buffer.data();
     let plane = |i: usize| planes.get(i).copied().unwrap_or(&[]);
     let frame = RawFrame {
@@ -180,11 +185,7 @@ fn encoded(request: &Request, shape: &Shape, settings: Settings) -> Option<Resul
         stride: shape.stride,
     };
     // The camera did the flips; a quarter turn is left, as in the stream.
-    Some(encode_still(
-        frame,
-        settings.transform.after_camera(),
-        settings.quality,
-    ))
+    encode_still(frame, settings.transform.after_camera(), settings.quality)
 }
 
 /// Takes the still with the configured, stopped `camera`: buffers, start, frames, stop.
@@ -220,11 +221,12 @@ fn capture(
             })?;
             if request.status() == RequestStatus::Complete {
                 controls.note_metadata(request.metadata());
-                if let Some(still) = encoded(&request, &shape, settings) {
-                    good += 1;
-                    if good > SETTLE_FRAMES {
-                        return still;
-                    }
+            }
+            if let Some(buffer) = good_frame(&request, &shape) {
+                good += 1;
+                // Only the kept frame is encoded: the ones before are let pass.
+                if good > SETTLE_FRAMES {
+                    return encoded(buffer, &shape, settings);
                 }
             }
             request.reuse(ReuseFlag::REUSE_BUFFERS);
