@@ -45,8 +45,9 @@ impl std::fmt::Display for StillError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StillError::Unavailable => f.write_str(
-                "this source takes no full-resolution stills (the test pattern and V4L2 \
-                 cameras do, also with --isolate on); /snapshot.jpg gives the stream's size",
+                "this source takes no full-resolution stills (the test pattern, V4L2 \
+                 cameras and libcamera cameras do, also with --isolate on); /snapshot.jpg \
+                 gives the stream's size",
             ),
             StillError::TimedOut => f.write_str("the camera did not take the still in time"),
             StillError::Failed(why) => write!(f, "the camera could not take the still: {why}"),

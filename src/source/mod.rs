@@ -35,6 +35,7 @@ pub mod pipe;
 pub mod rpicam;
 pub mod rpicam_controls;
 pub mod sensor_modes;
+pub mod still_jpeg;
 pub mod supervise;
 pub mod v4l2;
 

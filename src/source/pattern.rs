@@ -23,10 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::font::{text_width, Canvas};
+use super::still_jpeg::encode_still;
 use super::{FrameSink, LINGER};
 use crate::clock::Utc;
 use crate::controls::{CameraControls, ControlBoard, ControlInfo, ControlKind};
-use crate::encoder::{JpegEncoder, RawFrame, RawLayout, SoftwareEncoder, Turner};
+use crate::encoder::{JpegEncoder, RawFrame, RawLayout};
 use crate::picture::{Orientation, Settings};
 use crate::ratelog::{self, RateLimit};
 use crate::still::Still;
@@ -409,15 +410,7 @@ fn still_of(
     };
     // Turned as the stream is; the still's size is then turned too.
     let raw = RawFrame::packed(&picture, RawLayout::Rgb24, (w16, h16), w * 3);
-    let mut encoder = SoftwareEncoder::new(quality);
-    let (jpeg, width, height) = Turner::new(orientation)
-        .encode(&mut encoder, raw)
-        .map_err(|e| e.to_string())?;
-    Ok(Still {
-        jpeg: jpeg.to_vec(),
-        width: width as u32,
-        height: height as u32,
-    })
+    encode_still(raw, orientation, quality)
 }
 
 #[cfg(test)]

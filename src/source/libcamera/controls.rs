@@ -101,6 +101,21 @@ struct State {
     current: Current,
     /// Changes for the next request queued.
     pending: Vec<(LibcameraId, RequestValue)>,
+    /// The newest value of every control set so far (the session's start values
+    /// included, actions such as a focus trigger left out): what a camera started
+    /// again is given, so that it goes on as it was.
+    kept: Vec<(LibcameraId, RequestValue)>,
+}
+
+/// Notes `set` in `kept`, each control's newest value once; actions are not kept.
+fn keep(kept: &mut Vec<(LibcameraId, RequestValue)>, set: &[(LibcameraId, RequestValue)]) {
+    for (id, value) in set {
+        if *id == LibcameraId::AfTrigger {
+            continue;
+        }
+        kept.retain(|(i, _)| i != id);
+        kept.push((*id, value.clone()));
+    }
 }
 
 /// The controls of the camera a session captures with.
@@ -123,12 +138,15 @@ impl LibcameraControls {
         let camera = limits_of(infos);
         let mut current = Current::from_limits(&camera);
         current.note_request(started);
+        let mut kept = Vec::new();
+        keep(&mut kept, started);
         LibcameraControls {
             identity: format!("libcamera {name}"),
             state: Mutex::new(State {
                 camera,
                 current,
                 pending: Vec::new(),
+                kept,
             }),
         }
     }
@@ -147,6 +165,19 @@ impl LibcameraControls {
             }
         }
         pending.len()
+    }
+
+    /// Puts every value set so far on `list`: the controls of a start, or of the
+    /// first request after one, when the camera is started again (around a still).
+    /// Returns how many.
+    pub fn put_kept(&self, list: &mut ControlList) -> usize {
+        let kept = self.state().kept.clone();
+        for (id, value) in &kept {
+            if let Err(e) = list.set_raw(id_of(*id), control_value(value)) {
+                log::warn!("libcamera: cannot set {} again: {e:?}", id.name());
+            }
+        }
+        kept.len()
     }
 
     /// Takes the values a completed request's `metadata` reports.
@@ -191,10 +222,40 @@ impl CameraControls for LibcameraControls {
         let mut state = self.state();
         let values = request_values(changes, &state.current)?;
         state.current.note_request(&values);
+        keep(&mut state.kept, &values);
         for (id, value) in values {
             state.pending.retain(|(i, _)| *i != id);
             state.pending.push((id, value));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_value_of_each_control_is_kept_and_actions_are_not() {
+        let mut kept = Vec::new();
+        keep(&mut kept, &[(LibcameraId::AfMode, RequestValue::Int32(2))]);
+        keep(
+            &mut kept,
+            &[
+                (LibcameraId::Brightness, RequestValue::Float(0.5)),
+                (LibcameraId::AfTrigger, RequestValue::Int32(0)),
+            ],
+        );
+        keep(
+            &mut kept,
+            &[(LibcameraId::Brightness, RequestValue::Float(0.8))],
+        );
+        assert_eq!(
+            kept,
+            vec![
+                (LibcameraId::AfMode, RequestValue::Int32(2)),
+                (LibcameraId::Brightness, RequestValue::Float(0.8)),
+            ]
+        );
     }
 }

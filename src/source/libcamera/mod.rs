@@ -12,6 +12,9 @@
 //!   at one frame.
 //! * Its controls (exposure, gains, white balance, focus, ...; [`controls`]) are on the
 //!   [`ControlBoard`] while it captures; a change goes on the next request queued.
+//! * A full-resolution still ([`crate::still`], [`still`]) is taken between two
+//!   frames: the video stream stops, the camera takes one still at its largest size,
+//!   and the video stream starts again as it was.
 //! * Captures only while somebody watches or a snapshot asks, plus a short linger, as
 //!   the V4L2 source does; the camera is released otherwise.
 //! * A camera that fails or disappears mid-stream is shown as a "no signal" picture,
@@ -24,23 +27,25 @@ mod controls;
 mod hdr;
 mod list;
 mod setup;
+mod still;
 
 pub use list::describe_all;
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use controls::LibcameraControls;
 
-use libcamera::camera::Camera;
+use libcamera::camera::{ActiveCamera, Camera};
 use libcamera::camera_manager::CameraManager;
 use libcamera::framebuffer::{AsFrameBuffer, FrameMetadataStatus};
 use libcamera::framebuffer_allocator::{FrameBuffer, FrameBufferAllocator};
 use libcamera::framebuffer_map::MemoryMappedFrameBuffer;
 use libcamera::request::{Request, RequestStatus, ReuseFlag};
+use libcamera::stream::Stream;
 
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
@@ -212,42 +217,10 @@ fn session(
     let mut active = camera
         .acquire()
         .map_err(|e| format!("{name}: cannot acquire the camera: {e}"))?;
-    let plan =
+    let mut plan =
         setup::configure(&mut active, settings, &model).map_err(|e| format!("{name}: {e}"))?;
     log::info!("{name}: {}", plan.summary);
     sink.stats().set_sensor_mode(plan.sensor_mode.clone());
-    let stream = plan
-        .config
-        .get(0)
-        .and_then(|s| s.stream())
-        .ok_or_else(|| format!("{name}: the configured stream is missing"))?;
-
-    let mut allocator = FrameBufferAllocator::new(&active);
-    let buffers = allocator
-        .alloc(&stream)
-        .map_err(|e| format!("{name}: cannot allocate buffers: {e}"))?;
-    let mut requests = Vec::with_capacity(buffers.len());
-    for (i, buffer) in buffers.into_iter().enumerate() {
-        let mapped =
-            Mapped::new(buffer).map_err(|e| format!("{name}: cannot map a buffer: {e}"))?;
-        let mut request = active
-            .create_request(Some(i as u64))
-            .ok_or_else(|| format!("{name}: cannot create a request"))?;
-        request
-            .add_buffer(&stream, mapped)
-            .map_err(|e| format!("{name}: cannot attach a buffer: {e}"))?;
-        requests.push(request);
-    }
-    // Completed requests come back on libcamera's thread; the channel holds them all
-    // without allocating, so sending never blocks that thread.
-    let (done_tx, done_rx) = mpsc::sync_channel::<Request>(requests.len());
-    active.on_request_completed(move |request| {
-        let _ = done_tx.send(request);
-    });
-    let gone = Arc::new(AtomicBool::new(false));
-    let gone_flag = gone.clone();
-    active.on_disconnected(move || gone_flag.store(true, Ordering::SeqCst));
-
     // The controls of the configured mode (its exposure and gain limits); off the
     // board again when the session ends.
     let camera_controls = Arc::new(LibcameraControls::new(
@@ -256,22 +229,21 @@ fn session(
         &plan.started,
     ));
     let _attached = board.map(|b| b.attach(camera_controls.clone()));
-    active
-        .start(Some(&plan.controls))
-        .map_err(|e| format!("{name}: cannot start the camera: {e}"))?;
-    for request in requests {
-        active
-            .queue_request(request)
-            .map_err(|(_, e)| format!("{name}: cannot queue a request: {e}"))?;
-    }
+    let gone = Arc::new(AtomicBool::new(false));
+    let gone_flag = gone.clone();
+    active.on_disconnected(move || gone_flag.store(true, Ordering::SeqCst));
+    let mut video = start_video(&mut active, &mut plan, &camera_controls)
+        .map_err(|e| format!("{name}: {e}"))?;
     log::debug!("{name}: {} buffers in flight", plan.buffers);
+    // Stills are taken between two frames while the camera streams.
+    let _stills = sink.stills().open();
 
     let (w, h) = (plan.width, plan.height);
     let mut last_frame = Instant::now();
     let mut first_frame = true;
     let mut timing = Timing::default();
     let out = sink.jpeg_out();
-    let requeue = |mut request: Request| {
+    let requeue = |active: &ActiveCamera<'_>, mut request: Request| {
         request.reuse(ReuseFlag::REUSE_BUFFERS);
         camera_controls.put_pending(request.controls_mut());
         active
@@ -288,7 +260,20 @@ fn session(
         if gone.load(Ordering::SeqCst) {
             return Err(format!("{name}: the camera was disconnected"));
         }
-        let mut request = match done_rx.recv_timeout(POLL) {
+        if sink.stills().asked() {
+            video = still_between_frames(
+                &mut active,
+                video,
+                &mut plan,
+                settings,
+                &camera_controls,
+                sink,
+                &name,
+            )
+            .map_err(|e| format!("{name}: {e}"))?;
+            last_frame = Instant::now();
+        }
+        let mut request = match video.done.recv_timeout(POLL) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 if last_frame.elapsed() >= FRAME_TIMEOUT {
@@ -315,10 +300,10 @@ fn session(
         };
         last_frame = Instant::now();
         // Only the newest frame is worth encoding; older ones go straight back.
-        while let Ok(newer) = done_rx.try_recv() {
+        while let Ok(newer) = video.done.try_recv() {
             timing.skipped += 1;
             sink.stats().count_dropped();
-            requeue(request)?;
+            requeue(&active, request)?;
             request = newer;
         }
         if request.status() == RequestStatus::Complete {
@@ -329,11 +314,11 @@ fn session(
                 return Err(format!("{name}: the camera was disconnected"));
             }
             sink.stats().count_dropped();
-            requeue(request)?;
+            requeue(&active, request)?;
             continue;
         }
         let encoded = {
-            let Some(buffer) = request.buffer::<Mapped>(&stream) else {
+            let Some(buffer) = request.buffer::<Mapped>(&video.stream) else {
                 return Err(format!("{name}: a completed request lost its buffer"));
             };
             let metadata = buffer.metadata();
@@ -402,9 +387,131 @@ fn session(
             None => sink.stats().count_dropped(),
         }
         sink.note_encoder(encoder);
-        requeue(request)?;
+        requeue(&active, request)?;
         timing.maybe_report(Instant::now());
     }
+}
+
+/// The video stream while it runs: its buffers, in the requests, and where completed
+/// requests come back. Dropped only after the camera stopped.
+struct Video {
+    stream: Stream,
+    done: Receiver<Request>,
+    _allocator: FrameBufferAllocator,
+}
+
+/// Buffers for `stream`, each in a request ready to queue (the first one carrying every
+/// control value set so far), the allocator they come from, and where the camera hands
+/// completed requests back (it is told so here).
+fn make_requests(
+    active: &mut ActiveCamera<'_>,
+    stream: &Stream,
+    controls: &LibcameraControls,
+) -> Result<(FrameBufferAllocator, Vec<Request>, Receiver<Request>), String> {
+    let mut allocator = FrameBufferAllocator::new(active);
+    let buffers = allocator
+        .alloc(stream)
+        .map_err(|e| format!("cannot allocate buffers: {e}"))?;
+    let mut requests = Vec::with_capacity(buffers.len());
+    for (i, buffer) in buffers.into_iter().enumerate() {
+        let mapped = Mapped::new(buffer).map_err(|e| format!("cannot map a buffer: {e}"))?;
+        let mut request = active
+            .create_request(Some(i as u64))
+            .ok_or("cannot create a request")?;
+        request
+            .add_buffer(stream, mapped)
+            .map_err(|e| format!("cannot attach a buffer: {e}"))?;
+        if i == 0 {
+            controls.put_kept(request.controls_mut());
+        }
+        requests.push(request);
+    }
+    // Completed requests come back on libcamera's thread; the channel holds them all
+    // without allocating, so sending never blocks that thread.
+    let (done_tx, done) = mpsc::sync_channel::<Request>(requests.len());
+    active.on_request_completed(move |request| {
+        let _ = done_tx.send(request);
+    });
+    Ok((allocator, requests, done))
+}
+
+/// Allocates the buffers of the configured video stream, starts the camera with the
+/// stream's controls and every request queued.
+fn start_video(
+    active: &mut ActiveCamera<'_>,
+    plan: &mut setup::Plan,
+    controls: &LibcameraControls,
+) -> Result<Video, String> {
+    let stream = plan
+        .config
+        .get(0)
+        .and_then(|s| s.stream())
+        .ok_or("the configured stream is missing")?;
+    let (allocator, requests, done) = make_requests(active, &stream, controls)?;
+    // Started again after a still, the camera goes on with what was set since.
+    controls.put_kept(&mut plan.controls);
+    active
+        .start(Some(&plan.controls))
+        .map_err(|e| format!("cannot start the camera: {e}"))?;
+    for request in requests {
+        active
+            .queue_request(request)
+            .map_err(|(_, e)| format!("cannot queue a request: {e}"))?;
+    }
+    Ok(Video {
+        stream,
+        done,
+        _allocator: allocator,
+    })
+}
+
+/// Serves the waiting still request: stops the video stream, takes the still, and
+/// starts the video stream again. An error means the stream could not come back.
+fn still_between_frames(
+    active: &mut ActiveCamera<'_>,
+    video: Video,
+    plan: &mut setup::Plan,
+    settings: Settings,
+    controls: &LibcameraControls,
+    sink: &FrameSink,
+    name: &str,
+) -> Result<Video, String> {
+    let paused = Instant::now();
+    // Stopping hands every queued request back, cancelled; they and the buffers go
+    // before the camera is configured for the still.
+    let stopped = active.stop();
+    drop(video);
+    let mut taken = None;
+    let mut restored = Ok(());
+    sink.stills().serve(|| {
+        let still = match stopped {
+            Ok(()) => {
+                let (still, back) = still::take(active, &mut plan.config, settings, controls);
+                restored = back;
+                still
+            }
+            Err(e) => Err(format!("cannot stop the stream for a still: {e}")),
+        };
+        taken = Some(
+            still
+                .as_ref()
+                .map(|s| (s.width, s.height))
+                .map_err(Clone::clone),
+        );
+        still
+    });
+    restored?;
+    let video = start_video(active, plan, controls)
+        .map_err(|e| format!("cannot stream again after a still: {e}"))?;
+    match taken {
+        Some(Ok((w, h))) => log::info!(
+            "{name}: took a {w}x{h} still; the stream paused {} ms",
+            paused.elapsed().as_millis()
+        ),
+        Some(Err(why)) => log::warn!("{name}: no still: {why}"),
+        None => {}
+    }
+    Ok(video)
 }
 
 /// Runs the source until the server stops.

@@ -50,6 +50,15 @@ pub fn layout_of(format: PixelFormat) -> Option<RawLayout> {
         .map(|&(_, layout)| layout)
 }
 
+/// Where `format` stands in this source's order of preference (0 best); `None` when
+/// the source does not take it.
+pub fn preference(format: PixelFormat) -> Option<usize> {
+    layout_of(format)?;
+    FORMATS
+        .iter()
+        .position(|(code, _)| fourcc(code) == format.fourcc())
+}
+
 /// The orientation libcamera is asked for.
 pub fn orientation_of(transform: Transform) -> Orientation {
     match transform.flips() {
@@ -457,6 +466,9 @@ mod tests {
         assert_eq!(layout_of(pf(b"BG24")), Some(RawLayout::Rgb24));
         assert_eq!(layout_of(pf(b"pRAA")), None);
         assert_eq!(layout_of(PixelFormat::new(fourcc(b"NV12"), 1)), None);
+        assert_eq!(preference(pf(b"YU12")), Some(0));
+        assert!(preference(pf(b"NV12")) < preference(pf(b"BG24")));
+        assert_eq!(preference(pf(b"pRAA")), None);
     }
 
     #[test]

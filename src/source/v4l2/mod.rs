@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::still_jpeg::encode_still;
 use super::supervise::{supervise, Ended, Reopen};
 use super::{FrameSink, LINGER};
 use crate::controls::{Attached, ControlBoard};
-use crate::encoder::{JpegEncoder, RawFrame, RawLayout, SoftwareEncoder, Turner};
+use crate::encoder::{JpegEncoder, RawFrame, RawLayout};
 use crate::picture::{Settings, Transform};
 use crate::ratelog::{self, RateLimit};
 use crate::still::Still;
@@ -363,14 +364,7 @@ fn take_still(camera: &Camera, settings: Settings) -> (Result<Still, String>, Re
                             // Turned as the stream is; the still's size is then turned too.
                             let stride = format.bytes_per_line as usize;
                             let raw = RawFrame::packed(frame.data, layout, (w16, h16), stride);
-                            Turner::new(settings.transform.orientation())
-                                .encode(&mut SoftwareEncoder::new(quality), raw)
-                                .map(|(jpeg, w, h)| Still {
-                                    jpeg: jpeg.to_vec(),
-                                    width: w as u32,
-                                    height: h as u32,
-                                })
-                                .map_err(|e| e.to_string())
+                            encode_still(raw, settings.transform.orientation(), quality)
                         }
                     });
                 })
