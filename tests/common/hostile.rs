@@ -311,13 +311,26 @@ pub struct AtRest {
 }
 
 impl AtRest {
+    /// Rest is when the counts have stayed the same for a second: a server still
+    /// starting (its mDNS socket opens on a thread of its own, late under an emulated
+    /// CPU) is not at rest yet.
     pub fn take(pid: u32, addr: SocketAddr) -> AtRest {
         assert!(time_page(addr).is_some(), "the page at rest");
-        thread::sleep(Duration::from_millis(300));
+        let give_up = Instant::now() + Duration::from_secs(40);
+        let mut last = (threads_and_rss(pid).0, open_fds(pid));
+        let mut same_since = Instant::now();
+        while same_since.elapsed() < Duration::from_secs(1) && Instant::now() < give_up {
+            thread::sleep(Duration::from_millis(100));
+            let now = (threads_and_rss(pid).0, open_fds(pid));
+            if now != last {
+                last = now;
+                same_since = Instant::now();
+            }
+        }
         AtRest {
             pid,
-            threads: threads_and_rss(pid).0,
-            fds: open_fds(pid),
+            threads: last.0,
+            fds: last.1,
         }
     }
 
