@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use nix::time::{clock_gettime, ClockId};
 use picam_stream::clock::Utc;
-use picam_stream::h264::encode::{default_bitrate, EncodeSettings, Picture, Stage};
+use picam_stream::h264::encode::{EncodeSettings, Stage};
 use picam_stream::h264::nal;
+use picam_stream::h264::pacing::default_bitrate;
+use picam_stream::h264::picture::Picture;
 use picam_stream::source::pattern;
 
 const WIDTH: u16 = 1280;

@@ -65,6 +65,8 @@ pub struct Config {
     pub h264_bitrate: Option<u32>,
     /// `--openh264-library`: Cisco's prebuilt OpenH264 to load at run time.
     pub openh264_library: Option<PathBuf>,
+    /// `--h264-encoder`: which encoder makes `/stream.mp4`.
+    pub h264_encoder: EncoderChoice,
     /// `--hdr`: the Camera Module 3's sensor HDR.
     pub hdr: bool,
     /// `--noir`: libcamera's tuning for a camera module without an infrared filter.
@@ -112,6 +114,7 @@ impl Default for Config {
             state_dir: None,
             h264_bitrate: None,
             openh264_library: None,
+            h264_encoder: EncoderChoice::Auto,
             hdr: false,
             noir: false,
         };
@@ -225,7 +228,7 @@ impl Group {
             Group::Camera => "Camera modules",
             Group::Serving => "Serving",
             Group::Access => "Access",
-            Group::H264 => "H.264 (/stream.mp4, in binaries built with the h264 feature)",
+            Group::H264 => "H.264 (/stream.mp4)",
             Group::Patience => "Clients that have not yet made a request",
         }
     }
@@ -740,6 +743,38 @@ const OPTIONS: &[Opt] = &[
         more: "The default is the directory systemd gives the service (StateDirectory=, \
                in $STATE_DIRECTORY): /var/lib/picam-stream for the packages and SD card \
                images.",
+        ..NOTHING_MORE
+    },
+    Opt {
+        group: Group::H264,
+        flag: "--h264-encoder",
+        value: "KIND",
+        var: "PICAM_H264_ENCODER",
+        default: Some("auto"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.h264_encoder = v.parse()?;
+                Ok(())
+            },
+        },
+        help: "H.264 encoder for /stream.mp4",
+        choices: &[
+            (
+                "auto",
+                "the hardware encoder when one is found (a V4L2 memory-to-memory node \
+                 producing H.264, such as the Pi Zero to Pi 4's /dev/video11), else \
+                 software in binaries built with the h264 feature, else no /stream.mp4",
+            ),
+            (
+                "hardware",
+                "the hardware encoder; stop at start without one",
+            ),
+            (
+                "software",
+                "OpenH264 on the CPU (binaries built with the h264 feature)",
+            ),
+        ],
+        more: "The log says which encoder runs and why; /status has it as h264_encoder.",
         ..NOTHING_MORE
     },
     Opt {
@@ -1450,6 +1485,23 @@ mod tests {
     }
 
     #[test]
+    fn h264_encoder_choice() {
+        assert_eq!(config(&[], &[]).h264_encoder, EncoderChoice::Auto);
+        assert_eq!(
+            config(&[], &[("PICAM_H264_ENCODER", "hardware")]).h264_encoder,
+            EncoderChoice::Hardware
+        );
+        assert_eq!(
+            config(&["--h264-encoder", "software"], &[]).h264_encoder,
+            EncoderChoice::Software
+        );
+        assert_eq!(
+            run(&["--h264-encoder", "gpu"], &[]).unwrap_err().0,
+            "invalid value 'gpu' for --h264-encoder: expected auto, hardware or software"
+        );
+    }
+
+    #[test]
     fn mdns_name_and_switch() {
         assert_eq!(config(&[], &[]).mdns_name.as_deref(), Some("picam"));
         let c = config(
@@ -1798,6 +1850,7 @@ mod tests {
             state_dir: None,
             h264_bitrate: None,
             openh264_library: None,
+            h264_encoder: EncoderChoice::Auto,
             hdr: false,
             noir: false,
         };

@@ -16,7 +16,7 @@ use picam_stream::http::server::HttpServer;
 use picam_stream::http::shares::Shares;
 use picam_stream::http::waiting::Waiting;
 use picam_stream::http::{tls, AppState};
-use picam_stream::picture::Settings;
+use picam_stream::picture::{EncoderChoice, Settings};
 use picam_stream::saved_controls::SavedControls;
 use picam_stream::shutdown::{self, StopSignals};
 use picam_stream::slot::FrameSlot;
@@ -205,10 +205,51 @@ fn control_memory(config: &Config) -> Option<Box<dyn ControlMemory>> {
     }
 }
 
-/// Starts the software H.264 stage for `/stream.mp4`; it encodes only while a viewer
-/// watches.
-#[cfg(feature = "h264")]
+/// Starts the H.264 stage `--h264-encoder` chooses for `/stream.mp4` (it encodes only
+/// while a viewer watches); `None` when there is none, and `/stream.mp4` answers 404.
 fn start_h264(config: &Config, frames: &Arc<FrameSlot>) -> Option<Arc<H264Slot>> {
+    use picam_stream::h264::choice::{self, H264Encoder};
+    use picam_stream::h264::hardware::{self, HardwareSettings};
+    let software_built = cfg!(feature = "h264");
+    let found = match config.h264_encoder {
+        EncoderChoice::Software => None,
+        _ => hardware::find_h264_node(),
+    };
+    let (chosen, why) =
+        choice::choose(config.h264_encoder, found, software_built).unwrap_or_else(|e| fail(2, &e));
+    log::info!("H.264 encoder: {why}");
+    if config.openh264_library.is_some() && chosen != H264Encoder::Software {
+        log::warn!("--openh264-library does nothing: the software H.264 encoder does not run");
+    }
+    if config.h264_bitrate.is_some() && chosen == H264Encoder::Nothing {
+        log::warn!("--h264-bitrate does nothing: no H.264 encoder runs");
+    }
+    let name = chosen.name()?;
+    let h264 = Arc::new(H264Slot::filled_by(name));
+    let started = match chosen {
+        H264Encoder::Hardware(node, input) => {
+            let settings = HardwareSettings {
+                node,
+                input,
+                bitrate: config.h264_bitrate,
+                fps: config.fps,
+            };
+            hardware::start(frames.clone(), h264.clone(), settings)
+        }
+        H264Encoder::Software => start_software_h264(config, frames, &h264),
+        H264Encoder::Nothing => return None,
+    };
+    started.unwrap_or_else(|e| fail(1, &format!("cannot start the H.264 encoder thread: {e}")));
+    Some(h264)
+}
+
+/// Starts the software H.264 stage (OpenH264).
+#[cfg(feature = "h264")]
+fn start_software_h264(
+    config: &Config,
+    frames: &Arc<FrameSlot>,
+    h264: &Arc<H264Slot>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     use picam_stream::h264::encode::{self, EncodeSettings};
     if config.openh264_library.is_some() && !encode::CAN_LOAD_LIBRARY {
         fail(
@@ -217,27 +258,25 @@ fn start_h264(config: &Config, frames: &Arc<FrameSlot>) -> Option<Arc<H264Slot>>
              (cargo build --release --features openh264-library)",
         );
     }
-    let h264 = Arc::new(H264Slot::new());
     let settings = EncodeSettings {
         bitrate: config.h264_bitrate,
         fps: config.fps,
         library: config.openh264_library.clone(),
     };
     encode::start(frames.clone(), h264.clone(), settings)
-        .unwrap_or_else(|e| fail(1, &format!("cannot start the H.264 encoder thread: {e}")));
-    Some(h264)
 }
 
-/// This build has no H.264 encoder: `/stream.mp4` answers 404 saying so.
+/// This build has no software H.264 encoder: [`picam_stream::h264::choice`] never
+/// chooses it.
 #[cfg(not(feature = "h264"))]
-fn start_h264(config: &Config, _: &Arc<FrameSlot>) -> Option<Arc<H264Slot>> {
-    if config.openh264_library.is_some() || config.h264_bitrate.is_some() {
-        log::warn!(
-            "--h264-bitrate and --openh264-library do nothing: this binary was built \
-             without the h264 feature"
-        );
-    }
-    None
+fn start_software_h264(
+    _: &Config,
+    _: &Arc<FrameSlot>,
+    _: &Arc<H264Slot>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    Err(std::io::Error::other(
+        "this binary has no software H.264 encoder",
+    ))
 }
 
 /// The users from `--auth` and `--auth-file`; `None` when neither is given.

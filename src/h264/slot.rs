@@ -127,6 +127,8 @@ pub struct H264Slot {
     key_wanted: AtomicBool,
     encoded: AtomicU64,
     skipped: AtomicU64,
+    /// Which encoder fills the slot, for `/status`.
+    encoder: &'static str,
 }
 
 /// A viewer's standing interest in the stream; dropping it ends the interest.
@@ -144,6 +146,19 @@ impl Drop for Watch<'_> {
 impl H264Slot {
     pub fn new() -> H264Slot {
         H264Slot::default()
+    }
+
+    /// A slot that `encoder` ("hardware", "software") fills.
+    pub fn filled_by(encoder: &'static str) -> H264Slot {
+        H264Slot {
+            encoder,
+            ..H264Slot::default()
+        }
+    }
+
+    /// Which encoder fills the slot ("" when not said).
+    pub fn encoder(&self) -> &'static str {
+        self.encoder
     }
 
     fn lock(&self) -> MutexGuard<'_, Group> {

@@ -65,6 +65,10 @@ pub fn render(state: &AppState) -> String {
     let count = |f: fn(&crate::h264::slot::H264Slot) -> u64| {
         h264.map_or("null".to_string(), |s| f(s).to_string())
     };
+    match h264 {
+        Some(s) => field_str(&mut j, "h264_encoder", s.encoder()),
+        None => field_raw(&mut j, "h264_encoder", "null"),
+    }
     field_raw(&mut j, "h264_viewers", count(|s| s.viewers()));
     field_raw(&mut j, "h264_frames_encoded", count(|s| s.encoded()));
     field_raw(&mut j, "h264_frames_skipped", count(|s| s.skipped()));
