@@ -19,6 +19,11 @@
 //! byte for byte. Buffers the driver will not import (a plain file, a buffer too small)
 //! give the typed refusal, and [`Feed`] goes on by copying.
 //!
+//! The hardware H.264 stage's queue handling ([`VideoEncoder`]) runs against vicodec
+//! with FWHT as the coded format: pictures in, coded frames out, FWHT output refused by
+//! the H.264 publisher (garbage to it), the driver unbound and bound again with the
+//! device opened again, and no descriptor left behind.
+//!
 //! Runs only when asked: `PICAM_VM_TESTS=1 cargo test --release --test vm_m2m`. With
 //! `PICAM_M2M_MEASURE=1` it also prints per-frame latency and CPU figures measured in the
 //! VM (`tests/vm/m2m-bench.sh` does both).
@@ -39,6 +44,10 @@ use picam_stream::encoder::m2m::{
     self, DmabufPlane, InputMemory, M2mDevice, M2mError, M2mNode, M2mSetup,
 };
 use picam_stream::encoder::{JpegEncoder, RawLayout, SoftwareEncoder};
+use picam_stream::h264::hardware::{self, VideoEncoder, REOPEN_GAP};
+use picam_stream::h264::picture::Picture;
+use picam_stream::h264::publish::{AnnexBPublisher, Published};
+use picam_stream::h264::slot::H264Slot;
 use picam_stream::picture::EncoderChoice;
 use picam_stream::v4l2::sys::{self, fourcc, zeroed};
 
@@ -51,7 +60,8 @@ const GUEST_TESTS: &str = "guest_vim2m_streams_converts_and_negotiates \
      guest_vim2m_unbound_mid_frame \
      guest_encoder_choice_with_no_jpeg_device \
      guest_vim2m_imports_dmabuf_and_refuses_what_it_cannot \
-     guest_vicodec_mplane_imports_dmabuf";
+     guest_vicodec_mplane_imports_dmabuf \
+     guest_video_encoder_stage_on_vicodec";
 
 #[test]
 fn m2m_drivers_in_a_vm() {
@@ -100,7 +110,7 @@ fn m2m_drivers_in_a_vm() {
     println!("{stdout}");
     assert!(out.status.success(), "the guest tests failed: {stdout}");
     assert!(
-        stdout.contains("test result: ok. 7 passed; 0 failed"),
+        stdout.contains("test result: ok. 8 passed; 0 failed"),
         "every guest test ran and passed: {stdout}"
     );
     let _ = std::fs::remove_dir_all(&share);
@@ -1055,4 +1065,119 @@ fn guest_vicodec_mplane_imports_dmabuf() {
          the copied ones ({} bytes)",
         copied.iter().map(Vec::len).sum::<usize>()
     );
+}
+
+/// Descriptors this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A moving I420 picture, as the H.264 stages get them from a JPEG.
+fn i420_picture(frame: usize, w: usize, h: usize) -> Picture {
+    let nv12 = nv12_picture(frame, w, h);
+    let mut yuv = nv12[..w * h].to_vec();
+    let uv = &nv12[w * h..];
+    yuv.extend(uv.iter().step_by(2));
+    yuv.extend(uv.iter().skip(1).step_by(2));
+    Picture {
+        width: w as u16,
+        height: h as u16,
+        yuv,
+    }
+}
+
+/// vicodec's coded frames begin with its header's two magic words (`FWHT_MAGIC1`,
+/// `FWHT_MAGIC2` in the kernel's codec-fwht.h).
+fn is_fwht_frame(data: &[u8]) -> bool {
+    data.len() > 8 && data[..4] == [0x4f; 4] && data[4..8] == [0xff; 4]
+}
+
+#[test]
+#[ignore = "runs inside the VM rig"]
+fn guest_video_encoder_stage_on_vicodec() {
+    if !in_guest() {
+        return;
+    }
+    let fwht = fourcc(b"FWHT");
+    let (node, input) = hardware::choose_node(&m2m::all_nodes(), fwht).expect("vicodec");
+    assert_eq!(node.path, node_named("stateful-encoder"));
+    assert_eq!(input, hardware::YU12);
+    let fds = open_fds();
+    let setup = M2mSetup {
+        input,
+        output: fwht,
+        width: 640,
+        height: 480,
+        input_buffers: 3,
+        output_buffers: 3,
+        input_memory: InputMemory::Mmap,
+        controls: vec![],
+    };
+    let mut encoder = VideoEncoder::open(&node.path, setup).unwrap();
+    let f = encoder.input_format().unwrap();
+    println!(
+        "vicodec input: {}x{} stride {} size {}",
+        f.width, f.height, f.bytes_per_line, f.size_image
+    );
+    let slot = H264Slot::new();
+    let mut publisher = AnnexBPublisher::new(640, 480, 30);
+    let mut coded_bytes = 0;
+    for frame in 0..20 {
+        let coded = encoder
+            .encode(&i420_picture(frame, 640, 480), frame == 5)
+            .unwrap();
+        assert!(
+            is_fwht_frame(&coded),
+            "frame {frame}: {:02x?}",
+            &coded[..coded.len().min(16)]
+        );
+        coded_bytes += coded.len();
+        // Not H.264: the publisher must not pass it to viewers.
+        let published = publisher.publish(&coded, Instant::now(), &slot);
+        assert!(
+            matches!(published, Ok(Published::NoPicture) | Err(_)),
+            "{published:?}"
+        );
+    }
+    assert_eq!(slot.encoded(), 0, "nothing broken published");
+    println!("vicodec via the H.264 stage's queues: 20 frames, {coded_bytes} bytes of FWHT");
+
+    // The driver goes away: the device is closed, not opened again while it is gone,
+    // and opened again once it is back.
+    let driver = Path::new("/sys/bus/platform/drivers/vicodec");
+    let device = std::fs::read_dir(driver)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("vicodec"))
+        .expect("the vicodec platform device in sysfs");
+    std::fs::write(driver.join("unbind"), &device).unwrap();
+    let gone = encoder.encode(&i420_picture(0, 640, 480), false);
+    assert!(gone.is_err(), "a coded frame from an unbound driver");
+    println!("unbound: {}", gone.unwrap_err());
+    assert!(
+        encoder.input_format().is_none(),
+        "the failed device is closed"
+    );
+    std::thread::sleep(REOPEN_GAP);
+    assert!(encoder.encode(&i420_picture(0, 640, 480), false).is_err());
+    assert_eq!(encoder.opens(), 2, "one attempt to open it again");
+    std::fs::write(driver.join("bind"), &device).unwrap();
+    let mut back = None;
+    for frame in 0..40 {
+        std::thread::sleep(REOPEN_GAP / 2);
+        match encoder.encode(&i420_picture(frame, 640, 480), false) {
+            Ok(coded) => {
+                back = Some(coded);
+                break;
+            }
+            Err(e) => println!("not yet: {e}"),
+        }
+    }
+    let coded = back.expect("the encoder opened again after the driver came back");
+    assert!(is_fwht_frame(&coded));
+    assert!(encoder.opens() >= 3, "{}", encoder.opens());
+    println!("opened {} times in all", encoder.opens());
+    drop(encoder);
+    assert_eq!(open_fds(), fds, "every descriptor closed");
 }
