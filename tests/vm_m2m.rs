@@ -455,18 +455,12 @@ fn guest_vim2m_unbound_mid_frame() {
     }
     // A slow job, and the driver unbound while we wait for it.
     drop(dev);
-    let driver = Path::new("/sys/bus/platform/drivers/vim2m");
-    let device = std::fs::read_dir(driver)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("vim2m"))
-        .expect("the vim2m platform device in sysfs");
+    let (driver, device) = platform_device("vim2m");
     let mut dev = M2mDevice::open(&node.path, &vim2m_setup(320, 240, 1500)).unwrap();
-    let name = device.clone();
+    let (name, unbind_file) = (device.clone(), driver.join("unbind"));
     let unbind = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        std::fs::write(driver.join("unbind"), name).unwrap();
+        std::fs::write(unbind_file, name).unwrap();
     });
     let t = Instant::now();
     let result = dev
@@ -1067,6 +1061,19 @@ fn guest_vicodec_mplane_imports_dmabuf() {
     );
 }
 
+/// The sysfs directory of the platform driver `name`, and the name of its device there
+/// (what its `unbind` and `bind` files take).
+fn platform_device(name: &str) -> (PathBuf, String) {
+    let driver = Path::new("/sys/bus/platform/drivers").join(name);
+    let device = std::fs::read_dir(&driver)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(name))
+        .unwrap_or_else(|| panic!("the {name} platform device in sysfs"));
+    (driver, device)
+}
+
 /// Descriptors this process has open.
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -1144,13 +1151,7 @@ fn guest_video_encoder_stage_on_vicodec() {
 
     // The driver goes away: the device is closed, not opened again while it is gone,
     // and opened again once it is back.
-    let driver = Path::new("/sys/bus/platform/drivers/vicodec");
-    let device = std::fs::read_dir(driver)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("vicodec"))
-        .expect("the vicodec platform device in sysfs");
+    let (driver, device) = platform_device("vicodec");
     std::fs::write(driver.join("unbind"), &device).unwrap();
     let gone = encoder.encode(&i420_picture(0, 640, 480), false);
     assert!(gone.is_err(), "a coded frame from an unbound driver");

@@ -8,13 +8,17 @@
 //!   sets or access unit delimiters, in order;
 //! * a fragment made of the sample is a `moof` and an `mdat` whose sizes add up and
 //!   whose data offset points at the sample;
-//! * with parameter sets, the initialisation segment is two boxes that fill it.
+//! * with parameter sets, the initialisation segment is two boxes that fill it;
+//! * the hardware stage's publisher, handed the bytes as two pictures in a row,
+//!   publishes only pictures with a slice, and an IDR picture only with parameter
+//!   sets: a device returning garbage never reaches a viewer as a broken unit.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use picam_stream::h264::fmp4::{self, SampleTiming};
 use picam_stream::h264::nal;
-use picam_stream::h264::slot::StreamConfig;
+use picam_stream::h264::publish::{AnnexBPublisher, Published};
+use picam_stream::h264::slot::{H264Slot, StreamConfig};
 
 fn box_size(b: &[u8]) -> usize {
     u32::from_be_bytes(b[..4].try_into().unwrap()) as usize
@@ -22,6 +26,19 @@ fn box_size(b: &[u8]) -> usize {
 
 fuzz_target!(|data: &[u8]| {
     let picture = nal::picture(data);
+    let slot = H264Slot::new();
+    let mut publisher = AnnexBPublisher::new(16, 16, 30);
+    let (first, second) = data.split_at(data.len() / 2);
+    for part in [first, second] {
+        let published = publisher.publish(part, std::time::Instant::now(), &slot);
+        if let Ok(Published::Unit { key }) = published {
+            let coded = nal::picture(part);
+            assert!(coded.has_slice && !coded.sample.is_empty());
+            let config = slot.config().expect("published with parameter sets");
+            assert!(!config.sps.is_empty() && !config.pps.is_empty());
+            assert_eq!(key, coded.key);
+        }
+    }
     let kept: Vec<&[u8]> = nal::split_annex_b(data)
         .into_iter()
         .filter(|u| {

@@ -147,13 +147,8 @@ impl PictureEncoder for Stage {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{}x{} at up to {} fps, {} kb/s, in software (OpenH264)",
-            self.width,
-            self.height,
-            self.fps,
-            self.bitrate / 1000
-        )
+        let how = "in software (OpenH264)";
+        pacing::describe(self.width, self.height, self.fps, self.bitrate, how)
     }
 
     fn due(&self, made: Instant) -> bool {

@@ -321,14 +321,8 @@ impl PictureEncoder for HardwareStage {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{}x{} at up to {} fps, {} kb/s, in hardware on {}",
-            self.width,
-            self.height,
-            self.fps,
-            self.bitrate / 1000,
-            self.node
-        )
+        let how = format!("in hardware on {}", self.node);
+        pacing::describe(self.width, self.height, self.fps, self.bitrate, &how)
     }
 
     fn due(&self, made: Instant) -> bool {

@@ -45,6 +45,14 @@ pub fn rates(width: u16, height: u16, fps: u32, bitrate: Option<u32>) -> (u32, u
     (fps, bitrate)
 }
 
+/// One line for the log about a stage: size, rates, and `how` it encodes.
+pub fn describe(width: u16, height: u16, fps: u32, bitrate: u32, how: &str) -> String {
+    format!(
+        "{width}x{height} at up to {fps} fps, {} kb/s, {how}",
+        bitrate / 1000
+    )
+}
+
 /// Keeps a stage to its frame rate and to one granted key frame per [`KEY_SPACING`].
 #[derive(Debug)]
 pub struct Pacer {
