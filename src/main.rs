@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use picam_stream::auth::{Credentials, Guard};
 use picam_stream::config::{self, Action, Config};
 use picam_stream::controls::{ControlBoard, ControlMemory};
+use picam_stream::h264::choice::{self as h264_choice, H264Encoder};
+use picam_stream::h264::hardware::{self, HardwareSettings};
 use picam_stream::h264::slot::H264Slot;
 use picam_stream::http::fanout::Fanout;
 use picam_stream::http::server::HttpServer;
@@ -106,6 +108,8 @@ fn main() {
     let slot = Arc::new(FrameSlot::new());
     let stopping = Arc::new(AtomicBool::new(false));
     let controls = ControlBoard::remembering(config.controls_allowed, control_memory(&config));
+    // Before the source: an H.264 encoder asked for but missing stops the start here.
+    let h264_plan = choose_h264(&config);
     let source = source::start(
         &config.source,
         settings,
@@ -116,7 +120,7 @@ fn main() {
     )
     .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
-    let h264 = start_h264(&config, &slot);
+    let h264 = start_h264(&config, &slot, h264_plan);
 
     let state = Arc::new(AppState {
         slot: slot.clone(),
@@ -205,18 +209,24 @@ fn control_memory(config: &Config) -> Option<Box<dyn ControlMemory>> {
     }
 }
 
-/// Starts the H.264 stage `--h264-encoder` chooses for `/stream.mp4` (it encodes only
-/// while a viewer watches); `None` when there is none, and `/stream.mp4` answers 404.
-fn start_h264(config: &Config, frames: &Arc<FrameSlot>) -> Option<Arc<H264Slot>> {
-    use picam_stream::h264::choice::{self, H264Encoder};
-    use picam_stream::h264::hardware::{self, HardwareSettings};
-    let software_built = cfg!(feature = "h264");
+/// The H.264 encoder `--h264-encoder` asks for, and why; stops the start when it is
+/// missing.
+fn choose_h264(config: &Config) -> (H264Encoder, String) {
     let found = match config.h264_encoder {
         EncoderChoice::Software => None,
         _ => hardware::find_h264_node(),
     };
-    let (chosen, why) =
-        choice::choose(config.h264_encoder, found, software_built).unwrap_or_else(|e| fail(2, &e));
+    h264_choice::choose(config.h264_encoder, found, cfg!(feature = "h264"))
+        .unwrap_or_else(|e| fail(2, &e))
+}
+
+/// Starts the chosen H.264 stage for `/stream.mp4` (it encodes only while a viewer
+/// watches); `None` when there is none, and `/stream.mp4` answers 404.
+fn start_h264(
+    config: &Config,
+    frames: &Arc<FrameSlot>,
+    (chosen, why): (H264Encoder, String),
+) -> Option<Arc<H264Slot>> {
     log::info!("H.264 encoder: {why}");
     if config.openh264_library.is_some() && chosen != H264Encoder::Software {
         log::warn!("--openh264-library does nothing: the software H.264 encoder does not run");

@@ -789,3 +789,52 @@ fn a_pi_5_encodes_in_software_and_refuses_hardware_clearly() {
     );
     assert_eq!(server.status()["encoder"], "software");
 }
+
+/// `--h264-encoder`: the server says which encoder makes `/stream.mp4` (`h264_encoder` in
+/// `/status`), and refuses at start an encoder it does not have, in one clear line.
+#[test]
+fn h264_encoder_choice_is_reported_or_refused() {
+    let hardware_here = picam_stream::h264::hardware::find_h264_node().is_some();
+    let refused = |choice: &str| {
+        let out = server_command()
+            .args(["--listen", "127.0.0.1:0", "--source", "test"])
+            .args(["--h264-encoder", choice])
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code() == Some(2)).then_some(stderr)
+    };
+    // auto: hardware when this machine has an H.264 node, else software if built in.
+    let server = Server::start(SMALL);
+    let s = server.status();
+    let built_in = if s["h264"] == true {
+        let expected = if hardware_here {
+            "hardware"
+        } else {
+            "software"
+        };
+        assert_eq!(s["h264_encoder"], expected, "{s}");
+        expected == "software"
+    } else {
+        assert!(!hardware_here);
+        assert!(s["h264_encoder"].is_null(), "{s}");
+        assert_eq!(get(server.addr, "/stream.mp4").status, 404);
+        false
+    };
+    drop(server);
+    if !hardware_here {
+        let stderr = refused("hardware").expect("--h264-encoder hardware stops at start");
+        assert!(
+            stderr.contains("--h264-encoder hardware: no V4L2 memory-to-memory node encodes H.264"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    }
+    if s["h264"] == false {
+        let stderr = refused("software").expect("--h264-encoder software stops at start");
+        assert!(stderr.contains("without the h264 feature"), "{stderr}");
+    } else if built_in {
+        let server = Server::start(&[SMALL, &["--h264-encoder", "software"]].concat());
+        assert_eq!(server.status()["h264_encoder"], "software");
+    }
+}
