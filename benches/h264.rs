@@ -11,12 +11,18 @@
 //! server does, then fed through the stage's own code (`Picture::from_jpeg`,
 //! `Stage::encode_annex_b`) with capture times 1/30 s apart. CPU time is the thread's
 //! own (`CLOCK_THREAD_CPUTIME_ID`), so other work on a shared machine does not count.
+//!
+//! The hardware stage's share of the CPU is printed too: the same decode, and the copy
+//! of each picture into a YU12 buffer shaped as the Pi's encoder negotiates it
+//! (`hardware::lay_out`); the encoding itself is the VideoCore's.
 
 use std::time::{Duration, Instant};
 
 use nix::time::{clock_gettime, ClockId};
 use picam_stream::clock::Utc;
+use picam_stream::encoder::m2m::QueueFormat;
 use picam_stream::h264::encode::{EncodeSettings, Stage};
+use picam_stream::h264::hardware::{self, YU12};
 use picam_stream::h264::nal;
 use picam_stream::h264::pacing::default_bitrate;
 use picam_stream::h264::picture::Picture;
@@ -63,7 +69,20 @@ fn main() {
     };
     let mut stage = Stage::new(WIDTH, HEIGHT, &settings).expect("OpenH264");
     let start = Instant::now();
-    let (mut decode, mut encode) = (Duration::ZERO, Duration::ZERO);
+    let (mut decode, mut encode, mut lay_out) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    // The Pi's encoder: rows aligned to 64 bytes, the height to 16 lines.
+    let (stride, rows) = (
+        u32::from(WIDTH).next_multiple_of(64),
+        u32::from(HEIGHT).next_multiple_of(16),
+    );
+    let format = QueueFormat {
+        fourcc: YU12,
+        width: u32::from(WIDTH),
+        height: rows,
+        bytes_per_line: stride,
+        size_image: stride * rows * 3 / 2,
+    };
+    let mut device_buffer = vec![0u8; format.size_image as usize];
     let (mut bytes, mut keys) = (0usize, 0u64);
     for (n, jpeg) in jpegs.iter().enumerate() {
         let t0 = thread_cpu();
@@ -72,8 +91,11 @@ fn main() {
         let made = start + Duration::from_secs(n as u64) / FPS;
         let coded = nal::picture(&stage.encode_annex_b(&picture, made).expect("encode"));
         let t2 = thread_cpu();
+        hardware::lay_out(&picture, YU12, &format, &mut device_buffer).expect("lay out");
+        let t3 = thread_cpu();
         decode += t1 - t0;
         encode += t2 - t1;
+        lay_out += t3 - t2;
         // What /stream.mp4 sends of it: the sample, and the parameter sets of IDR
         // pictures (in the initialisation segment or, for WebRTC, before the picture).
         bytes += coded.sample.len()
@@ -89,6 +111,11 @@ fn main() {
         per(encode),
         per(decode + encode),
         1000.0 / per(decode + encode)
+    );
+    println!(
+        "hardware stage CPU per frame: JPEG decode {:.2} ms + lay out in the Pi's YU12 buffer {:.2} ms",
+        per(decode),
+        per(lay_out)
     );
     let seconds = frames as f64 / f64::from(FPS);
     let rate = bytes as f64 / seconds;
