@@ -302,6 +302,17 @@ impl HardwareStage {
             controls: h264_controls(width, height, fps, bitrate),
         };
         let encoder = VideoEncoder::open(&settings.node.path, setup).map_err(|e| e.to_string())?;
+        if let Some(f) = encoder.input_format() {
+            if f.width < u32::from(width) || f.height < u32::from(height) {
+                return Err(format!(
+                    "{} encodes at most {}x{}, not {width}x{height}: a smaller --size \
+                     gets /stream.mp4 in hardware, or --h264-encoder software",
+                    settings.node.path.display(),
+                    f.width,
+                    f.height
+                ));
+            }
+        }
         Ok(HardwareStage {
             encoder,
             node: settings.node.describe(),
