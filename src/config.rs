@@ -235,6 +235,12 @@ impl Group {
 }
 
 /// Fields an entry of [`OPTIONS`] does not need to name.
+/// The `hardware` value of `--encoder` and `--h264-encoder`.
+const HARDWARE_ENCODER_CHOICE: (&str, &str) = (
+    "hardware",
+    "the hardware encoder; stop at start without one",
+);
+
 const NOTHING_MORE: Opt = Opt {
     group: Group::Serving,
     flag: "",
@@ -384,10 +390,7 @@ const OPTIONS: &[Opt] = &[
                 "the hardware encoder when one is found (a V4L2 memory-to-memory node \
                  producing JPEG, such as the Pi Zero to Pi 4's /dev/video31), else software",
             ),
-            (
-                "hardware",
-                "the hardware encoder; stop at start without one",
-            ),
+            HARDWARE_ENCODER_CHOICE,
             ("software", "always encode on the CPU"),
         ],
         more: "When the hardware fails, encoding goes on in software; /status says which \
@@ -765,10 +768,7 @@ const OPTIONS: &[Opt] = &[
                  producing H.264, such as the Pi Zero to Pi 4's /dev/video11), else \
                  software in binaries built with the h264 feature, else no /stream.mp4",
             ),
-            (
-                "hardware",
-                "the hardware encoder; stop at start without one",
-            ),
+            HARDWARE_ENCODER_CHOICE,
             (
                 "software",
                 "OpenH264 on the CPU (binaries built with the h264 feature)",
