@@ -22,8 +22,9 @@
 //!   for "the first frame newer than the one I sent", so a slow client skips frames
 //!   instead of queueing them.
 //! * [`h264`] holds the H.264 stream beside the frame slot ([`h264::slot`]), the
-//!   fragmented MP4 muxer, and (cargo feature `h264`) the software encoder stage that
-//!   turns the slot's frames into H.264 while somebody watches `/stream.mp4`.
+//!   fragmented MP4 muxer, and the encoder stages that turn the slot's frames into
+//!   H.264 while somebody watches `/stream.mp4`: on a V4L2 memory-to-memory encoder (the
+//!   Pi's) in every build, or with OpenH264 (cargo feature `h264`).
 //! * [`http`] serves the page, the stream, snapshots and status, and bounds the
 //!   connections that have not made a request yet. It knows frames, not cameras.
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
