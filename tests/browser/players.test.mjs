@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  BIN_H264, countChanges, launchChromium, samplePicture, sleep, startServer, status, waitFor,
-  waitLive,
+  BIN_H264, countChanges, launchChromium, samplePicture, sleep, startServer, startServerOnPort,
+  stateText, status, waitFor, waitLive,
 } from './lib.mjs';
 
 const required = process.env.PICAM_BROWSER_REQUIRE_H264 === '1';
@@ -65,12 +65,23 @@ async function lags(page, count = 10, every = 300) {
 const seconds = (list) => list.map((l) => l.toFixed(2)).join(', ');
 
 const label = (page) => page.locator('#kind').textContent();
-/** The <video>'s playhead, and how far it is behind the end of what it holds (s). */
+/**
+ * The <video>'s playhead, how far it is behind the end of what it holds, and how many
+ * seconds it holds (s).
+ */
 const playhead = (page) => page.evaluate(() => {
   const v = document.getElementById('video');
   const b = v.buffered;
-  return { t: v.currentTime, lag: b.length ? b.end(b.length - 1) - v.currentTime : null, paused: v.paused };
+  const end = b.length ? b.end(b.length - 1) : null;
+  return { t: v.currentTime, lag: b.length ? end - v.currentTime : null, held: b.length ? end - b.start(0) : 0, paused: v.paused };
 });
+/** Pauses the page's video and holds off its play() until `resume` is called. */
+const holdPaused = (page) => page.evaluate(() => {
+  const v = document.getElementById('video');
+  v.play = () => Promise.resolve();
+  v.pause();
+});
+const resume = (page) => page.evaluate(() => { delete document.getElementById('video').play; });
 const sampleVideo = (page) => samplePicture(page, '#video');
 
 async function waitMp4Playing(page) {
@@ -147,17 +158,13 @@ test('a video that falls behind jumps back to live by itself', { skip, timeout: 
     await waitMp4Playing(page);
     await waitLive(page, { timeout: 20000 });
     // Paused for 3 s, with play() held off so the page cannot resume it meanwhile.
-    await page.evaluate(() => {
-      const v = document.getElementById('video');
-      v.play = () => Promise.resolve();
-      v.pause();
-    });
+    await holdPaused(page);
     await sleep(3000);
     const behind = await playhead(page);
     console.log(`after a 3 s pause the video is ${behind.lag.toFixed(2)} s behind the newest fragment`);
     assert.ok(behind.lag > 2, `the pause put the video behind (${behind.lag.toFixed(2)} s)`);
     const released = Date.now();
-    await page.evaluate(() => { delete document.getElementById('video').play; });
+    await resume(page);
     const back = await waitFor(async () => {
       const p = await playhead(page);
       return !p.paused && p.lag < 1.5 && p;
@@ -168,6 +175,57 @@ test('a video that falls behind jumps back to live by itself', { skip, timeout: 
     console.log(`then ${seconds(later)} s behind`);
     // The page looks twice a second and jumps past 1 s behind: never 2 s behind.
     assert.ok(Math.max(...later) < 2, `it stays near live (${seconds(later)})`);
+  });
+});
+
+test('in a background tab the paused video holds at most about 16 s, and goes on from live', { skip, timeout: 120000 }, async () => {
+  await onPage(server.url('/'), async (page) => {
+    await waitMp4Playing(page);
+    // A tab in the background: the document says it is hidden (the page's checks rest)
+    // and the browser pauses the video.
+    const hide = (hidden) => page.evaluate((h) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+    await hide(true);
+    await holdPaused(page);
+    let most = 0;
+    const end = Date.now() + 25000;
+    while (Date.now() < end) {
+      most = Math.max(most, (await playhead(page)).held);
+      await sleep(500);
+    }
+    console.log(`paused for 25 s, the video held at most ${most.toFixed(1)} s of pictures`);
+    assert.ok(most > 10, `the pictures piled up while paused (${most.toFixed(1)} s)`);
+    assert.ok(most < 18, `what is held stays bounded (${most.toFixed(1)} s)`);
+    await hide(false);
+    await resume(page);
+    const back = await waitFor(async () => {
+      const p = await playhead(page);
+      return !p.paused && p.lag < 1.5 && p;
+    }, { timeout: 15000, what: 'the video to be near live again' });
+    await waitFor(async () => (await playhead(page)).t > back.t + 0.5, { timeout: 15000, what: 'playing on' });
+  });
+});
+
+test('the MP4 player comes back by itself after the server restarts', { skip, timeout: 120000 }, async () => {
+  const first = await startServer({ args: ARGS, bin: BIN_H264 });
+  others.push(first);
+  await onPage(first.url('/'), async (page) => {
+    await waitMp4Playing(page);
+    await first.stop();
+    await waitFor(async () => /Reconnecting/.test(await stateText(page)), {
+      timeout: 15000, what: 'the page to say it reconnects',
+    });
+    const second = await startServerOnPort(first.port, { args: ARGS, bin: BIN_H264 });
+    others.push(second);
+    const restarted = Date.now();
+    await waitLive(page, { timeout: 30000, what: 'the "Live" status after the restart' });
+    const at = (await playhead(page)).t;
+    await waitFor(async () => (await playhead(page)).t > at + 0.5, { timeout: 20000, what: 'the video to play again' });
+    console.log(`MP4 playing again ${Date.now() - restarted} ms after the server restarted`);
+    assert.equal(await label(page), 'MP4', 'still the MP4 player, not a fallback');
+    assert.equal((await status(second)).h264_viewers, 1);
   });
 });
 
