@@ -2,7 +2,8 @@
 # Tests of the viewer page in real browsers, against the release binary:
 #   - Debian's Chromium, driven headless by playwright-core (from npm, pinned in
 #     tests/browser/package-lock.json; it never downloads a browser of its own);
-#   - Debian's WebKitGTK (Safari's engine), driven by WebKitWebDriver under Xvfb.
+#   - Debian's WebKitGTK (Safari's engine), driven by WebKitWebDriver under Xvfb, with
+#     GStreamer's libav plugin to decode H.264.
 #
 #   .ci/browser.sh [TEST_FILE...]     default: every tests/browser/*.test.mjs
 #
@@ -17,6 +18,7 @@
 #                             when set, as .ci/run sets it, else $PICAM_CI_CACHE/browser-target)
 #   PICAM_BROWSER_ARTIFACTS   where screenshots go (default: target/browser-artifacts in the checkout)
 #   PICAM_BROWSER_NO_WEBKIT=1 neither install nor run WebKitGTK
+#   PICAM_BROWSER_NO_H264=1   no build with the h264 feature: the MP4 player's tests skip
 set -euo pipefail
 
 T0=$SECONDS
@@ -35,7 +37,8 @@ log() { say "$* (at $((SECONDS - T0)) s)"; }
 # --- Debian packages ------------------------------------------------------------------
 packages=(chromium fonts-dejavu-core)
 if [ "${PICAM_BROWSER_NO_WEBKIT:-0}" != 1 ]; then
-    packages+=(webkit2gtk-driver xvfb xauth)
+    # gstreamer1.0-libav: WebKitGTK's H.264 decoder, for the MP4 player
+    packages+=(webkit2gtk-driver xvfb xauth gstreamer1.0-libav)
 fi
 apt_install "${packages[@]}"
 /usr/bin/chromium --version
@@ -59,7 +62,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
     echo "$lock_sum" > "$stamp"
 fi
 
-# --- the server -----------------------------------------------------------------------
+# --- the servers ----------------------------------------------------------------------
+# One built with the h264 feature for the MP4 player (OpenH264 from source: nasm on x86),
+# kept as picam-stream-h264; then the default build, which stays release/picam-stream
+# for the later steps. Each is built again only when the code changed.
+if [ "${PICAM_BROWSER_NO_H264:-0}" != 1 ]; then
+    need nasm nasm
+    log "cargo build --release --features h264"
+    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet --features h264)
+    cp "$TARGET_DIR/release/picam-stream" "$TARGET_DIR/release/picam-stream-h264"
+    export PICAM_BIN_H264="$TARGET_DIR/release/picam-stream-h264"
+    export PICAM_BROWSER_REQUIRE_H264=1     # built above: a missing piece is a failure
+fi
 log "cargo build --release"
 (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet)
 export PICAM_BIN="$TARGET_DIR/release/picam-stream"

@@ -138,6 +138,7 @@ fn main() {
         fanout: Fanout::new(slot.clone()),
         controls,
         h264: h264.clone(),
+        webrtc: false,
     });
     let with_tls = tls.is_some();
     let server = HttpServer::start(listener, state.clone(), tls).unwrap_or_else(|e| {

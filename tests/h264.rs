@@ -298,7 +298,9 @@ fn a_viewer_that_never_reads_holds_no_memory_and_slows_nobody() {
 #[test]
 fn nothing_is_encoded_without_an_h264_viewer() {
     let server = start();
-    assert_eq!(server.status()["h264"], true);
+    let s = server.status();
+    assert_eq!(s["h264"], true);
+    assert_eq!(s["players"], serde_json::json!(["mp4", "mjpeg"]), "{s}");
     // An MJPEG viewer, read all along on a thread of its own, makes the source run,
     // but no H.264 viewer exists.
     let mjpeg_frames = Arc::new(AtomicU64::new(0));

@@ -173,6 +173,13 @@ fn status_reports_source_size_rates_and_clients() {
     assert_eq!(s["clients"], 1);
     assert_eq!(s["running"], true);
     assert!(s["uptime_seconds"].is_u64());
+    // The players the page may pick, best first: MP4 only where H.264 is built in.
+    let players = if cfg!(feature = "h264") {
+        serde_json::json!(["mp4", "mjpeg"])
+    } else {
+        serde_json::json!(["mjpeg"])
+    };
+    assert_eq!(s["players"], players, "{s}");
 
     drop(c);
     server.wait_status(Duration::from_secs(10), "the viewer to leave", |s| {

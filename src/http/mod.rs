@@ -71,6 +71,9 @@ pub struct AppState {
     pub controls: Arc<ControlBoard>,
     /// The H.264 stream (`/stream.mp4`); `None` in builds without an H.264 encoder.
     pub h264: Option<Arc<H264Slot>>,
+    /// WebRTC (`POST /whep`) is on; no server sets it yet, so `/status` offers no
+    /// "webrtc" player.
+    pub webrtc: bool,
 }
 
 /// The viewer page, embedded in the binary.

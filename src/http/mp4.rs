@@ -100,6 +100,11 @@ pub fn serve(out: &mut dyn Write, peer: SocketAddr, target: &str, state: &AppSta
     }
 }
 
+/// The longest step between two decode times, in halves of a frame's duration: one and
+/// a half frames, well under the two at which players see a discontinuity (exactly two
+/// can round to just over two in a player's microseconds).
+const MAX_STEP_HALF_FRAMES: u64 = 3;
+
 /// A viewer's decode timeline.
 struct Timeline {
     sequence: u32,
@@ -120,11 +125,19 @@ impl Timeline {
 
     /// The timing of `unit`: its capture time's distance from the previous unit when
     /// that was the one just before it, else one frame's duration (after a skip).
+    ///
+    /// A step is at most [`MAX_STEP_HALF_FRAMES`] half frames: Media Source Extensions
+    /// take a decode time more than twice the last sample's duration after the last one
+    /// for a discontinuity and drop every picture up to the next IDR picture (W3C Media
+    /// Source Extensions, the coded frame processing algorithm), which a busy encoder's
+    /// skipped frames would otherwise cause. The picture after a longer gap just comes
+    /// sooner on the player's timeline.
     fn next(&mut self, unit: &AccessUnit) -> SampleTiming {
         if let Some((seq, at)) = self.last {
             let step = if unit.seq() == seq + 1 {
                 let gap = unit.captured().saturating_duration_since(at);
-                (gap.as_micros() as u64 * u64::from(TIMESCALE) / 1_000_000).max(1)
+                let ticks = gap.as_micros() as u64 * u64::from(TIMESCALE) / 1_000_000;
+                ticks.clamp(1, MAX_STEP_HALF_FRAMES * u64::from(self.frame_ticks) / 2)
             } else {
                 u64::from(self.frame_ticks)
             };
@@ -242,6 +255,20 @@ mod tests {
             times.iter().all(|t| t.duration == 3600),
             "one frame at 25 fps"
         );
+    }
+
+    #[test]
+    fn a_long_gap_is_at_most_one_and_a_half_frames_on_the_timeline() {
+        // 40 ms frames; 200 ms pass before the third unit (the encoder was busy).
+        let (slot, _) = slot_with(&[(true, 0), (false, 40), (false, 240), (false, 280)]);
+        let mut t = Timeline::new(25);
+        let decode: Vec<u64> = (0..4)
+            .map(|seen| {
+                t.next(&unit(slot.next_after(seen, Duration::ZERO)))
+                    .decode_time
+            })
+            .collect();
+        assert_eq!(decode, [0, 3600, 3600 + 5400, 3600 + 5400 + 3600]);
     }
 
     #[test]

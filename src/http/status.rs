@@ -72,12 +72,31 @@ pub fn render(state: &AppState) -> String {
     field_raw(&mut j, "h264_viewers", count(|s| s.viewers()));
     field_raw(&mut j, "h264_frames_encoded", count(|s| s.encoded()));
     field_raw(&mut j, "h264_frames_skipped", count(|s| s.skipped()));
+    field_raw(&mut j, "players", players_json(state));
     field_raw(&mut j, "auth", state.guard.is_some());
     field_raw(&mut j, "https", state.tls);
     field_raw(&mut j, "uptime_seconds", state.started.elapsed().as_secs());
     j.pop(); // the last comma
     j.push_str("}\n");
     j
+}
+
+/// The players this server feeds, best first: what the viewer page tries in order.
+pub fn players(state: &AppState) -> Vec<&'static str> {
+    let mut list = Vec::with_capacity(3);
+    if state.webrtc {
+        list.push("webrtc");
+    }
+    if state.h264.is_some() {
+        list.push("mp4");
+    }
+    list.push("mjpeg");
+    list
+}
+
+fn players_json(state: &AppState) -> String {
+    let quoted: Vec<String> = players(state).iter().map(|p| format!("\"{p}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }
 
 fn field_raw(j: &mut String, key: &str, value: impl std::fmt::Display) {

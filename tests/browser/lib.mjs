@@ -7,6 +7,8 @@ import { chromium } from 'playwright-core';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.PICAM_BIN || join(REPO, 'target', 'release', 'picam-stream');
+/** The server built with the h264 feature (/stream.mp4); unset: the MP4 tests are skipped. */
+export const BIN_H264 = process.env.PICAM_BIN_H264 || '';
 export const ARTIFACTS = process.env.PICAM_BROWSER_ARTIFACTS || join(REPO, 'target', 'browser-artifacts');
 export const CHROMIUM = process.env.PICAM_CHROMIUM || '/usr/bin/chromium';
 
@@ -67,10 +69,11 @@ export async function stopProcess(child, signal = 'SIGTERM', grace = 5000) {
 
 /**
  * Starts the server binary on 127.0.0.1:`port` (0: an ephemeral port) and resolves once
- * it logs `listening on 127.0.0.1:PORT`. `stdin: true` gives the caller its input.
+ * it logs `listening on 127.0.0.1:PORT`. `stdin: true` gives the caller its input; `bin`
+ * is the binary (default: PICAM_BIN).
  */
-export async function startServer({ args = [], port = 0, stdin = false, timeout = 15000 } = {}) {
-  const proc = startProcess(BIN, ['--listen', `127.0.0.1:${port}`, ...args], {
+export async function startServer({ args = [], port = 0, stdin = false, timeout = 15000, bin = BIN } = {}) {
+  const proc = startProcess(bin, ['--listen', `127.0.0.1:${port}`, ...args], {
     stdio: [stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, RUST_LOG: 'info' },
   });
@@ -131,11 +134,14 @@ export function launchChromium() {
   });
 }
 
-/** A 32x24 RGBA sample of what the page's <img id="stream"> holds, drawn into a canvas. */
+/**
+ * A 32x24 RGBA sample of what the page's <img id="stream"> (or the <video> `selector`
+ * names) shows, drawn into a canvas.
+ */
 export function samplePicture(page, selector = '#stream') {
   return page.evaluate((sel) => {
     const img = document.querySelector(sel);
-    if (!img || !img.naturalWidth) return null;
+    if (!img || !(img.naturalWidth || (img.readyState >= 2 && img.videoWidth))) return null;
     const c = document.createElement('canvas');
     c.width = 32; c.height = 24;
     const g = c.getContext('2d');

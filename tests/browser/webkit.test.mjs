@@ -1,12 +1,12 @@
-// The live-frames, publish-to-paint and Settings panel checks in WebKit (Safari's engine,
-// where MJPEG breaks most often): Debian's WebKitGTK MiniBrowser, driven by WebKitWebDriver
-// under Xvfb.
+// The live-frames, publish-to-paint, Settings panel and MP4 player checks in WebKit
+// (Safari's engine, where MJPEG breaks most often): Debian's WebKitGTK MiniBrowser, driven
+// by WebKitWebDriver under Xvfb.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import {
-  artifact, pictureDiff, sleep, solidJpegs, startProcess, startServer, stopProcess, waitFor,
+  BIN_H264, artifact, pictureDiff, sleep, solidJpegs, startProcess, startServer, stopProcess, waitFor,
   wallNow, launchChromium,
 } from './lib.mjs';
 
@@ -102,6 +102,9 @@ const SAMPLE = `const img = document.getElementById('stream');
   const g = c.getContext('2d'); g.drawImage(img, 0, 0, 32, 24);
   return Array.from(g.getImageData(0, 0, 32, 24).data);`;
 const STATE = `const s = document.getElementById('state'); return s && !s.hidden ? s.textContent : '';`;
+const KIND = `return [document.getElementById('kind').textContent, document.getElementById('player').hidden];`;
+const VIDEO = `const v = document.getElementById('video'), b = v.buffered;
+  return [v.currentTime, v.videoWidth, b.length ? b.end(b.length - 1) - v.currentTime : null];`;
 
 test('WebKit shows live frames', { skip, timeout: 120000 }, async () => {
   const server = await startServer({ args: ['--source', 'test', '--size', '640x480', '--fps', '30'] });
@@ -229,4 +232,41 @@ test('WebKit: the Settings panel opens, a slider moved with the keyboard changes
   console.log(`WebKit settings: mean luma ${before.toFixed(1)} -> ${brighter.toFixed(1)} (brightness 20) -> ${after.toFixed(1)} (reset)`);
   const png = await wd('GET', `/session/${session}/screenshot`);
   writeFileSync(artifact('webkit-settings.png'), Buffer.from(png, 'base64'));
+});
+
+test('WebKit: the MP4 player where it can play H.264, else MJPEG', {
+  skip: skip || (!BIN_H264 && 'PICAM_BIN_H264 is not set (no server built with the h264 feature)'),
+  timeout: 120000,
+}, async () => {
+  const server = await startServer({ args: ['--source', 'test', '--size', '640x480', '--fps', '30'], bin: BIN_H264 });
+  servers.push(server);
+  await wd('POST', `/session/${session}/url`, { url: server.url('/index.html') }, 30000);
+  // The choice shows once /status is in (two players offered).
+  await waitFor(async () => (await run(KIND))[1] === false, { timeout: 20000, what: 'the player choice in WebKit' });
+  // MP4 playing, or MJPEG live after the page tried /stream.mp4 (the server logged it).
+  const tried = () => /stream\.mp4\?n=/.test(server.log());
+  const settled = await waitFor(async () => {
+    const [kind] = await run(KIND);
+    if (kind === 'MP4') return (await run(VIDEO))[0] > 1 && kind;
+    return kind === 'MJPEG' && tried() && (await run(STATE)) === 'Live' && kind;
+  }, { timeout: 30000, what: 'the MP4 player playing, or MJPEG live after a try of MP4, in WebKit' });
+  const probe = await fetch(server.url('/stream.mp4'), { signal: AbortSignal.timeout(15000) });
+  const type = probe.headers.get('content-type');
+  await probe.body.cancel();
+  const can = await run(`const M = window.MediaSource || window.ManagedMediaSource;
+    return !!M && M.isTypeSupported(arguments[0]);`, type);
+  console.log(`WebKit: Media Source Extensions ${can ? 'can' : 'cannot'} play ${type}; the page uses ${settled}`);
+  assert.equal(settled, can ? 'MP4' : 'MJPEG');
+  // .ci/browser.sh installs GStreamer's H.264 decoder (gstreamer1.0-libav) with WebKitGTK.
+  if (required) assert.ok(can, 'WebKitGTK with gstreamer1.0-libav plays H.264 through Media Source Extensions');
+  if (can) {
+    const [, width, lag] = await run(VIDEO);
+    assert.equal(width, 640);
+    console.log(`WebKit: the video is ${lag.toFixed(2)} s behind the newest fragment it holds`);
+    assert.ok(lag < 1.5, `WebKit keeps the video near live (${lag.toFixed(2)} s behind)`);
+  } else {
+    const a = await run(SAMPLE);
+    await waitFor(async () => pictureDiff(a, await run(SAMPLE)) > 0, { timeout: 10000, what: 'the MJPEG picture to change' });
+  }
+  assert.equal((await run(KIND))[0], settled, 'it stays with that player');
 });
