@@ -65,6 +65,8 @@ pub struct Config {
     pub h264_bitrate: Option<u32>,
     /// `--openh264-library`: Cisco's prebuilt OpenH264 to load at run time.
     pub openh264_library: Option<PathBuf>,
+    /// `--webrtc-port`: the UDP port of WebRTC's media (0: any free one); `None`: off.
+    pub webrtc_port: Option<u16>,
     /// `--hdr`: the Camera Module 3's sensor HDR.
     pub hdr: bool,
     /// `--noir`: libcamera's tuning for a camera module without an infrared filter.
@@ -112,6 +114,7 @@ impl Default for Config {
             state_dir: None,
             h264_bitrate: None,
             openh264_library: None,
+            webrtc_port: Some(8000),
             hdr: false,
             noir: false,
         };
@@ -776,6 +779,25 @@ const OPTIONS: &[Opt] = &[
         ..NOTHING_MORE
     },
     Opt {
+        group: Group::H264,
+        flag: "--webrtc-port",
+        value: "PORT",
+        var: "PICAM_WEBRTC_PORT",
+        default: Some("8000"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.webrtc_port = parse_webrtc_port(v)?;
+                Ok(())
+            },
+        },
+        help: "UDP port of the WebRTC video (POST /whep, POST /webrtc); the browser \
+               must reach it, so a firewall must let it through",
+        accepts: "1 to 65535, 0 for any free port, or off to offer no WebRTC",
+        more: "Needs a binary built with the webrtc feature. The port is opened on every \
+               address of the machine, and addresses that appear later are added.",
+        ..NOTHING_MORE
+    },
+    Opt {
         group: Group::Patience,
         flag: "--header-timeout",
         value: "SECS",
@@ -1315,6 +1337,15 @@ fn parse_bitrate(v: &str) -> Result<Option<u32>, String> {
     }
 }
 
+fn parse_webrtc_port(v: &str) -> Result<Option<u16>, String> {
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse::<u16>()
+        .map(Some)
+        .map_err(|_| "expected a UDP port from 1 to 65535, 0 for any free port, or off".into())
+}
+
 fn parse_path(v: &str) -> Result<PathBuf, String> {
     if v.is_empty() {
         return Err("expected a file path".into());
@@ -1425,6 +1456,21 @@ mod tests {
         assert_eq!(c.patience.pending, 8);
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
+    }
+
+    #[test]
+    fn webrtc_port() {
+        assert_eq!(config(&[], &[]).webrtc_port, Some(8000));
+        assert_eq!(config(&["--webrtc-port", "0"], &[]).webrtc_port, Some(0));
+        assert_eq!(
+            config(&[], &[("PICAM_WEBRTC_PORT", "OFF")]).webrtc_port,
+            None
+        );
+        let e = run(&["--webrtc-port", "65536"], &[]).unwrap_err();
+        assert!(
+            e.0.contains("--webrtc-port") && e.0.contains("65535"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1798,6 +1844,7 @@ mod tests {
             state_dir: None,
             h264_bitrate: None,
             openh264_library: None,
+            webrtc_port: Some(8000),
             hdr: false,
             noir: false,
         };

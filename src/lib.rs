@@ -24,6 +24,9 @@
 //! * [`h264`] holds the H.264 stream beside the frame slot ([`h264::slot`]), the
 //!   fragmented MP4 muxer, and (cargo feature `h264`) the software encoder stage that
 //!   turns the slot's frames into H.264 while somebody watches `/stream.mp4`.
+//! * [`webrtc`] sends that H.264 stream over WebRTC: the signalling the HTTP side
+//!   answers (WHEP, camera-streamer's JSON) and (cargo feature `webrtc`) the thread
+//!   that runs every peer on one UDP port.
 //! * [`http`] serves the page, the stream, snapshots and status, and bounds the
 //!   connections that have not made a request yet. It knows frames, not cameras.
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
@@ -64,3 +67,4 @@ pub mod splitter;
 pub mod stats;
 pub mod still;
 pub mod v4l2;
+pub mod webrtc;

@@ -68,6 +68,19 @@ pub fn render(state: &AppState) -> String {
     field_raw(&mut j, "h264_viewers", count(|s| s.viewers()));
     field_raw(&mut j, "h264_frames_encoded", count(|s| s.encoded()));
     field_raw(&mut j, "h264_frames_skipped", count(|s| s.skipped()));
+    // WebRTC: null when off.
+    let webrtc = state.webrtc.as_deref();
+    field_raw(&mut j, "webrtc", webrtc.is_some());
+    field_raw(
+        &mut j,
+        "webrtc_sessions",
+        webrtc.map_or("null".into(), |d| d.peers().to_string()),
+    );
+    field_raw(
+        &mut j,
+        "webrtc_port",
+        webrtc.map_or("null".into(), |d| d.port().to_string()),
+    );
     field_raw(&mut j, "auth", state.guard.is_some());
     field_raw(&mut j, "https", state.tls);
     field_raw(&mut j, "uptime_seconds", state.started.elapsed().as_secs());
