@@ -67,6 +67,8 @@ pub struct Config {
     pub openh264_library: Option<PathBuf>,
     /// `--h264-encoder`: which encoder makes `/stream.mp4`.
     pub h264_encoder: EncoderChoice,
+    /// `--webrtc-port`: the UDP port of WebRTC's media (0: any free one); `None`: off.
+    pub webrtc_port: Option<u16>,
     /// `--hdr`: the Camera Module 3's sensor HDR.
     pub hdr: bool,
     /// `--noir`: libcamera's tuning for a camera module without an infrared filter.
@@ -115,6 +117,7 @@ impl Default for Config {
             h264_bitrate: None,
             openh264_library: None,
             h264_encoder: EncoderChoice::Auto,
+            webrtc_port: Some(8000),
             hdr: false,
             noir: false,
         };
@@ -811,6 +814,25 @@ const OPTIONS: &[Opt] = &[
         ..NOTHING_MORE
     },
     Opt {
+        group: Group::H264,
+        flag: "--webrtc-port",
+        value: "PORT",
+        var: "PICAM_WEBRTC_PORT",
+        default: Some("8000"),
+        reader: Reader::Text {
+            read: |c, v| {
+                c.webrtc_port = parse_webrtc_port(v)?;
+                Ok(())
+            },
+        },
+        help: "UDP port of the WebRTC video (POST /whep, POST /webrtc); the browser \
+               must reach it, so a firewall must let it through",
+        accepts: "1 to 65535, 0 for any free port, or off to offer no WebRTC",
+        more: "Needs a binary built with the webrtc feature. The port is opened on every \
+               address of the machine, and addresses that appear later are added.",
+        ..NOTHING_MORE
+    },
+    Opt {
         group: Group::Patience,
         flag: "--header-timeout",
         value: "SECS",
@@ -1350,6 +1372,15 @@ fn parse_bitrate(v: &str) -> Result<Option<u32>, String> {
     }
 }
 
+fn parse_webrtc_port(v: &str) -> Result<Option<u16>, String> {
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse::<u16>()
+        .map(Some)
+        .map_err(|_| "expected a UDP port from 1 to 65535, 0 for any free port, or off".into())
+}
+
 fn parse_path(v: &str) -> Result<PathBuf, String> {
     if v.is_empty() {
         return Err("expected a file path".into());
@@ -1460,6 +1491,21 @@ mod tests {
         assert_eq!(c.patience.pending, 8);
         assert_eq!(run(&["--help"], &[]), Ok(Action::Help));
         assert_eq!(run(&["-V"], &[]), Ok(Action::Version));
+    }
+
+    #[test]
+    fn webrtc_port() {
+        assert_eq!(config(&[], &[]).webrtc_port, Some(8000));
+        assert_eq!(config(&["--webrtc-port", "0"], &[]).webrtc_port, Some(0));
+        assert_eq!(
+            config(&[], &[("PICAM_WEBRTC_PORT", "OFF")]).webrtc_port,
+            None
+        );
+        let e = run(&["--webrtc-port", "65536"], &[]).unwrap_err();
+        assert!(
+            e.0.contains("--webrtc-port") && e.0.contains("65535"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1851,6 +1897,7 @@ mod tests {
             h264_bitrate: None,
             openh264_library: None,
             h264_encoder: EncoderChoice::Auto,
+            webrtc_port: Some(8000),
             hdr: false,
             noir: false,
         };

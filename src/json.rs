@@ -5,6 +5,10 @@
 //! (`saved_controls.rs`); [`read_changes`] refuses anything more with one line saying
 //! at which byte. It is fuzzed (`fuzz/fuzz_targets/controls_json.rs`): whatever it
 //! accepts, written back by [`write_changes`], reads back the same.
+//!
+//! [`read_document`] reads any JSON document into a [`Json`] tree, nested at most
+//! [`MAX_DEPTH`] deep, for the WebRTC signalling messages (`POST /webrtc`), which carry
+//! arrays and objects; it shares the reader, and its fuzz target is `webrtc_json`.
 
 use std::fmt::Write as _;
 
@@ -99,6 +103,52 @@ pub fn read_changes(body: &[u8]) -> Result<Vec<(String, ControlValue)>, String> 
     Ok(changes)
 }
 
+/// How deep arrays and objects may nest in [`read_document`]; deeper is refused.
+pub const MAX_DEPTH: usize = 16;
+
+/// A JSON value, as [`read_document`] reads it; an object keeps its pairs in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Boolean(bool),
+    Number(f64),
+    Text(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// The value of `key` in an object (the first pair of that name); `None` for a
+    /// missing key or a value that is not an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The text of a string value.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Json::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Reads one JSON document (any value, nested at most [`MAX_DEPTH`] deep). Errors are
+/// one line with the byte offset.
+pub fn read_document(body: &[u8]) -> Result<Json, String> {
+    let mut r = Reader { s: body, at: 0 };
+    r.blanks();
+    let value = r.any(0)?;
+    r.blanks();
+    if r.at < r.s.len() {
+        return Err(r.fail("unexpected text after the value"));
+    }
+    Ok(value)
+}
+
 struct Reader<'a> {
     s: &'a [u8],
     at: usize,
@@ -156,6 +206,73 @@ impl Reader<'_> {
                 "nested values are not accepted: expected a number, true, false or a string",
             )),
             _ => Err(self.fail("expected a number, true, false or a string")),
+        }
+    }
+
+    /// Any value, at `depth` arrays and objects deep.
+    fn any(&mut self, depth: usize) -> Result<Json, String> {
+        let open = matches!(self.peek(), Some(b'[' | b'{'));
+        if open && depth >= MAX_DEPTH {
+            return Err(self.fail(&format!("values nested more than {MAX_DEPTH} deep")));
+        }
+        match self.peek() {
+            Some(b'[') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.blanks();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    self.blanks();
+                    items.push(self.any(depth + 1)?);
+                    self.blanks();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(Json::Array(items));
+                        }
+                        _ => return Err(self.fail("expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.at += 1;
+                let mut pairs = Vec::new();
+                self.blanks();
+                if self.peek() == Some(b'}') {
+                    self.at += 1;
+                    return Ok(Json::Object(pairs));
+                }
+                loop {
+                    self.blanks();
+                    if self.peek() != Some(b'"') {
+                        return Err(self.fail("expected a name in double quotes"));
+                    }
+                    let name = self.string()?;
+                    self.blanks();
+                    self.expect(b':', "':' after the name")?;
+                    self.blanks();
+                    pairs.push((name, self.any(depth + 1)?));
+                    self.blanks();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(Json::Object(pairs));
+                        }
+                        _ => return Err(self.fail("expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'n') if self.literal(b"null") => Ok(Json::Null),
+            _ => Ok(match self.value()? {
+                ControlValue::Text(t) => Json::Text(t),
+                ControlValue::Boolean(b) => Json::Boolean(b),
+                ControlValue::Number(n) => Json::Number(n),
+            }),
         }
     }
 

@@ -25,6 +25,9 @@
 //!   fragmented MP4 muxer, and the encoder stages that turn the slot's frames into
 //!   H.264 while somebody watches `/stream.mp4`: on a V4L2 memory-to-memory encoder (the
 //!   Pi's) in every build, or with OpenH264 (cargo feature `h264`).
+//! * [`webrtc`] sends that H.264 stream over WebRTC: the signalling the HTTP side
+//!   answers (WHEP, camera-streamer's JSON) and (cargo feature `webrtc`) the thread
+//!   that runs every peer on one UDP port.
 //! * [`http`] serves the page, the stream, snapshots and status, and bounds the
 //!   connections that have not made a request yet. It knows frames, not cameras.
 //! * [`auth`] decides who may watch (HTTP Basic users from `--auth`/`--auth-file`).
@@ -65,3 +68,4 @@ pub mod splitter;
 pub mod stats;
 pub mod still;
 pub mod v4l2;
+pub mod webrtc;

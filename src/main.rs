@@ -24,6 +24,7 @@ use picam_stream::shutdown::{self, StopSignals};
 use picam_stream::slot::FrameSlot;
 use picam_stream::source::{self, isolate};
 use picam_stream::stats::ClientCounter;
+use picam_stream::webrtc::Desk;
 use picam_stream::{logging, mdns, net};
 
 /// How long stopping waits for streams to end before exiting anyway.
@@ -121,6 +122,7 @@ fn main() {
     .unwrap_or_else(|e| fail(2, &e.0));
     log::info!("source: {}", source.stats.description());
     let h264 = start_h264(&config, &slot, h264_plan);
+    let webrtc = start_webrtc(&config, h264.as_ref());
 
     let state = Arc::new(AppState {
         slot: slot.clone(),
@@ -138,7 +140,7 @@ fn main() {
         fanout: Fanout::new(slot.clone()),
         controls,
         h264: h264.clone(),
-        webrtc: false,
+        webrtc,
     });
     let with_tls = tls.is_some();
     let server = HttpServer::start(listener, state.clone(), tls).unwrap_or_else(|e| {
@@ -288,6 +290,39 @@ fn start_software_h264(
     Err(std::io::Error::other(
         "this binary has no software H.264 encoder",
     ))
+}
+
+/// Starts WebRTC for the H.264 stream on `--webrtc-port`. A port that cannot be opened
+/// leaves WebRTC off with a warning: MJPEG and `/stream.mp4` still serve.
+#[cfg(feature = "webrtc")]
+fn start_webrtc(config: &Config, h264: Option<&Arc<H264Slot>>) -> Option<Arc<Desk>> {
+    let port = config.webrtc_port?;
+    let Some(h264) = h264 else {
+        log::warn!(
+            "WebRTC is off: this binary has no H.264 encoder (build with --features h264) \
+             and no hardware one was found"
+        );
+        return None;
+    };
+    match picam_stream::webrtc::peers::start(h264.clone(), port) {
+        Ok((desk, _thread)) => {
+            log::info!(
+                "WebRTC: POST /whep or /webrtc; media on UDP port {}",
+                desk.port()
+            );
+            Some(desk)
+        }
+        Err(e) => {
+            log::warn!("WebRTC is off: {}", e.0);
+            None
+        }
+    }
+}
+
+/// This build has no WebRTC: `/whep` and `/webrtc` answer 404 saying so.
+#[cfg(not(feature = "webrtc"))]
+fn start_webrtc(_: &Config, _: Option<&Arc<H264Slot>>) -> Option<Arc<Desk>> {
+    None
 }
 
 /// The users from `--auth` and `--auth-file`; `None` when neither is given.

@@ -111,9 +111,49 @@ pub fn sample_units(sample: &[u8]) -> Vec<&[u8]> {
     units
 }
 
+/// An MP4 `sample` as an Annex B byte stream (each unit behind `00 00 00 01`), as RTP
+/// packetizers take it; with `parameter_sets` (SPS, PPS) first when it is given, so
+/// that a key picture carries what a decoder needs before it.
+pub fn sample_to_annex_b(sample: &[u8], parameter_sets: Option<(&[u8], &[u8])>) -> Vec<u8> {
+    const START: [u8; 4] = [0, 0, 0, 1];
+    let mut out = Vec::with_capacity(sample.len() + 64);
+    if let Some((sps, pps)) = parameter_sets {
+        for unit in [sps, pps] {
+            out.extend_from_slice(&START);
+            out.extend_from_slice(unit);
+        }
+    }
+    for unit in sample_units(sample) {
+        out.extend_from_slice(&START);
+        out.extend_from_slice(unit);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_turns_into_annex_b_and_back() {
+        let sample = [0, 0, 0, 3, 0x65, 0x88, 0x80, 0, 0, 0, 2, 0x41, 0x9A];
+        let plain = sample_to_annex_b(&sample, None);
+        assert_eq!(
+            plain,
+            [0, 0, 0, 1, 0x65, 0x88, 0x80, 0, 0, 0, 1, 0x41, 0x9A]
+        );
+        assert_eq!(
+            split_annex_b(&plain),
+            [&[0x65, 0x88, 0x80][..], &[0x41, 0x9A]]
+        );
+        let keyed = sample_to_annex_b(&sample, Some((&[0x67, 0x42], &[0x68, 0xCE])));
+        let units = split_annex_b(&keyed);
+        assert_eq!(units.len(), 4);
+        assert_eq!(units[0], [0x67, 0x42]);
+        assert_eq!(units[1], [0x68, 0xCE]);
+        // A length past the end ends the units, as sample_units says.
+        assert!(sample_to_annex_b(&[0, 0, 0, 9, 1], None).is_empty());
+    }
 
     #[test]
     fn splits_on_three_and_four_byte_start_codes() {

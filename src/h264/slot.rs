@@ -221,6 +221,11 @@ impl H264Slot {
         self.lock().config.clone()
     }
 
+    /// The sequence number of the newest unit published (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
     /// When the newest unit was captured.
     pub fn newest_captured(&self) -> Option<Instant> {
         self.lock().newest

@@ -42,7 +42,7 @@ pub fn is_preflight(head: &RequestHead, state: &AppState) -> bool {
 /// Answers a preflight: headers only, no credentials asked (browsers send none).
 pub fn preflight() -> Response {
     Response::new(204, Body::Empty)
-        .with_header("Access-Control-Allow-Methods", "GET, HEAD, POST")
+        .with_header("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE")
         .with_header(
             "Access-Control-Allow-Headers",
             "Authorization, Content-Type",

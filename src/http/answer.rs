@@ -11,7 +11,7 @@ use super::head::RequestHead;
 use super::reply::{Body, Response};
 use super::routes::{self, Method, Route};
 use super::shares::Share;
-use super::{controls, status, AppState, PAGE};
+use super::{controls, status, webrtc, AppState, PAGE};
 use crate::frame::{Frame, BOUNDARY};
 use crate::ratelog::{RateLimit, DEFAULT_INTERVAL};
 use crate::stats::ClientPlace;
@@ -42,7 +42,7 @@ pub enum StreamKind {
 }
 
 /// How many bytes of body to read before answering `head`: those of a `POST` to a
-/// route that takes one, at most [`controls::MAX_BODY`]; 0 for every other request
+/// route that takes one, at most [`routes::body_limit`]; 0 for every other request
 /// (whose body, if any, is never read: its connection closes after the answer). The
 /// refusal, to send before closing, when the body cannot be read.
 pub fn body_length(head: &RequestHead) -> Result<usize, Response> {
@@ -59,14 +59,14 @@ pub fn body_length(head: &RequestHead) -> Result<usize, Response> {
         None if matches!(route, Route::SetOption | Route::ResetControls) => Ok(0),
         None => Err(Response::text(
             411,
-            "POST needs a Content-Length header (the length of its JSON body)\n".into(),
+            "POST needs a Content-Length header (the length of its body)\n".into(),
         )
         .closing()),
-        Some(n) if n > controls::MAX_BODY as u64 => Err(Response::text(
+        Some(n) if n > routes::body_limit(route) as u64 => Err(Response::text(
             413,
             format!(
                 "request body too large: at most {} bytes\n",
-                controls::MAX_BODY
+                routes::body_limit(route)
             ),
         )
         .closing()),
@@ -82,15 +82,7 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
     }
     let method = routes::method(&head.method);
     let route = routes::route(&head.target);
-    let refused = match method {
-        Method::Other => true,
-        Method::Post => !routes::takes_post(route),
-        // What only changes takes no GET; a HEAD would change nothing, and answering
-        // it without changing would say nothing of whether the change would be taken.
-        Method::Get => route == Route::ResetControls,
-        Method::Head => matches!(route, Route::ResetControls | Route::SetOption),
-    };
-    if refused {
+    if !routes::takes(route, method) {
         return response(not_allowed(route, &head.method, state));
     }
     if let Err(refusal) = access::admit(head, &peer.to_string(), peer.ip(), state) {
@@ -184,6 +176,14 @@ pub fn answer(head: &RequestHead, body: &[u8], peer: SocketAddr, state: &Arc<App
                 .into(),
         )),
         Route::Mp4Stream => stream(peer, state, StreamKind::Mp4, method),
+        Route::Whep => response(webrtc::whep_offer(state, head.content_type.as_deref(), body)),
+        Route::WhepSession => response(webrtc::whep_end(state, &head.target)),
+        Route::WebrtcJson if method == Method::Post => response(webrtc::json(state, body)),
+        // A browser opening camera-streamer's WebRTC address gets the page, which
+        // plays WebRTC where it can.
+        Route::WebrtcJson => response(
+            Response::new(302, Body::Empty).with_header("Location", "/index.html"),
+        ),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct RequestHead {
     /// The `Sec-Fetch-Site` value, if any: a browser's word on whether the page that made
     /// the request is this server's own (`same-origin`), or another site's.
     pub fetch_site: Option<String>,
+    /// The `Content-Type` value, if any (the form of a body: `application/sdp` for WHEP).
+    pub content_type: Option<String>,
 }
 
 /// What the bytes so far amount to.
@@ -135,7 +137,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
     let mut close = false;
     let mut keep = false;
     let mut expect_continue = false;
-    let (mut host, mut origin, mut fetch_site) = (None, None, None);
+    let (mut host, mut origin, mut fetch_site, mut content_type) = (None, None, None, None);
     for field in request.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -163,6 +165,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
             ("host", &mut host),
             ("origin", &mut origin),
             ("sec-fetch-site", &mut fetch_site),
+            ("content-type", &mut content_type),
         ]
         .into_iter()
         .find_map(|(n, slot)| name.eq_ignore_ascii_case(n).then_some(slot))
@@ -203,6 +206,7 @@ pub fn parse(buf: &[u8], limit: usize) -> Parsed {
             host,
             origin,
             fetch_site,
+            content_type,
         },
         len,
     )

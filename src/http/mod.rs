@@ -31,6 +31,7 @@ pub mod status;
 pub mod stream;
 pub mod tls;
 pub mod waiting;
+pub mod webrtc;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -71,9 +72,8 @@ pub struct AppState {
     pub controls: Arc<ControlBoard>,
     /// The H.264 stream (`/stream.mp4`); `None` in builds without an H.264 encoder.
     pub h264: Option<Arc<H264Slot>>,
-    /// WebRTC (`POST /whep`) is on; no server sets it yet, so `/status` offers no
-    /// "webrtc" player.
-    pub webrtc: bool,
+    /// WebRTC for the H.264 stream (`/whep`, `/webrtc`); `None` when off or not built.
+    pub webrtc: Option<Arc<crate::webrtc::Desk>>,
 }
 
 /// The viewer page, embedded in the binary.

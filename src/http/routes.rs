@@ -28,6 +28,14 @@ pub enum Route {
     ResetControls,
     /// `/option?name=value`: one control changed, in camera-streamer's form.
     SetOption,
+    /// `/whep`: a WHEP client's SDP offer (`POST`, `application/sdp`) opens a WebRTC
+    /// session.
+    Whep,
+    /// `/whep/ID`: a WebRTC session; `DELETE` ends it.
+    WhepSession,
+    /// `/webrtc`: camera-streamer's JSON signalling (`POST`); a browser's `GET` is sent
+    /// to the page.
+    WebrtcJson,
     /// Anything else.
     NotFound,
     /// `/?action=` with an action this server does not know.
@@ -41,6 +49,8 @@ pub enum Method {
     Head,
     /// Only where the route takes it ([`takes_post`]); elsewhere answered 405.
     Post,
+    /// Only on a WebRTC session (`/whep/ID`), which it ends.
+    Delete,
     /// Anything else: answered 405.
     Other,
 }
@@ -71,6 +81,14 @@ pub fn route(url: &str) -> Route {
         "/controls" => Route::Controls,
         "/controls/reset" => Route::ResetControls,
         "/option" => Route::SetOption,
+        "/whep" => Route::Whep,
+        "/webrtc" => Route::WebrtcJson,
+        p if p
+            .strip_prefix("/whep/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+        {
+            Route::WhepSession
+        }
         _ => Route::NotFound,
     }
 }
@@ -79,8 +97,37 @@ pub fn route(url: &str) -> Route {
 pub fn takes_post(route: Route) -> bool {
     matches!(
         route,
-        Route::Controls | Route::ResetControls | Route::SetOption
+        Route::Controls | Route::ResetControls | Route::SetOption | Route::Whep | Route::WebrtcJson
     )
+}
+
+/// Whether `method` is one `route` takes (else the answer is 405; see
+/// [`allowed_methods`]).
+pub fn takes(route: Route, method: Method) -> bool {
+    match method {
+        Method::Other => false,
+        Method::Post => takes_post(route),
+        Method::Delete => route == Route::WhepSession,
+        // What only changes takes no GET; a HEAD would change nothing, and answering
+        // it without changing would say nothing of whether the change would be taken.
+        Method::Get => !matches!(
+            route,
+            Route::ResetControls | Route::Whep | Route::WhepSession
+        ),
+        Method::Head => !matches!(
+            route,
+            Route::ResetControls | Route::SetOption | Route::Whep | Route::WhepSession
+        ),
+    }
+}
+
+/// The largest request body `route` reads; a longer one is answered 413. SDP offers
+/// (`/whep`, `/webrtc`) run to a few kilobytes, and browsers with many codecs to more.
+pub fn body_limit(route: Route) -> usize {
+    match route {
+        Route::Whep | Route::WebrtcJson => 64 * 1024,
+        _ => super::controls::MAX_BODY,
+    }
 }
 
 /// The methods `route` answers, as an `Allow` header lists them (a 405 names them):
@@ -90,7 +137,9 @@ pub fn allowed_methods(route: Route) -> &'static str {
     match route {
         Route::ResetControls => "POST",
         Route::SetOption => "GET, POST",
-        Route::Controls => "GET, HEAD, POST",
+        Route::Controls | Route::WebrtcJson => "GET, HEAD, POST",
+        Route::Whep => "POST",
+        Route::WhepSession => "DELETE",
         _ => "GET, HEAD",
     }
 }
@@ -136,6 +185,7 @@ pub fn method(name: &str) -> Method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
+        "DELETE" => Method::Delete,
         _ => Method::Other,
     }
 }
@@ -198,6 +248,37 @@ mod tests {
         assert!(!changes_camera(Route::Status, Method::Post));
         assert!(changes_camera(Route::ResetControls, Method::Post));
         assert!(!takes_post(Route::Status) && !takes_post(Route::Snapshot));
+        assert_eq!(route("/whep"), Route::Whep);
+        assert_eq!(route("/whep/0123abcd"), Route::WhepSession);
+        assert_eq!(route("/whep/"), Route::NotFound);
+        assert_eq!(route("/whep/a/b"), Route::NotFound);
+        assert_eq!(route("/webrtc"), Route::WebrtcJson);
+        assert_eq!(method("DELETE"), Method::Delete);
+        assert!(takes(Route::WhepSession, Method::Delete));
+        assert!(!takes(Route::Whep, Method::Delete) && !takes(Route::Whep, Method::Get));
+        assert!(takes(Route::Whep, Method::Post) && takes(Route::WebrtcJson, Method::Post));
+        assert!(!takes(Route::Snapshot, Method::Delete));
+        assert!(body_limit(Route::Whep) > body_limit(Route::Controls));
+        // Every route's Allow header lists exactly the methods it takes.
+        for r in [
+            Route::Page,
+            Route::Controls,
+            Route::ResetControls,
+            Route::SetOption,
+            Route::Whep,
+            Route::WhepSession,
+            Route::WebrtcJson,
+        ] {
+            for (m, name) in [
+                (Method::Get, "GET"),
+                (Method::Head, "HEAD"),
+                (Method::Post, "POST"),
+                (Method::Delete, "DELETE"),
+            ] {
+                let listed = allowed_methods(r).split(", ").any(|a| a == name);
+                assert_eq!(takes(r, m), listed, "{r:?} {name}");
+            }
+        }
         assert_eq!(route("/../etc/passwd"), Route::NotFound);
         assert_eq!(route("/index.html/"), Route::NotFound);
         assert_eq!(route(""), Route::NotFound);

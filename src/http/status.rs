@@ -72,6 +72,19 @@ pub fn render(state: &AppState) -> String {
     field_raw(&mut j, "h264_viewers", count(|s| s.viewers()));
     field_raw(&mut j, "h264_frames_encoded", count(|s| s.encoded()));
     field_raw(&mut j, "h264_frames_skipped", count(|s| s.skipped()));
+    // WebRTC: null when off.
+    let webrtc = state.webrtc.as_deref();
+    field_raw(&mut j, "webrtc", webrtc.is_some());
+    field_raw(
+        &mut j,
+        "webrtc_sessions",
+        webrtc.map_or("null".into(), |d| d.peers().to_string()),
+    );
+    field_raw(
+        &mut j,
+        "webrtc_port",
+        webrtc.map_or("null".into(), |d| d.port().to_string()),
+    );
     field_raw(&mut j, "players", players_json(state));
     field_raw(&mut j, "auth", state.guard.is_some());
     field_raw(&mut j, "https", state.tls);
@@ -84,7 +97,7 @@ pub fn render(state: &AppState) -> String {
 /// The players this server feeds, best first: what the viewer page tries in order.
 pub fn players(state: &AppState) -> Vec<&'static str> {
     let mut list = Vec::with_capacity(3);
-    if state.webrtc {
+    if state.webrtc.is_some() {
         list.push("webrtc");
     }
     if state.h264.is_some() {

@@ -1,0 +1,14 @@
+import { chromium } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+const src = readFileSync('webrtc.test.mjs','utf8');
+const CLIENT = src.slice(src.indexOf('const CLIENT = `')+16, src.indexOf('`;\n\nasync function openClient'));
+const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--headless','--no-sandbox','--allow-loopback-in-peer-connection'] });
+const p = await b.newPage();
+await p.goto('http://127.0.0.1:8091/status');
+await p.evaluate(CLIENT);
+await p.evaluate(() => window.__connect('json'));
+await new Promise(r=>setTimeout(r,4000));
+console.log(await p.evaluate(async () => { const out=[]; (await window.__pc.getStats()).forEach(s => { if (['inbound-rtp','transport','codec'].includes(s.type)) out.push(JSON.stringify(s)); }); return out.join('\n'); }));
+console.log(await p.evaluate(() => window.__pc.remoteDescription.sdp.split('\r\n').filter(l=>/fmtp:(108|127)|ssrc|m=video/.test(l)).join('\n')));
+console.log(await p.evaluate(() => window.__pc.localDescription.sdp.split('\r\n').filter(l=>/fmtp|m=video|rtpmap/.test(l)).join('\n')));
+await b.close();
