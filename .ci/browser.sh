@@ -63,13 +63,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
 fi
 
 # --- the servers ----------------------------------------------------------------------
-# One built with the h264 feature for the MP4 player (OpenH264 from source: nasm on x86),
-# kept as picam-stream-h264; then the default build, which stays release/picam-stream
+# One built with the h264 and webrtc features for the MP4 and WebRTC players (OpenH264
+# from source: nasm on x86; str0m on the system's OpenSSL: libssl-dev), kept as
+# picam-stream-h264, which aiortc also receives from (.ci/whep-aiortc.sh); then the default build, which stays release/picam-stream
 # for the later steps. Each is built again only when the code changed.
 if [ "${PICAM_BROWSER_NO_H264:-0}" != 1 ]; then
     need nasm nasm
-    log "cargo build --release --features h264"
-    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet --features h264)
+    need pkg-config pkg-config
+    [ -e /usr/include/openssl/ssl.h ] || apt_install libssl-dev
+    log "cargo build --release --features h264,webrtc"
+    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --quiet --features h264,webrtc)
     cp "$TARGET_DIR/release/picam-stream" "$TARGET_DIR/release/picam-stream-h264"
     export PICAM_BIN_H264="$TARGET_DIR/release/picam-stream-h264"
     export PICAM_BROWSER_REQUIRE_H264=1     # built above: a missing piece is a failure
@@ -92,6 +95,10 @@ fi
 log "running ${#files[@]} test files"
 status=0
 node --test --test-concurrency=1 "${files[@]}" || status=$?
+if [ -n "${PICAM_BIN_H264:-}" ] && [ $# -eq 0 ]; then
+    log "WebRTC received by aiortc (.ci/whep-aiortc.sh)"
+    bash "$REPO/.ci/whep-aiortc.sh" || status=$?
+fi
 log "screenshots in $ARTIFACTS"
 log "browser tests finished with status $status in $((SECONDS - T0)) s"
 exit $status

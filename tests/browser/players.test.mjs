@@ -11,7 +11,8 @@ import {
 
 const required = process.env.PICAM_BROWSER_REQUIRE_H264 === '1';
 const skip = !BIN_H264 && !required ? 'PICAM_BIN_H264 is not set (no server built with the h264 feature)' : false;
-const ARGS = ['--source', 'test', '--size', '640x480', '--fps', '30'];
+// WebRTC off: these tests are about the MP4 and MJPEG players (webrtc.test.mjs has its own).
+const ARGS = ['--source', 'test', '--size', '640x480', '--fps', '30', '--webrtc-port', 'off'];
 
 let browser;
 let server;

@@ -238,7 +238,9 @@ test('WebKit: the MP4 player where it can play H.264, else MJPEG', {
   skip: skip || (!BIN_H264 && 'PICAM_BIN_H264 is not set (no server built with the h264 feature)'),
   timeout: 120000,
 }, async () => {
-  const server = await startServer({ args: ['--source', 'test', '--size', '640x480', '--fps', '30'], bin: BIN_H264 });
+  const server = await startServer({
+    args: ['--source', 'test', '--size', '640x480', '--fps', '30', '--webrtc-port', 'off'], bin: BIN_H264,
+  });
   servers.push(server);
   await wd('POST', `/session/${session}/url`, { url: server.url('/index.html') }, 30000);
   // The choice shows once /status is in (two players offered).

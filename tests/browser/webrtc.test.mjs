@@ -4,13 +4,13 @@
 // publish-to-paint latency of solid-colour frames written to the server's stdin is
 // measured and printed (the page reads the colour back from the <video>).
 //
-// Skipped (with a line saying so) when the binary has no WebRTC; .ci/h264.sh runs this
-// file with such a binary and PICAM_BROWSER_REQUIRE_WEBRTC=1, which makes a missing
-// WebRTC a failure.
+// Runs the server named by PICAM_BIN_H264 (.ci/browser.sh builds it with the h264 and
+// webrtc features and sets PICAM_BROWSER_REQUIRE_H264, which makes a missing WebRTC a
+// failure); skipped, with a line saying so, when that binary is not given.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  CHROMIUM, CHROMIUM_ARGS, sleep, solidJpegs, startServer, status, waitFor, wallNow,
+  BIN_H264, CHROMIUM, CHROMIUM_ARGS, sleep, solidJpegs, startServer, status, waitFor, wallNow,
 } from './lib.mjs';
 import { chromium } from 'playwright-core';
 
@@ -24,7 +24,14 @@ let browser;
 let pattern;
 let skip = '';
 
+const required = !!process.env.PICAM_BROWSER_REQUIRE_H264;
+
 before(async () => {
+  if (!BIN_H264) {
+    skip = 'PICAM_BIN_H264 is not set (no server built with the h264 and webrtc features)';
+    assert.ok(!required, skip);
+    return;
+  }
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -34,11 +41,12 @@ before(async () => {
   });
   pattern = await startServer({
     args: ['--source', 'test', '--size', '640x480', '--fps', '30', '--webrtc-port', '0'],
+    bin: BIN_H264,
   });
   const s = await status(pattern);
   if (!s.webrtc) {
     skip = 'this binary has no WebRTC (cargo build --release --features h264,webrtc)';
-    assert.ok(!process.env.PICAM_BROWSER_REQUIRE_WEBRTC, skip);
+    assert.ok(!required, skip);
   }
 });
 
@@ -177,6 +185,7 @@ test('publish-to-paint latency over WebRTC (printed)', { timeout: 180000 }, asyn
   const jpegs = await solidJpegs(browser, PALETTE, 640, 480);
   const server = await startServer({
     args: ['--source', 'stdin', '--fps', '30', '--webrtc-port', '0'],
+    bin: BIN_H264,
     stdin: true,
   });
   const write = (k) => new Promise((ok, fail) => server.stdin.write(jpegs[k], (e) => (e ? fail(e) : ok())));
