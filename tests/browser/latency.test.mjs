@@ -6,12 +6,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   launchChromium, sleep, solidJpegs, startServer, stateText, waitFor, wallNow,
+  PALETTE, nearestColour as nearest,
 } from './lib.mjs';
 
-const PALETTE = [
-  [220, 40, 40], [40, 190, 60], [40, 80, 230], [230, 200, 40],
-  [190, 50, 200], [40, 200, 210], [245, 245, 245], [120, 70, 20],
-];
 const FRAMES = 8;          // measured frames per format
 const LIMIT_MS = 300;
 
@@ -29,16 +26,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-const nearest = (rgb) => {
-  let best = -1;
-  let bestD = Infinity;
-  PALETTE.forEach((p, i) => {
-    const d = Math.abs(p[0] - rgb[0]) + Math.abs(p[1] - rgb[1]) + Math.abs(p[2] - rgb[2]);
-    if (d < bestD) { bestD = d; best = i; }
-  });
-  return bestD < 60 ? best : -1;
-};
 
 /** Feeds one frame a second, starting with `first`; returns each frame's write time. */
 async function feed(first, count) {

@@ -207,3 +207,20 @@ export async function status(server) {
   const r = await fetch(server.url('/status'), { signal: AbortSignal.timeout(5000) });
   return r.json();
 }
+
+/** Solid colours far apart, for telling frames apart by the colour a page shows. */
+export const PALETTE = [
+  [220, 40, 40], [40, 190, 60], [40, 80, 230], [230, 200, 40],
+  [190, 50, 200], [40, 200, 210], [245, 245, 245], [120, 70, 20],
+];
+
+/** The index in PALETTE of the colour nearest `rgb`, or -1 when none is near. */
+export function nearestColour(rgb) {
+  let best = -1;
+  let bestD = Infinity;
+  PALETTE.forEach((p, i) => {
+    const d = Math.abs(p[0] - rgb[0]) + Math.abs(p[1] - rgb[1]) + Math.abs(p[2] - rgb[2]);
+    if (d < bestD) { bestD = d; best = i; }
+  });
+  return bestD < 60 ? best : -1;
+}

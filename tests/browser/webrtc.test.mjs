@@ -11,13 +11,10 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   BIN_H264, CHROMIUM, CHROMIUM_ARGS, sleep, solidJpegs, startServer, status, waitFor, wallNow,
+  PALETTE, nearestColour as nearest,
 } from './lib.mjs';
 import { chromium } from 'playwright-core';
 
-const PALETTE = [
-  [220, 40, 40], [40, 190, 60], [40, 80, 230], [230, 200, 40],
-  [190, 50, 200], [40, 200, 210], [245, 245, 245], [120, 70, 20],
-];
 const FRAMES = 12;
 
 let browser;
@@ -167,16 +164,6 @@ test("camera-streamer's JSON dialect decodes the stream", { timeout: 120000 }, a
     timeout: 60000, what: 'the session to end after the page closed',
   });
 });
-
-const nearest = (rgb) => {
-  let best = -1;
-  let bestD = Infinity;
-  PALETTE.forEach((p, i) => {
-    const d = Math.abs(p[0] - rgb[0]) + Math.abs(p[1] - rgb[1]) + Math.abs(p[2] - rgb[2]);
-    if (d < bestD) { bestD = d; best = i; }
-  });
-  return bestD < 60 ? best : -1;
-};
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
