@@ -37,16 +37,9 @@ fn patience() -> Duration {
 }
 
 fn start(extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--source",
-        "test",
-        "--size",
-        "320x240",
-        "--fps",
-        "15",
-        "--webrtc-port",
-        "0",
-    ];
+    let mut args: Vec<&str> = "--source test --size 320x240 --fps 15 --webrtc-port 0"
+        .split(' ')
+        .collect();
     args.extend_from_slice(extra);
     Server::start(&args)
 }
@@ -69,26 +62,40 @@ fn runs_webrtc(server: &Server, auth: &[(&str, &str)]) -> bool {
         serde_json::Value::Null,
         "{status}"
     );
-    let whep = post(server.addr, "/whep", "application/sdp", OFFER, auth);
-    assert_eq!(whep.status, 404, "{}", whep.text());
+    let [whep, json, end] = signal(server.addr, auth);
+    for r in [&whep, &end] {
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
     assert!(whep.text().contains("no WebRTC here"), "{}", whep.text());
-    let json = post(
-        server.addr,
-        "/webrtc",
-        "application/json",
-        r#"{"type":"request"}"#,
-        auth,
-    );
     assert_eq!(json.status, 404, "{}", json.text());
     assert!(
         error_of(&json).contains("no WebRTC here"),
         "{}",
         json.text()
     );
-    let end = request_with(server.addr, "DELETE", &format!("/whep/{UNKNOWN_ID}"), auth);
-    assert_eq!(end.status, 404, "{}", end.text());
     println!("skipped: this binary has no WebRTC (build with --features h264,webrtc)");
     false
+}
+
+/// The three signalling requests that open or end a session, as `auth` sends them: a
+/// WHEP offer, camera-streamer's `request`, and the end of a session nobody opened.
+fn signal(addr: SocketAddr, auth: &[(&str, &str)]) -> [Response; 3] {
+    [
+        post(addr, "/whep", "application/sdp", OFFER, auth),
+        ask_offer(addr, auth),
+        request_with(addr, "DELETE", &format!("/whep/{UNKNOWN_ID}"), auth),
+    ]
+}
+
+/// camera-streamer's `request`: asks for an offer of this side's.
+fn ask_offer(addr: SocketAddr, auth: &[(&str, &str)]) -> Response {
+    post(
+        addr,
+        "/webrtc",
+        "application/json",
+        r#"{"type":"request"}"#,
+        auth,
+    )
 }
 
 fn post(
@@ -292,13 +299,7 @@ fn camera_streamer_json_refuses_with_a_json_error() {
 
     // The exchange camera-streamer's page runs: an offer of this side's, with an id the
     // client's answer can name.
-    let r = post(
-        addr,
-        "/webrtc",
-        "application/json",
-        r#"{"type":"request"}"#,
-        &[],
-    );
+    let r = ask_offer(addr, &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let offer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(offer["type"], "offer", "{offer}");
@@ -341,13 +342,7 @@ fn sixteen_sessions_then_503_and_nothing_left_after_they_end() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
     assert!(r.text().contains("16 WebRTC sessions"), "{}", r.text());
-    let r = post(
-        addr,
-        "/webrtc",
-        "application/json",
-        r#"{"type":"request"}"#,
-        &[],
-    );
+    let r = ask_offer(addr, &[]);
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(error_of(&r).contains("16 WebRTC sessions"));
 
@@ -449,13 +444,7 @@ fn sessions_never_connected_end_by_themselves() {
     }
     let addr = server.addr;
     let location = open_session(addr);
-    let r = post(
-        addr,
-        "/webrtc",
-        "application/json",
-        r#"{"type":"request"}"#,
-        &[],
-    );
+    let r = ask_offer(addr, &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(sessions(&server), 2);
     let opened = Instant::now();
@@ -488,23 +477,9 @@ fn auth_covers_the_signalling() {
     );
     let auth = [("Authorization", right.as_str())];
     for headers in [&[][..], &[("Authorization", wrong.as_str())][..]] {
-        let r = post(server.addr, "/whep", "application/sdp", OFFER, headers);
-        assert_eq!(r.status, 401, "{}", r.text());
-        let r = post(
-            server.addr,
-            "/webrtc",
-            "application/json",
-            r#"{"type":"request"}"#,
-            headers,
-        );
-        assert_eq!(r.status, 401, "{}", r.text());
-        let r = request_with(
-            server.addr,
-            "DELETE",
-            &format!("/whep/{UNKNOWN_ID}"),
-            headers,
-        );
-        assert_eq!(r.status, 401, "{}", r.text());
+        for r in signal(server.addr, headers) {
+            assert_eq!(r.status, 401, "{}", r.text());
+        }
     }
     if !runs_webrtc(&server, &auth) {
         return;

@@ -41,10 +41,8 @@ fn expected_for_path(path: &str, query: &str) -> Option<Route> {
         "/option" => Route::SetOption,
         "/whep" => Route::Whep,
         "/webrtc" => Route::WebrtcJson,
-        p if p
-            .strip_prefix("/whep/")
-            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
-        {
+        // A session: one non-empty segment after /whep/.
+        p if p.len() > "/whep/".len() && p.starts_with("/whep/") && p.matches('/').count() == 2 => {
             Route::WhepSession
         }
         _ => return None,
