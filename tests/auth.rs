@@ -506,7 +506,8 @@ fn cors_headers_only_when_asked_for() {
     assert_eq!(pre.header("access-control-allow-origin"), Some(origin));
     assert_eq!(
         pre.header("access-control-allow-methods"),
-        Some("GET, HEAD, POST")
+        // DELETE: a page of another site ends its WHEP session.
+        Some("GET, HEAD, POST, DELETE")
     );
     assert_eq!(
         pre.header("access-control-allow-headers"),
