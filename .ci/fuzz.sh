@@ -4,7 +4,8 @@
 # reads them, request routing, the Authorization header, auth files, option parsing,
 # received mDNS packets and the replies to them, the messages a source process sends
 # over the --isolate pipe, the camera controls it describes and the answers it gives
-# over its control socket, the stills it sends over its still socket, the camera listing rpicam-vid prints) with cargo-fuzz and libFuzzer for a bounded time, and fail on
+# over its control socket, the stills it sends over its still socket, the camera listing rpicam-vid prints,
+# camera-streamer's WebRTC signalling JSON) with cargo-fuzz and libFuzzer for a bounded time, and fail on
 # any crash, printing the input that caused it and how to replay it.
 #
 #   .ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)
@@ -36,7 +37,7 @@ RSS_MB="${PICAM_FUZZ_RSS_MB:-2048}"
 CARGO_FUZZ_VERSION=0.13.2
 
 
-case "${1:-}" in -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
 case "$SECONDS_TOTAL" in ''|*[!0-9]*) die "PICAM_FUZZ_SECONDS must be a whole number of seconds, not '$SECONDS_TOTAL'" ;; esac
 case "$SANITIZER" in address|none) ;; *) die "PICAM_FUZZ_SANITIZER must be address or none, not '$SANITIZER'" ;; esac
 

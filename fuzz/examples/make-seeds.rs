@@ -256,6 +256,42 @@ fn main() {
         write("controls_json", name, body.as_bytes());
     }
 
+    // webrtc_json: camera-streamer's WebRTC messages (POST /webrtc), good and bad.
+    let id = "0123456789abcdef0123456789abcdef";
+    let offer = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/webrtc/chromium-156-whep-offer.sdp"
+    ))
+    .unwrap();
+    let mut offer_json = String::from(r#"{"type":"offer","sdp":"#);
+    picam_stream::json::string(&mut offer_json, &offer);
+    offer_json.push('}');
+    for (name, body) in [
+        (
+            "request",
+            r#"{"type":"request","res":null,"iceServers":[[{"urls":["stun:x"]}]]}"#.to_string(),
+        ),
+        ("offer", offer_json),
+        (
+            "answer",
+            format!(r#"{{"type":"answer","id":"{id}","sdp":"v=0\r\n"}}"#),
+        ),
+        (
+            "candidates",
+            format!(
+                r#"{{"type":"remote_candidate","id":"{id}","candidates":[{{"candidate":"candidate:1 1 udp 2122260223 192.168.1.5 51000 typ host","sdpMid":"0"}},{{"candidate":""}},"a=candidate:2 1 udp 1 10.0.0.2 9 typ host",null]}}"#
+            ),
+        ),
+        ("unknown", r#"{"type":"dance"}"#.to_string()),
+        (
+            "bad_id",
+            r#"{"type":"answer","id":"../x","sdp":"v=0"}"#.to_string(),
+        ),
+        ("deep", format!("{}{}", "[".repeat(20), "]".repeat(20))),
+    ] {
+        write("webrtc_json", name, body.as_bytes());
+    }
+
     // rpicam_listing: the picture size (two little-endian u16) and rate asked, then
     // the listings of the modules in tests/fixtures/pi.
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/pi");

@@ -3,9 +3,10 @@
 //! Input: a request line, `METHOD URL [VERSION]`, as a client could send it. Checked:
 //!
 //! * nothing panics;
-//! * only `GET` and `HEAD` are answered, and `POST` on the routes that take it
-//!   (`/controls`, `/controls/reset`, `/option`); every other method gets 405, and a
-//!   reset is answered to `POST` only;
+//! * only `GET` and `HEAD` are answered, `POST` on the routes that take it
+//!   (`/controls`, `/controls/reset`, `/option`, `/whep`, `/webrtc`) and `DELETE` on a
+//!   WebRTC session (`/whep/ID`) or a path that names nothing (404); every other method
+//!   gets 405, and a reset and a WHEP offer are answered to `POST` only;
 //! * every URL maps to one of the known routes only through one of the known paths, and
 //!   to 404 otherwise (so no path is ever looked up anywhere);
 //! * the route depends on the path and on the `action` and `advance_headers` query
@@ -14,7 +15,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use picam_stream::http::routes::{method, query_value, route, takes_post, Method, Route};
+use picam_stream::http::routes::{method, query_value, route, takes, takes_post, Method, Route};
 
 /// Every path the server answers, and the routes each may give.
 fn expected_for_path(path: &str, query: &str) -> Option<Route> {
@@ -38,6 +39,12 @@ fn expected_for_path(path: &str, query: &str) -> Option<Route> {
         "/controls" => Route::Controls,
         "/controls/reset" => Route::ResetControls,
         "/option" => Route::SetOption,
+        "/whep" => Route::Whep,
+        "/webrtc" => Route::WebrtcJson,
+        // A session: one non-empty segment after /whep/.
+        p if p.len() > "/whep/".len() && p.starts_with("/whep/") && p.matches('/').count() == 2 => {
+            Route::WhepSession
+        }
         _ => return None,
     })
 }
@@ -48,7 +55,12 @@ fn status(m: Method, r: Route) -> u16 {
     match (m, r) {
         (Method::Other, _) => 405,
         (Method::Post, r) if !takes_post(r) => 405,
-        (Method::Get | Method::Head, Route::ResetControls) => 405,
+        (Method::Delete, Route::WhepSession | Route::NotFound) => 404,
+        (Method::Delete, _) => 405,
+        (Method::Head, Route::SetOption) => 405,
+        (Method::Get | Method::Head, Route::ResetControls | Route::Whep | Route::WhepSession) => {
+            405
+        }
         (_, Route::RedirectToPage) => 301,
         (_, Route::Favicon) => 204,
         (_, Route::NotFound | Route::UnknownAction) => 404,
@@ -68,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(m == Method::Get, name == "GET");
     assert_eq!(m == Method::Head, name == "HEAD");
     assert_eq!(m == Method::Post, name == "POST");
+    assert_eq!(m == Method::Delete, name == "DELETE");
 
     let r = route(url);
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -76,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
         None => assert_eq!(r, Route::NotFound, "{url:?} reached a route"),
     }
     let code = status(m, r);
+    assert_eq!(code == 405, !takes(r, m), "{name} {url:?}");
     assert!(matches!(code, 200 | 204 | 301 | 404 | 405));
 
     // Other parameters, before or after the query, do not matter.

@@ -107,7 +107,9 @@ pub fn takes(route: Route, method: Method) -> bool {
     match method {
         Method::Other => false,
         Method::Post => takes_post(route),
-        Method::Delete => route == Route::WhepSession,
+        // A DELETE names something to end: a path that names nothing is 404, as
+        // for GET, not a method this path refuses.
+        Method::Delete => matches!(route, Route::WhepSession | Route::NotFound),
         // What only changes takes no GET; a HEAD would change nothing, and answering
         // it without changing would say nothing of whether the change would be taken.
         Method::Get => !matches!(
@@ -258,6 +260,7 @@ mod tests {
         assert!(!takes(Route::Whep, Method::Delete) && !takes(Route::Whep, Method::Get));
         assert!(takes(Route::Whep, Method::Post) && takes(Route::WebrtcJson, Method::Post));
         assert!(!takes(Route::Snapshot, Method::Delete));
+        assert!(takes(route("/whep/../x"), Method::Delete));
         assert!(body_limit(Route::Whep) > body_limit(Route::Controls));
         // Every route's Allow header lists exactly the methods it takes.
         for r in [
