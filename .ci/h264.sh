@@ -29,3 +29,5 @@ timeout 1200 cargo test --features h264 --lib h264::
 timeout 1200 cargo test --features h264,webrtc --lib http::
 timeout 1200 cargo test --features h264,webrtc --lib webrtc::
 timeout 1200 cargo test --features h264 --test h264
+# The WebRTC signalling attacked through the real binary (debug build here).
+timeout 1200 cargo test --features h264,webrtc --test webrtc
