@@ -143,15 +143,17 @@ impl Desk {
 
     /// Answers the client's SDP offer: a new session.
     pub fn answer_offer(&self, sdp: String) -> Result<Opened, Refusal> {
-        match self.ask(Ask::AnswerOffer(sdp))? {
-            Done::Opened(o) => Ok(o),
-            Done::Fine => Err(Refusal::Unavailable),
-        }
+        self.open(Ask::AnswerOffer(sdp))
     }
 
     /// Makes an offer for a new session (the client answers later).
     pub fn make_offer(&self) -> Result<Opened, Refusal> {
-        match self.ask(Ask::MakeOffer)? {
+        self.open(Ask::MakeOffer)
+    }
+
+    /// Asks for a new session.
+    fn open(&self, ask: Ask) -> Result<Opened, Refusal> {
+        match self.ask(ask)? {
             Done::Opened(o) => Ok(o),
             Done::Fine => Err(Refusal::Unavailable),
         }

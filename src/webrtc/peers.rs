@@ -87,10 +87,11 @@ pub fn start(h264: Arc<H264Slot>, port: u16) -> Result<(Arc<Desk>, JoinHandle<()
     Ok((desk, thread))
 }
 
-/// The sockets, one per local address, all on one port.
+/// The sockets, one per local address, all on one port, each with the address it is
+/// bound to (read once, not per datagram).
 #[derive(Default)]
 struct Sockets {
-    list: Vec<UdpSocket>,
+    list: Vec<(UdpSocket, SocketAddr)>,
 }
 
 impl Sockets {
@@ -100,21 +101,17 @@ impl Sockets {
         let mut port = port;
         let mut failures = Vec::new();
         for ip in local_addresses() {
-            if self
-                .list
-                .iter()
-                .any(|s| s.local_addr().is_ok_and(|a| a.ip() == ip))
-            {
+            if self.list.iter().any(|(_, a)| a.ip() == ip) {
                 continue;
             }
-            match UdpSocket::bind(SocketAddr::new(ip, port)) {
-                Ok(socket) => {
-                    if port == 0 {
-                        port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-                    }
+            let bound = UdpSocket::bind(SocketAddr::new(ip, port))
+                .and_then(|socket| socket.local_addr().map(|address| (socket, address)));
+            match bound {
+                Ok((socket, address)) => {
+                    port = address.port();
                     if socket.set_nonblocking(true).is_ok() {
                         log::debug!("WebRTC: listening on {ip} port {port}/udp");
-                        self.list.push(socket);
+                        self.list.push((socket, address));
                     }
                 }
                 Err(e) => failures.push(format!("{ip}: {e}")),
@@ -137,25 +134,17 @@ impl Sockets {
     }
 
     fn local_candidates(&self) -> Vec<SocketAddr> {
-        self.list
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .collect()
+        self.list.iter().map(|(_, a)| *a).collect()
     }
 
     /// Sends `data` from the socket of `source`.
     fn send(&self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
-        let socket = self
-            .list
-            .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a == source))
-            .or_else(|| {
-                self.list.iter().find(|s| {
-                    s.local_addr()
-                        .is_ok_and(|a| a.is_ipv4() == destination.is_ipv4())
-                })
-            });
-        if let Some(socket) = socket {
+        let socket = self.list.iter().find(|(_, a)| *a == source).or_else(|| {
+            self.list
+                .iter()
+                .find(|(_, a)| a.is_ipv4() == destination.is_ipv4())
+        });
+        if let Some((socket, _)) = socket {
             if let Err(e) = socket.send_to(data, destination) {
                 if e.kind() != ErrorKind::WouldBlock {
                     crate::warn_limited!(
@@ -250,7 +239,7 @@ impl Hall {
             .sockets
             .list
             .iter()
-            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+            .map(|(s, _)| PollFd::new(s.as_fd(), PollFlags::POLLIN))
             .collect();
         let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
         if poll(&mut fds, PollTimeout::from(millis)).unwrap_or(0) <= 0 {
@@ -268,10 +257,8 @@ impl Hall {
             }
             // A bounded number per socket, so one flood cannot hold the loop.
             for _ in 0..64 {
-                let socket = &self.sockets.list[i];
-                let Ok(local) = socket.local_addr() else {
-                    break;
-                };
+                let (socket, local) = &self.sockets.list[i];
+                let local = *local;
                 let (n, source) = match socket.recv_from(&mut buf) {
                     Ok(got) => got,
                     Err(_) => break,
