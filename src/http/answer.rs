@@ -243,7 +243,9 @@ fn fresh_frame(state: &AppState) -> Option<Arc<Frame>> {
     let running = state.source.capturing();
     state.slot.want();
     let latest = state.slot.latest();
-    if running {
+    // A source that is running but has no frame (it is just going to sleep, or just
+    // starting) is waited for too, rather than answered 503 at once.
+    if running && latest.is_some() {
         return latest;
     }
     let seen = latest.as_ref().map_or(0, |f| f.seq());
