@@ -189,7 +189,9 @@ fn status_reports_source_size_rates_and_clients() {
 
 #[test]
 fn snapshot_without_a_frame_is_503() {
-    let server = Server::start_with(&["--source", "stdin"], true);
+    // A snapshot of a running source without a frame waits up to 5 s for one; the
+    // no-signal picture, which would come after --source-timeout, is kept out of that wait.
+    let server = Server::start_with(&["--source", "stdin", "--source-timeout", "60"], true);
     let r = get(server.addr, "/snapshot.jpg");
     assert_eq!(r.status, 503);
     assert!(r.text().contains("no frame yet"), "{}", r.text());
