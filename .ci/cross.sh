@@ -38,6 +38,13 @@
 #                         aarch64 and armv7 gnu targets, which Debian's cross g++
 #                         and CMake build it for; the ARMv6 and musl builds keep the
 #                         pure Rust encoder, see docs/PACKAGING.md)
+#   PICAM_CROSS_WEBRTC_SHIP  targets built with WebRTC and OpenSSL built from source,
+#                         feature `webrtc-static` (default: the aarch64 gnu target,
+#                         the arm64 .deb; perl and make build OpenSSL)
+#   PICAM_CROSS_H264_SHIP targets also built with the software H.264 encoder and the
+#                         loader of Cisco's OpenH264 library, features `h264` and
+#                         `openh264-library` (default: the aarch64 gnu target, the
+#                         arm64 .deb, for the Pi 5, which has no H.264 hardware)
 #   PICAM_CROSS_TARGET_DIR  cargo target directory (default $PICAM_CI_CACHE/cross-target)
 #   PICAM_TEST_TIMEOUT    seconds allowed for one test executable (default 1200)
 #
@@ -113,12 +120,19 @@ cpus_for() {
 has_suite() { case " $SUITE_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
 has_turbojpeg() { case " $TURBOJPEG_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
 ships_turbojpeg() { case " $TURBOJPEG_SHIP " in *" $1 "*) return 0 ;; esac; return 1; }
-# the cargo features a target is built with: PICAM_CROSS_FEATURES, and turbojpeg
-# where it ships
+WEBRTC_SHIP="${PICAM_CROSS_WEBRTC_SHIP-aarch64-unknown-linux-gnu}"
+H264_SHIP="${PICAM_CROSS_H264_SHIP-aarch64-unknown-linux-gnu}"
+ships_webrtc() { case " $WEBRTC_SHIP " in *" $1 "*) return 0 ;; esac; return 1; }
+ships_h264() { case " $H264_SHIP " in *" $1 "*) return 0 ;; esac; return 1; }
+# the cargo features a target is built with: PICAM_CROSS_FEATURES, and turbojpeg,
+# webrtc-static, h264 and openh264-library where they ship
 features_for() {
-    local f="${PICAM_CROSS_FEATURES:-}"
-    if ships_turbojpeg "$1"; then
-        case ",${f// /,}," in *,turbojpeg,*) ;; *) f="${f:+$f,}turbojpeg" ;; esac
+    local f="${PICAM_CROSS_FEATURES:-}" add
+    add_feature() { case ",${f// /,}," in *,"$1",*) ;; *) f="${f:+$f,}$1" ;; esac; }
+    if ships_turbojpeg "$1"; then add_feature turbojpeg; fi
+    if ships_webrtc "$1"; then add_feature webrtc-static; fi
+    if ships_h264 "$1"; then
+        for add in h264 openh264-library; do add_feature "$add"; done
     fi
     echo "$f"
 }
@@ -168,6 +182,13 @@ for t in "${TARGETS[@]}"; do
         { [ "${PICAM_CROSS_SKIP_TESTS:-0}" != 1 ] && has_suite "$t" && has_turbojpeg "$t"; }; then
         case " ${families[*]} " in *" turbojpeg-$(family "$t") "*) ;; *) families+=("turbojpeg-$(family "$t")") ;; esac
     fi
+done
+# OpenSSL built from source (webrtc-static) needs perl and make; OpenH264 (h264)
+# the target's g++
+for t in "${TARGETS[@]}"; do
+    add_family() { case " ${families[*]} " in *" $1 "*) ;; *) families+=("$1") ;; esac; }
+    if ships_webrtc "$t"; then add_family openssl; fi
+    if ships_h264 "$t"; then add_family "cxx-$(family "$t")"; fi
 done
 
 t_install=$SECONDS

@@ -33,6 +33,15 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; 
 declare -A ARCH=([aarch64-unknown-linux-gnu]=arm64 [arm-unknown-linux-gnueabihf]=armhf)
 declare -A VARIANT=([aarch64-unknown-linux-gnu]="" [arm-unknown-linux-gnueabihf]=armhf)
 declare -A GLIBC=([arm64]=2.34 [armhf]=2.30)
+# What each package depends on: glibc, and on arm64 the C++ run time of OpenH264
+# (the software H.264 encoder it has for the Pi 5).
+declare -A DEPENDS=([arm64]="libc6 (>= 2.34), libgcc-s1, libstdc++6, systemd" [armhf]="libc6 (>= 2.30), systemd")
+# The libraries the binary may ask for, each with the package Depends names for it.
+# (glibc before 2.34, which the armhf build links against, had libpthread, libdl and
+# librt apart from libc.)
+declare -A LIBRARY_PACKAGE=([libc.so.6]=libc6 [libm.so.6]=libc6 [ld-linux-aarch64.so.1]=libc6
+    [ld-linux-armhf.so.3]=libc6 [libpthread.so.0]=libc6 [libdl.so.2]=libc6 [librt.so.1]=libc6
+    [libgcc_s.so.1]=libgcc-s1 [libstdc++.so.6]=libstdc++6)
 # Camera modules are reached through rpicam-vid; the package works without it.
 RECOMMENDS='rpicam-apps-lite | rpicam-apps'
 WANT_ARCHS=${PICAM_DEB_ARCHS:-arm64 armhf}
@@ -71,8 +80,7 @@ for t in "${TARGETS[@]}"; do
     check "$a: Package picam-stream" test "$(field Package)" = picam-stream
     check "$a: Architecture $a" test "$(field Architecture)" = "$a"
     check "$a: Version $version-1" test "$(field Version)" = "$version-1"
-    check "$a: Depends on libc6 >= ${GLIBC[$a]} and systemd" \
-        test "$(field Depends)" = "libc6 (>= ${GLIBC[$a]}), systemd"
+    check "$a: Depends: ${DEPENDS[$a]}" test "$(field Depends)" = "${DEPENDS[$a]}"
     check "$a: Recommends $RECOMMENDS" test "$(field Recommends)" = "$RECOMMENDS"
     list=$(dpkg-deb -c "$deb" | awk '{ print $6 }')
     for f in ./usr/bin/picam-stream ./usr/lib/systemd/system/picam-stream.service \
@@ -94,6 +102,12 @@ for t in "${TARGETS[@]}"; do
     max_glibc=$(objdump -T "$x/usr/bin/picam-stream" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1)
     check "$a: the binary needs glibc $max_glibc, within Depends (${GLIBC[$a]})" \
         dpkg --compare-versions "$max_glibc" le "${GLIBC[$a]}"
+    for lib in $(objdump -p "$x/usr/bin/picam-stream" | awk '$1 == "NEEDED" { print $2 }'); do
+        pkg=${LIBRARY_PACKAGE[$lib]:-}
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        check "$a: the binary's $lib comes from a package in Depends (${pkg:-none known})" \
+            bash -c '[ -n "$2" ] && [[ ", $1," == *", $2"[\ ,]* ]]' _ "${DEPENDS[$a]}" "$pkg"
+    done
     rm -rf "$x"
     dpkg-deb -e "$deb" "$OUT/control-$a"
     check "$a: postinst creates the user with systemd-sysusers" grep -q 'systemd-sysusers' "$OUT/control-$a/postinst"
@@ -167,11 +181,12 @@ if ! python3 -c 'import PIL' 2>/dev/null; then
     echo "deb: installing Pillow (JPEG decoding)"
     python3 -m pip install -q pillow || die "could not install Pillow"
 fi
+command -v ffprobe > /dev/null || bash "$REPO/cross/install-deps.sh" pkgs ffmpeg
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ -n "$qemu" ]; then
     "$qemu" -L "$ROOT" "$ROOT/usr/bin/picam-stream" --source test --size 320x240 --fps 5 \
-        --listen "127.0.0.1:$port" > "$OUT/server.log" 2>&1 &
+        --listen "127.0.0.1:$port" --webrtc-port 0 > "$OUT/server.log" 2>&1 &
     SERVER=$!
     got=0
     for _ in $(seq 100); do
@@ -187,6 +202,18 @@ sys.exit(0 if im.size == (320, 240) else 1)' "$OUT/snapshot.jpg" 2>/dev/null; th
     else
         cat "$OUT/server.log"; nok "the installed binary serves a decodable 320x240 snapshot under qemu-aarch64"
     fi
+    # The arm64 package has WebRTC and, for the Pi 5, the software H.264 encoder
+    # (.ci/cross.sh's PICAM_CROSS_WEBRTC_SHIP and PICAM_CROSS_H264_SHIP).
+    players=$(curl -fsS -m 10 "http://127.0.0.1:$port/status" | python3 -c 'import json, sys; print(",".join(json.load(sys.stdin)["players"]))' || true)
+    check "the installed binary offers WebRTC, MP4 and MJPEG (players: $players)" test "$players" = webrtc,mp4,mjpeg
+    code=$(curl -sS -m 60 -o "$OUT/answer.sdp" -w '%{http_code}' -H 'Content-Type: application/sdp' \
+        --data-binary @"$REPO/tests/fixtures/webrtc/chromium-156-whep-offer.sdp" \
+        "http://127.0.0.1:$port/whep" || true)
+    check "WHEP: Chromium's offer is answered 201 with H.264 in the SDP answer" \
+        sh -c "[ '$code' = 201 ] && grep -q '^a=rtpmap:[0-9]* H264/90000' '$OUT/answer.sdp'"
+    timeout 60 curl -sS -N -m 60 "http://127.0.0.1:$port/stream.mp4" 2>/dev/null | head -c 150000 > "$OUT/stream.mp4" || true
+    codec=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 "$OUT/stream.mp4" 2>/dev/null || true)
+    check "ffprobe reads the installed binary's /stream.mp4 as 320x240 H.264 ($codec)" test "$codec" = h264,320,240
     kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=''
 else
     echo "deb: no qemu-aarch64 on this host; the installed binary was not run"

@@ -10,7 +10,11 @@
 #                                   libcamera-armv7: the cross g++, libclang and
 #                                   pkg-config the `libcamera` feature needs;
 #                                   turbojpeg-aarch64 | turbojpeg-armv7: CMake and
-#                                   the cross g++ for the `turbojpeg` feature.
+#                                   the cross g++ for the `turbojpeg` feature;
+#                                   openssl: perl and make, which build OpenSSL
+#                                   for the `webrtc-static` feature;
+#                                   cxx-aarch64 | cxx-armv7 | cxx-armv6: the cross
+#                                   g++ that builds OpenH264 (`h264` feature).
 #   install-deps.sh pkgs PKG...     the named Debian packages, if missing.
 #   install-deps.sh zig PREFIX      zig from PyPI (package "ziglang") in a venv at
 #                                   PREFIX, with PREFIX/bin/zig on its path.
@@ -88,7 +92,12 @@ packages_for() {
         # the `turbojpeg` feature: libjpeg-turbo built for the target by CMake
         turbojpeg-aarch64) echo cmake g++-aarch64-linux-gnu ;;
         turbojpeg-armv7) echo cmake g++-arm-linux-gnueabihf ;;
-        *) die "unknown package family '$1' (aarch64, armv7, armv6, libcamera-aarch64, libcamera-armv7, turbojpeg-aarch64, turbojpeg-armv7)" ;;
+        # the `webrtc-static` feature: OpenSSL built from source for the target
+        openssl) echo perl make ;;
+        # the `h264` feature: OpenH264 built from its C++ source for the target
+        cxx-aarch64) echo g++-aarch64-linux-gnu ;;
+        cxx-armv7|cxx-armv6) echo g++-arm-linux-gnueabihf ;;
+        *) die "unknown package family '$1' (aarch64, armv7, armv6, libcamera-aarch64, libcamera-armv7, turbojpeg-aarch64, turbojpeg-armv7, openssl, cxx-aarch64, cxx-armv7, cxx-armv6)" ;;
     esac
 }
 

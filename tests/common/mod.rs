@@ -78,7 +78,7 @@ fn on_path(program: &str) -> std::path::PathBuf {
 /// (e.g. "qemu-arm-static -cpu arm1176") when the tests run for another CPU.
 pub fn server_command() -> Command {
     let bin = server_binary();
-    match std::env::var("PICAM_TEST_EXEC_WRAPPER") {
+    let mut cmd = match std::env::var("PICAM_TEST_EXEC_WRAPPER") {
         Ok(w) if !w.trim().is_empty() => {
             let mut words = w.split_whitespace();
             // Found on this process's PATH now: a test may give the server another PATH.
@@ -87,7 +87,11 @@ pub fn server_command() -> Command {
             cmd
         }
         _ => Command::new(&bin),
-    }
+    };
+    // A binary with WebRTC opens UDP port 8000 by default, which servers started side
+    // by side would race for. Tests of WebRTC pass --webrtc-port, which wins.
+    cmd.env("PICAM_WEBRTC_PORT", "off");
+    cmd
 }
 
 /// A running server on an ephemeral loopback port; killed when dropped.

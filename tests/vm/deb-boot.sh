@@ -54,7 +54,8 @@ MINE=$CACHE/debvm
 BOOT_TIMEOUT=${PICAM_BOOT_TIMEOUT:-150}
 LINGER=3
 # Debian packages of the system (with their dependencies).
-PACKAGES=(systemd systemd-sysv udev base-files base-passwd dash busybox-static kmod)
+# libstdc++6: the package depends on it (OpenH264, the arm64 build's software H.264).
+PACKAGES=(systemd systemd-sysv udev base-files base-passwd dash busybox-static kmod libstdc++6)
 # Kernel modules packed into the system; udev and modules-load.d load them.
 MODULES=(virtio_pci virtio_net virtio_console vivid)
 # Bumped when the way the system is assembled changes.
