@@ -327,6 +327,7 @@ fn sixteen_sessions_then_503_and_nothing_left_after_they_end() {
     let pid = server.child.id();
     let rest = AtRest::take(pid, addr);
 
+    let began = Instant::now();
     let locations: Vec<String> = (0..MAX_PEERS).map(|_| open_session(addr)).collect();
     let mut distinct = locations.clone();
     distinct.sort();
@@ -351,6 +352,23 @@ fn sixteen_sessions_then_503_and_nothing_left_after_they_end() {
         assert_eq!(r.status, 200, "DELETE {location}: {}", r.text());
     }
     assert_eq!(sessions(&server), 0);
+    // Sessions opened and ended in a burst are logged at most a line a second of each
+    // kind: a client opening and ending sessions in a loop cannot grow the log.
+    let most = began.elapsed().as_secs() as usize + 1;
+    for kind in [" opened (", " ended: "] {
+        server.wait_log(kind, patience());
+        let lines = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("WebRTC session") && l.contains(kind))
+            .count();
+        assert!(
+            (1..=most).contains(&lines),
+            "{lines} lines with {kind:?} in {most} s or less"
+        );
+    }
     // Ended means gone: a second DELETE finds nothing.
     let r = request(addr, "DELETE", &locations[0]);
     assert_eq!(r.status, 404, "{}", r.text());

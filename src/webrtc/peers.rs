@@ -56,6 +56,11 @@ const DATAGRAM: usize = 2048;
 
 static SEND_FAILED: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 static WRITE_FAILED: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
+/// A session's opening, connection and end: at most a line a second of each, as for
+/// MJPEG and MP4 viewers, however fast a client opens and ends sessions.
+static OPENED: RateLimit = RateLimit::new(Duration::from_secs(1));
+static CONNECTED: RateLimit = RateLimit::new(Duration::from_secs(1));
+static ENDED: RateLimit = RateLimit::new(Duration::from_secs(1));
 
 /// Why the peers thread could not start.
 #[derive(Debug)]
@@ -320,11 +325,13 @@ impl Hall {
                         // The next IDR picture starts this viewer's stream.
                         peer.seen = self.h264.last_seq();
                         self.h264.request_key();
-                        log::info!(
-                            "WebRTC session {} connected{}",
-                            short(id),
-                            peer.remote.map_or(String::new(), |r| format!(" with {r}"))
-                        );
+                        if let Some(held) = CONNECTED.admit() {
+                            log::info!(
+                                "WebRTC session {} connected{}{held}",
+                                short(id),
+                                peer.remote.map_or(String::new(), |r| format!(" with {r}"))
+                            );
+                        }
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         ended = Some("the viewer left (its connection checks stopped)");
@@ -355,11 +362,13 @@ impl Hall {
         if let Some(mut peer) = self.peers.remove(id) {
             peer.rtc.disconnect();
             self.count.store(self.peers.len(), Ordering::SeqCst);
-            log::info!(
-                "WebRTC session {} ended: {why} ({} left)",
-                short(id),
-                self.peers.len()
-            );
+            if let Some(held) = ENDED.admit() {
+                log::info!(
+                    "WebRTC session {} ended: {why} ({} left){held}",
+                    short(id),
+                    self.peers.len()
+                );
+            }
         }
     }
 
@@ -518,10 +527,12 @@ impl Hall {
                     .into(),
             ));
         }
-        log::info!(
-            "WebRTC session {} opened (an answer to the viewer's offer)",
-            short(&id)
-        );
+        if let Some(held) = OPENED.admit() {
+            log::info!(
+                "WebRTC session {} opened (an answer to the viewer's offer){held}",
+                short(&id)
+            );
+        }
         Ok(Done::Opened(Opened {
             id,
             sdp: answer.to_sdp_string(),
@@ -537,7 +548,12 @@ impl Hall {
             .ok_or_else(|| Refusal::Bad("no offer could be made".into()))?;
         let id = self.add(rtc, Some((pending, mid)));
         self.drain(&id);
-        log::info!("WebRTC session {} opened (this side's offer)", short(&id));
+        if let Some(held) = OPENED.admit() {
+            log::info!(
+                "WebRTC session {} opened (this side's offer){held}",
+                short(&id)
+            );
+        }
         Ok(Done::Opened(Opened {
             id,
             sdp: offer.to_sdp_string(),
