@@ -5,7 +5,8 @@
 # received mDNS packets and the replies to them, the messages a source process sends
 # over the --isolate pipe, the camera controls it describes and the answers it gives
 # over its control socket, the stills it sends over its still socket, the camera listing rpicam-vid prints,
-# camera-streamer's WebRTC signalling JSON) with cargo-fuzz and libFuzzer for a bounded time, and fail on
+# camera-streamer's WebRTC signalling JSON, the SDP offers, answers and candidates a
+# WebRTC viewer sends, through str0m as the WebRTC thread takes them) with cargo-fuzz and libFuzzer for a bounded time, and fail on
 # any crash, printing the input that caused it and how to replay it.
 #
 #   .ci/fuzz.sh [TARGET...]            fuzz the targets (default: all of fuzz/fuzz_targets)

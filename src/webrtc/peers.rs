@@ -23,8 +23,9 @@
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
@@ -56,6 +57,7 @@ const DATAGRAM: usize = 2048;
 
 static SEND_FAILED: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 static WRITE_FAILED: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
+static BROKE: RateLimit = RateLimit::new(DEFAULT_INTERVAL);
 /// A session's opening, connection and end: at most a line a second of each, as for
 /// MJPEG and MP4 viewers, however fast a client opens and ends sessions.
 static OPENED: RateLimit = RateLimit::new(Duration::from_secs(1));
@@ -86,7 +88,19 @@ pub fn start(h264: Arc<H264Slot>, port: u16) -> Result<(Arc<Desk>, JoinHandle<()
                 count,
                 h264,
             };
-            hall.run(&rx);
+            // A panic on a viewer's input (in str0m or here) must not end WebRTC for
+            // good: the sessions are dropped, and the thread goes on for new ones.
+            while panic::catch_unwind(AssertUnwindSafe(|| hall.run(&rx))).is_err() {
+                let lost = hall.peers.len();
+                hall.peers.clear();
+                hall.count.store(0, Ordering::SeqCst);
+                if let Some(held) = BROKE.admit() {
+                    log::error!(
+                        "WebRTC: a session broke the WebRTC thread (a bug: please report \
+                         the panic above); {lost} session(s) ended, new ones are taken{held}"
+                    );
+                }
+            }
         })
         .map_err(|e| StartError(format!("cannot start the WebRTC thread: {e}")))?;
     Ok((desk, thread))
@@ -461,11 +475,7 @@ impl Hall {
         if let Err(e) = self.sockets.bind_new(self.port) {
             log::warn!("{}", e.0);
         }
-        let mut rtc = RtcConfig::new()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_h264(true)
-            .build(Instant::now());
+        let mut rtc = session_config().build(Instant::now());
         for address in self.sockets.local_candidates() {
             if let Ok(candidate) = Candidate::host(address, "udp") {
                 rtc.add_local_candidate(candidate);
@@ -497,20 +507,9 @@ impl Hall {
     }
 
     fn answer_offer(&mut self, sdp: &str) -> Result<Done, Refusal> {
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| Refusal::Bad(format!("the offer is not SDP this server reads: {e}")))?;
-        if !sdp.contains("m=video") {
-            return Err(Refusal::Bad(
-                "the offer has no video (add a recvonly video transceiver)".into(),
-            ));
-        }
+        let offer = read_offer(sdp)?;
         let mut rtc = self.new_rtc()?;
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| Refusal::Bad(format!("the offer cannot be answered: {e}")))?;
-        // str0m tells of the media only once connected: find it in the offer now.
-        let video = video_mid(sdp).and_then(|mid| h264_payload(&mut rtc, mid).map(|pt| (mid, pt)));
+        let (answer, video) = accept_offer(&mut rtc, offer, sdp)?;
         let id = self.add(rtc, None);
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.video = video;
@@ -565,8 +564,7 @@ impl Hall {
         let Some((pending, mid)) = peer.pending.take() else {
             return Err(Refusal::Bad("that session has its answer already".into()));
         };
-        let answer = SdpAnswer::from_sdp_string(sdp)
-            .map_err(|e| Refusal::Bad(format!("the answer is not SDP this server reads: {e}")))?;
+        let answer = read_answer(sdp)?;
         if let Err(e) = peer.rtc.sdp_api().accept_answer(pending, answer) {
             self.end(id, "its answer was refused");
             return Err(Refusal::Bad(format!("the answer cannot be used: {e}")));
@@ -600,6 +598,109 @@ impl Hall {
             }
         }
         Ok(Done::Fine)
+    }
+}
+
+/// A session's str0m settings: ICE-lite, H.264 only.
+fn session_config() -> RtcConfig {
+    RtcConfig::new()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_h264(true)
+}
+
+/// A viewer's offer, read; refused when it is not SDP or has no video.
+fn read_offer(sdp: &str) -> Result<SdpOffer, Refusal> {
+    let offer = SdpOffer::from_sdp_string(sdp)
+        .map_err(|e| Refusal::Bad(format!("the offer is not SDP this server reads: {e}")))?;
+    if !sdp.contains("m=video") {
+        return Err(Refusal::Bad(
+            "the offer has no video (add a recvonly video transceiver)".into(),
+        ));
+    }
+    Ok(offer)
+}
+
+/// `offer` (read from `sdp`) accepted by `rtc`: the answer, and the video section and
+/// payload type H.264 goes out with, if the offer takes H.264.
+fn accept_offer(
+    rtc: &mut Rtc,
+    offer: SdpOffer,
+    sdp: &str,
+) -> Result<(SdpAnswer, Option<(Mid, Pt)>), Refusal> {
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| Refusal::Bad(format!("the offer cannot be answered: {e}")))?;
+    // str0m tells of the media only once connected: find it in the offer now.
+    let video = video_mid(sdp).and_then(|mid| h264_payload(rtc, mid).map(|pt| (mid, pt)));
+    Ok((answer, video))
+}
+
+/// A viewer's answer to this side's offer, read.
+fn read_answer(sdp: &str) -> Result<SdpAnswer, Refusal> {
+    SdpAnswer::from_sdp_string(sdp)
+        .map_err(|e| Refusal::Bad(format!("the answer is not SDP this server reads: {e}")))
+}
+
+/// What a viewer's offer goes through (`POST /whep`, camera-streamer's `offer`), on a
+/// session of its own with no socket: read, accepted, and the session's output drained
+/// as the peers thread drains it. Returns the answer's SDP. The fuzz target
+/// `webrtc_sdp` drives it with arbitrary text.
+pub fn answer_alone(sdp: &str) -> Result<String, Refusal> {
+    let offer = read_offer(sdp)?;
+    let mut rtc = alone();
+    let (answer, video) = accept_offer(&mut rtc, offer, sdp)?;
+    drain_alone(&mut rtc);
+    if video.is_none() {
+        return Err(Refusal::Bad("the offer takes no H.264 video".into()));
+    }
+    Ok(answer.to_sdp_string())
+}
+
+/// What a viewer's answer to this side's offer goes through (camera-streamer's
+/// `answer`), then its `candidates` (`remote_candidate`), on a session of its own with
+/// no socket. The fuzz target `webrtc_sdp` drives it with arbitrary text.
+pub fn accept_answer_alone(sdp: &str, candidates: &[&str]) -> Result<(), Refusal> {
+    let mut rtc = alone();
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (_offer, pending) = change
+        .apply()
+        .ok_or_else(|| Refusal::Bad("no offer could be made".into()))?;
+    let answer = read_answer(sdp)?;
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .map_err(|e| Refusal::Bad(format!("the answer cannot be used: {e}")))?;
+    let video = h264_payload(&mut rtc, mid);
+    for line in candidates {
+        if let Ok(candidate) = Candidate::from_sdp_string(line) {
+            rtc.add_remote_candidate(candidate);
+        }
+    }
+    drain_alone(&mut rtc);
+    video
+        .map(|_| ())
+        .ok_or_else(|| Refusal::Bad("the answer takes no H.264 video".into()))
+}
+
+/// A session with no socket, as the peers thread makes them (its candidate a fixed
+/// loopback address).
+fn alone() -> Rtc {
+    let mut rtc = session_config().build(Instant::now());
+    if let Ok(candidate) = Candidate::host(SocketAddr::from((Ipv4Addr::LOCALHOST, 9)), "udp") {
+        rtc.add_local_candidate(candidate);
+    }
+    rtc
+}
+
+/// Takes a lone session's output until it has none but its next deadline (bounded).
+fn drain_alone(rtc: &mut Rtc) {
+    for _ in 0..256 {
+        match rtc.poll_output() {
+            Ok(Output::Timeout(_)) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -683,6 +784,34 @@ mod tests {
 
     const CHROMIUM_OFFER: &str =
         include_str!("../../tests/fixtures/webrtc/chromium-156-whep-offer.sdp");
+
+    #[test]
+    fn an_offer_alone_is_answered_and_bad_sdp_refused_as_bad() {
+        let answer = answer_alone(CHROMIUM_OFFER).expect("Chromium's offer answered");
+        assert!(answer.starts_with("v=0"), "{answer}");
+        assert!(answer.contains(" H264/90000"), "{answer}");
+        for bad in [
+            "",
+            "not sdp at all",
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            // Chromium's offer without its video: nothing to send.
+            CHROMIUM_OFFER.split("m=video").next().unwrap(),
+        ] {
+            assert!(
+                matches!(answer_alone(bad), Err(Refusal::Bad(_))),
+                "{bad:?}: {:?}",
+                answer_alone(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_alone_that_is_no_answer_is_refused_as_bad() {
+        for bad in ["", "v=0\r\n", CHROMIUM_OFFER] {
+            let got = accept_answer_alone(bad, &["candidate:1 1 udp 1 127.0.0.1 9 typ host"]);
+            assert!(matches!(got, Err(Refusal::Bad(_))), "{bad:?}: {got:?}");
+        }
+    }
 
     #[test]
     fn a_chromium_offer_is_answered_with_constrained_baseline_h264() {
