@@ -175,13 +175,14 @@ impl Outlet {
     fn publish_checked(&self, jpeg: &[u8], width: u16, height: u16) {
         let now = Instant::now();
         let mut p = self.published();
+        // Counted first, so that `/status` never shows fewer frames than a viewer got.
+        self.stats.mark_published(now);
         match &mut p.tap {
             Some(tap) => tap(jpeg),
             None => {
                 self.slot.publish(jpeg, width, height);
             }
         }
-        self.stats.mark_published(now);
         if let Some(fps) = p.rate.tick(now) {
             self.stats.set_fps(fps);
         }

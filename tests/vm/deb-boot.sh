@@ -26,7 +26,8 @@
 #   - leaves, and checks the server closes /dev/video* and /dev/media*
 #     within the linger (3 s) plus a few seconds.
 # A second service, picam-stream-rpicam (a copy of the installed unit, so the
-# same sandbox, plus one Environment= line: port 8001, PICAM_SOURCE=rpicam,
+# same sandbox, plus one Environment= line: port 8001 (HTTP, and UDP for WebRTC,
+# whose default port 8000 the first service holds), PICAM_SOURCE=rpicam,
 # PICAM_RPICAM_VID naming a sh stand-in for rpicam-vid that sends an I420 luma
 # ramp ten times a second, no mDNS), is watched at the same time through the
 # forwarded port 8001. The host checks its frames are the ramp at 640x480,
@@ -291,13 +292,13 @@ if [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/picam-stream.service" 
 # of the one the package installed plus one Environment= line, with a stand-in
 # for rpicam-vid that sends a luma ramp (dark left, bright right, grey chroma).
 RUNIT=$ROOT/etc/systemd/system/picam-stream-rpicam.service
-sed '/^ExecStart=/i Environment=PICAM_LISTEN=0.0.0.0:8001 PICAM_SOURCE=rpicam PICAM_RPICAM_VID=/usr/local/bin/rpicam-vid-standin PICAM_NO_MDNS=1' \
+sed '/^ExecStart=/i Environment=PICAM_LISTEN=0.0.0.0:8001 PICAM_WEBRTC_PORT=8001 PICAM_SOURCE=rpicam PICAM_RPICAM_VID=/usr/local/bin/rpicam-vid-standin PICAM_NO_MDNS=1' \
     "$ROOT/usr/lib/systemd/system/picam-stream.service" > "$RUNIT"
 mkdir -p "$ROOT/etc/systemd/system/multi-user.target.wants" "$ROOT/usr/local/bin" "$ROOT/usr/local/share/deb-boot"
 ln -s ../picam-stream-rpicam.service "$ROOT/etc/systemd/system/multi-user.target.wants/"
 added=$(diff "$ROOT/usr/lib/systemd/system/picam-stream.service" "$RUNIT" | grep -c '^[<>]' || true)
-if [ "$added" = 1 ] && grep -q '^Environment=PICAM_LISTEN=0.0.0.0:8001 PICAM_SOURCE=rpicam ' "$RUNIT"; then
-    ok "picam-stream-rpicam.service: the installed unit plus one Environment= line (port 8001, PICAM_SOURCE=rpicam)"
+if [ "$added" = 1 ] && grep -q '^Environment=PICAM_LISTEN=0.0.0.0:8001 PICAM_WEBRTC_PORT=8001 PICAM_SOURCE=rpicam ' "$RUNIT"; then
+    ok "picam-stream-rpicam.service: the installed unit plus one Environment= line (ports 8001, PICAM_SOURCE=rpicam)"
 else
     nok "picam-stream-rpicam.service differs from the installed unit by $added lines"
 fi
@@ -626,6 +627,14 @@ elif [ -z "$warnings" ] && grep -q ' INFO ' <<<"$journal"; then
     ok "rpicam: its log ($(grep -c ' INFO ' <<<"$journal") lines) has no warning or error"
 else
     nok "rpicam: its log has warnings or errors (or no line of the server): ${warnings:-none}"
+fi
+# A binary with WebRTC says where its media go: the second service's own UDP port.
+if grep -q ' WebRTC: ' <<<"$journal"; then
+    if grep -q ' WebRTC: .*media on UDP port 8001$' <<<"$journal"; then
+        ok "rpicam: WebRTC's media on UDP port 8001, beside the first service's 8000"
+    else
+        nok "rpicam: WebRTC not on UDP port 8001: $(grep ' WebRTC: ' <<<"$journal")"
+    fi
 fi
 if [ "$FAIL" != 0 ] || [ "${PICAM_DEB_BOOT_SHOW_CONSOLE:-0}" = 1 ]; then
     printf -- '---- guest console ----\n'; cat "$console"
