@@ -177,7 +177,10 @@ fn new_pid(file: &Path, old: Option<i32>) -> i32 {
         if let Some(pid) = read_pid(file).filter(|&p| Some(p) != old) {
             return pid;
         }
-        assert!(Instant::now() < deadline, "the command did not start");
+        assert!(
+            Instant::now() < deadline,
+            "no command started after the one with pid {old:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -238,6 +241,9 @@ fn an_exec_command_runs_only_while_somebody_watches() {
     assert!(process_alive(second));
     drop(client);
     wait_gone(second, &server);
+    // The command's end reaches `/status` a moment after the process is gone; until
+    // then a snapshot is the newest frame of a source still counted as running.
+    server.wait_status(patience(), "exec: running false", |s| s["running"] == false);
 
     // A snapshot starts it too.
     let r = get(server.addr, "/snapshot.jpg");
