@@ -47,7 +47,8 @@ passed_failed() {
 }
 
 # test_results LOG: "BINARY TEST RESULT" for each test of a cargo test log, sorted;
-# BINARY is the test binary's name without its hash, RESULT ok, ignored or FAILED.
+# BINARY is the test binary's name without its hash, RESULT ok, ignored or FAILED (the
+# last one, where .ci/cross.sh ran a failed test once more).
 test_results() {
     awk '
         /^ *Running / {
@@ -59,8 +60,9 @@ test_results() {
         /^test .* \.\.\. (ok|ignored|FAILED)/ {
             r = $0; sub(/^.* \.\.\. /, "", r); sub(/[ ,].*$/, "", r)
             name = $0; sub(/^test /, "", name); sub(/ \.\.\. .*$/, "", name)
-            print bin, name, r
-        }' "$1" | LC_ALL=C sort -u
+            last[bin " " name] = r
+        }
+        END { for (k in last) print k, last[k] }' "$1" | LC_ALL=C sort
 }
 
 # compare_suites OURS DIRECT: the tests that both runs ran must have the same result;
