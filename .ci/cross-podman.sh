@@ -42,11 +42,12 @@ T0=$SECONDS
 
 # "N passed, M failed" summed over a cargo test log's result lines
 passed_failed() {
-    grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" |
-        awk '{p+=$4; f+=$6} END{printf "%d passed, %d failed", p, f}'
+    local p f
+    read -r p f < <(test_totals "$1")
+    printf '%d passed, %d failed' "$p" "$f"
 }
 
-# test_results LOG: "BINARY TEST RESULT" for each test of a cargo test log, sorted;
+# test_results LOG: "BINARY/TEST RESULT" for each test of a cargo test log, sorted;
 # BINARY is the test binary's name without its hash, RESULT ok, ignored or FAILED (the
 # last one, where .ci/cross.sh ran a failed test once more).
 test_results() {
@@ -60,7 +61,7 @@ test_results() {
         /^test .* \.\.\. (ok|ignored|FAILED)/ {
             r = $0; sub(/^.* \.\.\. /, "", r); sub(/[ ,].*$/, "", r)
             name = $0; sub(/^test /, "", name); sub(/ \.\.\. .*$/, "", name)
-            last[bin " " name] = r
+            last[bin "/" name] = r
         }
         END { for (k in last) print k, last[k] }' "$1" | LC_ALL=C sort
 }
@@ -73,10 +74,10 @@ compare_suites() {
     a=$(mktemp) b=$(mktemp)
     test_results "$1" > "$a"
     test_results "$2" > "$b"
-    both=$(LC_ALL=C join -j1 <(awk '{print $1"/"$2, $3}' "$a") <(awk '{print $1"/"$2, $3}' "$b"))
+    both=$(LC_ALL=C join "$a" "$b")
     differ=$(awk '$2 != $3' <<<"$both")
-    only_a=$(LC_ALL=C join -v1 -j1 <(awk '{print $1"/"$2}' "$a") <(awk '{print $1"/"$2}' "$b") | wc -l)
-    only_b=$(LC_ALL=C join -v2 -j1 <(awk '{print $1"/"$2}' "$a") <(awk '{print $1"/"$2}' "$b") | wc -l)
+    only_a=$(LC_ALL=C join -v1 "$a" "$b" | wc -l)
+    only_b=$(LC_ALL=C join -v2 "$a" "$b" | wc -l)
     rm -f "$a" "$b"
     if [ -z "$both" ]; then
         echo "no test in common"; return 1
@@ -254,8 +255,8 @@ for t in "${TARGETS[@]}"; do
             ours=$(passed_failed "$CACHE/logs/podman-$t-test.log")
             RES[$t]="${RES[$t]} ($ours)"
             # The tests both ran must have the same results as in .ci/cross.sh's direct
-            # build of this target (which may have more features), once that suite has finished (its verdict in logs/suites/ names the log of
-            # its first CPU's run).
+            # build of this target (which may have more features), once that suite has
+            # finished (its verdict in logs/suites/ names the log of its first CPU's run).
             direct=$(cut -f4 "$CACHE/logs/suites/$t" 2>/dev/null || true)
             if [ -z "$direct" ]; then
                 say "$t: no finished .ci/cross.sh suite of this target to compare with"

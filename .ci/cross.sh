@@ -363,8 +363,7 @@ run_suite() {
         run_executables "$wrapper" "$bin" "$tests" >"$tl" 2>&1 || rc=$?
         [ -n "$first_log" ] || first_log=$tl
         local passed failed
-        passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$tl" | awk '{s+=$4} END{print s+0}')
-        failed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$tl" | awk '{s+=$6} END{print s+0}')
+        read -r passed failed < <(test_totals "$tl")
         if [ "$rc" != 0 ]; then
             [ "$rc" = 124 ] && echo "$t: a test executable on $cpu ran past ${TEST_TIMEOUT}s" >>"$tl"
             status="tests FAILED on $cpu (log: $tl)"
@@ -405,26 +404,25 @@ run_suite() {
 run_executables() {
     local wrapper=$1 bin=$2 list=$3 filter=${4:-} exe rc=0 erc out failed
     out=$(mktemp)
+    # run_exe ARGS...: the executable with ARGS, its output in $out. The suites' lock
+    # (fd 8) is not passed on: a process a test leaves behind must not hold it.
+    run_exe() {
+        # shellcheck disable=SC2086 # the wrapper is a command line
+        (cd "$SRC" && PICAM_TEST_EXEC_WRAPPER="$wrapper" PICAM_TEST_BINARY="$bin" \
+            timeout -k 10 "$TEST_TIMEOUT" $wrapper "$exe" "$@" 8>&-) >"$out" 2>&1
+    }
     while IFS= read -r exe; do
         [ -n "$exe" ] || continue
         echo "     Running $exe under '$wrapper'"
         erc=0
-        # The suites' lock (fd 8) is not passed on: a process a test leaves behind
-        # must not hold it.
-        # shellcheck disable=SC2086 # the wrapper is a command line
-        (cd "$SRC" && PICAM_TEST_EXEC_WRAPPER="$wrapper" PICAM_TEST_BINARY="$bin" \
-            timeout -k 10 "$TEST_TIMEOUT" $wrapper "$exe" ${filter:+"$filter"} 8>&-) \
-            >"$out" 2>&1 || erc=$?
+        run_exe ${filter:+"$filter"} || erc=$?
         cat "$out"
         if [ "$erc" != 0 ] && [ "$erc" != 124 ]; then
             mapfile -t failed < <(sed -n 's/^test \(.*\) \.\.\. FAILED$/\1/p' "$out")
             if [ "${#failed[@]}" -gt 0 ] && [ "${#failed[@]}" -le 3 ]; then
                 echo "     Running the ${#failed[@]} failed test(s) of $exe once more"
                 erc=0
-                # shellcheck disable=SC2086 # the wrapper is a command line
-                (cd "$SRC" && PICAM_TEST_EXEC_WRAPPER="$wrapper" PICAM_TEST_BINARY="$bin" \
-                    timeout -k 10 "$TEST_TIMEOUT" $wrapper "$exe" --exact "${failed[@]}" 8>&-) \
-                    >"$out" 2>&1 || erc=$?
+                run_exe --exact "${failed[@]}" || erc=$?
                 sed 's/^test result: /retry result: /' "$out"
                 if [ "$erc" = 0 ]; then
                     for f in "${failed[@]}"; do echo "retried ok: ${exe##*/} $f"; done

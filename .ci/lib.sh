@@ -64,3 +64,10 @@ need() {
 private_apt() {
     bash "$PICAM_REPO/cross/install-deps.sh" private-apt "$@"
 }
+
+# test_totals LOG: "PASSED FAILED" summed over a cargo test log's "test result:" lines
+# (.ci/cross.sh writes a retry's as "retry result:", which are left out).
+test_totals() {
+    grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" |
+        awk '{p+=$4; f+=$6} END{printf "%d %d\n", p, f}'
+}
